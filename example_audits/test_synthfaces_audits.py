@@ -1,0 +1,32 @@
+"""Example audits on the embedded SynthFaces data. Run: pytest --kernel-audit example_audits"""
+
+import pytest
+
+from pytest_kernelbias import LowPass, SynthFacesCNN, TrainConfig, default_data
+
+
+@pytest.mark.kernel_audit(seeds=4, threshold=0.05, rule="estimate")
+def test_null_synthfaces_has_no_kernel_bias(kernel_audit):
+    # Subgroups are drawn from one distribution: the first conv's kernel size cannot change a gap.
+    result = kernel_audit(SynthFacesCNN, layer="conv1", levels=[3, 9], data="null",
+                          attributes="skin_tone", perturbation=LowPass(0.4))
+    result.assert_below()
+
+
+@pytest.mark.xfail(strict=True, reason="planted bias: the audit must catch it (CI of the effect excludes 0)")
+@pytest.mark.kernel_audit(seeds=6, threshold=0.0, rule="lower")
+def test_planted_synthfaces_kernel_bias_is_caught(kernel_audit):
+    # Dark-skinned faces also carry label evidence in 3-px stripes; LowPass(0.4) erases them.
+    # rule="lower" with threshold 0 fails exactly when the 95% CI excludes 0.
+    result = kernel_audit(SynthFacesCNN, layer="conv1", levels=[3, 9], data="planted",
+                          attributes="skin_tone", perturbation=LowPass(0.4))
+    result.assert_below()
+
+
+@pytest.mark.kernel_audit(seeds=3, threshold=0.05, rule="estimate")
+def test_resnet18_stem_kernel(kernel_audit):
+    # timm resnet18's stem is a 7x7 stride-2 conv; does shrinking it to 3x3 change the LowPass drop gap?
+    train_data, test_data = default_data("planted", n_train=2000, n_test=1000)
+    result = kernel_audit("resnet18", layer="conv1", levels=[7, 3], data=train_data, test_data=test_data,
+                          attributes="skin_tone", perturbation=LowPass(0.4), train_config=TrainConfig(epochs=3))
+    result.assert_below()

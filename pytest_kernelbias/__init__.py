@@ -1,0 +1,31 @@
+"""pytest-kernelbias: causal audits of how a CNN's kernel size changes subgroup bias."""
+
+from .audit import AuditResult, default_data, run_audit
+from .data.loaders import SubgroupLoaders
+from .data.subgroups import SubgroupDataset
+from .data.synthfaces import NULL, PLANTED, SynthFacesConfig, synthfaces
+from .effects import Effect, paired_effect
+from .errors import (
+    AuditConfigError,
+    EmptySubgroupError,
+    InterventionError,
+    KernelBiasError,
+    MissingAttributeError,
+    NonFiniteLossError,
+    UnknownLayerError,
+)
+from .intervention import KernelIntervention, conv_layers, intervene
+from .models import SynthFacesCNN
+from .outcomes import Outcome, Outcomes, estimate_effects
+from .perturbations import Identity, LowPass, Perturbation
+from .training import TrainConfig, train
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AuditConfigError", "AuditResult", "Effect", "EmptySubgroupError", "Identity", "InterventionError",
+    "KernelBiasError", "KernelIntervention", "LowPass", "MissingAttributeError", "NULL", "NonFiniteLossError",
+    "Outcome", "Outcomes", "PLANTED", "Perturbation", "SubgroupDataset", "SubgroupLoaders", "SynthFacesCNN", "SynthFacesConfig",
+    "TrainConfig", "UnknownLayerError", "conv_layers", "default_data", "estimate_effects", "intervene",
+    "paired_effect", "run_audit", "synthfaces", "train",
+]

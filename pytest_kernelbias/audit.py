@@ -1,0 +1,194 @@
+"""The audit: levels x seeds -> trained models -> per-subgroup outcomes -> effects."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional, Sequence
+
+import torch
+from torch import nn
+
+from .data.loaders import SubgroupLoaders
+from .data.subgroups import SubgroupDataset
+from .data.synthfaces import synthfaces
+from .effects import RULE_MEANING, Effect, check_rule, check_seeds, check_threshold
+from .errors import AuditConfigError
+from .evaluation import CLEAN
+from .intervention import KernelIntervention, LayerSpec
+from .outcomes import Outcome, Outcomes, bias_label, check_bias_form, estimate_effects
+from .perturbations import LowPass, Perturbation
+from .training import Progress, TrainConfig, train
+
+Trainer = Callable[[nn.Module, SubgroupDataset, int], nn.Module]
+
+
+def _stderr(msg: str) -> None:
+    print(f"[kernel-audit] {msg}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class AuditResult:
+    """One audit: outcomes per (k, seed, subgroup), effects per level, and verdicts."""
+
+    name: str
+    intervention: str
+    perturbation: str
+    data: str
+    group_counts: dict[str, int]
+    outcomes: Outcomes
+    effects: dict[int, Effect]
+    reference: int
+    bias: str
+    threshold: float
+    rule: str
+    settings: dict = field(default_factory=dict)
+    asserted: Optional[bool] = None
+
+    @property
+    def effect(self) -> Effect:
+        """The effect with the largest |estimate| (the only one for two levels)."""
+        return max(self.effects.values(), key=lambda e: abs(e.estimate))
+
+    def failing(self, threshold: float | None = None, rule: str | None = None) -> dict[int, Effect]:
+        t = self.threshold if threshold is None else check_threshold(threshold)
+        r = check_rule(rule or self.rule)
+        return {k: e for k, e in self.effects.items() if not e.passes(t, r)}
+
+    @property
+    def verdict(self) -> str:
+        return "fail" if self.failing() else "pass"
+
+    def assert_below(self, threshold: float | None = None, rule: str | None = None) -> "AuditResult":
+        """Fail (AssertionError with the outcome table) if any level's effect passes the threshold."""
+        if threshold is not None:
+            self.threshold = check_threshold(threshold)
+        if rule is not None:
+            self.rule = check_rule(rule)
+        bad = self.failing()
+        self.asserted = not bad
+        if bad:
+            worst = max(bad.values(), key=lambda e: e.statistic(self.rule))
+            others = [e.summary() for e in bad.values() if e is not worst]
+            msg = worst.failure_message(self.threshold, self.rule)
+            if others:
+                msg += "\n  also failing:\n" + "\n".join("    " + o for o in others)
+            raise AssertionError(f"{self.name}: {msg}")
+        return self
+
+    def summary_rows(self) -> list[dict]:
+        """One row per treated level: what the terminal summary and JSON report print."""
+        rows = []
+        for level, e in self.effects.items():
+            rows.append({
+                "audit": self.name, "contrast": f"k={level} vs k0={self.reference}",
+                "perturbation": self.perturbation, "bias": self.bias,
+                "effect": e.estimate, "ci_low": e.ci[0], "ci_high": e.ci[1], "p_value": e.p_value,
+                "n": e.n, "threshold": self.threshold, "rule": self.rule,
+                "verdict": "pass" if e.passes(self.threshold, self.rule) else "fail",
+            })
+        return rows
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name, "intervention": self.intervention, "perturbation": self.perturbation,
+            "data": self.data, "group_counts": self.group_counts, "reference": self.reference,
+            "bias": self.bias, "threshold": self.threshold, "rule": self.rule, "verdict": self.verdict,
+            "settings": self.settings, "effects": self.summary_rows(), "outcomes": self.outcomes.as_records(),
+        }
+
+    def __repr__(self) -> str:
+        lines = [f"AuditResult {self.name}", f"  intervention: {self.intervention}",
+                 f"  data: {self.data} {self.group_counts}", self.outcomes.table(self.perturbation),
+                 f"  bias: {self.bias}"]
+        lines += ["  " + e.summary() for e in self.effects.values()]
+        lines.append(f"  verdict: {self.verdict} (threshold {self.threshold:g}, rule {self.rule!r}: "
+                     f"{RULE_MEANING[self.rule]})")
+        return "\n".join(lines)
+
+
+def default_data(config: str, n_train: int = 4000, n_test: int = 2000, seed: int = 0):
+    """SynthFaces train/test splits for the named configuration ("planted" or "null")."""
+    return synthfaces(n_train, seed, config, "train"), synthfaces(n_test, seed, config, "test")
+
+
+def run_audit(
+    model: object,
+    layer: LayerSpec,
+    levels: Sequence[int],
+    *,
+    data: SubgroupDataset | str = "planted",
+    test_data: SubgroupDataset | None = None,
+    attributes: str | Sequence[str] = "skin_tone",
+    perturbation: Perturbation | None = None,
+    seeds: int = 6,
+    reference: int | None = None,
+    train_config: TrainConfig = TrainConfig(),
+    trainer: Trainer | None = None,
+    device: str | torch.device = "cpu",
+    bias: str = "spread",
+    contrast: Sequence[str] | None = None,
+    outcome: str = "drop",
+    confidence: float = 0.95,
+    interval: str = "t",
+    threshold: float = 0.05,
+    rule: str = "estimate",
+    paired: bool = True,
+    name: str = "audit",
+    progress: Progress | None = _stderr,
+) -> AuditResult:
+    """Train every (level, seed) model, measure each subgroup clean and perturbed, estimate effects.
+
+    `model` is a zero-argument builder, a timm model name, or a module to copy.
+    `data` is a training `SubgroupDataset` (then `test_data` is required) or a
+    SynthFaces configuration name. `trainer(model, data, seed)` replaces the
+    default trainer. No assertion is made; call `.assert_below()` on the result.
+    """
+    check_seeds(seeds)
+    threshold = check_threshold(threshold)
+    check_rule(rule)
+    if isinstance(data, str):
+        train_data, test_set = default_data(data)
+    else:
+        if test_data is None:
+            raise AuditConfigError("pass test_data= alongside a training dataset (the audit never tests on training images)")
+        train_data, test_set = data, test_data
+    perturbation = perturbation or LowPass(0.4)
+    intervention = KernelIntervention(model, layer, levels, reference,
+                                      num_classes=int(max(train_data.labels.max(), test_set.labels.max())) + 1)
+    # Subgroups seen in training must all be measurable in the test set.
+    loaders = SubgroupLoaders(test_set, attributes, perturbation, device=device,
+                              expected_groups=list(train_data.subgroup_indices(attributes)))
+    check_bias_form(bias, contrast, outcome, list(loaders.groups))
+    outcomes = Outcomes()
+    n_models, done, started = len(intervention.levels) * seeds, 0, time.time()
+    for seed in range(seeds):
+        for level in intervention.levels:
+            label = f"{name} k={level} seed {seed + 1}/{seeds}"
+            model_ks = intervention.build(level, seed, paired=paired)
+            # Unpaired runs also decorrelate the data order, as independent trainings would.
+            order_seed = seed if paired else hash((seed, level)) % (2**31)
+            t0 = time.time()
+            if trainer is None:
+                trained = train(model_ks, train_data, order_seed, train_config, device, label,
+                                progress=None if progress is None else (lambda m: progress(m)))
+            else:
+                trained = trainer(model_ks, train_data, order_seed)
+            metrics = loaders.evaluate(trained)
+            done += 1
+            if progress is not None:
+                progress(f"{label} trained+evaluated in {time.time() - t0:.1f}s ({done}/{n_models} models)")
+            for g in loaders.groups:
+                outcomes.add(Outcome(level, seed, g, perturbation.name, metrics[CLEAN][g], metrics[perturbation.name][g]))
+    effects = estimate_effects(outcomes, intervention.reference, perturbation.name, bias, contrast, outcome,
+                               confidence, interval)
+    return AuditResult(
+        name=name, intervention=intervention.describe(), perturbation=perturbation.name, data=train_data.name,
+        group_counts=loaders.counts(), outcomes=outcomes, effects=effects, reference=intervention.reference,
+        bias=bias_label(bias, contrast, outcome), threshold=threshold, rule=rule,
+        settings={"seeds": seeds, "levels": intervention.levels, "layers": intervention.layers,
+                  "attributes": loaders.attributes, "train": train_config.as_dict(), "device": str(device),
+                  "paired": paired, "interval": interval, "confidence": confidence,
+                  "seconds": round(time.time() - started, 1)},
+    )

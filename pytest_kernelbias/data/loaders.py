@@ -1,0 +1,70 @@
+"""Per-subgroup clean and perturbed batches of a test set, evaluated in one pass."""
+
+from __future__ import annotations
+
+from typing import Iterator, Mapping, Sequence
+
+import torch
+from torch import nn
+
+from ..evaluation import CLEAN, accuracy, predict_conditions
+from ..perturbations import Perturbation
+from .subgroups import SubgroupDataset
+
+
+class SubgroupLoaders:
+    """A test set split by subgroup, with one or more perturbations attached.
+
+    `loaders[group]` iterates ``(clean, perturbed, labels)`` batches on
+    `device` (with one perturbation; ``perturbed`` is a dict by name when there
+    are several). `evaluate(model)` gives per-subgroup metrics for every
+    condition from a single pass over the whole test set.
+    """
+
+    def __init__(
+        self,
+        data: SubgroupDataset,
+        attributes: str | Sequence[str],
+        perturbation: Perturbation | Mapping[str, Perturbation],
+        batch_size: int = 512,
+        device: str | torch.device = "cpu",
+        expected_groups: Sequence[str] | None = None,
+    ):
+        self.data = data
+        self.attributes = [attributes] if isinstance(attributes, str) else list(attributes)
+        self.perturbations = (
+            {perturbation.name: perturbation} if isinstance(perturbation, Perturbation) else dict(perturbation)
+        )
+        if not self.perturbations:
+            raise ValueError("give at least one perturbation")
+        self.batch_size = batch_size
+        self.device = torch.device(device)
+        self.groups = data.subgroup_indices(self.attributes, expected=expected_groups)
+
+    def __len__(self) -> int:
+        return len(self.groups)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.groups)
+
+    def __getitem__(self, group: str) -> Iterator:
+        index = self.groups[group]
+        single = len(self.perturbations) == 1
+        for start in range(0, len(index), self.batch_size):
+            idx = index[start:start + self.batch_size]
+            x = self.data.images[idx].to(self.device)
+            perturbed = {name: p(x) for name, p in self.perturbations.items()}
+            yield x, (next(iter(perturbed.values())) if single else perturbed), self.data.labels[idx].to(self.device)
+
+    def counts(self) -> dict[str, int]:
+        return {g: len(i) for g, i in self.groups.items()}
+
+    def evaluate(self, model: nn.Module) -> dict[str, dict[str, float]]:
+        """condition -> subgroup -> accuracy in [0, 1]; the clean condition is ``"clean"``."""
+        preds = predict_conditions(model, self.data.images, self.perturbations, self.batch_size, self.device)
+        return {cond: {g: accuracy(p, self.data.labels, idx) for g, idx in self.groups.items()}
+                for cond, p in preds.items()}
+
+    @property
+    def conditions(self) -> list[str]:
+        return [CLEAN, *self.perturbations]

@@ -1,0 +1,94 @@
+"""`SubgroupDataset`: images, a binary task label and named subgroup attributes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+import numpy as np
+import torch
+
+from ..errors import EmptySubgroupError, MissingAttributeError
+
+
+@dataclass(frozen=True)
+class SubgroupDataset:
+    """A labelled image set whose every image carries subgroup attributes.
+
+    `images` is float (N, C, H, W) with values in [0, 1]; `labels` is int64 (N,);
+    `attributes` maps an attribute name (e.g. ``"skin_tone"``) to N string values.
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    attributes: Mapping[str, Sequence[str]]
+    name: str = "dataset"
+    meta: Mapping[str, object] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = len(self.images)
+        if self.images.ndim != 4:
+            raise ValueError(f"{self.name}: images must be (N, C, H, W), got shape {tuple(self.images.shape)}")
+        if len(self.labels) != n:
+            raise ValueError(f"{self.name}: {len(self.labels)} labels for {n} images")
+        for attr, values in self.attributes.items():
+            if len(values) != n:
+                raise ValueError(f"{self.name}: attribute {attr!r} has {len(values)} values for {n} images")
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def group_keys(self, attributes: str | Sequence[str]) -> list[str]:
+        """One subgroup key per image, e.g. ``"skin_tone=dark"`` or ``"skin_tone=dark&gender=f"``."""
+        names = [attributes] if isinstance(attributes, str) else list(attributes)
+        missing = [a for a in names if a not in self.attributes]
+        if missing:
+            raise MissingAttributeError(
+                f"{self.name} has no subgroup attribute {missing[0]!r}; "
+                f"pass one of {sorted(self.attributes)} as `attributes=`"
+            )
+        columns = [np.asarray(self.attributes[a], dtype=object) for a in names]
+        return ["&".join(f"{a}={col[i]}" for a, col in zip(names, columns)) for i in range(len(self))]
+
+    def subgroup_indices(
+        self, attributes: str | Sequence[str], expected: Sequence[str] | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Map each subgroup key to the indices of its images, in sorted key order.
+
+        `expected` lists keys that must be present; a missing one is an
+        `EmptySubgroupError` naming it, because a subgroup with no images has no metric.
+        """
+        keys = np.asarray(self.group_keys(attributes), dtype=object)
+        groups = {k: torch.from_numpy(np.flatnonzero(keys == k)) for k in sorted(set(keys.tolist()))}
+        for k in expected or ():
+            if k not in groups:
+                raise EmptySubgroupError(
+                    f"subgroup {k!r} has no images in {self.name}; present subgroups are "
+                    f"{sorted(groups)}. Enlarge the test set or drop that subgroup."
+                )
+        return groups
+
+    def subset(self, index: torch.Tensor, name: str | None = None) -> "SubgroupDataset":
+        idx = index.cpu().numpy()
+        return SubgroupDataset(
+            images=self.images[index],
+            labels=self.labels[index],
+            attributes={a: [v[i] for i in idx] for a, v in self.attributes.items()},
+            name=name or self.name,
+            meta=dict(self.meta),
+        )
+
+    def counts(self, attributes: str | Sequence[str]) -> dict[str, int]:
+        return {k: len(v) for k, v in self.subgroup_indices(attributes).items()}
+
+    def fingerprint(self) -> str:
+        """A content hash: same images, labels and attributes give the same string."""
+        import hashlib
+
+        h = hashlib.sha256()
+        h.update(self.images.detach().cpu().contiguous().numpy().tobytes())
+        h.update(self.labels.detach().cpu().contiguous().numpy().tobytes())
+        for attr in sorted(self.attributes):
+            h.update(attr.encode())
+            h.update("\x1f".join(map(str, self.attributes[attr])).encode())
+        return h.hexdigest()[:16]

@@ -1,0 +1,41 @@
+"""Per-image correctness under clean and perturbed conditions, in one pass."""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import torch
+from torch import nn
+
+from .perturbations import Perturbation
+
+CLEAN = "clean"
+
+
+@torch.no_grad()
+def predict_conditions(
+    model: nn.Module,
+    images: torch.Tensor,
+    perturbations: Mapping[str, Perturbation],
+    batch_size: int = 512,
+    device: str | torch.device = "cpu",
+) -> dict[str, torch.Tensor]:
+    """Predicted class per image for the clean images and under each perturbation.
+
+    Each batch is moved to `device` once and every perturbation is applied to
+    it there, so the data is read a single time however many conditions run.
+    """
+    device = torch.device(device)
+    model.to(device).eval()
+    out: dict[str, list[torch.Tensor]] = {CLEAN: [], **{name: [] for name in perturbations}}
+    for start in range(0, len(images), batch_size):
+        x = images[start:start + batch_size].to(device)
+        out[CLEAN].append(model(x).argmax(dim=1).cpu())
+        for name, perturb in perturbations.items():
+            out[name].append(model(perturb(x)).argmax(dim=1).cpu())
+    return {name: torch.cat(preds) for name, preds in out.items()}
+
+
+def accuracy(pred: torch.Tensor, labels: torch.Tensor, index: torch.Tensor) -> float:
+    """Accuracy in [0, 1] over the images at `index`."""
+    return float((pred[index] == labels[index]).double().mean())

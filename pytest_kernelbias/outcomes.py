@@ -1,0 +1,153 @@
+"""The outcomes table and the bias of one model.
+
+One row per (level, seed, subgroup, perturbation): the clean metric, the
+perturbed metric and the drop D = clean - perturbed. The bias of a model is
+either the spread of drops, max_g D - min_g D, or a signed contrast
+D(g1) - D(g2); with ``outcome="perturbed"`` the same forms apply to the
+perturbed metric itself instead of the drop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from .effects import Effect, paired_effect
+from .errors import AuditConfigError, EmptySubgroupError
+
+BIAS_FORMS = ("spread", "contrast")
+OUTCOME_KINDS = ("drop", "perturbed")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    level: int
+    seed: int
+    subgroup: str
+    perturbation: str
+    clean: float
+    perturbed: float
+
+    @property
+    def drop(self) -> float:
+        return self.clean - self.perturbed
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "drop": self.drop}
+
+
+class Outcomes:
+    """All per-model, per-subgroup measurements of an audit."""
+
+    def __init__(self, rows: Iterable[Outcome] = ()):
+        self.rows: list[Outcome] = list(rows)
+
+    def add(self, row: Outcome) -> None:
+        self.rows.append(row)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def _unique(self, attr: str) -> list:
+        return sorted({getattr(r, attr) for r in self.rows})
+
+    @property
+    def levels(self) -> list[int]:
+        return self._unique("level")
+
+    @property
+    def seeds(self) -> list[int]:
+        return self._unique("seed")
+
+    @property
+    def subgroups(self) -> list[str]:
+        return self._unique("subgroup")
+
+    @property
+    def perturbations(self) -> list[str]:
+        return list(dict.fromkeys(r.perturbation for r in self.rows))
+
+    def values(self, level: int, seed: int, perturbation: str, outcome: str = "drop") -> dict[str, float]:
+        rows = [r for r in self.rows if r.level == level and r.seed == seed and r.perturbation == perturbation]
+        return {r.subgroup: (r.drop if outcome == "drop" else r.perturbed) for r in rows}
+
+    def bias(self, level: int, seed: int, perturbation: str, form: str = "spread",
+             contrast: Sequence[str] | None = None, outcome: str = "drop") -> float:
+        """B(m) for the model (level, seed) under `perturbation`."""
+        vals = self.values(level, seed, perturbation, outcome)
+        if form == "spread":
+            if len(vals) < 2:
+                raise EmptySubgroupError(f"the spread needs at least two subgroups, found {sorted(vals)}")
+            return max(vals.values()) - min(vals.values())
+        g1, g2 = contrast  # type: ignore[misc]
+        return vals[g1] - vals[g2]
+
+    def table(self, perturbation: str | None = None) -> str:
+        """Per level and subgroup: clean, perturbed and drop as mean ± sd over seeds."""
+        pert = perturbation or self.perturbations[0]
+        lines = [f"  {'k':>3}  {'subgroup':<28} {'clean':>15} {'perturbed':>15} {'drop':>15}   ({pert})"]
+        for level in self.levels:
+            for g in self.subgroups:
+                rows = [r for r in self.rows if r.level == level and r.subgroup == g and r.perturbation == pert]
+                cells = []
+                for vals in ([r.clean for r in rows], [r.perturbed for r in rows], [r.drop for r in rows]):
+                    sd = np.std(vals, ddof=1) if len(vals) > 1 else 0.0
+                    cells.append(f"{np.mean(vals):.3f} ± {sd:.3f}")
+                lines.append(f"  {level:>3}  {g:<28} {cells[0]:>15} {cells[1]:>15} {cells[2]:>15}")
+        return "\n".join(lines)
+
+    def as_records(self) -> list[dict]:
+        return [r.as_dict() for r in self.rows]
+
+
+def check_bias_form(form: str, contrast: Sequence[str] | None, outcome: str, subgroups: Sequence[str]) -> None:
+    if form not in BIAS_FORMS:
+        raise AuditConfigError(f"bias must be one of {BIAS_FORMS}, got {form!r}")
+    if outcome not in OUTCOME_KINDS:
+        raise AuditConfigError(f"outcome must be one of {OUTCOME_KINDS}, got {outcome!r}")
+    if form == "contrast":
+        if contrast is None or len(contrast) != 2:
+            raise AuditConfigError('bias="contrast" needs contrast=(group1, group2), e.g. ("skin_tone=dark", "skin_tone=light")')
+        missing = [g for g in contrast if g not in subgroups]
+        if missing:
+            raise EmptySubgroupError(f"contrast group {missing[0]!r} is not a subgroup of the test set; subgroups are {list(subgroups)}")
+
+
+def bias_label(form: str, contrast: Sequence[str] | None, outcome: str) -> str:
+    what = "drop" if outcome == "drop" else "perturbed accuracy"
+    if form == "spread":
+        return f"spread of {what} (max-min over subgroups)"
+    return f"{what} of {contrast[0]} minus {contrast[1]}"  # type: ignore[index]
+
+
+def estimate_effects(
+    outcomes: Outcomes,
+    reference: int,
+    perturbation: str | None = None,
+    bias: str = "spread",
+    contrast: Sequence[str] | None = None,
+    outcome: str = "drop",
+    confidence: float = 0.95,
+    method: str = "t",
+    intervention: str = "kernel_size",
+) -> dict[int, Effect]:
+    """tau(k) = mean over seeds of B(k, s) - B(k0, s), for every level k != reference."""
+    pert = perturbation or outcomes.perturbations[0]
+    check_bias_form(bias, contrast, outcome, outcomes.subgroups)
+    if reference not in outcomes.levels:
+        raise AuditConfigError(f"reference level {reference} has no outcomes; levels are {outcomes.levels}")
+    seeds = outcomes.seeds
+    ref = [outcomes.bias(reference, s, pert, bias, contrast, outcome) for s in seeds]
+    effects = {}
+    for level in outcomes.levels:
+        if level == reference:
+            continue
+        treated = [outcomes.bias(level, s, pert, bias, contrast, outcome) for s in seeds]
+        effects[level] = paired_effect(
+            treated, ref, confidence=confidence, method=method,
+            label=f"{intervention}={level} vs {reference}: {bias_label(bias, contrast, outcome)} under {pert}",
+            context=outcomes.table(pert),
+        )
+    return effects

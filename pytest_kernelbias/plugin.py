@@ -1,0 +1,158 @@
+"""pytest wiring only: options, marker, fixtures, header, summary and report."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from .audit import run_audit
+from .data.loaders import SubgroupLoaders
+from .errors import AuditConfigError
+from .intervention import KernelIntervention
+from .outcomes import estimate_effects
+from .report import summary_lines, write_json
+from .settings import OPTIONS, AuditSettings, from_sources, resolve_device
+
+MARKER = "kernel_audit"
+PROPERTY = "kernel_audit"
+SKIP_REASON = "kernel audit not requested: run pytest with --kernel-audit to train and audit the models"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("kernel-audit", "causal kernel-size bias audits")
+    group.addoption("--kernel-audit", action="store_true", default=False,
+                    help=f"run tests marked @pytest.mark.{MARKER} (default: skipped)")
+    for name, (default, _parse, text) in OPTIONS.items():
+        group.addoption(f"--kernel-audit-{name}", default=None, metavar=name.upper(),
+                        help=f"{text} (default: {default}; ini: kernel_audit_{name})")
+        parser.addini(f"kernel_audit_{name}", f"{text} (default: {default})", default=None)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", f"{MARKER}(**overrides): a causal kernel-size bias audit; runs only with --kernel-audit. "
+        "Keyword arguments (seeds, threshold, rule, device, or any run_audit argument) override the options.")
+    cli = {name: config.getoption(f"kernel_audit_{name}") for name in OPTIONS}
+    ini = {name: config.getini(f"kernel_audit_{name}") for name in OPTIONS}
+    try:
+        config.stash[_SETTINGS] = from_sources(cli, ini)
+    except AuditConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.pluginmanager.register(AuditRecorder(config), "kernel-audit-recorder")
+
+
+_SETTINGS = pytest.StashKey[AuditSettings]()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    state = "on" if config.getoption("kernel_audit") else "off (use --kernel-audit)"
+    return f"{config.stash[_SETTINGS].header()}, audits {state}"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("kernel_audit"):
+        return
+    skip = pytest.mark.skip(reason=SKIP_REASON)
+    for item in items:
+        if item.get_closest_marker(MARKER) is not None:
+            item.add_marker(skip)
+
+
+def _settings_for(request: pytest.FixtureRequest) -> tuple[AuditSettings, dict]:
+    marker = request.node.get_closest_marker(MARKER)
+    overrides = dict(marker.kwargs) if marker else {}
+    try:
+        settings = request.config.stash[_SETTINGS].override(overrides)
+    except AuditConfigError as exc:
+        raise pytest.UsageError(f"@pytest.mark.{MARKER} on {request.node.nodeid}: {exc}") from None
+    extra = {k: v for k, v in overrides.items() if k not in OPTIONS}
+    return settings, extra
+
+
+@pytest.fixture
+def kernel_audit_settings(request: pytest.FixtureRequest) -> AuditSettings:
+    """The audit settings in force for this test (marker > command line > ini > default)."""
+    return _settings_for(request)[0]
+
+
+@pytest.fixture
+def kernel_intervention():
+    """`kernel_intervention(model, layer, levels, reference=None)` -> KernelIntervention with one factory per level."""
+    return KernelIntervention
+
+
+@pytest.fixture
+def subgroup_loaders(kernel_audit_settings: AuditSettings):
+    """`subgroup_loaders(dataset, attributes, perturbation)` -> per-subgroup clean/perturbed loaders."""
+    device = resolve_device(kernel_audit_settings.device)
+    return lambda data, attributes, perturbation, **kw: SubgroupLoaders(data, attributes, perturbation,
+                                                                          device=kw.pop("device", device), **kw)
+
+
+@pytest.fixture
+def causal_effect():
+    """`causal_effect(outcomes, reference, **options)` -> {level: Effect}, each with `.assert_below`."""
+    return estimate_effects
+
+
+@pytest.fixture
+def kernel_audit(request: pytest.FixtureRequest, kernel_audit_settings: AuditSettings):
+    """`kernel_audit(model, layer, levels, **run_audit_options)` -> AuditResult, recorded for the summary."""
+    settings, extra = _settings_for(request)
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    verbose = request.config.getoption("verbose") > 0
+    results = []
+
+    def progress(msg: str) -> None:
+        # Per-model lines always; per-epoch lines only with -v, training is the long part.
+        if reporter is not None and (verbose or "trained+evaluated" in msg):
+            reporter.write_line(f"[kernel-audit] {msg}")
+
+    def audit(model, layer, levels, **kwargs):
+        options = {"seeds": settings.seeds, "threshold": settings.threshold, "rule": settings.rule,
+                   "device": resolve_device(settings.device), "name": request.node.name, "progress": progress,
+                   **extra, **kwargs}
+        result = run_audit(model, layer, levels, **options)
+        results.append(result)
+        return result
+
+    yield audit
+    for result in results:
+        # Recorded at teardown so a threshold given to assert_below() is the one reported.
+        record = result.to_dict()
+        record["test"] = request.node.nodeid
+        request.node.user_properties.append((PROPERTY, json.dumps(record)))
+
+
+class AuditRecorder:
+    """Collects audit records from test reports (which also cross pytest-xdist) for the summary."""
+
+    def __init__(self, config: pytest.Config):
+        self.config = config
+        self.audits: dict[tuple[str, str], dict] = {}
+        self.outcomes: dict[str, str] = {}
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "call":
+            xfail = hasattr(report, "wasxfail")
+            self.outcomes[report.nodeid] = ("xfailed" if report.skipped else "xpassed") if xfail else report.outcome
+        for key, value in report.user_properties:
+            if key == PROPERTY:
+                record = json.loads(value)
+                self.audits[(record["test"], record["name"])] = record
+
+    def records(self) -> list[dict]:
+        return [{**r, "test_outcome": self.outcomes.get(r["test"], "unknown")} for r in self.audits.values()]
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        lines = summary_lines(self.records())
+        if lines:
+            terminalreporter.write_sep("=", "kernel audit summary")
+            for line in lines:
+                terminalreporter.write_line(line)
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        settings = self.config.stash[_SETTINGS]
+        if settings.json and not hasattr(self.config, "workerinput"):
+            write_json(settings.json, self.records(), settings.as_dict())

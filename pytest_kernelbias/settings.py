@@ -1,0 +1,75 @@
+"""Audit settings and their precedence: marker > command line > ini > default."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Mapping
+
+import torch
+
+from .effects import check_rule, check_seeds, check_threshold
+from .errors import AuditConfigError
+
+# name -> (default, parser, help). Option --kernel-audit-NAME, ini kernel_audit_NAME.
+OPTIONS: dict[str, tuple[Any, Any, str]] = {
+    "seeds": (6, int, "seeds per intervention level (>= 2)"),
+    "threshold": (0.05, float, "largest tolerated |effect| on the bias, in metric units"),
+    "rule": ("estimate", str, "what is compared with the threshold: estimate, upper or lower (CI bound)"),
+    "device": ("auto", str, "torch device for training and evaluation; auto picks cuda when available"),
+    "json": (None, str, "write a JSON report of every audit to this path"),
+}
+
+
+def resolve_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise AuditConfigError(f"device {device!r} is not a torch device ({exc}); use cpu, cuda, cuda:1 or auto") from None
+    return device
+
+
+@dataclass(frozen=True)
+class AuditSettings:
+    seeds: int = 6
+    threshold: float = 0.05
+    rule: str = "estimate"
+    device: str = "auto"
+    json: str | None = None
+
+    def __post_init__(self) -> None:
+        check_seeds(self.seeds)
+        check_threshold(self.threshold)
+        check_rule(self.rule)
+        resolve_device(self.device)
+
+    def override(self, overrides: Mapping[str, Any]) -> "AuditSettings":
+        """A copy with the known keys of `overrides` applied (marker keyword arguments)."""
+        known = {k: v for k, v in overrides.items() if k in OPTIONS}
+        return replace(self, **known) if known else self
+
+    def header(self) -> str:
+        return (f"kernel-audit: seeds={self.seeds}, threshold={self.threshold:g}, rule={self.rule}, "
+                f"device={self.device}" + (f", json={self.json}" if self.json else ""))
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def from_sources(cli: Mapping[str, Any], ini: Mapping[str, Any]) -> AuditSettings:
+    """Settings from command-line values (None when not given) over ini strings over defaults."""
+    values = {}
+    for name, (default, parse, _help) in OPTIONS.items():
+        raw = cli.get(name)
+        source = f"--kernel-audit-{name}"
+        if raw is None and ini.get(name) not in (None, ""):
+            raw, source = ini[name], f"ini kernel_audit_{name}"
+        if raw is None:
+            values[name] = default
+            continue
+        try:
+            values[name] = parse(raw)
+        except (TypeError, ValueError):
+            raise AuditConfigError(f"{source}={raw!r} is not a valid {parse.__name__}: {_help}") from None
+    return AuditSettings(**values)

@@ -1,0 +1,105 @@
+"""The default trainer, with paired seeds.
+
+Pairing (DESIGN.md section 2): for one audit seed `s`, every intervention
+level sees the same data order, the same dropout/augmentation stream and the
+same initial weights in every layer that was not intervened on. Variance that
+is common to the levels then cancels in the paired difference.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Callable, Optional
+
+import torch
+from torch import nn
+
+from .data.subgroups import SubgroupDataset
+from .errors import AuditConfigError, NonFiniteLossError
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Recipe for the default trainer. `lr` is the peak of a cosine schedule."""
+
+    epochs: int = 4
+    batch_size: int = 64
+    lr: float = 3e-3
+    weight_decay: float = 5e-4
+    optimizer: str = "adamw"  # or "sgd" (momentum 0.9, nesterov)
+    amp: bool = True  # only takes effect on CUDA
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1:
+            raise AuditConfigError(f"epochs and batch_size must be >= 1, got {self.epochs} and {self.batch_size}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise AuditConfigError(f"lr must be a positive finite number, got {self.lr}")
+        if self.optimizer not in ("adamw", "sgd"):
+            raise AuditConfigError(f"optimizer must be 'adamw' or 'sgd', got {self.optimizer!r}")
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def train(
+    model: nn.Module,
+    data: SubgroupDataset,
+    seed: int,
+    config: TrainConfig = TrainConfig(),
+    device: str | torch.device = "cpu",
+    label: str = "model",
+    progress: Optional[Progress] = None,
+) -> nn.Module:
+    """Train `model` in place on `data` with cross-entropy and return it (in eval mode).
+
+    The batch order and every other random draw during training depend on
+    `seed` only, not on the model, which is what pairs the levels of one seed.
+    """
+    device = torch.device(device)
+    model.to(device).train()
+    opt = _optimizer(model, config)
+    n = len(data)
+    steps_per_epoch = math.ceil(n / config.batch_size)
+    total = config.epochs * steps_per_epoch
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 0.5 * (1 + math.cos(math.pi * step / total)))
+    use_amp = config.amp and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    order_gen = torch.Generator().manual_seed(int(seed))
+    images, labels = data.images, data.labels
+    loss_fn = nn.CrossEntropyLoss()
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(int(seed))  # dropout and other in-model randomness
+        for epoch in range(config.epochs):
+            perm = torch.randperm(n, generator=order_gen)
+            running, seen = 0.0, 0
+            for step in range(steps_per_epoch):
+                idx = perm[step * config.batch_size:(step + 1) * config.batch_size]
+                x = images[idx].to(device, non_blocking=True)
+                y = labels[idx].to(device, non_blocking=True)
+                with torch.autocast(device.type, enabled=use_amp):
+                    loss = loss_fn(model(x), y)
+                if not torch.isfinite(loss):
+                    raise NonFiniteLossError(
+                        f"{label}: training loss became {loss.item()} at epoch {epoch + 1}, step {step + 1} "
+                        f"(lr={config.lr:g}, optimizer={config.optimizer}). Lower the learning rate, "
+                        "check the inputs for NaN/inf, or normalise them."
+                    )
+                opt.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
+                sched.step()
+                running += loss.item() * len(idx)
+                seen += len(idx)
+            if progress is not None:
+                progress(f"{label} epoch {epoch + 1}/{config.epochs} loss {running / seen:.4f}")
+    return model.eval()
