@@ -31,7 +31,8 @@ def summary_lines(audits: Iterable[Mapping]) -> list[str]:
         return []
     widths = [max(len(str(r[i])) for r in rows + [COLUMNS]) for i in range(len(COLUMNS))]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
-    return [fmt.format(*COLUMNS), fmt.format(*("-" * w for w in widths))] + [fmt.format(*r) for r in rows]
+    lines = [fmt.format(*COLUMNS), fmt.format(*("-" * w for w in widths))] + [fmt.format(*r) for r in rows]
+    return [line.rstrip() for line in lines]
 
 
 def environment() -> dict:

@@ -1,0 +1,85 @@
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
+
+from pytest_kernelbias import AuditConfigError, paired_effect
+
+finite = st.floats(-1, 1, allow_nan=False, allow_infinity=False)
+
+
+@settings(max_examples=60, deadline=None)
+@given(pairs=st.lists(st.tuples(finite, finite), min_size=2, max_size=12), conf=st.sampled_from([0.8, 0.9, 0.95, 0.99]))
+def test_t_interval_equals_scipy_ttest_rel(pairs, conf):
+    t, r = map(np.array, zip(*pairs))
+    d = t - r
+    if np.std(d) < 1e-9:  # scipy returns nan for a zero-variance sample
+        return
+    e = paired_effect(t, r, confidence=conf)
+    ref = stats.ttest_rel(t, r).confidence_interval(confidence_level=conf)
+    assert e.estimate == pytest.approx(d.mean(), abs=1e-12)
+    assert e.ci == pytest.approx((ref.low, ref.high), abs=1e-9)
+
+
+@settings(max_examples=40, deadline=None)
+@given(d=st.lists(st.floats(-1, 1, allow_nan=False).filter(lambda v: abs(v) > 1e-6), min_size=2, max_size=9))
+def test_p_value_is_the_exact_sign_flip_p(d):
+    d = np.array(d)
+    observed = abs(d.mean())
+    flips = [abs((d * np.array(s)).mean()) for s in itertools.product([1, -1], repeat=len(d))]
+    exact = np.mean([f >= observed - 1e-12 for f in flips])
+    assert paired_effect(d, np.zeros_like(d)).p_value == pytest.approx(exact)
+
+
+def test_smallest_exact_p_is_two_over_two_to_the_n():
+    assert paired_effect([1, 2, 3, 4, 5, 6], [0] * 6).p_value == pytest.approx(2 / 2**6)
+
+
+@pytest.mark.parametrize("rule,threshold,passes", [
+    ("estimate", 0.10, True), ("estimate", 0.09, False),
+    ("upper", 0.10, False), ("upper", 0.20, True),
+    ("lower", 0.0, False), ("lower", 0.06, True),
+])
+def test_rules_compare_the_right_quantity(rule, threshold, passes):
+    # differences 0.08, 0.10, 0.12: estimate 0.10, CI about [0.050, 0.150]
+    e = paired_effect([0.08, 0.10, 0.12], [0, 0, 0])
+    assert e.ci[0] == pytest.approx(0.0503, abs=1e-3) and e.ci[1] == pytest.approx(0.1497, abs=1e-3)
+    assert e.passes(threshold, rule) is passes
+
+
+def test_lower_rule_treats_an_interval_covering_zero_as_no_evidence():
+    e = paired_effect([0.3, -0.1, 0.2], [0, 0, 0])
+    assert e.ci[0] < 0 < e.ci[1]
+    assert e.statistic("lower") == 0.0 and e.passes(0.0, "lower")
+
+
+def test_failure_message_says_by_how_much_and_how_sure():
+    e = paired_effect([0.08, 0.10, 0.12], [0, 0, 0], label="k=9 vs 3", context="  TABLE")
+    with pytest.raises(AssertionError) as info:
+        e.assert_below(0.05)
+    msg = str(info.value)
+    assert "0.1000 > threshold 0.05 by 0.0500" in msg and "TABLE" in msg
+    assert "95% CI [+0.0503, +0.1497]" in msg and "p=0.25" in msg and "n=3 seeds" in msg
+
+
+def test_bootstrap_interval_contains_the_estimate():
+    rng = np.random.default_rng(1)
+    d = rng.normal(0.1, 0.05, 10)
+    e = paired_effect(d, np.zeros(10), method="bootstrap")
+    assert e.ci[0] < e.estimate < e.ci[1]
+
+
+@pytest.mark.parametrize("n", [0, 1])
+def test_fewer_than_two_seeds_is_a_clear_error(n):
+    with pytest.raises(AuditConfigError, match="at least 2 seeds"):
+        paired_effect([0.1] * n, [0.0] * n)
+
+
+@pytest.mark.parametrize("kw,match", [({"rule": "mean"}, "rule must be one of"), ({"threshold": -1}, "threshold")])
+def test_bad_rule_or_threshold_is_a_clear_error(kw, match):
+    e = paired_effect([0.1, 0.2], [0, 0])
+    with pytest.raises(AuditConfigError, match=match):
+        e.assert_below(kw.get("threshold", 0.1), kw.get("rule", "estimate"))

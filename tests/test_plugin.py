@@ -1,0 +1,101 @@
+import json
+
+import pytest
+
+AUDIT_TEST = '''
+import pytest
+from torch import nn
+from pytest_kernelbias import LowPass, TrainConfig, synthfaces
+
+def cnn():
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(8, 16, 3, padding=1),
+                         nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 2))
+
+@pytest.mark.kernel_audit(seeds=2, threshold=0.0)
+def test_tiny_audit(kernel_audit):
+    result = kernel_audit(cnn, layer="0", levels=[3, 7], data=synthfaces(600, 0, "planted"),
+                          test_data=synthfaces(300, 0, "planted", split="test"), perturbation=LowPass(0.4),
+                          train_config=TrainConfig(epochs=3, batch_size=32), device="cpu")
+    result.assert_below()
+'''
+
+SETTINGS_TEST = '''
+import pytest
+
+@pytest.mark.kernel_audit(rule="upper")
+def test_settings(kernel_audit_settings):
+    s = kernel_audit_settings
+    print("SETTINGS", s.seeds, s.threshold, s.rule)
+'''
+
+
+def test_audits_are_skipped_without_the_flag_and_the_reason_names_it(pytester):
+    pytester.makepyfile(AUDIT_TEST)
+    result = pytester.runpytest("-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*SKIPPED*run pytest with --kernel-audit*"])
+
+
+def test_marker_is_registered_so_strict_markers_is_clean(pytester):
+    pytester.makepyfile(SETTINGS_TEST)
+    result = pytester.runpytest("--strict-markers", "--markers")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["@pytest.mark.kernel_audit(**overrides)*"])
+
+
+@pytest.mark.slow
+def test_failing_audit_prints_table_and_summary_and_writes_json(pytester):
+    pytester.makepyfile(AUDIT_TEST)
+    result = pytester.runpytest("--kernel-audit", "--kernel-audit-json", "out/report.json")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "*kernel audit failed: kernel_size=7 vs 3: spread of drop*",
+        "*estimate rule: fails when |estimate| > threshold;*> threshold 0 by*",
+        "*k*subgroup*clean*perturbed*drop*(LowPass(0.4))",
+        "*3*skin_tone=dark*±*",
+        "*effect*95% CI*p=*n=2 seeds*",
+        "*kernel audit summary*",
+        "test*contrast*perturbation*effect*95% CI*p*threshold*verdict",
+        "*test_tiny_audit*k=7 vs k0=3*LowPass(0.4)*fail",
+    ])
+    result.stdout.fnmatch_lines(["*[[]kernel-audit[]] test_tiny_audit k=3 seed 1/2 trained+evaluated*"])
+    report = json.loads((pytester.path / "out" / "report.json").read_text())
+    assert report["schema_version"] == 1
+    (audit,) = report["audits"]
+    assert audit["verdict"] == "fail" and audit["test_outcome"] == "failed"
+    assert len(audit["outcomes"]) == 2 * 2 * 2  # levels x seeds x subgroups
+
+
+def test_marker_overrides_command_line_which_overrides_ini(pytester):
+    pytester.makeini("[pytest]\nkernel_audit_seeds = 3\nkernel_audit_threshold = 0.2\nkernel_audit_rule = lower\n")
+    pytester.makepyfile(SETTINGS_TEST)
+    result = pytester.runpytest("--kernel-audit", "--kernel-audit-threshold", "0.1", "-s")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*SETTINGS 3 0.1 upper*"])
+
+
+def test_report_header_shows_active_settings(pytester):
+    pytester.makeini("[pytest]\nkernel_audit_seeds = 4\n")
+    pytester.makepyfile(SETTINGS_TEST)
+    result = pytester.runpytest("--kernel-audit-device", "cpu")
+    result.stdout.fnmatch_lines(["kernel-audit: seeds=4, threshold=0.05, rule=estimate, device=cpu, audits off*"])
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--kernel-audit-seeds", "1"], "at least 2 seeds*--kernel-audit-seeds=N*"),
+    (["--kernel-audit-seeds", "many"], "--kernel-audit-seeds='many' is not a valid int*"),
+    (["--kernel-audit-rule", "mean"], "rule must be one of*"),
+    (["--kernel-audit-device", "gpu0"], "device 'gpu0' is not a torch device*"),
+])
+def test_bad_options_are_usage_errors_that_name_the_fix(pytester, args, message):
+    pytester.makepyfile(SETTINGS_TEST)
+    result = pytester.runpytest(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*{message}"])
+
+
+def test_bad_marker_value_is_reported_against_the_test(pytester):
+    pytester.makepyfile(SETTINGS_TEST.replace('rule="upper"', "seeds=1"))
+    result = pytester.runpytest("--kernel-audit")
+    result.stdout.fnmatch_lines(["*kernel_audit on test_bad_marker_value_is_reported_against_the_test.py::test_settings*at least 2 seeds*"])
