@@ -14,7 +14,16 @@ from .errors import (
     NonFiniteLossError,
     UnknownLayerError,
 )
-from .intervention import KernelIntervention, conv_layers, intervene
+from .intervention import (
+    Dilation,
+    Intervention,
+    KernelIntervention,
+    KernelSize,
+    Stride,
+    describe_intervention,
+    intervene,
+)
+from .layers import Select, conv_layers, find_stem
 from .models import SynthFacesCNN
 from .outcomes import Outcome, Outcomes, estimate_effects
 from .perturbations import Identity, LowPass, Perturbation
@@ -23,7 +32,8 @@ from .training import TrainConfig, train
 __version__ = "0.1.0"
 
 __all__ = [
-    "AuditConfigError", "AuditResult", "Effect", "EmptySubgroupError", "Identity", "InterventionError",
+    "AuditConfigError", "AuditResult", "Dilation", "Intervention", "KernelSize", "Select", "Stride",
+    "describe_intervention", "find_stem", "Effect", "EmptySubgroupError", "Identity", "InterventionError",
     "KernelBiasError", "KernelIntervention", "LowPass", "MissingAttributeError", "NULL", "NonFiniteLossError",
     "Outcome", "Outcomes", "PLANTED", "Perturbation", "SubgroupDataset", "SubgroupLoaders", "SynthFacesCNN", "SynthFacesConfig",
     "TrainConfig", "UnknownLayerError", "conv_layers", "default_data", "estimate_effects", "intervene",

@@ -16,7 +16,8 @@ from .data.synthfaces import synthfaces
 from .effects import RULE_MEANING, Effect, check_rule, check_seeds, check_threshold
 from .errors import AuditConfigError
 from .evaluation import CLEAN
-from .intervention import KernelIntervention, LayerSpec
+from .intervention import KernelIntervention, Level, layer_seed, level_label
+from .layers import LayerSpec
 from .outcomes import Outcome, Outcomes, bias_label, check_bias_form, estimate_effects
 from .perturbations import LowPass, Perturbation
 from .training import Progress, TrainConfig, train
@@ -38,8 +39,8 @@ class AuditResult:
     data: str
     group_counts: dict[str, int]
     outcomes: Outcomes
-    effects: dict[int, Effect]
-    reference: int
+    effects: dict
+    reference: object
     bias: str
     threshold: float
     rule: str
@@ -51,7 +52,7 @@ class AuditResult:
         """The effect with the largest |estimate| (the only one for two levels)."""
         return max(self.effects.values(), key=lambda e: abs(e.estimate))
 
-    def failing(self, threshold: float | None = None, rule: str | None = None) -> dict[int, Effect]:
+    def failing(self, threshold: float | None = None, rule: str | None = None) -> dict:
         t = self.threshold if threshold is None else check_threshold(threshold)
         r = check_rule(rule or self.rule)
         return {k: e for k, e in self.effects.items() if not e.passes(t, r)}
@@ -82,7 +83,7 @@ class AuditResult:
         rows = []
         for level, e in self.effects.items():
             rows.append({
-                "audit": self.name, "contrast": f"k={level} vs k0={self.reference}",
+                "audit": self.name, "contrast": f"{level_label(level)} vs {level_label(self.reference)}",
                 "perturbation": self.perturbation, "bias": self.bias,
                 "effect": e.estimate, "ci_low": e.ci[0], "ci_high": e.ci[1], "p_value": e.p_value,
                 "n": e.n, "threshold": self.threshold, "rule": self.rule,
@@ -93,7 +94,7 @@ class AuditResult:
     def to_dict(self) -> dict:
         return {
             "name": self.name, "intervention": self.intervention, "perturbation": self.perturbation,
-            "data": self.data, "group_counts": self.group_counts, "reference": self.reference,
+            "data": self.data, "group_counts": self.group_counts, "reference": level_label(self.reference),
             "bias": self.bias, "threshold": self.threshold, "rule": self.rule, "verdict": self.verdict,
             "settings": self.settings, "effects": self.summary_rows(), "outcomes": self.outcomes.as_records(),
         }
@@ -116,14 +117,15 @@ def default_data(config: str, n_train: int = 4000, n_test: int = 2000, seed: int
 def run_audit(
     model: object,
     layer: LayerSpec,
-    levels: Sequence[int],
+    levels: Sequence[Level],
     *,
     data: SubgroupDataset | str = "planted",
     test_data: SubgroupDataset | None = None,
     attributes: str | Sequence[str] = "skin_tone",
     perturbation: Perturbation | None = None,
     seeds: int = 6,
-    reference: int | None = None,
+    reference: Level | None = None,
+    init: str = "fresh",
     train_config: TrainConfig = TrainConfig(),
     trainer: Trainer | None = None,
     device: str | torch.device = "cpu",
@@ -156,7 +158,8 @@ def run_audit(
         train_data, test_set = data, test_data
     perturbation = perturbation or LowPass(0.4)
     intervention = KernelIntervention(model, layer, levels, reference,
-                                      num_classes=int(max(train_data.labels.max(), test_set.labels.max())) + 1)
+                                      num_classes=int(max(train_data.labels.max(), test_set.labels.max())) + 1,
+                                      init=init, input_size=(1, *test_set.images.shape[1:]))
     # Subgroups seen in training must all be measurable in the test set.
     loaders = SubgroupLoaders(test_set, attributes, perturbation, device=device,
                               expected_groups=list(train_data.subgroup_indices(attributes)))
@@ -165,10 +168,10 @@ def run_audit(
     n_models, done, started = len(intervention.levels) * seeds, 0, time.time()
     for seed in range(seeds):
         for level in intervention.levels:
-            label = f"{name} k={level} seed {seed + 1}/{seeds}"
+            label = f"{name} {level_label(level)} seed {seed + 1}/{seeds}"
             model_ks = intervention.build(level, seed, paired=paired)
             # Unpaired runs also decorrelate the data order, as independent trainings would.
-            order_seed = seed if paired else hash((seed, level)) % (2**31)
+            order_seed = seed if paired else layer_seed(seed, f"order-{level_label(level)}") % (2**31)
             t0 = time.time()
             if trainer is None:
                 trained = train(model_ks, train_data, order_seed, train_config, device, label,
@@ -187,7 +190,8 @@ def run_audit(
         name=name, intervention=intervention.describe(), perturbation=perturbation.name, data=train_data.name,
         group_counts=loaders.counts(), outcomes=outcomes, effects=effects, reference=intervention.reference,
         bias=bias_label(bias, contrast, outcome), threshold=threshold, rule=rule,
-        settings={"seeds": seeds, "levels": intervention.levels, "layers": intervention.layers,
+        settings={"seeds": seeds, "levels": [level_label(v) for v in intervention.levels],
+                  "intervention_table": list(intervention.table), "layers": intervention.layers,
                   "attributes": loaders.attributes, "train": train_config.as_dict(), "device": str(device),
                   "paired": paired, "interval": interval, "confidence": confidence,
                   "seconds": round(time.time() - started, 1)},

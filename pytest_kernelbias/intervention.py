@@ -1,104 +1,91 @@
-"""do(kernel_size = k): find a convolution, build its replacement, swap it in.
-
-The replacement keeps channels, stride, dilation, groups, bias, padding mode
-and, for every input size, the output's spatial size. Shape is kept by holding
-the layer's "lost border" constant: a conv with kernel k, dilation d and total
-padding P maps H to floor((H + P - d(k-1) - 1)/s) + 1, so the new kernel k'
-gets total padding P' = P + d(k' - k). When P' is odd (even k' against an odd
-k) the extra pixel goes right/bottom, as TensorFlow's SAME padding does.
+"""do(hyperparameter = value) on selected conv layers: intervention objects,
+`intervene`, the paired per-level model factories, and their description.
 """
 
 from __future__ import annotations
 
 import copy
 import difflib
-import fnmatch
 import hashlib
-from typing import Callable, Iterable, Sequence, Union
+import warnings
+from dataclasses import dataclass, fields
+from typing import Callable, Sequence, Union
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from .errors import InterventionError, UnknownLayerError
-
-LayerSpec = Union[str, Sequence[str], Callable[[str, nn.Module], bool]]
-
-_PAD_MODES = {"reflect": "reflect", "replicate": "replicate", "circular": "circular"}
+from .errors import InterventionError
+from .layers import LayerSpec, conv_layers, kernel_of, resolve_layers
+from .surgery import INIT_MODES, Rebuilt, check_positive_int, rebuild_conv
 
 
-class AsymmetricPadConv2d(nn.Conv2d):
-    """A Conv2d that pads (left, right, top, bottom) itself before convolving.
+@dataclass(frozen=True)
+class Intervention:
+    """New values for conv hyperparameters; None leaves one as it is.
 
-    Needed for even kernels, whose shape-preserving padding is not symmetric.
-    It stays an `nn.Conv2d`, so parameter names and isinstance checks are kept.
+    Combine with ``&``: ``KernelSize(5) & Dilation(2)``. Kernel size and
+    dilation keep each layer's output size; stride changes it by design.
     """
 
-    def __init__(self, *args, pad: tuple[int, int, int, int], pad_mode: str = "zeros", **kwargs):
-        super().__init__(*args, padding=0, **kwargs)
-        self.pad = tuple(int(p) for p in pad)
-        self.pad_mode = pad_mode
+    kernel_size: int | None = None
+    dilation: int | None = None
+    stride: int | None = None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.pad_mode == "zeros":
-            x = F.pad(x, self.pad)
-        else:
-            x = F.pad(x, self.pad, mode=_PAD_MODES[self.pad_mode])
-        return self._conv_forward(x, self.weight, self.bias)
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is not None:
+                check_positive_int(f.name, value)
+        if all(getattr(self, f.name) is None for f in fields(self)):
+            raise InterventionError("an intervention must set kernel_size, dilation or stride")
 
-    def extra_repr(self) -> str:
-        return super().extra_repr() + f", pad={self.pad}"
+    def __and__(self, other: "Intervention") -> "Intervention":
+        merged = {}
+        for f in fields(self):
+            a, b = getattr(self, f.name), getattr(other, f.name)
+            if a is not None and b is not None and a != b:
+                raise InterventionError(f"cannot combine {self} and {other}: both set {f.name}")
+            merged[f.name] = a if a is not None else b
+        return Intervention(**merged)
 
-
-def conv_layers(model: nn.Module) -> dict[str, nn.Conv2d]:
-    """Qualified name -> module for every 2-D convolution in `model`."""
-    return {name: m for name, m in model.named_modules() if isinstance(m, nn.Conv2d)}
-
-
-def resolve_layers(model: nn.Module, layer: LayerSpec) -> list[str]:
-    """Names of the conv layers selected by an exact name, a glob, a list of those, or a predicate."""
-    convs = conv_layers(model)
-    if callable(layer) and not isinstance(layer, str):
-        names = [n for n, m in convs.items() if layer(n, m)]
-        if not names:
-            raise UnknownLayerError(f"the layer predicate selected no conv layer; {_candidates(convs)}")
-        return names
-    specs = [layer] if isinstance(layer, str) else list(layer)
-    if not specs:
-        raise UnknownLayerError(f"no layer given; {_candidates(convs)}")
-    names: list[str] = []
-    for spec in specs:
-        if spec in convs:
-            hits = [spec]
-        elif any(ch in spec for ch in "*?["):
-            hits = [n for n in convs if fnmatch.fnmatchcase(n, spec)]
-        else:
-            hits = []
-        if not hits:
-            modules = dict(model.named_modules())
-            what = "is not a Conv2d" if spec in modules else "is not a layer of this model"
-            close = difflib.get_close_matches(spec, list(convs), n=3)
-            hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-            raise UnknownLayerError(f"layer {spec!r} {what}.{hint} {_candidates(convs)}")
-        names += [h for h in hits if h not in names]
-    return names
+    def __str__(self) -> str:
+        return ", ".join(f"{f.name}={getattr(self, f.name)}" for f in fields(self) if getattr(self, f.name) is not None)
 
 
-def _candidates(convs: dict[str, nn.Conv2d], limit: int = 40) -> str:
-    if not convs:
-        return "the model has no nn.Conv2d layers at all"
-    listed = [f"{n} ({tuple(m.kernel_size)[0]}x{tuple(m.kernel_size)[1]})" for n, m in convs.items()]
-    more = f", ... and {len(listed) - limit} more" if len(listed) > limit else ""
-    return f"conv layers of this model: {', '.join(listed[:limit])}{more}"
+def KernelSize(k: int) -> Intervention:  # noqa: N802 - reads as a value, like the other levels
+    """do(kernel_size = k): a k x k kernel, output size kept."""
+    return Intervention(kernel_size=k)
+
+
+def Dilation(d: int) -> Intervention:  # noqa: N802
+    """do(dilation = d), output size kept."""
+    return Intervention(dilation=d)
+
+
+def Stride(s: int) -> Intervention:  # noqa: N802
+    """do(stride = s). Changes the layer's output size by about old/new; later layers must cope."""
+    return Intervention(stride=s)
+
+
+Level = Union[int, Intervention]
+
+
+def as_intervention(level: Level) -> Intervention:
+    """An int level means a kernel size."""
+    if isinstance(level, Intervention):
+        return level
+    if isinstance(level, bool) or not isinstance(level, int):
+        raise InterventionError(f"a level is a kernel size (int) or an Intervention, got {level!r}")
+    return KernelSize(level)
+
+
+def level_label(level: Level) -> str:
+    return str(as_intervention(level))
 
 
 def check_kernel_size(kernel_size: object) -> int:
     """A square kernel side as a positive int, or an `InterventionError` saying why not."""
-    if isinstance(kernel_size, bool) or not isinstance(kernel_size, int):
-        raise InterventionError(f"kernel_size must be a positive int (one side of a square kernel), got {kernel_size!r}")
-    if kernel_size < 1:
-        raise InterventionError(f"kernel_size must be >= 1, got {kernel_size}; use e.g. 3, 5 or 7")
-    return kernel_size
+    return check_positive_int("kernel_size", kernel_size)
 
 
 def layer_seed(seed: int, layer: str) -> int:
@@ -107,82 +94,135 @@ def layer_seed(seed: int, layer: str) -> int:
     return int.from_bytes(digest[:8], "little") >> 1
 
 
-def _total_padding(conv: nn.Conv2d, new_k: int) -> list[int] | str:
-    if isinstance(conv.padding, str):
-        if conv.padding == "same":
-            return "same"  # torch pads 'same' itself, even kernels included
-        old_pad = (0, 0)  # 'valid'
-    else:
-        old_pad = tuple(conv.padding)
-    totals = []
-    for p, k, d in zip(old_pad, conv.kernel_size, conv.dilation):
-        total = 2 * p + d * (new_k - k)
-        if total < 0:
-            raise InterventionError(
-                f"kernel_size={new_k} would shrink this layer's output: it has kernel {k} with padding {p}, "
-                f"so no padding >= 0 keeps the output size. Use kernel_size >= {k - (2 * p) // d}."
-            )
-        totals.append(total)
-    return totals
-
-
-def replacement_conv(conv: nn.Conv2d, kernel_size: int, seed: int | None = None) -> nn.Conv2d:
-    """A fresh conv like `conv` but with a square `kernel_size`, initialized from `seed`."""
-    k = check_kernel_size(kernel_size)
-    totals = _total_padding(conv, k)
-    kwargs = dict(
-        in_channels=conv.in_channels, out_channels=conv.out_channels, kernel_size=k, stride=conv.stride,
-        dilation=conv.dilation, groups=conv.groups, bias=conv.bias is not None,
-        device=conv.weight.device, dtype=conv.weight.dtype,
-    )
-    with torch.random.fork_rng(devices=[]):
-        # nn.Conv2d draws its default init from the global CPU generator; pin it.
-        if seed is not None:
-            torch.manual_seed(seed)
-        if totals == "same":
-            new = nn.Conv2d(padding="same", padding_mode=conv.padding_mode, **kwargs)
-        elif all(t % 2 == 0 for t in totals):
-            new = nn.Conv2d(padding=(totals[0] // 2, totals[1] // 2), padding_mode=conv.padding_mode, **kwargs)
-        else:
-            th, tw = totals
-            pad = (tw // 2, tw - tw // 2, th // 2, th - th // 2)
-            new = AsymmetricPadConv2d(pad=pad, pad_mode=conv.padding_mode, **kwargs)
-    new.train(conv.training)
-    return new
-
-
 def _set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
     parent_name, _, child = name.rpartition(".")
     parent = model.get_submodule(parent_name) if parent_name else model
     setattr(parent, child, module)
 
 
-def intervene(model: nn.Module, layer: LayerSpec, kernel_size: int, seed: int | None = None) -> nn.Module:
-    """A copy of `model` whose selected conv layers have a `kernel_size` x `kernel_size` kernel.
-
-    The input model is left untouched. Replaced layers get their default
-    initialization drawn from a generator seeded by (`seed`, layer name), so
-    every level of one audit seed shares those random numbers; all other
-    parameters and buffers are copied unchanged.
-    """
-    check_kernel_size(kernel_size)
-    names = resolve_layers(model, layer)
+def _apply(model: nn.Module, names: Sequence[str], change: Intervention, init: str,
+           seed: int | None) -> tuple[nn.Module, dict[str, Rebuilt]]:
     new_model = copy.deepcopy(model)
+    rebuilt = {}
     for name in names:
         old = new_model.get_submodule(name)
-        _set_submodule(new_model, name, replacement_conv(old, kernel_size, None if seed is None else layer_seed(seed, name)))
+        rebuilt[name] = rebuild_conv(old, name, change.kernel_size, change.dilation, change.stride, init,
+                                     None if seed is None else layer_seed(seed, name))
+        _set_submodule(new_model, name, rebuilt[name].conv)
+    return new_model, rebuilt
+
+
+def check_output_shapes(original: nn.Module, changed: nn.Module, names: Sequence[str],
+                        example: torch.Tensor, allow_change: bool = False) -> None:
+    """Run both models on `example` and raise if a replaced layer's output shape differs."""
+    shapes: dict[tuple[str, str], tuple] = {}
+
+    def record(tag, name):
+        def hook(_m, _args, out):
+            shapes[(tag, name)] = tuple(out.shape)
+        return hook
+
+    handles = []
+    for tag, model in (("old", original), ("new", changed)):
+        for n in names:
+            handles.append(model.get_submodule(n).register_forward_hook(record(tag, n)))
+    try:
+        with torch.no_grad():
+            for tag, model in (("old", original), ("new", changed)):
+                was = model.training
+                model.eval()
+                try:
+                    model(example)
+                except RuntimeError as exc:
+                    if tag == "old":
+                        raise InterventionError(f"the original model fails on an input of shape "
+                                                f"{tuple(example.shape)}: {exc}") from None
+                    raise InterventionError(
+                        f"the intervened model fails on an input of shape {tuple(example.shape)} ({exc}). "
+                        "A kernel larger than the padded input or a dilation too large for it causes this: "
+                        "use a smaller kernel/dilation or a larger input.") from None
+                finally:
+                    model.train(was)
+    finally:
+        for h in handles:
+            h.remove()
+    if allow_change:
+        return
+    for n in names:
+        old, new = shapes.get(("old", n)), shapes.get(("new", n))
+        if old != new:
+            raise InterventionError(f"{n}: output shape changed from {old} to {new} on input "
+                                    f"{tuple(example.shape)}; this intervention cannot keep the shape here")
+
+
+def intervene(model: nn.Module, layer: LayerSpec, kernel_size: int | Intervention, seed: int | None = None,
+              init: str = "fresh", example_input: torch.Tensor | None = None) -> nn.Module:
+    """A copy of `model` with do(`kernel_size`) (or any `Intervention`) on the selected convs.
+
+    The input model is left untouched. With ``init="fresh"`` replaced layers get
+    their own default initialization from a generator seeded by (`seed`, layer
+    name); ``"transfer"`` centre-crops or zero-pads the old kernel;
+    ``"interpolate"`` resizes it keeping its response to a constant input.
+    Every other parameter and buffer is copied unchanged. With
+    `example_input`, both models run once and any change in a replaced layer's
+    output shape is an error.
+    """
+    change = as_intervention(kernel_size)
+    if init not in INIT_MODES:
+        raise InterventionError(f"init must be one of {INIT_MODES}, got {init!r}")
+    size = None if example_input is None else tuple(example_input.shape)
+    names = resolve_layers(model, layer, size)
+    new_model, rebuilt = _apply(model, names, change, init, seed)
+    for name, r in rebuilt.items():
+        for note in r.notes:
+            if "never seen" in note:
+                warnings.warn(f"{name}: {note}", stacklevel=2)
+    if example_input is not None:
+        check_output_shapes(model, new_model, names, example_input, allow_change=change.stride is not None)
     return new_model
 
 
-def describe_layers(model: nn.Module, names: Iterable[str]) -> list[dict]:
-    """Current hyperparameters of the named conv layers, for reports."""
+def describe_intervention(model: nn.Module, layer: LayerSpec, levels: Sequence[Level],
+                          input_size: Sequence[int] | None = None) -> "InterventionTable":
+    """A table of the layers touched: old and new hyperparameters, parameter-count change, notes."""
+    names = resolve_layers(model, layer, input_size)
     convs = conv_layers(model)
-    return [
-        {"layer": n, "kernel_size": list(convs[n].kernel_size), "stride": list(convs[n].stride),
-         "dilation": list(convs[n].dilation), "groups": convs[n].groups,
-         "params": sum(p.numel() for p in convs[n].parameters())}
-        for n in names
-    ]
+    rows = []
+    for level in levels:
+        change = as_intervention(level)
+        for name in names:
+            old = convs[name]
+            r = rebuild_conv(old, name, change.kernel_size, change.dilation, change.stride, "fresh", 0)
+            old_p = sum(p.numel() for p in old.parameters())
+            new_p = sum(p.numel() for p in r.conv.parameters())
+            rows.append({
+                "level": str(change), "layer": name, "class": type(old).__name__,
+                "old": _hyper(old), "new": _hyper(r.conv), "params": old_p, "params_change": new_p - old_p,
+                "notes": r.notes,
+            })
+    return InterventionTable(rows)
+
+
+def _hyper(conv: nn.Module) -> str:
+    k = kernel_of(conv)
+    pad = "dynamic SAME" if getattr(conv, "same_pad", False) or type(conv).__name__ == "Conv2dSame" \
+        or getattr(conv, "dynamic_padding", False) else conv.padding
+    asym = [h for h in conv._forward_pre_hooks.values() if type(h).__name__ == "AsymmetricPad"]
+    if asym:
+        pad = asym[0].pad
+    return f"k={k[0]}x{k[1]} s={conv.stride[0]} d={conv.dilation[0]} g={conv.groups} pad={pad}"
+
+
+class InterventionTable(list):
+    """Rows of `describe_intervention`; `str()` is the aligned text table."""
+
+    def __str__(self) -> str:
+        head = ("level", "layer", "class", "before", "after", "params", "notes")
+        body = [(r["level"], r["layer"], r["class"], r["old"], r["new"],
+                 f"{r['params']}{r['params_change']:+d}", "; ".join(r["notes"])) for r in self]
+        widths = [max(len(str(x[i])) for x in [head, *body]) for i in range(len(head))]
+        fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+        return "\n".join(fmt.format(*x).rstrip() for x in [head, *body])
 
 
 def model_source(model: object, num_classes: int = 2) -> Callable[[], nn.Module]:
@@ -207,52 +247,60 @@ def model_source(model: object, num_classes: int = 2) -> Callable[[], nn.Module]
 
 
 class KernelIntervention:
-    """do(kernel_size = k) on `layer` of `model`, one model factory per level.
+    """do(...) on `layer` of `model`, one paired model factory per level.
 
-    `build(k, seed)` seeds the global generator with `seed`, builds the base
+    `build(level, seed)` seeds the global generator with `seed`, builds the base
     model (so every level shares its initialization), then swaps in the
-    replacement layer drawn from a (seed, layer)-seeded generator.
+    replacement layers drawn from (seed, layer)-seeded generators. Levels are
+    kernel sizes (ints) or `Intervention` objects; the first is the reference
+    unless `reference` says otherwise.
     """
 
-    def __init__(self, model: object, layer: LayerSpec, levels: Sequence[int], reference: int | None = None,
-                 num_classes: int = 2):
+    def __init__(self, model: object, layer: LayerSpec, levels: Sequence[Level], reference: Level | None = None,
+                 num_classes: int = 2, init: str = "fresh", input_size: Sequence[int] | None = None):
         if len(levels) < 2:
             raise InterventionError(f"an intervention needs at least two levels (a reference and a treatment), got {list(levels)}")
-        self.levels = [check_kernel_size(k) for k in levels]
-        if len(set(self.levels)) != len(self.levels):
-            raise InterventionError(f"levels must be distinct, got {self.levels}")
-        self.reference = self.levels[0] if reference is None else check_kernel_size(reference)
+        self.levels = list(levels)
+        self.changes = [as_intervention(level) for level in self.levels]
+        if len(set(self.changes)) != len(self.changes):
+            raise InterventionError(f"levels must be distinct, got {[str(c) for c in self.changes]}")
+        self.reference = self.levels[0] if reference is None else reference
         if self.reference not in self.levels:
             raise InterventionError(f"reference level {self.reference} is not one of the levels {self.levels}")
+        if init not in INIT_MODES:
+            raise InterventionError(f"init must be one of {INIT_MODES}, got {init!r}")
+        self.init = init
         self.source = model_source(model, num_classes)
         self.layer = layer
         probe = self.source()
-        self.layers = resolve_layers(probe, layer)  # fail now, not after training
-        self.original = describe_layers(probe, self.layers)
-        for k in self.levels:  # a bad level is found before any training
-            for name in self.layers:
-                _total_padding(probe.get_submodule(name), k)
-        self.model_name = model if isinstance(model, str) else type(probe).__name__
+        self.layers = resolve_layers(probe, layer, input_size)  # fail now, not after training
+        self.table = describe_intervention(probe, self.layers, self.levels)  # also checks every level
+        if input_size is not None:
+            example = torch.zeros(tuple(input_size))
+            for change in self.changes:
+                changed, _ = _apply(probe, self.layers, change, "fresh", 0)
+                check_output_shapes(probe, changed, self.layers, example, allow_change=change.stride is not None)
+        self.model_name = model if isinstance(model, str) else getattr(model, "__name__", type(probe).__name__)
 
-    def build(self, level: int, seed: int, paired: bool = True) -> nn.Module:
+    def build(self, level: Level, seed: int, paired: bool = True) -> nn.Module:
         """The seed-`seed` model at `level`. `paired=False` decorrelates levels (for comparison only)."""
-        init_seed = seed if paired else layer_seed(seed, f"unpaired-{level}")
+        init_seed = seed if paired else layer_seed(seed, f"unpaired-{level_label(level)}")
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(init_seed)
             base = self.source()
-        return intervene(base, self.layers, level, seed=init_seed)
+        model, _ = _apply(base, self.layers, as_intervention(level), self.init, init_seed)
+        return model
 
     @property
-    def factories(self) -> dict[int, Callable[[int], nn.Module]]:
-        return {k: (lambda seed, k=k: self.build(k, seed)) for k in self.levels}
+    def factories(self) -> dict[Level, Callable[[int], nn.Module]]:
+        return {level: (lambda seed, level=level: self.build(level, seed)) for level in self.levels}
 
     @property
-    def treatments(self) -> list[int]:
-        return [k for k in self.levels if k != self.reference]
+    def treatments(self) -> list[Level]:
+        return [level for level in self.levels if level != self.reference]
 
     def describe(self) -> str:
-        """One line per touched layer: original hyperparameters and the levels."""
-        rows = [f"{d['layer']}: kernel {d['kernel_size'][0]}x{d['kernel_size'][1]}, stride {d['stride'][0]}, "
-                f"dilation {d['dilation'][0]}, groups {d['groups']} -> do(kernel_size in {self.levels}), "
-                f"reference k0={self.reference}" for d in self.original]
-        return f"{self.model_name}: " + "; ".join(rows)
+        """A one-line summary for reports; `self.table` has the per-layer detail."""
+        levels = ", ".join(level_label(level) for level in self.levels)
+        layers = ", ".join(self.layers[:6]) + (f", ... ({len(self.layers)} layers)" if len(self.layers) > 6 else "")
+        return f"{self.model_name}: do({levels}) on {layers}; reference {level_label(self.reference)}"

@@ -16,6 +16,7 @@ import numpy as np
 
 from .effects import Effect, paired_effect
 from .errors import AuditConfigError, EmptySubgroupError
+from .intervention import level_label
 
 BIAS_FORMS = ("spread", "contrast")
 OUTCOME_KINDS = ("drop", "perturbed")
@@ -23,7 +24,7 @@ OUTCOME_KINDS = ("drop", "perturbed")
 
 @dataclass(frozen=True)
 class Outcome:
-    level: int
+    level: object  # a kernel size or an Intervention
     seed: int
     subgroup: str
     perturbation: str
@@ -35,7 +36,7 @@ class Outcome:
         return self.clean - self.perturbed
 
     def as_dict(self) -> dict:
-        return {**asdict(self), "drop": self.drop}
+        return {**asdict(self), "level": level_label(self.level), "drop": self.drop}
 
 
 class Outcomes:
@@ -54,8 +55,8 @@ class Outcomes:
         return sorted({getattr(r, attr) for r in self.rows})
 
     @property
-    def levels(self) -> list[int]:
-        return self._unique("level")
+    def levels(self) -> list:
+        return list(dict.fromkeys(r.level for r in self.rows))  # audit order, reference first
 
     @property
     def seeds(self) -> list[int]:
@@ -69,11 +70,11 @@ class Outcomes:
     def perturbations(self) -> list[str]:
         return list(dict.fromkeys(r.perturbation for r in self.rows))
 
-    def values(self, level: int, seed: int, perturbation: str, outcome: str = "drop") -> dict[str, float]:
+    def values(self, level: object, seed: int, perturbation: str, outcome: str = "drop") -> dict[str, float]:
         rows = [r for r in self.rows if r.level == level and r.seed == seed and r.perturbation == perturbation]
         return {r.subgroup: (r.drop if outcome == "drop" else r.perturbed) for r in rows}
 
-    def bias(self, level: int, seed: int, perturbation: str, form: str = "spread",
+    def bias(self, level: object, seed: int, perturbation: str, form: str = "spread",
              contrast: Sequence[str] | None = None, outcome: str = "drop") -> float:
         """B(m) for the model (level, seed) under `perturbation`."""
         vals = self.values(level, seed, perturbation, outcome)
@@ -87,7 +88,8 @@ class Outcomes:
     def table(self, perturbation: str | None = None) -> str:
         """Per level and subgroup: clean, perturbed and drop as mean ± sd over seeds."""
         pert = perturbation or self.perturbations[0]
-        lines = [f"  {'k':>3}  {'subgroup':<28} {'clean':>15} {'perturbed':>15} {'drop':>15}   ({pert})"]
+        width = max(3, *(len(level_label(level)) for level in self.levels))
+        lines = [f"  {'level':<{width}}  {'subgroup':<28} {'clean':>15} {'perturbed':>15} {'drop':>15}   ({pert})"]
         for level in self.levels:
             for g in self.subgroups:
                 rows = [r for r in self.rows if r.level == level and r.subgroup == g and r.perturbation == pert]
@@ -95,8 +97,17 @@ class Outcomes:
                 for vals in ([r.clean for r in rows], [r.perturbed for r in rows], [r.drop for r in rows]):
                     sd = np.std(vals, ddof=1) if len(vals) > 1 else 0.0
                     cells.append(f"{np.mean(vals):.3f} ± {sd:.3f}")
-                lines.append(f"  {level:>3}  {g:<28} {cells[0]:>15} {cells[1]:>15} {cells[2]:>15}")
+                lines.append(f"  {level_label(level):<{width}}  {g:<28} {cells[0]:>15} {cells[1]:>15} {cells[2]:>15}")
         return "\n".join(lines)
+
+    def change_by_group(self, level: object, reference: object, perturbation: str, outcome: str = "drop") -> dict[str, float]:
+        """Per subgroup, the mean over seeds of the paired change level - reference: who moved."""
+        changes = {}
+        for g in self.subgroups:
+            diffs = [self.values(level, s, perturbation, outcome)[g] - self.values(reference, s, perturbation, outcome)[g]
+                     for s in self.seeds]
+            changes[g] = float(np.mean(diffs))
+        return changes
 
     def as_records(self) -> list[dict]:
         return [r.as_dict() for r in self.rows]
@@ -124,15 +135,14 @@ def bias_label(form: str, contrast: Sequence[str] | None, outcome: str) -> str:
 
 def estimate_effects(
     outcomes: Outcomes,
-    reference: int,
+    reference: object,
     perturbation: str | None = None,
     bias: str = "spread",
     contrast: Sequence[str] | None = None,
     outcome: str = "drop",
     confidence: float = 0.95,
     method: str = "t",
-    intervention: str = "kernel_size",
-) -> dict[int, Effect]:
+) -> dict:
     """tau(k) = mean over seeds of B(k, s) - B(k0, s), for every level k != reference."""
     pert = perturbation or outcomes.perturbations[0]
     check_bias_form(bias, contrast, outcome, outcomes.subgroups)
@@ -145,9 +155,15 @@ def estimate_effects(
         if level == reference:
             continue
         treated = [outcomes.bias(level, s, pert, bias, contrast, outcome) for s in seeds]
+        moved = outcomes.change_by_group(level, reference, pert, outcome)
+        who = ", ".join(f"{g} {v:+.4f}" for g, v in sorted(moved.items(), key=lambda kv: -abs(kv[1])))
+        context = (f"{outcomes.table(pert)}\n  paired change in {outcome} at {level_label(level)} vs "
+                   f"{level_label(reference)}, "
+                   f"largest first: {who}\n  per-seed bias differences: "
+                   + " ".join(f"{t - r:+.4f}" for t, r in zip(treated, ref)))
         effects[level] = paired_effect(
             treated, ref, confidence=confidence, method=method,
-            label=f"{intervention}={level} vs {reference}: {bias_label(bias, contrast, outcome)} under {pert}",
-            context=outcomes.table(pert),
+            label=f"{level_label(level)} vs {level_label(reference)}: {bias_label(bias, contrast, outcome)} under {pert}",
+            context=context,
         )
     return effects

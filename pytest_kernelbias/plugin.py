@@ -101,12 +101,18 @@ def kernel_audit(request: pytest.FixtureRequest, kernel_audit_settings: AuditSet
     """`kernel_audit(model, layer, levels, **run_audit_options)` -> AuditResult, recorded for the summary."""
     settings, extra = _settings_for(request)
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    capman = request.config.pluginmanager.get_plugin("capturemanager")
     verbose = request.config.getoption("verbose") > 0
     results = []
 
     def progress(msg: str) -> None:
         # Per-model lines always; per-epoch lines only with -v, training is the long part.
-        if reporter is not None and (verbose or "trained+evaluated" in msg):
+        if reporter is None or not (verbose or "trained+evaluated" in msg):
+            return
+        if capman is None:
+            reporter.write_line(f"[kernel-audit] {msg}")
+            return
+        with capman.global_and_fixture_disabled():  # otherwise captured and shown only on failure
             reporter.write_line(f"[kernel-audit] {msg}")
 
     def audit(model, layer, levels, **kwargs):

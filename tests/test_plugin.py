@@ -50,16 +50,17 @@ def test_failing_audit_prints_table_and_summary_and_writes_json(pytester):
     result = pytester.runpytest("--kernel-audit", "--kernel-audit-json", "out/report.json")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([
-        "*kernel audit failed: kernel_size=7 vs 3: spread of drop*",
+        "*kernel audit failed: kernel_size=7 vs kernel_size=3: spread of drop*",
         "*estimate rule: fails when |estimate| > threshold;*> threshold 0 by*",
-        "*k*subgroup*clean*perturbed*drop*(LowPass(0.4))",
-        "*3*skin_tone=dark*±*",
+        "*level*subgroup*clean*perturbed*drop*(LowPass(0.4))",
+        "*kernel_size=3*skin_tone=dark*±*",
+        "*paired change in drop at kernel_size=7 vs kernel_size=3, largest first: skin_tone=*",
         "*effect*95% CI*p=*n=2 seeds*",
         "*kernel audit summary*",
         "test*contrast*perturbation*effect*95% CI*p*threshold*verdict",
-        "*test_tiny_audit*k=7 vs k0=3*LowPass(0.4)*fail",
+        "*test_tiny_audit*kernel_size=7 vs kernel_size=3*LowPass(0.4)*fail",
     ])
-    result.stdout.fnmatch_lines(["*[[]kernel-audit[]] test_tiny_audit k=3 seed 1/2 trained+evaluated*"])
+    result.stdout.fnmatch_lines(["*[[]kernel-audit[]] test_tiny_audit kernel_size=3 seed 1/2 trained+evaluated*"])
     report = json.loads((pytester.path / "out" / "report.json").read_text())
     assert report["schema_version"] == 1
     (audit,) = report["audits"]

@@ -1,0 +1,39 @@
+"""The README is a contract: its quick start is what CI runs, its options table is what exists."""
+
+import re
+import subprocess
+from pathlib import Path
+
+from pytest_kernelbias.settings import OPTIONS
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+
+
+def quickstart_commands() -> list[str]:
+    block = README.split("<!-- quickstart:begin -->")[1].split("<!-- quickstart:end -->")[0]
+    return [line for line in block.splitlines() if line.strip() and not line.startswith(("```", "#"))]
+
+
+def test_quickstart_is_two_commands_install_and_audit_then_tests():
+    install_and_audit, tests = quickstart_commands()
+    assert "pip install -c constraints-ci.txt" in install_and_audit
+    assert install_and_audit.endswith("pytest --kernel-audit example_audits")
+    assert tests == ".venv/bin/pytest"
+
+
+def test_ci_runs_exactly_the_readme_commands():
+    script = (ROOT / ".ci" / "run").read_text()
+    extract = re.search(r"mapfile -t commands < <\((.*?)\)\n", script, re.S).group(1)
+    out = subprocess.run(["bash", "-c", extract], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert out.splitlines() == quickstart_commands()
+
+
+def test_ci_constraints_pin_the_local_torch_build():
+    pins = (ROOT / "constraints-ci.txt").read_text()
+    assert "torch==2.14.1" in pins and "torchvision==0.29.1" in pins
+
+
+def test_options_table_lists_every_option_and_its_ini_name():
+    for name in OPTIONS:
+        assert f"`--kernel-audit-{name}" in README and f"`kernel_audit_{name}`" in README
