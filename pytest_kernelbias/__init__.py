@@ -26,13 +26,26 @@ from .intervention import (
 from .layers import Select, conv_layers, find_stem
 from .models import SynthFacesCNN
 from .outcomes import Outcome, Outcomes, estimate_effects
-from .perturbations import Identity, LowPass, Perturbation
+from .perturbations import (
+    JPEG,
+    BandPass,
+    Compose,
+    Downsample,
+    GaussianBlur,
+    GaussianLowPass,
+    GaussianNoise,
+    HighPass,
+    Identity,
+    LowPass,
+    Perturbation,
+)
 from .training import TrainConfig, train
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "AuditConfigError", "AuditResult", "Dilation", "Intervention", "KernelSize", "Select", "Stride",
+    "AuditConfigError", "AuditResult", "BandPass", "Compose", "Downsample", "GaussianBlur", "GaussianLowPass",
+    "GaussianNoise", "HighPass", "JPEG", "Dilation", "Intervention", "KernelSize", "Select", "Stride",
     "describe_intervention", "find_stem", "Effect", "EmptySubgroupError", "Identity", "InterventionError",
     "KernelBiasError", "KernelIntervention", "LowPass", "MissingAttributeError", "NULL", "NonFiniteLossError",
     "Outcome", "Outcomes", "PLANTED", "Perturbation", "SubgroupDataset", "SubgroupLoaders", "SynthFacesCNN", "SynthFacesConfig",

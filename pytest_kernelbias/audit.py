@@ -10,7 +10,7 @@ from typing import Callable, Optional, Sequence
 import torch
 from torch import nn
 
-from .data.loaders import SubgroupLoaders
+from .data.loaders import SubgroupLoaders, as_perturbations
 from .data.subgroups import SubgroupDataset
 from .data.synthfaces import synthfaces
 from .effects import RULE_MEANING, Effect, check_rule, check_seeds, check_threshold
@@ -39,13 +39,18 @@ class AuditResult:
     data: str
     group_counts: dict[str, int]
     outcomes: Outcomes
-    effects: dict
+    all_effects: dict  # (perturbation name, level) -> Effect
     reference: object
     bias: str
     threshold: float
     rule: str
     settings: dict = field(default_factory=dict)
     asserted: Optional[bool] = None
+
+    @property
+    def effects(self) -> dict:
+        """level -> Effect under the first perturbation (the only one unless a sweep was given)."""
+        return {level: e for (pert, level), e in self.all_effects.items() if pert == self.perturbation}
 
     @property
     def effect(self) -> Effect:
@@ -55,7 +60,7 @@ class AuditResult:
     def failing(self, threshold: float | None = None, rule: str | None = None) -> dict:
         t = self.threshold if threshold is None else check_threshold(threshold)
         r = check_rule(rule or self.rule)
-        return {k: e for k, e in self.effects.items() if not e.passes(t, r)}
+        return {k: e for k, e in self.all_effects.items() if not e.passes(t, r)}
 
     @property
     def verdict(self) -> str:
@@ -81,10 +86,10 @@ class AuditResult:
     def summary_rows(self) -> list[dict]:
         """One row per treated level: what the terminal summary and JSON report print."""
         rows = []
-        for level, e in self.effects.items():
+        for (pert, level), e in self.all_effects.items():
             rows.append({
                 "audit": self.name, "contrast": f"{level_label(level)} vs {level_label(self.reference)}",
-                "perturbation": self.perturbation, "bias": self.bias,
+                "perturbation": pert, "bias": self.bias,
                 "effect": e.estimate, "ci_low": e.ci[0], "ci_high": e.ci[1], "p_value": e.p_value,
                 "n": e.n, "threshold": self.threshold, "rule": self.rule,
                 "verdict": "pass" if e.passes(self.threshold, self.rule) else "fail",
@@ -94,6 +99,7 @@ class AuditResult:
     def to_dict(self) -> dict:
         return {
             "name": self.name, "intervention": self.intervention, "perturbation": self.perturbation,
+            "perturbations": self.outcomes.perturbations,
             "data": self.data, "group_counts": self.group_counts, "reference": level_label(self.reference),
             "bias": self.bias, "threshold": self.threshold, "rule": self.rule, "verdict": self.verdict,
             "settings": self.settings, "effects": self.summary_rows(), "outcomes": self.outcomes.as_records(),
@@ -101,9 +107,10 @@ class AuditResult:
 
     def __repr__(self) -> str:
         lines = [f"AuditResult {self.name}", f"  intervention: {self.intervention}",
-                 f"  data: {self.data} {self.group_counts}", self.outcomes.table(self.perturbation),
-                 f"  bias: {self.bias}"]
-        lines += ["  " + e.summary() for e in self.effects.values()]
+                 f"  data: {self.data} {self.group_counts}"]
+        lines += [self.outcomes.table(p) for p in self.outcomes.perturbations]
+        lines.append(f"  bias: {self.bias}")
+        lines += ["  " + e.summary() for e in self.all_effects.values()]
         lines.append(f"  verdict: {self.verdict} (threshold {self.threshold:g}, rule {self.rule!r}: "
                      f"{RULE_MEANING[self.rule]})")
         return "\n".join(lines)
@@ -122,7 +129,7 @@ def run_audit(
     data: SubgroupDataset | str = "planted",
     test_data: SubgroupDataset | None = None,
     attributes: str | Sequence[str] = "skin_tone",
-    perturbation: Perturbation | None = None,
+    perturbation: Perturbation | Sequence[Perturbation] | None = None,
     seeds: int = 6,
     reference: Level | None = None,
     init: str = "fresh",
@@ -156,12 +163,12 @@ def run_audit(
         if test_data is None:
             raise AuditConfigError("pass test_data= alongside a training dataset (the audit never tests on training images)")
         train_data, test_set = data, test_data
-    perturbation = perturbation or LowPass(0.4)
+    perturbations = as_perturbations(perturbation or LowPass(0.4))
     intervention = KernelIntervention(model, layer, levels, reference,
                                       num_classes=int(max(train_data.labels.max(), test_set.labels.max())) + 1,
                                       init=init, input_size=(1, *test_set.images.shape[1:]))
     # Subgroups seen in training must all be measurable in the test set.
-    loaders = SubgroupLoaders(test_set, attributes, perturbation, device=device,
+    loaders = SubgroupLoaders(test_set, attributes, perturbations, device=device,
                               expected_groups=list(train_data.subgroup_indices(attributes)))
     check_bias_form(bias, contrast, outcome, list(loaders.groups))
     outcomes = Outcomes()
@@ -182,13 +189,14 @@ def run_audit(
             done += 1
             if progress is not None:
                 progress(f"{label} trained+evaluated in {time.time() - t0:.1f}s ({done}/{n_models} models)")
-            for g in loaders.groups:
-                outcomes.add(Outcome(level, seed, g, perturbation.name, metrics[CLEAN][g], metrics[perturbation.name][g]))
-    effects = estimate_effects(outcomes, intervention.reference, perturbation.name, bias, contrast, outcome,
-                               confidence, interval)
+            for pert in perturbations:
+                for g in loaders.groups:
+                    outcomes.add(Outcome(level, seed, g, pert, metrics[CLEAN][g], metrics[pert][g]))
+    all_effects = {(pert, level): e for pert in perturbations for level, e in estimate_effects(
+        outcomes, intervention.reference, pert, bias, contrast, outcome, confidence, interval).items()}
     return AuditResult(
-        name=name, intervention=intervention.describe(), perturbation=perturbation.name, data=train_data.name,
-        group_counts=loaders.counts(), outcomes=outcomes, effects=effects, reference=intervention.reference,
+        name=name, intervention=intervention.describe(), perturbation=next(iter(perturbations)), data=train_data.name,
+        group_counts=loaders.counts(), outcomes=outcomes, all_effects=all_effects, reference=intervention.reference,
         bias=bias_label(bias, contrast, outcome), threshold=threshold, rule=rule,
         settings={"seeds": seeds, "levels": [level_label(v) for v in intervention.levels],
                   "intervention_table": list(intervention.table), "layers": intervention.layers,

@@ -27,6 +27,8 @@ def predict_conditions(
     """
     device = torch.device(device)
     model.to(device).eval()
+    for perturb in perturbations.values():
+        perturb.reset()  # seeded noise restarts: every model is tested on the same images
     out: dict[str, list[torch.Tensor]] = {CLEAN: [], **{name: [] for name in perturbations}}
     for start in range(0, len(images), batch_size):
         x = images[start:start + batch_size].to(device)

@@ -23,7 +23,7 @@ def summary_lines(audits: Iterable[Mapping]) -> list[str]:
             if audit.get("test_outcome") in ("xfailed", "xpassed"):
                 verdict += f" ({audit['test_outcome']})"
             rows.append((
-                audit["test"], e["contrast"], audit["perturbation"], f"{e['effect']:+.4f}",
+                audit["test"], e["contrast"], e["perturbation"], f"{e['effect']:+.4f}",
                 f"[{e['ci_low']:+.4f}, {e['ci_high']:+.4f}]", f"{e['p_value']:.3g}",
                 f"{e['threshold']:g} ({e['rule']})", verdict,
             ))

@@ -8,7 +8,10 @@ Shape rule: a conv with kernel k, dilation d and total padding P maps H to
 floor((H + P - d(k-1) - 1)/s) + 1. Keeping P - d(k-1) fixed keeps that for
 every H, so the new total padding is P' = P + d'(k'-1) - d(k-1). An odd P'
 cannot be split evenly; the extra pixel goes right/bottom (TensorFlow's SAME
-convention) through a forward pre-hook, so the layer's class is unchanged.
+convention) through a forward pre-hook, so the layer's class is unchanged. A
+negative P' (a kernel that reaches less far than the original, e.g. 3x3 in a
+16x16 patchify stem, or any smaller kernel in a padding=0 layer) crops the input
+instead, which keeps the output size just the same.
 Layers with dynamic SAME padding (`Conv2dSame`, `same_pad=True`) pad from the
 kernel at run time and need no help.
 """
@@ -75,20 +78,23 @@ def _new_padding(conv: nn.Module, k: int, d: int, name: str) -> tuple[object, tu
         old_pad = (0, 0)
     else:
         old_pad = tuple(conv.padding)
-    totals = []
-    for p, k0, d0 in zip(old_pad, conv.kernel_size, conv.dilation):
-        total = 2 * p + d * (k - 1) - d0 * (k0 - 1)
-        if total < 0:
-            raise InterventionError(
-                f"{name}: kernel_size={k}, dilation={d} would shrink this layer's output (it has kernel {k0}, "
-                f"dilation {d0}, padding {p}) and no padding >= 0 keeps the output size. Use a kernel with "
-                f"dilation*(kernel-1) >= {d0 * (k0 - 1) - 2 * p}."
-            )
-        totals.append(total)
+    totals = [2 * p + d * (k - 1) - d0 * (k0 - 1) for p, k0, d0 in zip(old_pad, conv.kernel_size, conv.dilation)]
     th, tw = totals
-    if th % 2 == 0 and tw % 2 == 0:
+    if th >= 0 and tw >= 0 and th % 2 == 0 and tw % 2 == 0:
         return (th // 2, tw // 2), None
-    return (0, 0), (tw // 2, tw - tw // 2, th // 2, th - th // 2)
+    if min(totals) < 0 and getattr(conv, "padding_mode", "zeros") != "zeros":
+        raise InterventionError(
+            f"{name}: kernel_size={k}, dilation={d} reaches less far than the original kernel, so the input must be "
+            f"cropped to keep the output size, which padding_mode={conv.padding_mode!r} cannot do. "
+            "Use a kernel at least as large as the original."
+        )
+    # Odd totals put the extra pixel right/bottom; negative totals crop (F.pad with negative sizes).
+    return (0, 0), (_split(tw)[0], _split(tw)[1], _split(th)[0], _split(th)[1])
+
+
+def _split(total: int) -> tuple[int, int]:
+    before = total // 2 if total >= 0 else -((-total) // 2)
+    return before, total - before
 
 
 def _resized_kernel(old: torch.Tensor, k: int, mode: str) -> torch.Tensor:
@@ -143,7 +149,10 @@ def rebuild_conv(
             del new._forward_pre_hooks[key]
     if asym is not None:
         new.register_forward_pre_hook(AsymmetricPad(asym, getattr(conv, "padding_mode", "zeros")))
-        notes.append(f"even kernel: asymmetric padding (left, right, top, bottom) = {asym}")
+        if min(asym) < 0:
+            notes.append(f"smaller reach than the original: input cropped, (left, right, top, bottom) = {asym}")
+        else:
+            notes.append(f"asymmetric padding (left, right, top, bottom) = {asym}")
     if d * (k - 1) + 1 < s:
         notes.append(f"kernel extent {d * (k - 1) + 1} < stride {s}: some input pixels are never seen")
 

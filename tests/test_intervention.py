@@ -76,9 +76,19 @@ def test_bad_kernel_size_is_a_clear_error(bad):
         intervene(_net(), "0", bad)
 
 
-def test_kernel_that_would_shrink_output_is_refused():
-    with pytest.raises(InterventionError, match="no padding >= 0 keeps the output size"):
-        intervene(_net(padding=0, k=5), "0", 3)
+def test_smaller_kernel_in_a_valid_conv_crops_the_input_and_keeps_the_shape():
+    model = _net(padding=0, k=5)
+    new = intervene(model, "0", 3)
+    (hook,) = new[0]._forward_pre_hooks.values()
+    assert hook.pad == (-1, -1, -1, -1)
+    x = torch.randn(1, 4, 13, 13)
+    assert new(x).shape == model(x).shape
+
+
+def test_crop_with_reflect_padding_is_refused_with_the_fix():
+    model = nn.Sequential(nn.Conv2d(4, 8, 5, padding=1, padding_mode="reflect"))
+    with pytest.raises(InterventionError, match="padding_mode='reflect' cannot do"):
+        intervene(model, "0", 1)
 
 
 def test_levels_of_one_seed_share_every_non_intervened_weight(cnn_factory):

@@ -8,8 +8,22 @@ import torch
 from torch import nn
 
 from ..evaluation import CLEAN, accuracy, predict_conditions
+from ..errors import AuditConfigError
 from ..perturbations import Perturbation
 from .subgroups import SubgroupDataset
+
+
+def as_perturbations(perturbation) -> dict[str, Perturbation]:
+    """Name -> perturbation from one perturbation, a sweep (list) or a mapping."""
+    if isinstance(perturbation, Perturbation):
+        found = {perturbation.name: perturbation}
+    elif isinstance(perturbation, Mapping):
+        found = dict(perturbation)
+    else:
+        found = {p.name: p for p in perturbation}
+    if not found or not all(isinstance(p, Perturbation) for p in found.values()):
+        raise AuditConfigError("give one or more Perturbation objects, e.g. LowPass(0.4) or LowPass.sweep([0.6, 0.4])")
+    return found
 
 
 class SubgroupLoaders:
@@ -25,18 +39,14 @@ class SubgroupLoaders:
         self,
         data: SubgroupDataset,
         attributes: str | Sequence[str],
-        perturbation: Perturbation | Mapping[str, Perturbation],
+        perturbation: Perturbation | Sequence[Perturbation] | Mapping[str, Perturbation],
         batch_size: int = 512,
         device: str | torch.device = "cpu",
         expected_groups: Sequence[str] | None = None,
     ):
         self.data = data
         self.attributes = [attributes] if isinstance(attributes, str) else list(attributes)
-        self.perturbations = (
-            {perturbation.name: perturbation} if isinstance(perturbation, Perturbation) else dict(perturbation)
-        )
-        if not self.perturbations:
-            raise ValueError("give at least one perturbation")
+        self.perturbations = as_perturbations(perturbation)
         self.batch_size = batch_size
         self.device = torch.device(device)
         self.groups = data.subgroup_indices(self.attributes, expected=expected_groups)
