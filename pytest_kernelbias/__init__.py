@@ -1,6 +1,17 @@
 """pytest-kernelbias: causal audits of how a CNN's kernel size changes subgroup bias."""
 
 from .audit import AuditResult, default_data, run_audit
+from .data.faces import (
+    DatasetFormatError,
+    balance,
+    from_tensors,
+    from_torch_dataset,
+    load_celeba,
+    load_csv_manifest,
+    load_fairface,
+    load_utkface,
+    stratified_split,
+)
 from .data.loaders import SubgroupLoaders
 from .data.subgroups import SubgroupDataset
 from .data.synthfaces import NULL, PLANTED, SynthFacesConfig, synthfaces
@@ -44,7 +55,8 @@ from .training import TrainConfig, train
 __version__ = "0.1.0"
 
 __all__ = [
-    "AuditConfigError", "AuditResult", "BandPass", "Compose", "Downsample", "GaussianBlur", "GaussianLowPass",
+    "AuditConfigError", "AuditResult", "DatasetFormatError", "balance", "from_tensors", "from_torch_dataset",
+    "load_celeba", "load_csv_manifest", "load_fairface", "load_utkface", "stratified_split", "BandPass", "Compose", "Downsample", "GaussianBlur", "GaussianLowPass",
     "GaussianNoise", "HighPass", "JPEG", "Dilation", "Intervention", "KernelSize", "Select", "Stride",
     "describe_intervention", "find_stem", "Effect", "EmptySubgroupError", "Identity", "InterventionError",
     "KernelBiasError", "KernelIntervention", "LowPass", "MissingAttributeError", "NULL", "NonFiniteLossError",

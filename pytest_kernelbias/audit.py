@@ -13,13 +13,14 @@ from torch import nn
 from .data.loaders import SubgroupLoaders, as_perturbations
 from .data.subgroups import SubgroupDataset
 from .data.synthfaces import synthfaces
-from .effects import RULE_MEANING, Effect, check_rule, check_seeds, check_threshold
+from .effects import RULE_MEANING, Effect, check_rule, check_seeds, check_threshold, paired_effect
 from .errors import AuditConfigError
 from .evaluation import CLEAN
 from .intervention import KernelIntervention, Level, layer_seed, level_label
 from .layers import LayerSpec
 from .outcomes import Outcome, Outcomes, bias_label, check_bias_form, estimate_effects
 from .perturbations import LowPass, Perturbation
+from .spectra import activation_spectra, fourier_heat_map, high_frequency_ratio, kernel_spectrum
 from .training import Progress, TrainConfig, train
 
 Trainer = Callable[[nn.Module, SubgroupDataset, int], nn.Module]
@@ -46,6 +47,10 @@ class AuditResult:
     rule: str
     settings: dict = field(default_factory=dict)
     asserted: Optional[bool] = None
+    spectral: list = field(default_factory=list)  # rows: level, seed, subgroup, layer, hf_ratio
+    spectral_effects: dict = field(default_factory=dict)  # level -> subgroup -> Effect
+    kernel_spectra: dict = field(default_factory=dict)  # level label -> mean radial spectrum (list)
+    heat_maps: dict = field(default_factory=dict)  # level label -> subgroup -> 2-D list of error rates
 
     @property
     def effects(self) -> dict:
@@ -83,6 +88,18 @@ class AuditResult:
             raise AssertionError(f"{self.name}: {msg}")
         return self
 
+    def assert_spectral_shift_below(self, threshold: float, rule: str = "estimate") -> "AuditResult":
+        """Fail when the level's effect on any subgroup's activation high-frequency ratio passes `threshold`."""
+        threshold, rule = check_threshold(threshold), check_rule(rule)
+        if not self.spectral_effects:
+            raise AuditConfigError("this audit measured no spectra; run it with spectral_cutoff set (e.g. 0.5)")
+        bad = [e for by_group in self.spectral_effects.values() for e in by_group.values()
+               if not e.passes(threshold, rule)]
+        if bad:
+            worst = max(bad, key=lambda e: e.statistic(rule))
+            raise AssertionError(f"{self.name}: spectral shift: " + worst.failure_message(threshold, rule))
+        return self
+
     def summary_rows(self) -> list[dict]:
         """One row per treated level: what the terminal summary and JSON report print."""
         rows = []
@@ -103,6 +120,12 @@ class AuditResult:
             "data": self.data, "group_counts": self.group_counts, "reference": level_label(self.reference),
             "bias": self.bias, "threshold": self.threshold, "rule": self.rule, "verdict": self.verdict,
             "settings": self.settings, "effects": self.summary_rows(), "outcomes": self.outcomes.as_records(),
+            "spectral": self.spectral,
+            "spectral_effects": [
+                {"level": level_label(level), "subgroup": g, "effect": e.estimate, "ci_low": e.ci[0],
+                 "ci_high": e.ci[1], "p_value": e.p_value, "n": e.n}
+                for level, by_group in self.spectral_effects.items() for g, e in by_group.items()],
+            "kernel_spectra": self.kernel_spectra, "heat_maps": self.heat_maps,
         }
 
     def __repr__(self) -> str:
@@ -111,6 +134,8 @@ class AuditResult:
         lines += [self.outcomes.table(p) for p in self.outcomes.perturbations]
         lines.append(f"  bias: {self.bias}")
         lines += ["  " + e.summary() for e in self.all_effects.values()]
+        for by_group in self.spectral_effects.values():
+            lines += ["  " + e.summary() for e in by_group.values()]
         lines.append(f"  verdict: {self.verdict} (threshold {self.threshold:g}, rule {self.rule!r}: "
                      f"{RULE_MEANING[self.rule]})")
         return "\n".join(lines)
@@ -144,6 +169,8 @@ def run_audit(
     threshold: float = 0.05,
     rule: str = "estimate",
     paired: bool = True,
+    spectral_cutoff: float | None = 0.5,
+    heat_map: dict | None = None,
     name: str = "audit",
     progress: Progress | None = _stderr,
 ) -> AuditResult:
@@ -153,6 +180,12 @@ def run_audit(
     `data` is a training `SubgroupDataset` (then `test_data` is required) or a
     SynthFaces configuration name. `trainer(model, data, seed)` replaces the
     default trainer. No assertion is made; call `.assert_below()` on the result.
+
+    With `spectral_cutoff` (a fraction of Nyquist), each model's first
+    intervened layer is also measured: the high-frequency share of its output
+    maps' power per subgroup, whose paired effects land in `spectral_effects`,
+    and its kernels' radial spectrum. `heat_map=dict(eps=4.0, step=4, images=256)`
+    adds Yin et al. Fourier heat maps per subgroup for each level's first seed.
     """
     check_seeds(seeds)
     threshold = check_threshold(threshold)
@@ -172,6 +205,9 @@ def run_audit(
                               expected_groups=list(train_data.subgroup_indices(attributes)))
     check_bias_form(bias, contrast, outcome, list(loaders.groups))
     outcomes = Outcomes()
+    spectral: list[dict] = []
+    kernels: dict[str, list] = {}
+    heat_maps: dict[str, dict] = {}
     n_models, done, started = len(intervention.levels) * seeds, 0, time.time()
     for seed in range(seeds):
         for level in intervention.levels:
@@ -186,6 +222,10 @@ def run_audit(
             else:
                 trained = trainer(model_ks, train_data, order_seed)
             metrics = loaders.evaluate(trained)
+            if spectral_cutoff is not None:
+                _measure_spectra(trained, intervention, level, seed, loaders, spectral_cutoff, spectral, kernels)
+            if heat_map is not None and seed == 0:
+                heat_maps[level_label(level)] = _heat_maps(trained, loaders, heat_map)
             done += 1
             if progress is not None:
                 progress(f"{label} trained+evaluated in {time.time() - t0:.1f}s ({done}/{n_models} models)")
@@ -194,6 +234,9 @@ def run_audit(
                     outcomes.add(Outcome(level, seed, g, pert, metrics[CLEAN][g], metrics[pert][g]))
     all_effects = {(pert, level): e for pert in perturbations for level, e in estimate_effects(
         outcomes, intervention.reference, pert, bias, contrast, outcome, confidence, interval).items()}
+    spectral_effects = {}
+    if spectral:
+        spectral_effects = _spectral_effects(spectral, intervention, seeds, confidence, interval, spectral_cutoff)
     return AuditResult(
         name=name, intervention=intervention.describe(), perturbation=next(iter(perturbations)), data=train_data.name,
         group_counts=loaders.counts(), outcomes=outcomes, all_effects=all_effects, reference=intervention.reference,
@@ -202,5 +245,48 @@ def run_audit(
                   "intervention_table": list(intervention.table), "layers": intervention.layers,
                   "attributes": loaders.attributes, "train": train_config.as_dict(), "device": str(device),
                   "paired": paired, "interval": interval, "confidence": confidence,
-                  "seconds": round(time.time() - started, 1)},
+                  "spectral_cutoff": spectral_cutoff, "seconds": round(time.time() - started, 1)},
+        spectral=spectral, spectral_effects=spectral_effects,
+        kernel_spectra={k: torch.stack(v).mean(0).tolist() for k, v in kernels.items()}, heat_maps=heat_maps,
     )
+
+
+def _measure_spectra(model, intervention, level, seed, loaders, cutoff, rows, kernels) -> None:
+    layer = intervention.layers[0]
+    kernels.setdefault(level_label(level), []).append(kernel_spectrum(model.get_submodule(layer)))
+    by_group = activation_spectra(model, layer, loaders.data.images, loaders.groups, device=loaders.device)
+    for g, spectrum in by_group.items():
+        rows.append({"level": level_label(level), "seed": seed, "subgroup": g, "layer": layer,
+                     "hf_ratio": float(high_frequency_ratio(spectrum, cutoff))})
+
+
+def _spectral_effects(rows, intervention, seeds, confidence, interval, cutoff) -> dict:
+    ratio = {(r["level"], r["seed"], r["subgroup"]): r["hf_ratio"] for r in rows}
+    groups = sorted({r["subgroup"] for r in rows})
+    ref = level_label(intervention.reference)
+    effects = {}
+    for level in intervention.treatments:
+        lab = level_label(level)
+        effects[level] = {
+            g: paired_effect([ratio[(lab, s, g)] for s in range(seeds)], [ratio[(ref, s, g)] for s in range(seeds)],
+                             confidence=confidence, method=interval,
+                             label=f"{lab} vs {ref}: high-frequency share (>= {cutoff:g} Nyquist) of "
+                                   f"{intervention.layers[0]} activations, {g}")
+            for g in groups}
+    return effects
+
+
+def _heat_maps(model, loaders, options: dict) -> dict:
+    n = int(options.get("images", 256))
+    # A fixed, seeded subset per subgroup keeps the cost bounded and the maps paired across levels.
+    gen = torch.Generator().manual_seed(0)
+    picked = {g: idx[torch.randperm(len(idx), generator=gen)[:n]] for g, idx in loaders.groups.items()}
+    index = torch.cat(list(picked.values()))
+    offsets, groups = 0, {}
+    for g, idx in picked.items():
+        groups[g] = torch.arange(offsets, offsets + len(idx))
+        offsets += len(idx)
+    maps = fourier_heat_map(model, loaders.data.images[index], loaders.data.labels[index],
+                            eps=float(options.get("eps", 4.0)), groups=groups, step=int(options.get("step", 4)),
+                            device=loaders.device)
+    return {g: m.tolist() for g, m in maps.items()}

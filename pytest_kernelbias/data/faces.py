@@ -1,0 +1,538 @@
+"""Loaders for face datasets already on disk (FairFace, UTKFace, CelebA, CSV manifests, torch).
+
+Every loader returns a `SubgroupDataset`: images float (N, 3, size, size) in [0, 1]
+(short side resized to `size` px, then centre-cropped), int64 labels in {0, 1}, and
+string attributes. Nothing is downloaded and nothing is unpickled.
+
+`label=` picks the binary task label from a row of string attributes:
+``"col"`` (the column already holds ``"0"``/``"1"``), ``("col", "Female")`` (1 where
+the value equals it, or is in it when a set/list/tuple is given) or a callable
+``row -> 0/1``.
+
+Options shared by all loaders (`GroupOptions`): `group_by` (attributes for counts,
+balancing and size checks), `min_group_size` with `on_small_group="warn"|"error"`,
+`balanced=True` (subsample every group to the smallest) and `seed`. File loaders
+also take `strict` (raise instead of skipping bad files) and a `DecodeCache`.
+Skipped files are listed in ``meta["skipped"]`` as ``{"path", "reason"}`` dicts.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import itertools
+import os
+import re
+import warnings
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Callable, Literal, Mapping, Sequence, Union
+
+import numpy as np
+import torch
+from typing_extensions import TypedDict, Unpack
+
+from ..errors import AuditConfigError, EmptySubgroupError, KernelBiasError
+from .subgroups import SubgroupDataset
+
+Row = Mapping[str, str]
+LabelSpec = Union[str, tuple[str, object], Callable[[Row], int]]
+
+FAIRFACE_RACES = ("East Asian", "Indian", "Black", "White", "Middle Eastern", "Latino_Hispanic", "Southeast Asian")
+GENDERS = ("Male", "Female")
+UTK_RACES = ("White", "Black", "Asian", "Indian", "Others")
+UTK_NAME = re.compile(r"^(\d+)_([01])_([0-4])_(\d+)\.jpg(\.chip\.jpg)?$")
+CELEBA_SPLITS = {"train": "0", "valid": "1", "test": "2"}
+
+
+class DatasetFormatError(KernelBiasError, ValueError):
+    """A label file, column, value or file name is not in the dataset's documented format."""
+
+
+class MissingLabelFileError(DatasetFormatError, FileNotFoundError):
+    """The dataset's label / manifest file is not where the loader expects it."""
+
+
+class CorruptImageError(DatasetFormatError):
+    """`strict=True` and some files were unreadable or badly named; lists every one."""
+
+
+class SmallSubgroupError(EmptySubgroupError):
+    """A subgroup has fewer images than `min_group_size`."""
+
+
+class DatasetWarning(UserWarning):
+    """Files were skipped or a subgroup is small; the data still loaded."""
+
+
+class GroupOptions(TypedDict, total=False):
+    """Keyword options every loader accepts; see the module docstring."""
+
+    group_by: Sequence[str]
+    min_group_size: int
+    on_small_group: Literal["warn", "error"]
+    balanced: bool
+    seed: int
+
+
+# ---------------------------------------------------------------- decoding + cache
+class DecodeCache:
+    """LRU of decoded uint8 (3, size, size) tensors keyed by path, mtime, byte size and crop size.
+
+    `max_bytes` bounds the memory held (bytes); `decodes` counts real decodes, `hits` cache hits.
+    """
+
+    def __init__(self, max_bytes: int = 512 * 2**20):
+        self.max_bytes = max_bytes
+        self.decodes = 0
+        self.hits = 0
+        self._items: OrderedDict[tuple, torch.Tensor] = OrderedDict()
+        self._bytes = 0
+
+    def load(self, path: Path, size: int) -> torch.Tensor:
+        """Float (3, size, size) image in [0, 1]; decodes only on a miss. Raises OSError/ValueError if unreadable."""
+        st = os.stat(path)  # mtime + size in the key: an edited file is decoded again
+        key = (str(Path(path).resolve()), st.st_mtime_ns, st.st_size, size)
+        if key in self._items:
+            self.hits += 1
+            self._items.move_to_end(key)
+            return self._items[key].float() / 255
+        pixels = decode_image(path, size)
+        self.decodes += 1
+        self._items[key] = pixels
+        self._bytes += pixels.numel()
+        while self._bytes > self.max_bytes and self._items:
+            self._bytes -= self._items.popitem(last=False)[1].numel()
+        return pixels.float() / 255
+
+    def clear(self) -> None:
+        self._items.clear()
+        self._bytes = 0
+
+
+DEFAULT_CACHE = DecodeCache()
+
+
+def decode_image(path: Path, size: int) -> torch.Tensor:
+    """Decode `path` to RGB, resize the short side to `size` px and centre-crop: uint8 (3, size, size)."""
+    try:
+        from PIL import Image  # optional dependency, only needed for on-disk images
+    except ImportError as exc:
+        raise ImportError("reading image files needs Pillow: pip install pillow") from exc
+
+    with Image.open(path) as im:
+        im.load()  # force a full decode so a truncated file fails here, not later
+        rgb = im.convert("RGB")
+    new_w, new_h, left, top = _fit_geometry(*rgb.size, size)
+    rgb = rgb.resize((new_w, new_h), Image.Resampling.BILINEAR).crop((left, top, left + size, top + size))
+    return torch.from_numpy(np.asarray(rgb, dtype=np.uint8).copy()).permute(2, 0, 1).contiguous()
+
+
+def _fit_geometry(w: int, h: int, size: int) -> tuple[int, int, int, int]:
+    """(resized width, height, crop left, top) in px so the short side becomes `size` and the crop is centred."""
+    scale = size / min(w, h)
+    new_w, new_h = max(size, round(w * scale)), max(size, round(h * scale))
+    return new_w, new_h, (new_w - size) // 2, (new_h - size) // 2
+
+
+def _fit_tensor(image: torch.Tensor, size: int) -> torch.Tensor:
+    """Resize a float (C, H, W) tensor's short side to `size` px and centre-crop it."""
+    new_w, new_h, left, top = _fit_geometry(image.shape[-1], image.shape[-2], size)
+    out = torch.nn.functional.interpolate(image[None], (new_h, new_w), mode="bilinear", antialias=True)[0]
+    return out[:, top:top + size, left:left + size].clamp(0, 1)
+
+
+# ---------------------------------------------------------------- labels and files
+def _label_fn(label: LabelSpec) -> Callable[[Row], int]:
+    """Turn a label spec into ``row -> int``; see the module docstring for the forms."""
+    if callable(label):
+        return label
+    if isinstance(label, str):  # an unmapped value is returned as is, so the error can show it
+        return lambda row: int(row[label]) if row[label] in ("0", "1") else row[label]
+    if isinstance(label, tuple) and len(label) == 2 and isinstance(label[0], str):
+        column, positive = label
+        many = isinstance(positive, (set, frozenset, list, tuple))
+        accepted = {str(v) for v in positive} if many else {str(positive)}
+        return lambda row: int(row[column] in accepted)
+    raise AuditConfigError(
+        f"label={label!r}: pass a column name, a (column, positive value(s)) pair or a row -> 0/1 function")
+
+
+def _labels(rows: Sequence[Row], wheres: Sequence[str], label: LabelSpec) -> list[int]:
+    """The 0/1 label of each row; an error names the row, its columns and the bad value."""
+    fn, out = _label_fn(label), []
+    for row, where in zip(rows, wheres):
+        try:
+            y = fn(row)
+        except KeyError as exc:
+            raise DatasetFormatError(
+                f"{where}: label={label!r} needs column {exc.args[0]!r}; row has {sorted(row)}") from None
+        if y not in (0, 1):
+            raise DatasetFormatError(f"{where}: label={label!r} gave {y!r} for row {dict(row)}, expected 0 or 1; "
+                                     "pass label=(column, positive value) or a row -> 0/1 function")
+        out.append(int(y))
+    return out
+
+
+def _check_value(value: str, allowed: Sequence[str], column: str, where: str) -> None:
+    if value not in allowed:
+        raise DatasetFormatError(f"{where}: unknown {column} value {value!r}; allowed values are {list(allowed)}")
+
+
+def _read_csv(path: Path, required: Sequence[str]) -> list[tuple[str, dict[str, str]]]:
+    """Rows of a CSV file as (``"file line N"``, row); errors name the file and the expected header."""
+    header = ",".join(required)
+    if not path.is_file():
+        raise MissingLabelFileError(f"label file {str(path)!r} not found; expected a CSV with header {header!r}")
+    with open(path, newline="", encoding="utf-8-sig") as f:  # utf-8-sig: Excel-written files start with a BOM
+        reader = csv.DictReader(f)
+        found = reader.fieldnames or []
+        missing = [c for c in required if c not in found]
+        if missing:
+            raise DatasetFormatError(
+                f"{path}: missing column(s) {missing}; expected header {header!r}, found {','.join(found)!r}")
+        return [(f"{path.name} line {reader.line_num}", {k: (v or "").strip() for k, v in row.items() if k})
+                for row in reader]
+
+
+@dataclasses.dataclass
+class _Source:
+    """What a loader knows about its data: dataset name, meta, default group_by and known attribute values."""
+
+    name: str
+    meta: dict
+    group_by: Sequence[str]
+    vocab: Mapping[str, Sequence[str]] = dataclasses.field(default_factory=dict)
+
+
+def _decode_all(paths: Sequence[Path], size: int, cache: DecodeCache | None) -> tuple[list, list[int], list[dict]]:
+    """(images, kept positions, skipped) after decoding each path; unreadable files are skipped with the reason."""
+    cache = DEFAULT_CACHE if cache is None else cache
+    images, kept, skipped = [], [], []
+    for i, path in enumerate(paths):
+        try:
+            images.append(cache.load(path, size))
+            kept.append(i)
+        except (OSError, ValueError, SyntaxError, EOFError) as exc:  # PIL raises each of these for broken files
+            skipped.append({"path": str(path), "reason": f"unreadable image: {type(exc).__name__}: {exc}"})
+    return images, kept, skipped
+
+
+def _report_skipped(skipped: list[dict], total: int, strict: bool, name: str) -> None:
+    """Raise (strict) or warn once about skipped files, listing them."""
+    if not skipped:
+        return
+    listing = "; ".join(f"{s['path']} ({s['reason']})" for s in skipped[:20])
+    more = f"; and {len(skipped) - 20} more" if len(skipped) > 20 else ""
+    if strict:
+        raise CorruptImageError(f"{name}: {len(skipped)} of {total} files are unusable: {listing}{more}")
+    warnings.warn(f"{name}: skipped {len(skipped)} of {total} files (listed in meta['skipped']): {listing}{more}",
+                  DatasetWarning, stacklevel=4)
+
+
+def _from_files(records: list, columns: Sequence[str], label: LabelSpec, source: _Source, size: int, strict: bool,
+                cache: DecodeCache | None, skipped: list[dict], options: GroupOptions) -> SubgroupDataset:
+    """Shared tail of every file loader: labels, decoding with skip/strict, then `_finish`.
+
+    `records` are ``(image path, string row, where)``; `where` locates the row in error messages.
+    """
+    total = len(records) + len(skipped)
+    if strict and skipped:  # fail before spending minutes decoding
+        _report_skipped(skipped, total, strict, source.name)
+    labels = _labels([r[1] for r in records], [r[2] for r in records], label)  # fail fast, before decoding
+    images, kept, bad = _decode_all([r[0] for r in records], size, cache)
+    skipped = skipped + bad
+    _report_skipped(skipped, total, strict, source.name)
+    stacked = torch.stack(images) if images else torch.zeros(0, 3, size, size)
+    source.meta.update(size=size, skipped=skipped, n_skipped=len(skipped))
+    attributes = {c: [records[i][1][c] for i in kept] for c in columns}
+    return _finish(stacked, [labels[i] for i in kept], attributes, source, options)
+
+
+# ---------------------------------------------------------------- groups
+def _finish(images: torch.Tensor, labels: Sequence[int], attributes: Mapping[str, Sequence[str]], source: _Source,
+            options: GroupOptions) -> SubgroupDataset:
+    """Build the dataset, check group sizes, optionally balance, and record per-group counts in meta."""
+    known = sorted(GroupOptions.__annotations__)
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise AuditConfigError(f"unknown option(s) {unknown}; loaders accept {known}")
+    group_by = list(options.get("group_by") or source.group_by or attributes)
+    data = SubgroupDataset(images=images, labels=torch.as_tensor(list(labels), dtype=torch.int64),
+                           attributes={a: [str(v) for v in vs] for a, vs in attributes.items()}, name=source.name,
+                           meta={**source.meta, "group_by": group_by})
+    counts = _counts(data, group_by, source.vocab)
+    _check_sizes(counts, options.get("min_group_size", 0), options.get("on_small_group", "warn"), data.name, group_by)
+    if options.get("balanced"):
+        data = balance(data, group_by, seed=options.get("seed", 0))
+    return _with_meta(data, counts_before_balance=counts, counts=_counts(data, group_by, source.vocab))
+
+
+def _counts(data: SubgroupDataset, group_by: Sequence[str], vocab: Mapping[str, Sequence[str]]) -> dict[str, int]:
+    """Images per subgroup key; groups expected from a known vocabulary but absent count 0."""
+    expected = {}
+    if all(a in vocab for a in group_by):
+        for combo in itertools.product(*(vocab[a] for a in group_by)):
+            expected["&".join(f"{a}={v}" for a, v in zip(group_by, combo))] = 0
+    return dict(sorted({**expected, **(data.counts(group_by) if len(data) else {})}.items()))
+
+
+def _check_sizes(counts: Mapping[str, int], minimum: int, on_small: str, name: str, group_by: Sequence[str]) -> None:
+    """Warn or raise when any subgroup has fewer than `minimum` images."""
+    if on_small not in ("warn", "error"):
+        raise AuditConfigError(f"on_small_group={on_small!r}; use 'warn' or 'error'")
+    small = {k: n for k, n in counts.items() if n < minimum}
+    if not small:
+        return
+    listing = ", ".join(f"{k!r} has {n}" for k, n in small.items())
+    msg = (f"{name}: subgroups below min_group_size={minimum}: {listing}. Add images to them, group by fewer "
+           f"attributes than {list(group_by)}, or lower min_group_size.")
+    if on_small == "error":
+        raise SmallSubgroupError(msg)
+    warnings.warn(msg, DatasetWarning, stacklevel=5)
+
+
+def _with_meta(data: SubgroupDataset, **updates: Any) -> SubgroupDataset:
+    return dataclasses.replace(data, meta={**data.meta, **updates})
+
+
+def _cells(data: SubgroupDataset, attributes: str | Sequence[str], by_label: bool) -> dict[str, list[int]]:
+    """Indices per subgroup key (times label when `by_label`), in sorted key order."""
+    keys = data.group_keys(attributes)
+    if by_label:
+        keys = [f"{k}|label={y}" for k, y in zip(keys, data.labels.tolist())]
+    cells: dict[str, list[int]] = {}
+    for i, k in enumerate(keys):
+        cells.setdefault(k, []).append(i)
+    return dict(sorted(cells.items()))
+
+
+def _shuffled(index: list[int], rng: np.random.Generator) -> list[int]:
+    return [index[i] for i in rng.permutation(len(index))]
+
+
+def balance(data: SubgroupDataset, attributes: str | Sequence[str], seed: int = 0,
+            by_label: bool = False) -> SubgroupDataset:
+    """Randomly subsample so every subgroup (times label when `by_label`) has the smallest group's count."""
+    cells = _cells(data, attributes, by_label)
+    if not cells:
+        return data
+    n = min(len(v) for v in cells.values())
+    rng = np.random.default_rng(seed)
+    keep = sorted(i for index in cells.values() for i in _shuffled(index, rng)[:n])
+    out = data.subset(torch.tensor(keep, dtype=torch.int64))
+    return _with_meta(out, balanced=True, counts=out.counts(attributes))
+
+
+def _label_interleaved(index: list[int], labels: list[int], rng: np.random.Generator) -> list[int]:
+    """`index` shuffled within each label and interleaved so that every prefix holds each label in proportion."""
+    ranked = []
+    for y in sorted(set(labels)):
+        members = _shuffled([i for i, label in zip(index, labels) if label == y], rng)
+        ranked += [((j + 0.5) / len(members), rng.random(), i) for j, i in enumerate(members)]
+    return [i for *_, i in sorted(ranked)]
+
+
+def stratified_split(data: SubgroupDataset, attributes: str | Sequence[str], test_fraction: float = 0.2,
+                     seed: int = 0) -> tuple[SubgroupDataset, SubgroupDataset]:
+    """(train, test) holding `test_fraction` of every subgroup in test, labels in proportion within each.
+
+    Every subgroup with at least 2 images lands in both halves; one-image subgroups stay in train (warned).
+    """
+    if not 0 < test_fraction < 1:
+        raise AuditConfigError(f"test_fraction={test_fraction}: must be strictly between 0 and 1")
+    rng = np.random.default_rng(seed)
+    train, test, lonely = [], [], []
+    for key, index in _cells(data, attributes, by_label=False).items():
+        order = _label_interleaved(index, data.labels[index].tolist(), rng)
+        n_test = min(max(round(len(order) * test_fraction), 1), len(order) - 1)
+        lonely += [key] if len(order) < 2 else []
+        test += order[:n_test]
+        train += order[n_test:]
+    if lonely:
+        warnings.warn(f"{data.name}: subgroups {lonely} have one image and appear only in train", DatasetWarning,
+                      stacklevel=2)
+    parts = []
+    for part, index in (("train", train), ("test", test)):
+        sub = data.subset(torch.tensor(sorted(index), dtype=torch.int64), name=f"{data.name}-{part}")
+        parts.append(_with_meta(sub, counts=sub.counts(attributes) if len(sub) else {}))
+    return parts[0], parts[1]
+
+
+# ---------------------------------------------------------------- public loaders
+def load_fairface(root: str | Path, split: Literal["train", "val"] = "train",
+                  label: LabelSpec = ("gender", "Female"), size: int = 64, strict: bool = False,
+                  cache: DecodeCache | None = None, **options: Unpack[GroupOptions]) -> SubgroupDataset:
+    """FairFace from `root` holding ``fairface_label_{split}.csv`` and the image folders it names.
+
+    Attributes: ``age`` (bin like ``"20-29"``), ``gender``, ``race``, ``service_test``; default group_by race, gender.
+    """
+    if split not in ("train", "val"):
+        raise AuditConfigError(f"FairFace split={split!r}; use 'train' or 'val'")
+    root = Path(root)
+    columns = ("age", "gender", "race", "service_test")
+    records = []
+    for where, row in _read_csv(root / f"fairface_label_{split}.csv", ("file", *columns)):
+        _check_value(row["race"], FAIRFACE_RACES, "race", where)
+        _check_value(row["gender"], GENDERS, "gender", where)
+        records.append((root / row["file"], {c: row[c] for c in columns}, where))
+    source = _Source(f"fairface-{split}", {"source": str(root), "split": split, "label": repr(label)},
+                     ("race", "gender"), {"race": FAIRFACE_RACES, "gender": GENDERS})
+    return _from_files(records, columns, label, source, size, strict, cache, [], options)
+
+
+def load_utkface(root: str | Path, label: LabelSpec = ("gender", "Female"), size: int = 64, strict: bool = False,
+                 cache: DecodeCache | None = None, **options: Unpack[GroupOptions]) -> SubgroupDataset:
+    """UTKFace: every file under `root` named ``[age]_[gender]_[race]_[datetime].jpg`` (or ``.jpg.chip.jpg``).
+
+    Attributes: ``age`` (years, as a string), ``gender`` (Male/Female), ``race`` (White/Black/Asian/Indian/Others).
+    Badly named files are skipped and listed in ``meta["skipped"]`` (raised with `strict=True`).
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise MissingLabelFileError(f"UTKFace folder {str(root)!r} not found; expected files like 25_1_3_20170119.jpg")
+    records, skipped = [], []
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")):
+        match = UTK_NAME.match(path.name)
+        if match is None:
+            skipped.append({"path": str(path), "reason": "name is not [age]_[gender]_[race]_[datetime].jpg"})
+            continue
+        age, gender, race = match.group(1, 2, 3)
+        records.append((path, {"age": age, "gender": GENDERS[int(gender)], "race": UTK_RACES[int(race)]}, str(path)))
+    source = _Source("utkface", {"source": str(root), "label": repr(label)}, ("race", "gender"),
+                     {"race": UTK_RACES, "gender": GENDERS})
+    return _from_files(records, ("age", "gender", "race"), label, source, size, strict, cache, skipped, options)
+
+
+def _read_celeba_attrs(path: Path) -> tuple[list[str], dict[str, list[str]]]:
+    """(attribute names, filename -> 40 values '1'/'-1') from ``list_attr_celeba.txt`` (runs of spaces)."""
+    if not path.is_file():
+        raise MissingLabelFileError(f"{str(path)!r} not found; expected a count line, 40 attribute names, then rows")
+    lines = path.read_text().splitlines()
+    names = lines[1].split() if len(lines) > 1 else []
+    rows = {}
+    for lineno, line in enumerate(lines[2:], start=3):
+        parts = line.split()  # split() with no argument: the file pads columns with runs of spaces
+        if not parts:
+            continue
+        if len(parts) != len(names) + 1 or not set(parts[1:]) <= {"1", "-1"}:
+            raise DatasetFormatError(f"{path.name} line {lineno}: expected a filename and {len(names)} values of 1/-1")
+        rows[parts[0]] = parts[1:]
+    if not lines or not lines[0].strip().isdigit() or int(lines[0]) != len(rows):
+        raise DatasetFormatError(f"{path.name}: line 1 must be the row count; found {lines[:1]} for {len(rows)} rows")
+    return names, rows
+
+
+def load_celeba(root: str | Path, split: Literal["train", "valid", "test"] = "train", label: LabelSpec = "Smiling",
+                attributes: Sequence[str] = ("Male", "Young"), size: int = 64, strict: bool = False,
+                cache: DecodeCache | None = None, **options: Unpack[GroupOptions]) -> SubgroupDataset:
+    """CelebA from `root` with ``list_attr_celeba.txt``, ``list_eval_partition.txt`` and ``img_align_celeba/``.
+
+    Values are readable: attribute ``Male`` is ``"Male"`` or ``"not Male"``. A bare label name ``"Smiling"``
+    means 1 where Smiling is 1; label functions see all 40 attributes.
+    """
+    if split not in CELEBA_SPLITS:
+        raise AuditConfigError(f"CelebA split={split!r}; use one of {list(CELEBA_SPLITS)}")
+    root = Path(root)
+    names, values = _read_celeba_attrs(root / "list_attr_celeba.txt")
+    for wanted in [*attributes, *([label] if isinstance(label, str) else [])]:
+        if wanted not in names:
+            raise DatasetFormatError(f"list_attr_celeba.txt has no attribute {wanted!r}; it has {names}")
+    partition = root / "list_eval_partition.txt"
+    if not partition.is_file():
+        raise MissingLabelFileError(f"{str(partition)!r} not found; expected rows 'filename split' with split 0/1/2")
+    records = []
+    for lineno, line in enumerate(partition.read_text().splitlines(), start=1):
+        parts = line.split()
+        if len(parts) != 2 or parts[1] != CELEBA_SPLITS[split]:
+            continue
+        if parts[0] not in values:
+            raise DatasetFormatError(f"{partition.name} line {lineno}: {parts[0]!r} is not in list_attr_celeba.txt")
+        row = {n: n if v == "1" else f"not {n}" for n, v in zip(names, values[parts[0]])}
+        records.append((root / "img_align_celeba" / parts[0], row, f"{partition.name} line {lineno}"))
+    label = (label, label) if isinstance(label, str) else label
+    source = _Source(f"celeba-{split}", {"source": str(root), "split": split, "label": repr(label)},
+                     tuple(attributes), {a: (a, f"not {a}") for a in names})
+    return _from_files(records, attributes, label, source, size, strict, cache, [], options)
+
+
+def load_csv_manifest(csv_path: str | Path, image_column: str, label_column: str, attribute_columns: Sequence[str],
+                      root: str | Path | None = None, label: object | Callable[[Row], int] | None = None,
+                      size: int = 64, strict: bool = False, cache: DecodeCache | None = None,
+                      **options: Unpack[GroupOptions]) -> SubgroupDataset:
+    """Any CSV listing an image path (relative to `root`, default the CSV's folder), a label and attributes.
+
+    `label` None: `label_column` holds 0/1; a value or set of values: 1 where `label_column` matches;
+    a callable: ``row -> 0/1`` over all columns.
+    """
+    csv_path = Path(csv_path)
+    root = Path(root) if root is not None else csv_path.parent
+    spec: LabelSpec = label if callable(label) else label_column if label is None else (label_column, label)
+    required = list(dict.fromkeys([image_column, label_column, *attribute_columns]))
+    records = [(root / row[image_column], row, where) for where, row in _read_csv(csv_path, required)]
+    source = _Source(csv_path.stem, {"source": str(csv_path), "label": repr(spec)}, tuple(attribute_columns))
+    return _from_files(records, attribute_columns, spec, source, size, strict, cache, [], options)
+
+
+def _as_image(image: Any, size: int | None) -> torch.Tensor:
+    """A PIL image or a (C, H, W) tensor (uint8, or float in [0, 1]) as float (C, H, W), fitted to `size` if given."""
+    if not isinstance(image, torch.Tensor):  # PIL image: go through numpy, never through pickle
+        image = torch.from_numpy(np.asarray(image.convert("RGB"), dtype=np.uint8).copy()).permute(2, 0, 1)
+    image = image.float() / 255 if image.dtype == torch.uint8 else image.float()
+    return _fit_tensor(image, size) if size is not None else image
+
+
+def from_torch_dataset(dataset: Any, subgroup_fn: Callable[[int, Any], Mapping[str, object]],
+                       label: LabelSpec = "label", size: int | None = None, name: str = "torch-dataset",
+                       **options: Unpack[GroupOptions]) -> SubgroupDataset:
+    """A map-style torch `Dataset` of ``(image, label)`` plus ``subgroup_fn(index, sample) -> {attr: value}``.
+
+    Label functions see the attributes plus ``"label"`` (the dataset's label as a string).
+    """
+    images, rows = [], []
+    for i in range(len(dataset)):
+        sample = dataset[i]
+        images.append(_as_image(sample[0], size))
+        rows.append({"label": _scalar_str(sample[1]), **{k: str(v) for k, v in subgroup_fn(i, sample).items()}})
+    return _from_rows(images, rows, label, name, options)
+
+
+def _scalar_str(y: Any) -> str:
+    """A class label as a string; a vector target (e.g. CelebA's 40 attributes) gives "" - derive it in subgroup_fn."""
+    try:
+        return str(int(y))
+    except (TypeError, ValueError, RuntimeError):
+        return ""
+
+
+def from_tensors(images: torch.Tensor, labels: Sequence[int] | torch.Tensor,
+                 attributes: Mapping[str, Sequence[object]], name: str = "tensors",
+                 **options: Unpack[GroupOptions]) -> SubgroupDataset:
+    """In-memory float (N, C, H, W) images in [0, 1], 0/1 labels and per-image attribute values."""
+    columns = {a: [str(v) for v in vs] for a, vs in attributes.items()}
+    for a, values in columns.items():
+        if len(values) != len(labels):
+            raise DatasetFormatError(f"{name}: attribute {a!r} has {len(values)} values for {len(labels)} labels")
+    rows = [{**{a: columns[a][i] for a in columns}, "label": str(int(y))} for i, y in enumerate(labels)]
+    return _from_rows(list(images), rows, "label", name, options)
+
+
+def _from_rows(images: list[torch.Tensor], rows: list[dict[str, str]], label: LabelSpec, name: str,
+               options: GroupOptions) -> SubgroupDataset:
+    """Shared tail of the in-memory loaders: all images must share one shape; rows hold ``"label"`` first."""
+    shapes = sorted({tuple(im.shape) for im in images})
+    if len(shapes) > 1:
+        raise DatasetFormatError(f"{name}: images have shapes {shapes[:5]}; pass size= to resize and crop them")
+    labels = _labels(rows, [f"{name} item {i}" for i in range(len(rows))], label)
+    columns = [c for c in (rows[0] if rows else {}) if c != "label"]
+    stacked = torch.stack(images) if images else torch.zeros(0, 3, 1, 1)
+    source = _Source(name, {"label": repr(label), "skipped": [], "n_skipped": 0}, ())
+    return _finish(stacked, labels, {c: [r[c] for r in rows] for c in columns}, source, options)
+
+
+__all__ = [
+    "DecodeCache", "DEFAULT_CACHE", "decode_image", "DatasetFormatError", "MissingLabelFileError",
+    "CorruptImageError", "SmallSubgroupError", "DatasetWarning", "GroupOptions", "LabelSpec",
+    "load_fairface", "load_utkface", "load_celeba", "load_csv_manifest", "from_torch_dataset", "from_tensors",
+    "balance", "stratified_split",
+]

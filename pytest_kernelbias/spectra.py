@@ -1,0 +1,132 @@
+"""Frequency content of learned features: radial spectra, high-frequency ratios, Fourier heat maps.
+
+Radial bins are integer distances from DC in the centred spectrum; bin r
+covers distances in [r - 0.5, r + 0.5). Frequencies as fractions of Nyquist
+are r / (min(H, W) / 2).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Mapping, Sequence
+
+import torch
+from torch import nn
+
+from .perturbations import radial_distance
+
+
+def radial_power_spectrum(x: torch.Tensor) -> torch.Tensor:
+    """Mean power per radial bin of each (..., H, W) map, mean removed; shape (..., min(H, W)//2 + 1).
+
+    The per-map mean is removed so the DC bin does not swamp the ratio; the
+    last bin collects everything from Nyquist outwards (the spectrum's corners).
+    """
+    h, w = x.shape[-2:]
+    x = x.double() - x.double().mean(dim=(-2, -1), keepdim=True)
+    power = torch.fft.fftshift(torch.fft.fft2(x), dim=(-2, -1)).abs() ** 2
+    n_bins = min(h, w) // 2 + 1
+    bins = radial_distance(h, w, x.device).round().long().clamp(max=n_bins - 1).flatten()
+    flat = power.reshape(-1, h * w)
+    sums = torch.zeros(flat.shape[0], n_bins, dtype=flat.dtype, device=x.device).index_add_(1, bins, flat)
+    counts = torch.bincount(bins, minlength=n_bins).to(flat.dtype)
+    return (sums / counts).reshape(*x.shape[:-2], n_bins)
+
+
+def high_frequency_ratio(spectrum: torch.Tensor, cutoff: float = 0.5) -> torch.Tensor:
+    """Share of non-DC radial power at or above `cutoff` x Nyquist (last dim = radial bins).
+
+    Bins are weighted by their ring size (about 2 pi r) so the ratio is a share
+    of total energy, not of the mean power per bin.
+    """
+    n_bins = spectrum.shape[-1]
+    r = torch.arange(n_bins, dtype=spectrum.dtype, device=spectrum.device)
+    ring = torch.where(r == 0, torch.zeros_like(r), 2 * math.pi * r)
+    energy = spectrum * ring
+    nyquist = n_bins - 1
+    high = energy[..., r >= cutoff * nyquist].sum(-1)
+    total = energy.sum(-1)
+    return torch.where(total > 0, high / total.clamp_min(1e-300), torch.zeros_like(total))
+
+
+def kernel_spectrum(conv: nn.Module, size: int = 32) -> torch.Tensor:
+    """Mean radial power spectrum of a conv's kernels, zero-padded to `size` x `size` so levels compare."""
+    w = conv.weight.detach().reshape(-1, *conv.kernel_size) if type(conv).__name__ == "CondConv2d" \
+        else conv.weight.detach().reshape(-1, *conv.weight.shape[-2:])
+    kh, kw = w.shape[-2:]
+    padded = w.new_zeros(w.shape[0], max(size, kh), max(size, kw))
+    padded[:, :kh, :kw] = w
+    return radial_power_spectrum(padded).mean(0)
+
+
+@torch.no_grad()
+def activation_spectra(
+    model: nn.Module, layer: str, images: torch.Tensor, groups: Mapping[str, torch.Tensor],
+    batch_size: int = 256, device: str | torch.device = "cpu",
+) -> dict[str, torch.Tensor]:
+    """Per subgroup, the mean radial power spectrum of `layer`'s output maps on that subgroup's images."""
+    device = torch.device(device)
+    module = model.get_submodule(layer)
+    model.to(device).eval()
+    captured: list[torch.Tensor] = []
+    handle = module.register_forward_hook(lambda _m, _a, out: captured.append(radial_power_spectrum(out).mean(1)))
+    try:
+        per_image = []
+        for start in range(0, len(images), batch_size):
+            captured.clear()
+            model(images[start:start + batch_size].to(device))
+            per_image.append(captured[0].cpu())
+    finally:
+        handle.remove()
+    spectra = torch.cat(per_image)
+    return {g: spectra[idx].mean(0) for g, idx in groups.items()}
+
+
+def fourier_basis(h: int, w: int, i: int, j: int, dtype=torch.float64, device=None) -> torch.Tensor:
+    """U_ij: the real image with unit L2 norm whose spectrum is non-zero only at (i, j) and (-i, -j).
+
+    Built by inverting a spectrum with those two bins set, as Yin et al. (2019) define it.
+    """
+    spec = torch.zeros(h, w, dtype=torch.complex128, device=device)
+    spec[i % h, j % w] += 1
+    spec[-i % h, -j % w] += 1
+    u = torch.fft.ifft2(spec).real
+    return (u / u.norm()).to(dtype)
+
+
+@torch.no_grad()
+def fourier_heat_map(
+    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, eps: float,
+    groups: Mapping[str, torch.Tensor] | None = None, step: int = 1, seed: int = 0,
+    batch_size: int = 512, device: str | torch.device = "cpu",
+) -> dict[str, torch.Tensor]:
+    """Yin et al. (2019) Fourier heat maps, per subgroup.
+
+    Cell (a, b) is the error rate in [0, 1] under clip(x + r * eps * U_ij, 0, 1)
+    for the centred frequency (i, j) = (a*step - H//2, b*step - W//2), where r is
+    a random sign per image and channel (seeded) and `eps` is the L2 norm of the
+    perturbation per channel. `step` > 1 computes a coarser grid (cost is one
+    pass over `images` per cell).
+    """
+    device = torch.device(device)
+    model.to(device).eval()
+    n, c, h, w = images.shape
+    groups = dict(groups) if groups is not None else {"all": torch.arange(n)}
+    rows, cols = range(-(h // 2), h - h // 2, step), range(-(w // 2), w - w // 2, step)
+    gen = torch.Generator().manual_seed(seed)
+    signs = (torch.randint(0, 2, (n, c, 1, 1), generator=gen) * 2 - 1).to(device, images.dtype)
+    wrong = torch.zeros(len(rows), len(cols), n, dtype=torch.bool)
+    for a, i in enumerate(rows):
+        for b, j in enumerate(cols):
+            u = fourier_basis(h, w, i, j, images.dtype, device)
+            for start in range(0, n, batch_size):
+                x = images[start:start + batch_size].to(device)
+                s = signs[start:start + batch_size]
+                pred = model((x + s * eps * u).clamp(0, 1)).argmax(1).cpu()
+                wrong[a, b, start:start + batch_size] = pred != labels[start:start + batch_size]
+    return {g: wrong[:, :, idx].double().mean(-1) for g, idx in groups.items()}
+
+
+def radial_bins_to_nyquist(n_bins: int) -> Sequence[float]:
+    """The fraction of Nyquist at each radial bin centre."""
+    return [r / (n_bins - 1) for r in range(n_bins)]

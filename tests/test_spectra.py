@@ -1,0 +1,84 @@
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from pytest_kernelbias import HighPass, LowPass
+from pytest_kernelbias.spectra import (
+    activation_spectra, fourier_basis, fourier_heat_map, high_frequency_ratio, kernel_spectrum,
+    radial_power_spectrum,
+)
+
+
+def test_radial_spectrum_of_a_cosine_peaks_at_its_frequency_bin():
+    xs = torch.arange(32.0)
+    wave = torch.cos(2 * math.pi * 5 * xs / 32).expand(1, 32, 32)
+    spec = radial_power_spectrum(wave)[0]
+    assert spec.shape == (17,) and int(spec.argmax()) == 5
+
+
+def test_high_frequency_ratio_separates_low_and_high_passed_noise():
+    noise = torch.randn(8, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    low = high_frequency_ratio(radial_power_spectrum(LowPass(0.4)(noise)).mean((0, 1)), cutoff=0.5)
+    high = high_frequency_ratio(radial_power_spectrum(HighPass(0.6)(noise)).mean((0, 1)), cutoff=0.5)
+    assert low < 0.01 and high > 0.99
+
+
+@pytest.mark.parametrize("h,w,i,j", [(8, 8, 1, 2), (8, 8, 4, 0), (8, 6, -3, 3), (7, 9, 2, -4), (8, 8, 0, 0)])
+def test_fourier_basis_is_the_unit_norm_cosine(h, w, i, j):
+    # Independent construction: the cosine at (i, j), normalized.
+    yy, xx = torch.meshgrid(torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64), indexing="ij")
+    cos = torch.cos(2 * math.pi * (i * yy / h + j * xx / w))
+    torch.testing.assert_close(fourier_basis(h, w, i, j), cos / cos.norm())
+    spec = torch.fft.fft2(fourier_basis(h, w, i, j)).abs() > 1e-9
+    assert spec.sum() in (1, 2) and spec[i % h, j % w] and spec[-i % h, -j % w]
+
+
+class _MeanBrightness(nn.Module):
+    """A fixed classifier: class 1 when the mean pixel is above 0.5."""
+
+    def forward(self, x):
+        m = x.mean(dim=(1, 2, 3))
+        return torch.stack([0.5 - m, m - 0.5], dim=1)
+
+
+def test_fourier_heat_map_cells_match_a_direct_computation():
+    gen = torch.Generator().manual_seed(1)
+    images = torch.rand(20, 3, 8, 8, generator=gen)
+    labels = (images.mean((1, 2, 3)) > 0.5).long()
+    groups = {"a": torch.arange(0, 10), "b": torch.arange(10, 20)}
+    maps = fourier_heat_map(_MeanBrightness(), images, labels, eps=3.0, groups=groups, step=2, seed=5)
+    assert set(maps) == {"a", "b"} and maps["a"].shape == (4, 4)
+    # Cell (2, 2) is frequency (0, 0) - the DC basis shifts the mean: recompute it by hand.
+    signs = (torch.randint(0, 2, (20, 3, 1, 1), generator=torch.Generator().manual_seed(5)) * 2 - 1).double()
+    u = torch.full((8, 8), 1 / 8.0, dtype=torch.float64)
+    pred = _MeanBrightness()((images.double() + signs * 3.0 * u).clamp(0, 1)).argmax(1)
+    expected = (pred != labels).double()
+    assert maps["a"][2, 2].item() == pytest.approx(expected[:10].mean().item())
+    assert maps["b"][2, 2].item() == pytest.approx(expected[10:].mean().item())
+
+
+def test_zero_eps_heat_map_is_the_clean_error_everywhere():
+    images = torch.rand(12, 3, 6, 6, generator=torch.Generator().manual_seed(2))
+    labels = torch.zeros(12, dtype=torch.long)
+    clean_error = (_MeanBrightness()(images).argmax(1) != labels).double().mean()
+    (m,) = fourier_heat_map(_MeanBrightness(), images, labels, eps=0.0).values()
+    assert torch.allclose(m, clean_error.expand_as(m))
+
+
+def test_kernel_spectrum_of_a_larger_smooth_kernel_has_less_high_frequency_power():
+    small, big = nn.Conv2d(1, 1, 1, bias=False), nn.Conv2d(1, 1, 9, bias=False)
+    with torch.no_grad():
+        small.weight.fill_(1.0)
+        g = torch.exp(-((torch.arange(9.0) - 4) ** 2) / 8)
+        big.weight.copy_((g[:, None] * g[None, :]).view(1, 1, 9, 9))
+    assert high_frequency_ratio(kernel_spectrum(big)) < 0.05 < high_frequency_ratio(kernel_spectrum(small))
+
+
+def test_activation_spectra_are_per_subgroup():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU())
+    images = torch.rand(10, 3, 16, 16)
+    images[5:] = LowPass(0.3)(images[5:])
+    spectra = activation_spectra(model, "0", images, {"sharp": torch.arange(5), "smooth": torch.arange(5, 10)})
+    assert high_frequency_ratio(spectra["smooth"]) < high_frequency_ratio(spectra["sharp"])
