@@ -1,6 +1,7 @@
 """pytest-kernelbias: causal audits of how a CNN's kernel size changes subgroup bias."""
 
-from .audit import AuditResult, default_data, run_audit
+from .audit import default_data, run_audit
+from .result import AuditResult
 from .data.faces import (
     DatasetFormatError,
     balance,
@@ -15,7 +16,9 @@ from .data.faces import (
 from .data.loaders import SubgroupLoaders
 from .data.subgroups import SubgroupDataset
 from .data.synthfaces import NULL, PLANTED, SynthFacesConfig, synthfaces
-from .effects import Effect, paired_effect
+from .effects import Effect, KernelAuditWarning, paired_effect
+from .power import minimum_detectable_effect, power, seeds_needed
+from .multiplicity import benjamini_hochberg, holm
 from .errors import (
     AuditConfigError,
     EmptySubgroupError,
@@ -55,7 +58,8 @@ from .training import TrainConfig, train
 __version__ = "0.1.0"
 
 __all__ = [
-    "AuditConfigError", "AuditResult", "DatasetFormatError", "balance", "from_tensors", "from_torch_dataset",
+    "AuditConfigError", "AuditResult", "KernelAuditWarning", "benjamini_hochberg", "holm",
+    "minimum_detectable_effect", "power", "seeds_needed", "DatasetFormatError", "balance", "from_tensors", "from_torch_dataset",
     "load_celeba", "load_csv_manifest", "load_fairface", "load_utkface", "stratified_split", "BandPass", "Compose", "Downsample", "GaussianBlur", "GaussianLowPass",
     "GaussianNoise", "HighPass", "JPEG", "Dilation", "Intervention", "KernelSize", "Select", "Stride",
     "describe_intervention", "find_stem", "Effect", "EmptySubgroupError", "Identity", "InterventionError",

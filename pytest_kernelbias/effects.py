@@ -10,6 +10,7 @@ symmetric about 0, so all 2^n sign patterns are equally likely.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -17,6 +18,13 @@ import numpy as np
 from scipy import stats
 
 from .errors import AuditConfigError
+from .power import minimum_detectable_effect, seeds_needed
+
+METHODS = ("t", "bootstrap", "permutation")
+
+
+class KernelAuditWarning(UserWarning):
+    """An audit passed but could not rule out an effect above its threshold."""
 
 RULES = ("estimate", "upper", "lower")
 RULE_MEANING = {
@@ -48,15 +56,48 @@ def check_seeds(n: int) -> int:
     return n
 
 
-def sign_flip_p_value(differences: Sequence[float]) -> float:
-    """Exact two-sided p of the mean under all 2^n sign flips (scipy's permutation_test)."""
-    d = np.asarray(differences, dtype=float)
-    if np.allclose(d, 0):
+_EXACT_LIMIT = 16  # 2^16 sign patterns; beyond that a seeded Monte Carlo sample is used
+
+
+def _sign_patterns(n: int) -> np.ndarray:
+    if n <= _EXACT_LIMIT:
+        return ((np.arange(2 ** n)[:, None] >> np.arange(n)) & 1) * 2.0 - 1.0
+    rng = np.random.default_rng(0)
+    return rng.choice([-1.0, 1.0], size=(2 ** _EXACT_LIMIT, n))
+
+
+def sign_flip_p_value(differences: Sequence[float], null: float = 0.0) -> float:
+    """Two-sided p of mean(d - null) under all 2^n sign flips (exact up to n = 16 seeds).
+
+    Equal to `scipy.stats.permutation_test(..., permutation_type="samples")`, vectorized.
+    """
+    d = np.asarray(differences, dtype=float) - null
+    observed = abs(d.mean())
+    if np.allclose(d, 0, atol=1e-15):
         return 1.0
-    res = stats.permutation_test(
-        (d,), np.mean, permutation_type="samples", alternative="two-sided", n_resamples=np.inf
-    )
-    return float(min(1.0, res.pvalue))
+    flipped = np.abs(_sign_patterns(len(d)) @ d) / len(d)
+    # A relative tolerance counts exact ties (e.g. the observed pattern's mirror) despite rounding.
+    return float(np.mean(flipped >= observed * (1 - 1e-12) - 1e-15))
+
+
+def _sign_flip_interval(d: np.ndarray, confidence: float) -> tuple[float, float]:
+    """The set of nulls the sign-flip test does not reject at 1 - confidence, by bisection on each side."""
+    alpha = 1 - confidence
+    mean, spread = float(d.mean()), float(np.ptp(d)) + 1e-12
+    far = spread * 4 + abs(mean)
+    if sign_flip_p_value(d, mean + far) > alpha:  # too few seeds: no null is ever rejected
+        return (-math.inf, math.inf)
+
+    def edge(outside: float, inside: float) -> float:
+        for _ in range(60):
+            mid = (outside + inside) / 2
+            if sign_flip_p_value(d, mid) > alpha:
+                inside = mid
+            else:
+                outside = mid
+        return inside
+
+    return edge(mean - far, mean), edge(mean + far, mean)
 
 
 @dataclass
@@ -76,11 +117,51 @@ class Effect:
     method: str = "t"
     label: str = "effect"
     context: str = ""
+    p_method: str = "permutation"
+    p_adjusted: float | None = None  # set when the effect is one of a family (Holm by default)
     verdicts: list = field(default_factory=list, repr=False)
 
     @property
     def sd(self) -> float:
         return float(np.std(self.differences, ddof=1))
+
+    @property
+    def alpha(self) -> float:
+        return 1 - self.confidence
+
+    def minimum_detectable_effect(self, target_power: float = 0.8) -> float:
+        """Smallest |effect| this many seeds detect with `target_power` at this audit's alpha."""
+        return minimum_detectable_effect(self.sd, self.n, self.alpha, target_power)
+
+    def seeds_needed(self, effect: float, target_power: float = 0.8) -> int:
+        """Seeds needed to detect `effect` with `target_power`, given the seed-to-seed spread seen here."""
+        return seeds_needed(effect, self.sd, self.alpha, target_power)
+
+    def verdict(self, threshold: float, rule: str = "estimate", warn: bool = True) -> str:
+        """"fail" by the rule; "warn" when it passes but the interval reaches past the threshold; else "pass".
+
+        Under rule "lower" with a family of effects, failing also needs the
+        adjusted p below alpha, so many subgroups and severities do not add up
+        to a false alarm.
+        """
+        threshold = check_threshold(threshold)
+        fails = not self.passes(threshold, rule)
+        if fails and rule == "lower" and self.p_adjusted is not None:
+            fails = self.p_adjusted < self.alpha
+        if fails:
+            return "fail"
+        if warn and rule != "upper" and self.magnitude_bounds()[1] > threshold:
+            return "warn"
+        return "pass"
+
+    def power_note(self, threshold: float) -> str:
+        """What a passing audit could not have seen, e.g. "could not have detected effects below 0.07 with 4 seeds"."""
+        mde = self.minimum_detectable_effect()
+        if mde <= threshold:
+            return f"could detect effects of {mde:.3g} (80% power) with {self.n} seeds"
+        return (f"could not have detected effects below {mde:.3g} with {self.n} seeds "
+                f"(80% power, alpha {self.alpha:g}); the CI [{self.ci[0]:+.3g}, {self.ci[1]:+.3g}] does not exclude "
+                f"the threshold {threshold:g}")
 
     def magnitude_bounds(self) -> tuple[float, float]:
         """Smallest and largest |value| inside the interval."""
@@ -101,8 +182,10 @@ class Effect:
 
     def summary(self) -> str:
         lo, hi = self.ci
+        p_name = "exact sign-flip" if self.p_method == "permutation" else "paired t"
+        adj = f", adjusted p={self.p_adjusted:.4g}" if self.p_adjusted is not None else ""
         return (f"{self.label}: effect {self.estimate:+.4f}, {self.confidence:.0%} CI [{lo:+.4f}, {hi:+.4f}] "
-                f"({self.method}), p={self.p_value:.4g} (exact sign-flip), n={self.n} seeds")
+                f"({self.method}), p={self.p_value:.4g} ({p_name}){adj}, n={self.n} seeds")
 
     def failure_message(self, threshold: float, rule: str) -> str:
         stat = self.statistic(rule)
@@ -115,13 +198,18 @@ class Effect:
         lines.append("  " + self.summary())
         return "\n".join(lines)
 
-    def assert_below(self, threshold: float, rule: str = "estimate") -> "Effect":
-        """Raise AssertionError with a readable table when the effect passes `threshold`."""
-        threshold = check_threshold(threshold)
-        ok = self.passes(threshold, rule)
-        self.verdicts.append((threshold, rule, ok))
-        if not ok:
+    def assert_below(self, threshold: float, rule: str = "estimate", warn: bool = True) -> "Effect":
+        """Raise AssertionError with a readable table when the effect fails `rule` at `threshold`.
+
+        A "warn" verdict (passed, but the interval reaches past the threshold)
+        emits a `KernelAuditWarning` saying what the audit could not have detected.
+        """
+        verdict = self.verdict(threshold, rule, warn)
+        self.verdicts.append((threshold, rule, verdict))
+        if verdict == "fail":
             raise AssertionError(self.failure_message(threshold, rule))
+        if verdict == "warn":
+            warnings.warn(KernelAuditWarning(f"{self.label}: passed; {self.power_note(threshold)}"), stacklevel=2)
         return self
 
     def __repr__(self) -> str:
@@ -135,38 +223,50 @@ def paired_effect(
     method: str = "t",
     label: str = "effect",
     context: str = "",
+    p_method: str | None = None,
 ) -> Effect:
     """The paired effect of treated vs reference outcomes, one pair per seed.
 
     `method` chooses the interval: ``"t"`` (paired t, as
-    `scipy.stats.ttest_rel(...).confidence_interval`) or ``"bootstrap"`` (BCa
-    over seeds via `scipy.stats.bootstrap`). The p-value is the exact sign-flip
-    permutation p in both cases.
+    `scipy.stats.ttest_rel(...).confidence_interval`), ``"bootstrap"`` (BCa
+    over seeds via `scipy.stats.bootstrap`) or ``"permutation"`` (the nulls the
+    exact sign-flip test does not reject; infinite when too few seeds for any
+    rejection). The p-value is two-sided: paired t for ``"t"``, exact sign-flip
+    otherwise, unless `p_method` (``"t"`` or ``"permutation"``) says which.
     """
     t = np.asarray(treated, dtype=float)
     r = np.asarray(reference, dtype=float)
-    if t.shape != r.shape or t.ndim != 1:
-        raise AuditConfigError(f"treated and reference need one value per seed each, got {t.shape} and {r.shape}")
+    if t.ndim != 1 or r.ndim != 1 or len(t) != len(r):
+        raise AuditConfigError(
+            f"treated and reference need one value per seed each, in the same seed order; got {len(t)} and {len(r)}")
     check_seeds(len(t))
-    if not (0 < confidence < 1):
-        raise AuditConfigError(f"confidence must lie in (0, 1), got {confidence}")
+    if not (isinstance(confidence, (int, float)) and 0 < confidence < 1):
+        raise AuditConfigError(f"confidence must lie in (0, 1), e.g. 0.95; got {confidence!r}")
     if not (np.all(np.isfinite(t)) and np.all(np.isfinite(r))):
-        raise AuditConfigError("per-seed outcomes contain NaN or inf; a model's metric could not be computed")
+        raise AuditConfigError("per-seed outcomes contain NaN or inf; a model's metric could not be computed "
+                               "(an empty subgroup, or a metric undefined for it)")
+    if method not in METHODS:
+        raise AuditConfigError(f"method must be one of {', '.join(map(repr, METHODS))}, got {method!r}")
+    p_method = p_method or ("t" if method == "t" else "permutation")
+    if p_method not in ("t", "permutation"):
+        raise AuditConfigError(f"p_method must be 't' or 'permutation', got {p_method!r}")
     d = t - r
     n = len(d)
     mean = float(d.mean())
-    if method == "t":
-        se = float(d.std(ddof=1)) / math.sqrt(n)
-        half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * se
-        ci = (mean - half, mean + half)
+    sd = float(d.std(ddof=1))
+    degenerate = sd <= 1e-15 * max(1.0, abs(mean))
+    if method == "t" or (method == "bootstrap" and degenerate):
+        half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * sd / math.sqrt(n)
+        ci = (mean - half, mean + half)  # BCa is undefined for a constant sample; t gives the point
     elif method == "bootstrap":
-        if np.allclose(d, d[0]):
-            ci = (mean, mean)  # BCa is undefined for a degenerate sample
-        else:
-            res = stats.bootstrap((d,), np.mean, confidence_level=confidence, method="BCa",
-                                  n_resamples=9999, random_state=np.random.default_rng(0))
-            ci = (float(res.confidence_interval.low), float(res.confidence_interval.high))
+        res = stats.bootstrap((d,), np.mean, confidence_level=confidence, method="BCa",
+                              n_resamples=9999, random_state=np.random.default_rng(0))
+        ci = (float(res.confidence_interval.low), float(res.confidence_interval.high))
     else:
-        raise AuditConfigError(f"method must be 't' or 'bootstrap', got {method!r}")
-    return Effect(estimate=mean, ci=ci, p_value=sign_flip_p_value(d), n=n, differences=tuple(d.tolist()),
-                  confidence=confidence, method=method, label=label, context=context)
+        ci = (mean, mean) if degenerate else _sign_flip_interval(d, confidence)
+    if p_method == "t":
+        p = 1.0 if degenerate and mean == 0 else (0.0 if degenerate else float(stats.ttest_1samp(d, 0.0).pvalue))
+    else:
+        p = sign_flip_p_value(d)
+    return Effect(estimate=mean, ci=ci, p_value=p, n=n, differences=tuple(d.tolist()), confidence=confidence,
+                  method=method, label=label, context=context, p_method=p_method)

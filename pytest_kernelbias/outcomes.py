@@ -18,7 +18,7 @@ from .effects import Effect, paired_effect
 from .errors import AuditConfigError, EmptySubgroupError
 from .intervention import level_label
 
-BIAS_FORMS = ("spread", "contrast")
+BIAS_FORMS = ("spread", "between_groups", "contrast", "to_reference")
 OUTCOME_KINDS = ("drop", "perturbed")
 
 
@@ -78,7 +78,10 @@ class Outcomes:
              contrast: Sequence[str] | None = None, outcome: str = "drop") -> float:
         """B(m) for the model (level, seed) under `perturbation`."""
         vals = self.values(level, seed, perturbation, outcome)
-        if form == "spread":
+        if form == "to_reference":
+            ref = vals[contrast if isinstance(contrast, str) else contrast[0]]  # type: ignore[index]
+            return max((v - ref for g, v in vals.items()), key=abs)
+        if form in ("spread", "between_groups"):
             if len(vals) < 2:
                 raise EmptySubgroupError(f"the spread needs at least two subgroups, found {sorted(vals)}")
             return max(vals.values()) - min(vals.values())
@@ -118,6 +121,11 @@ def check_bias_form(form: str, contrast: Sequence[str] | None, outcome: str, sub
         raise AuditConfigError(f"bias must be one of {BIAS_FORMS}, got {form!r}")
     if outcome not in OUTCOME_KINDS:
         raise AuditConfigError(f"outcome must be one of {OUTCOME_KINDS}, got {outcome!r}")
+    if form == "to_reference":
+        ref = contrast if isinstance(contrast, str) else (contrast[0] if contrast else None)
+        if ref is None or ref not in subgroups:
+            raise EmptySubgroupError(
+                f'bias="to_reference" needs contrast=<reference subgroup>; {ref!r} is not one of {list(subgroups)}')
     if form == "contrast":
         if contrast is None or len(contrast) != 2:
             raise AuditConfigError('bias="contrast" needs contrast=(group1, group2), e.g. ("skin_tone=dark", "skin_tone=light")')
@@ -128,8 +136,11 @@ def check_bias_form(form: str, contrast: Sequence[str] | None, outcome: str, sub
 
 def bias_label(form: str, contrast: Sequence[str] | None, outcome: str) -> str:
     what = "drop" if outcome == "drop" else "perturbed accuracy"
-    if form == "spread":
+    if form in ("spread", "between_groups"):
         return f"spread of {what} (max-min over subgroups)"
+    if form == "to_reference":
+        ref = contrast if isinstance(contrast, str) else contrast[0]  # type: ignore[index]
+        return f"largest signed difference in {what} from {ref}"
     return f"{what} of {contrast[0]} minus {contrast[1]}"  # type: ignore[index]
 
 
@@ -162,8 +173,42 @@ def estimate_effects(
                    f"largest first: {who}\n  per-seed bias differences: "
                    + " ".join(f"{t - r:+.4f}" for t, r in zip(treated, ref)))
         effects[level] = paired_effect(
-            treated, ref, confidence=confidence, method=method,
+            treated, ref, confidence=confidence, method=method, p_method="permutation",
             label=f"{level_label(level)} vs {level_label(reference)}: {bias_label(bias, contrast, outcome)} under {pert}",
             context=context,
         )
     return effects
+
+
+def subgroup_effects(outcomes: Outcomes, reference: object, perturbation: str, outcome: str = "drop",
+                     confidence: float = 0.95, method: str = "t") -> dict:
+    """level -> subgroup -> effect of the level on that subgroup's drop (tau_g)."""
+    seeds = outcomes.seeds
+    out = {}
+    for level in outcomes.levels:
+        if level == reference:
+            continue
+        out[level] = {
+            g: paired_effect(
+                [outcomes.values(level, s, perturbation, outcome)[g] for s in seeds],
+                [outcomes.values(reference, s, perturbation, outcome)[g] for s in seeds],
+                confidence=confidence, method=method, p_method="permutation",
+                label=f"{level_label(level)} vs {level_label(reference)}: {outcome} of {g} under {perturbation}")
+            for g in outcomes.subgroups}
+    return out
+
+
+def pairwise_effects(outcomes: Outcomes, reference: object, perturbation: str, outcome: str = "drop",
+                     confidence: float = 0.95, method: str = "t") -> dict:
+    """level -> (g1, g2) -> difference-in-differences: the level's effect on D(g1) - D(g2)."""
+    groups = outcomes.subgroups
+    pairs = [(a, b) for i, a in enumerate(groups) for b in groups[i + 1:]]
+    out = {}
+    for level in outcomes.levels:
+        if level == reference:
+            continue
+        out[level] = {}
+        for pair in pairs:
+            out[level][pair] = estimate_effects(outcomes, reference, perturbation, "contrast", pair, outcome,
+                                                confidence, method)[level]
+    return out

@@ -68,3 +68,44 @@ def test_a_subgroup_missing_from_the_test_set_is_refused():
     only_light = test.subset(test.subgroup_indices("skin_tone")["skin_tone=light"])
     with pytest.raises(EmptySubgroupError, match="'skin_tone=dark' has no images"):
         run_audit(tiny_cnn, "0", [3, 5], **{**TRAIN, "test_data": only_light})
+
+
+def test_every_effect_in_the_family_carries_a_holm_adjusted_p(audit):
+    family = audit.family()
+    assert len(family) == 1 + 2  # the bias effect and one per subgroup
+    assert all(e.p_adjusted is not None and e.p_adjusted >= e.p_value - 1e-12 for e in family)
+
+
+def test_subgroup_effects_and_difference_in_differences_are_consistent(audit):
+    key = ("LowPass(0.4)", 7)
+    tau = audit.subgroup_effects[key]
+    (pair, did), = audit.pairwise[key].items()
+    assert did.estimate == pytest.approx(tau[pair[0]].estimate - tau[pair[1]].estimate)
+
+
+def test_shuffle_placebo_is_reported_with_its_meaning(audit):
+    placebo = audit.placebos["subgroup-shuffle"]
+    assert placebo.label.startswith("placebo subgroup-shuffle") and placebo.n == 3
+    d = audit.to_dict()
+    assert d["placebos"][0]["placebo"] == "subgroup-shuffle" and "not proof of a bug" in d["placebo_meaning"]
+
+
+def test_hierarchical_interval_keeps_the_point_estimate(audit):
+    h = audit.hierarchical_interval(n_boot=400)
+    assert h.estimate == pytest.approx(audit.effect.estimate)
+    assert h.ci[0] <= h.estimate <= h.ci[1] and "test images" in h.method
+
+
+@pytest.mark.slow
+def test_three_levels_give_a_dose_response_slope_and_aa_placebo_trains_fresh_seeds():
+    result = run_audit(tiny_cnn, "0", [3, 5, 7], seeds=2, placebos=("shuffle", "aa"), spectral_cutoff=None, **TRAIN)
+    (slope,) = result.dose_response.values()
+    assert slope.n == 2 and "per unit of kernel_size" in slope.label
+    aa = result.placebos["A/A"]
+    assert aa.n == 2 and "seeds 2..3 vs 0..1" in aa.label
+    assert len(result.effects) == 2
+
+
+def test_to_reference_bias_needs_an_existing_reference_group():
+    with pytest.raises(EmptySubgroupError, match="'skin_tone=purple' is not one of"):
+        run_audit(tiny_cnn, "0", [3, 5], bias="to_reference", contrast="skin_tone=purple", **TRAIN)

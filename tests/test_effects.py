@@ -31,11 +31,12 @@ def test_p_value_is_the_exact_sign_flip_p(d):
     observed = abs(d.mean())
     flips = [abs((d * np.array(s)).mean()) for s in itertools.product([1, -1], repeat=len(d))]
     exact = np.mean([f >= observed - 1e-12 for f in flips])
-    assert paired_effect(d, np.zeros_like(d)).p_value == pytest.approx(exact)
+    assert paired_effect(d, np.zeros_like(d), method="permutation").p_value == pytest.approx(exact)
+    assert paired_effect(d, np.zeros_like(d), p_method="permutation").p_value == pytest.approx(exact)
 
 
 def test_smallest_exact_p_is_two_over_two_to_the_n():
-    assert paired_effect([1, 2, 3, 4, 5, 6], [0] * 6).p_value == pytest.approx(2 / 2**6)
+    assert paired_effect([1, 2, 3, 4, 5, 6], [0] * 6, method="permutation").p_value == pytest.approx(2 / 2**6)
 
 
 @pytest.mark.parametrize("rule,threshold,passes", [
@@ -57,7 +58,7 @@ def test_lower_rule_treats_an_interval_covering_zero_as_no_evidence():
 
 
 def test_failure_message_says_by_how_much_and_how_sure():
-    e = paired_effect([0.08, 0.10, 0.12], [0, 0, 0], label="k=9 vs 3", context="  TABLE")
+    e = paired_effect([0.08, 0.10, 0.12], [0, 0, 0], label="k=9 vs 3", context="  TABLE", p_method="permutation")
     with pytest.raises(AssertionError) as info:
         e.assert_below(0.05)
     msg = str(info.value)

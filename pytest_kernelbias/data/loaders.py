@@ -69,9 +69,13 @@ class SubgroupLoaders:
     def counts(self) -> dict[str, int]:
         return {g: len(i) for g, i in self.groups.items()}
 
+    def predict(self, model: nn.Module) -> dict[str, torch.Tensor]:
+        """condition -> predicted class per test image, from one pass over the data."""
+        return predict_conditions(model, self.data.images, self.perturbations, self.batch_size, self.device)
+
     def evaluate(self, model: nn.Module) -> dict[str, dict[str, float]]:
         """condition -> subgroup -> accuracy in [0, 1]; the clean condition is ``"clean"``."""
-        preds = predict_conditions(model, self.data.images, self.perturbations, self.batch_size, self.device)
+        preds = self.predict(model)
         return {cond: {g: accuracy(p, self.data.labels, idx) for g, idx in self.groups.items()}
                 for cond, p in preds.items()}
 

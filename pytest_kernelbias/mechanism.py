@@ -1,0 +1,53 @@
+"""The mechanism, measured per model: kernel spectra, activation high-frequency shares, heat maps."""
+
+from __future__ import annotations
+
+import torch
+
+from .effects import paired_effect
+from .intervention import level_label
+from .spectra import activation_spectra, fourier_heat_map, high_frequency_ratio, kernel_spectrum
+
+
+def measure_spectra(model, intervention, level, seed, loaders, cutoff, rows, kernels) -> None:
+    """Append one row per subgroup (high-frequency share of the first intervened layer's output) and its kernels' spectrum."""
+    layer = intervention.layers[0]
+    kernels.setdefault(level_label(level), []).append(kernel_spectrum(model.get_submodule(layer)))
+    by_group = activation_spectra(model, layer, loaders.data.images, loaders.groups, device=loaders.device)
+    for g, spectrum in by_group.items():
+        rows.append({"level": level_label(level), "seed": seed, "subgroup": g, "layer": layer,
+                     "hf_ratio": float(high_frequency_ratio(spectrum, cutoff))})
+
+
+def spectral_effects(rows, intervention, seeds, confidence, interval, cutoff) -> dict:
+    """level -> subgroup -> paired effect of the level on that subgroup's activation high-frequency share."""
+    ratio = {(r["level"], r["seed"], r["subgroup"]): r["hf_ratio"] for r in rows}
+    groups = sorted({r["subgroup"] for r in rows})
+    ref = level_label(intervention.reference)
+    effects = {}
+    for level in intervention.treatments:
+        lab = level_label(level)
+        effects[level] = {
+            g: paired_effect([ratio[(lab, s, g)] for s in range(seeds)], [ratio[(ref, s, g)] for s in range(seeds)],
+                             confidence=confidence, method=interval, p_method="permutation",
+                             label=f"{lab} vs {ref}: high-frequency share (>= {cutoff:g} Nyquist) of "
+                                   f"{intervention.layers[0]} activations, {g}")
+            for g in groups}
+    return effects
+
+
+def heat_maps(model, loaders, options: dict) -> dict:
+    """Fourier heat maps per subgroup on a fixed, seeded subset of each subgroup's test images."""
+    n = int(options.get("images", 256))
+    # A fixed subset keeps the cost bounded and the maps paired across levels.
+    gen = torch.Generator().manual_seed(0)
+    picked = {g: idx[torch.randperm(len(idx), generator=gen)[:n]] for g, idx in loaders.groups.items()}
+    index = torch.cat(list(picked.values()))
+    offsets, groups = 0, {}
+    for g, idx in picked.items():
+        groups[g] = torch.arange(offsets, offsets + len(idx))
+        offsets += len(idx)
+    maps = fourier_heat_map(model, loaders.data.images[index], loaders.data.labels[index],
+                            eps=float(options.get("eps", 4.0)), groups=groups, step=int(options.get("step", 4)),
+                            device=loaders.device)
+    return {g: m.tolist() for g, m in maps.items()}

@@ -1,0 +1,201 @@
+"""`AuditResult`: one audit's outcomes, effects, placebos and verdicts; the result is the API."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+from .effects import RULE_MEANING, Effect, KernelAuditWarning, check_rule, check_threshold
+from .errors import AuditConfigError
+from .estimators import hierarchical_bootstrap
+from .intervention import level_label
+from .multiplicity import adjust
+from .outcomes import Outcomes
+
+VERDICT_ORDER = {"pass": 0, "warn": 1, "fail": 2}
+
+PLACEBO_MEANING = (
+    "A placebo effect should be near 0. One whose CI excludes 0 is not proof of a bug (that happens in 5% of "
+    "placebo runs by chance), but if it recurs the audit's own noise produces 'effects' of that size: treat real "
+    "effects no larger than it as unproven. A/A compares the reference level with itself on fresh seeds (seed "
+    "noise); subgroup-shuffle permutes subgroup labels on the test set (a gap not tied to group membership)."
+)
+
+
+@dataclass
+class AuditResult:
+    """One audit: outcomes per (level, seed, subgroup), effects per (perturbation, level), and verdicts.
+
+    `all_effects[(perturbation, level)]` are the bias effects the verdict rests
+    on; `subgroup_effects[(perturbation, level)][g]` are the effects on each
+    subgroup's drop and `pairwise[(perturbation, level)][(g1, g2)]` their
+    differences-in-differences. Adjusted p-values (Holm by default) cover all
+    of them as one family.
+    """
+
+    name: str
+    intervention: str
+    perturbation: str
+    data: str
+    group_counts: dict[str, int]
+    outcomes: Outcomes
+    all_effects: dict
+    reference: object
+    bias: str
+    threshold: float
+    rule: str
+    settings: dict = field(default_factory=dict)
+    asserted: Optional[bool] = None
+    subgroup_effects: dict = field(default_factory=dict)
+    pairwise: dict = field(default_factory=dict)
+    dose_response: dict = field(default_factory=dict)  # perturbation -> slope Effect
+    placebos: dict = field(default_factory=dict)  # name -> Effect
+    spectral: list = field(default_factory=list)  # rows: level, seed, subgroup, layer, hf_ratio
+    spectral_effects: dict = field(default_factory=dict)  # level -> subgroup -> Effect
+    kernel_spectra: dict = field(default_factory=dict)  # level label -> mean radial spectrum (list)
+    heat_maps: dict = field(default_factory=dict)  # level label -> subgroup -> 2-D list of error rates
+    correction: str = "holm"
+    warn_tier: bool = True
+    predictions: dict = field(default_factory=dict, repr=False)  # (level, seed) -> condition -> np.ndarray
+    test_labels: Optional[np.ndarray] = field(default=None, repr=False)
+    test_groups: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        family = self.family()
+        for e, p in zip(family, adjust([e.p_value for e in family], self.correction)):
+            e.p_adjusted = float(p)
+
+    def family(self) -> list[Effect]:
+        """Every effect tested in this audit, in a stable order (the multiplicity family)."""
+        effects = list(self.all_effects.values())
+        effects += [e for by_group in self.subgroup_effects.values() for e in by_group.values()]
+        return effects
+
+    @property
+    def effects(self) -> dict:
+        """level -> Effect under the first perturbation (the only one unless a sweep was given)."""
+        return {level: e for (pert, level), e in self.all_effects.items() if pert == self.perturbation}
+
+    @property
+    def effect(self) -> Effect:
+        """The effect with the largest |estimate| (the only one for two levels and one perturbation)."""
+        return max(self.all_effects.values(), key=lambda e: abs(e.estimate))
+
+    def verdicts(self, threshold: float | None = None, rule: str | None = None) -> dict:
+        t = self.threshold if threshold is None else check_threshold(threshold)
+        r = check_rule(rule or self.rule)
+        return {k: e.verdict(t, r, self.warn_tier) for k, e in self.all_effects.items()}
+
+    @property
+    def verdict(self) -> str:
+        return max(self.verdicts().values(), key=VERDICT_ORDER.__getitem__)
+
+    def assert_below(self, threshold: float | None = None, rule: str | None = None) -> "AuditResult":
+        """Fail (AssertionError with the outcome table) if any effect fails the rule; warn on the warn tier."""
+        if threshold is not None:
+            self.threshold = check_threshold(threshold)
+        if rule is not None:
+            self.rule = check_rule(rule)
+        verdicts = self.verdicts()
+        bad = {k: self.all_effects[k] for k, v in verdicts.items() if v == "fail"}
+        self.asserted = not bad
+        if bad:
+            worst = max(bad.values(), key=lambda e: e.statistic(self.rule))
+            others = [e.summary() for e in bad.values() if e is not worst]
+            msg = worst.failure_message(self.threshold, self.rule)
+            if others:
+                msg += "\n  also failing:\n" + "\n".join("    " + o for o in others)
+            raise AssertionError(f"{self.name}: {msg}")
+        for key, v in verdicts.items():
+            if v == "warn":
+                e = self.all_effects[key]
+                warnings.warn(KernelAuditWarning(f"{self.name}: {e.label}: passed; {e.power_note(self.threshold)}"),
+                              stacklevel=2)
+        return self
+
+    def assert_spectral_shift_below(self, threshold: float, rule: str = "estimate") -> "AuditResult":
+        """Fail when the level's effect on any subgroup's activation high-frequency ratio passes `threshold`."""
+        threshold, rule = check_threshold(threshold), check_rule(rule)
+        if not self.spectral_effects:
+            raise AuditConfigError("this audit measured no spectra; run it with spectral_cutoff set (e.g. 0.5)")
+        bad = [e for by_group in self.spectral_effects.values() for e in by_group.values()
+               if not e.passes(threshold, rule)]
+        if bad:
+            worst = max(bad, key=lambda e: e.statistic(rule))
+            raise AssertionError(f"{self.name}: spectral shift: " + worst.failure_message(threshold, rule))
+        return self
+
+    def hierarchical_interval(self, level: object | None = None, perturbation: str | None = None,
+                              n_boot: int = 2000, seed: int = 0) -> Effect:
+        """The effect with an interval that also resamples test images (seeds and images, nested)."""
+        if not self.predictions:
+            raise AuditConfigError("this result carries no per-image predictions (loaded from a report?)")
+        pert = perturbation or self.perturbation
+        level = level if level is not None else next(k for (p, k) in self.all_effects if p == pert)
+        clean = {k: v["clean"] for k, v in self.predictions.items()}
+        perturbed = {k: v[pert] for k, v in self.predictions.items()}
+        contrast = self.settings.get("contrast")
+        return hierarchical_bootstrap(
+            clean, perturbed, self.test_labels, self.test_groups, level, self.reference, self.outcomes.seeds,
+            n_boot=n_boot, confidence=self.settings.get("confidence", 0.95), seed=seed,
+            contrast=tuple(contrast) if contrast else None, metric=self.settings.get("metric", "accuracy"),
+            label=f"{level_label(level)} vs {level_label(self.reference)} under {pert}")
+
+    def summary_rows(self) -> list[dict]:
+        """One row per (perturbation, treated level): what the terminal summary and JSON report print."""
+        rows = []
+        verdicts = self.verdicts()
+        for key, e in self.all_effects.items():
+            pert, level = key
+            verdict = verdicts[key]
+            rows.append({
+                "audit": self.name, "contrast": f"{level_label(level)} vs {level_label(self.reference)}",
+                "perturbation": pert, "bias": self.bias,
+                "effect": e.estimate, "ci_low": e.ci[0], "ci_high": e.ci[1], "p_value": e.p_value,
+                "p_adjusted": e.p_adjusted, "n": e.n, "threshold": self.threshold, "rule": self.rule,
+                "verdict": verdict, "mde": e.minimum_detectable_effect(),
+                "note": e.power_note(self.threshold) if verdict == "warn" else "",
+            })
+        return rows
+
+    def to_dict(self) -> dict:
+        def effect_row(e: Effect, **extra) -> dict:
+            return {**extra, "effect": e.estimate, "ci_low": e.ci[0], "ci_high": e.ci[1], "p_value": e.p_value,
+                    "p_adjusted": e.p_adjusted, "n": e.n, "method": e.method}
+
+        return {
+            "name": self.name, "intervention": self.intervention, "perturbation": self.perturbation,
+            "perturbations": self.outcomes.perturbations,
+            "data": self.data, "group_counts": self.group_counts, "reference": level_label(self.reference),
+            "bias": self.bias, "threshold": self.threshold, "rule": self.rule, "verdict": self.verdict,
+            "correction": self.correction, "settings": self.settings, "effects": self.summary_rows(),
+            "subgroup_effects": [effect_row(e, perturbation=p, level=level_label(k), subgroup=g)
+                                 for (p, k), by_g in self.subgroup_effects.items() for g, e in by_g.items()],
+            "pairwise": [effect_row(e, perturbation=p, level=level_label(k), subgroups=list(pair))
+                         for (p, k), by_pair in self.pairwise.items() for pair, e in by_pair.items()],
+            "dose_response": [effect_row(e, perturbation=p) for p, e in self.dose_response.items()],
+            "placebos": [effect_row(e, placebo=name) for name, e in self.placebos.items()],
+            "placebo_meaning": PLACEBO_MEANING if self.placebos else "",
+            "outcomes": self.outcomes.as_records(),
+            "spectral": self.spectral,
+            "spectral_effects": [effect_row(e, level=level_label(k), subgroup=g)
+                                 for k, by_g in self.spectral_effects.items() for g, e in by_g.items()],
+            "kernel_spectra": self.kernel_spectra, "heat_maps": self.heat_maps,
+        }
+
+    def __repr__(self) -> str:
+        lines = [f"AuditResult {self.name}", f"  intervention: {self.intervention}",
+                 f"  data: {self.data} {self.group_counts}"]
+        lines += [self.outcomes.table(p) for p in self.outcomes.perturbations]
+        lines.append(f"  bias: {self.bias}")
+        lines += ["  " + e.summary() for e in self.all_effects.values()]
+        lines += ["  " + e.summary() for e in self.dose_response.values()]
+        for by_group in self.spectral_effects.values():
+            lines += ["  " + e.summary() for e in by_group.values()]
+        lines += [f"  placebo {name}: " + e.summary() for name, e in self.placebos.items()]
+        lines.append(f"  verdict: {self.verdict} (threshold {self.threshold:g}, rule {self.rule!r}: "
+                     f"{RULE_MEANING[self.rule]}; p adjusted by {self.correction})")
+        return "\n".join(lines)
