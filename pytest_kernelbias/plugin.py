@@ -129,6 +129,12 @@ def kernel_audit(request: pytest.FixtureRequest, kernel_audit_settings: AuditSet
         record = result.to_dict()
         record["test"] = request.node.nodeid
         request.node.user_properties.append((PROPERTY, json.dumps(record)))
+        for row in record["effects"]:
+            # Flat properties, so JUnit XML readers see the numbers without parsing JSON.
+            key = f"kernel_audit[{row['contrast']} | {row['perturbation']}]"
+            request.node.user_properties.append(
+                (key, f"effect={row['effect']:+.4f} ci=[{row['ci_low']:+.4f}, {row['ci_high']:+.4f}] "
+                      f"p={row['p_value']:.4g} p_adj={row['p_adjusted']:.4g} verdict={row['verdict']}"))
 
 
 class AuditRecorder:

@@ -23,7 +23,11 @@ def power(effect: float, sd: float, n: int, alpha: float = 0.05) -> float:
     df = n - 1
     crit = stats.t.ppf(1 - alpha / 2, df)
     nc = abs(effect) * math.sqrt(n) / sd
-    return float(stats.nct.sf(crit, df, nc) + stats.nct.cdf(-crit, df, nc))
+    value = float(stats.nct.sf(crit, df, nc) + stats.nct.cdf(-crit, df, nc))
+    if not math.isfinite(value):
+        # scipy's noncentral t gives NaN far in the tail (large nc, df = 1): the power is then ~0 or ~1.
+        value = 1.0 if nc > crit else alpha
+    return min(1.0, max(0.0, value))
 
 
 def minimum_detectable_effect(sd: float, n: int, alpha: float = 0.05, target_power: float = 0.8) -> float:

@@ -1,0 +1,360 @@
+"""Calibration of the audit statistics on simulated audits with a known true effect.
+
+    python benchmarks/calibration.py [--audits 2000] [--image-audits 300] [--n-boot 500]
+                                     [--seed 0] [--quick] [--json out.json]
+
+Nothing here trains a network: audits are drawn from generative models whose
+true effect tau is known, and every interval and verdict comes from the public
+API (`paired_effect`, `Effect.passes`, `power`, `hierarchical_bootstrap`).
+
+Part 1, seed-level model. For seeds s = 1..n,
+    B(k0, s) = b0 + u_s + e0_s,    B(k, s) = b0 + tau + u_s + e1_s,
+with u_s ~ N(0, sigma_seed) shared by both levels (paired seeds) and
+e ~ N(0, sigma_model), so d_s = B(k, s) - B(k0, s) ~ N(tau, sigma_diff),
+sigma_diff = sqrt(2) * sigma_model. For n in {3, 5, 10} it reports
+  * coverage of nominal 95% intervals for method "t", "bootstrap" (BCa) and
+    "permutation" (sign-flip inversion; infinite when n < 6), with the share
+    of infinite intervals, the misses below / above, and the Monte Carlo SE;
+    the goal is 94-96%. Audits drawn at tau = threshold = 0.05;
+  * the false-failure rate of rule="lower" at tau = threshold (goal <= 5%) and
+    the false-pass rate of rule="upper" there (an effect equal to the
+    threshold certified as below it);
+  * the false-failure rate of rule="estimate" at tau = 0, threshold 0.05,
+    next to its normal-theory value 2 * (1 - Phi(threshold * sqrt(n) / sigma_diff));
+  * power, P(rule="lower" at threshold 0 fails, i.e. the CI excludes 0), over
+    tau = {0, 0.25, 0.5, 1, 1.5, 2} x sigma_diff for each method, next to the
+    analytic `power(tau, sigma_diff, n)` of the package (paired t). The noise
+    draws are shared across the tau grid (common random numbers).
+
+Part 2, per-image model (test-set sampling noise). Two subgroups A and B of m
+test images each (one shared test set per audit), n = 5 seeds, levels k0 = 3
+and k = 9. Image i has a difficulty U_i ~ Uniform(0, 1) that every model
+shares. Model (level, seed) decides image i with W_i = U_i with probability
+rho, else with its own fresh uniform draw; it is correct on clean images when
+W_i < clean accuracy of the image's group and on perturbed images when
+W_i < perturbed accuracy (the same W_i: a perturbation only breaks images).
+So each model's population accuracies are exactly the ones set, and with
+rho > 0 models err on the same images. Per model: clean accuracy = base_g +
+v_s, drop_g = base drop_g(level) + u_s + e_(level, s, g); the population bias
+|drop_B - drop_A| is folded normal, and the population tau (infinite test
+set, expectation over seeds) is known in closed form. Reported for rho = 0.8
+(shared difficulty) and rho = 0 (independent errors, a control): coverage of
+the seed-level paired t interval and of `hierarchical_bootstrap` (seeds and
+images resampled, n_boot draws), widths, the spread of the estimate across
+audits and the bias of the estimate.
+
+Every RNG is seeded from --seed (default 0) and the part / setting, so a run
+is reproducible; --quick uses 300 / 60 audits for iteration. The printed
+table ends with the run time; --json PATH writes all numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+import warnings
+
+import numpy as np
+from scipy import stats
+
+from pytest_kernelbias import power
+from pytest_kernelbias.effects import paired_effect
+from pytest_kernelbias.estimators import hierarchical_bootstrap
+
+METHODS = ("t", "bootstrap", "permutation")
+SEED_COUNTS = (3, 5, 10)
+CONFIDENCE = 0.95
+THRESHOLD = 0.05
+COVERAGE_GOAL = (0.94, 0.96)
+LOWER_FALSE_FAIL_GOAL = 0.05
+
+# Part 1: seed-level model.
+B0 = 0.10
+SIGMA_SEED = 0.03
+SIGMA_MODEL = 0.03
+SIGMA_DIFF = math.sqrt(2) * SIGMA_MODEL
+POWER_MULTIPLES = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0)
+
+# Part 2: per-image model.
+K0, K = 3, 9
+IMAGES_PER_GROUP = 500
+IMAGE_SEEDS = 5
+CLEAN_ACC = {"A": 0.92, "B": 0.88}
+CLEAN_SHIFT = {K0: 0.0, K: 0.005}                  # level's effect on clean accuracy (both groups)
+BASE_DROP = {K0: {"A": 0.10, "B": 0.20}, K: {"A": 0.10, "B": 0.25}}
+SIGMA_ACC_SEED = 0.01                               # v_s: seed shift of clean accuracy, shared by levels
+SIGMA_DROP_SEED = 0.02                              # u_s: seed shift of every drop, shared by levels
+SIGMA_DROP_MODEL = 0.01                             # e: per model and group
+RHOS = (0.8, 0.0)
+
+# Stream tags for the seeded generators.
+_COVERAGE, _POWER, _IMAGES = 1, 2, 3
+
+
+def rng_for(base: int, *tags: int) -> np.random.Generator:
+    return np.random.default_rng([base, *tags])
+
+
+def mc_se(p: float, n: int) -> float:
+    return math.sqrt(max(p * (1 - p), 1e-12) / n)
+
+
+def effect_of(treated: np.ndarray, reference: np.ndarray, method: str, counter: dict):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        e = paired_effect(treated, reference, confidence=CONFIDENCE, method=method)
+    counter[method] = counter.get(method, 0) + len(caught)
+    return e
+
+
+# --------------------------------------------------------------------------- part 1
+def seed_level_draws(rng: np.random.Generator, audits: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Shared seed effect u and per-model noise e0, e1, each (audits, n)."""
+    u = rng.normal(0.0, SIGMA_SEED, (audits, n))
+    e0 = rng.normal(0.0, SIGMA_MODEL, (audits, n))
+    e1 = rng.normal(0.0, SIGMA_MODEL, (audits, n))
+    return u, e0, e1
+
+
+def coverage_part(audits: int, base: int, warn_count: dict) -> list[dict]:
+    tau = THRESHOLD
+    rows = []
+    for n in SEED_COUNTS:
+        u, e0, e1 = seed_level_draws(rng_for(base, _COVERAGE, n), audits, n)
+        reference = B0 + u + e0
+        treated = B0 + tau + u + e1
+        for method in METHODS:
+            covered = infinite = below = above = lower_fail = upper_pass = 0
+            widths = []
+            for a in range(audits):
+                e = effect_of(treated[a], reference[a], method, warn_count)
+                lo, hi = e.ci
+                finite = math.isfinite(lo) and math.isfinite(hi)
+                infinite += not finite
+                if finite:
+                    widths.append(hi - lo)
+                covered += lo <= tau <= hi
+                below += tau < lo
+                above += tau > hi
+                lower_fail += not e.passes(THRESHOLD, "lower")
+                upper_pass += e.passes(THRESHOLD, "upper")
+            cov = covered / audits
+            rows.append({
+                "n": n, "method": method, "audits": audits, "tau": tau,
+                "coverage": cov, "coverage_mc_se": mc_se(cov, audits),
+                "miss_tau_below_ci": below / audits, "miss_tau_above_ci": above / audits,
+                "fraction_infinite": infinite / audits,
+                "mean_width_finite": float(np.mean(widths)) if widths else None,
+                "meets_goal": bool(COVERAGE_GOAL[0] <= cov <= COVERAGE_GOAL[1]) and infinite == 0,
+                "lower_false_fail_at_threshold": lower_fail / audits,
+                "lower_meets_goal": lower_fail / audits <= LOWER_FALSE_FAIL_GOAL,
+                "upper_false_pass_at_threshold": upper_pass / audits,
+            })
+    return rows
+
+
+def power_part(audits: int, base: int, warn_count: dict) -> tuple[list[dict], list[dict]]:
+    power_rows, estimate_rows = [], []
+    for n in SEED_COUNTS:
+        u, e0, e1 = seed_level_draws(rng_for(base, _POWER, n), audits, n)
+        reference = B0 + u + e0
+        for mult in POWER_MULTIPLES:
+            tau = mult * SIGMA_DIFF
+            treated = B0 + tau + u + e1
+            row = {"n": n, "tau_over_sd": mult, "tau": tau, "audits": audits,
+                   "analytic_t_power": power(tau, SIGMA_DIFF, n, 1 - CONFIDENCE)}
+            for method in METHODS:
+                fails = 0
+                est_fails = 0
+                for a in range(audits):
+                    e = effect_of(treated[a], reference[a], method, warn_count)
+                    fails += not e.passes(0.0, "lower")
+                    if method == "t" and mult == 0.0:
+                        est_fails += not e.passes(THRESHOLD, "estimate")
+                row[method] = fails / audits
+                if method == "t" and mult == 0.0:
+                    rate = est_fails / audits
+                    estimate_rows.append({
+                        "n": n, "audits": audits, "threshold": THRESHOLD, "tau": 0.0,
+                        "estimate_false_fail": rate, "mc_se": mc_se(rate, audits),
+                        "normal_theory": 2 * float(stats.norm.sf(THRESHOLD * math.sqrt(n) / SIGMA_DIFF)),
+                    })
+            row["t_mc_se"] = mc_se(row["t"], audits)
+            power_rows.append(row)
+    return power_rows, estimate_rows
+
+
+# --------------------------------------------------------------------------- part 2
+def folded_normal_mean(mu: float, sigma: float) -> float:
+    """E|X| for X ~ N(mu, sigma)."""
+    return sigma * math.sqrt(2 / math.pi) * math.exp(-mu ** 2 / (2 * sigma ** 2)) \
+        + mu * (1 - 2 * stats.norm.cdf(-mu / sigma))
+
+
+def population_tau() -> float:
+    sigma_gap = math.sqrt(2) * SIGMA_DROP_MODEL
+    gap = {lev: BASE_DROP[lev]["B"] - BASE_DROP[lev]["A"] for lev in (K0, K)}
+    return folded_normal_mean(gap[K], sigma_gap) - folded_normal_mean(gap[K0], sigma_gap)
+
+
+def image_audit(rng: np.random.Generator, m: int, rho: float, n_seeds: int):
+    """One simulated audit on one shared test set: per-image predictions and the seed-level biases."""
+    n_img = 2 * m
+    names = ("A", "B")
+    labels = rng.integers(0, 2, n_img)
+    groups = {"A": np.arange(m), "B": np.arange(m, n_img)}
+    difficulty = rng.random(n_img)  # U_i, shared by every model tested on this test set
+    v = rng.normal(0.0, SIGMA_ACC_SEED, n_seeds)
+    u = rng.normal(0.0, SIGMA_DROP_SEED, n_seeds)
+    clean, perturbed, bias = {}, {}, {}
+    for level in (K0, K):
+        e = rng.normal(0.0, SIGMA_DROP_MODEL, (n_seeds, 2))
+        bias[level] = np.empty(n_seeds)
+        for s in range(n_seeds):
+            acc_c = np.array([CLEAN_ACC[g] + CLEAN_SHIFT[level] + v[s] for g in names])
+            acc_p = acc_c - np.array([BASE_DROP[level][g] for g in names]) - u[s] - e[s]
+            if not (np.all((acc_c > 0) & (acc_c < 1)) and np.all((acc_p > 0) & (acc_p < 1))):
+                raise RuntimeError("a simulated accuracy left (0, 1); change the part-2 parameters")
+            shared = rng.random(n_img) < rho
+            w = np.where(shared, difficulty, rng.random(n_img))
+            right_c = w < np.repeat(acc_c, m)
+            right_p = w < np.repeat(acc_p, m)
+            clean[(level, s)] = np.where(right_c, labels, 1 - labels)
+            perturbed[(level, s)] = np.where(right_p, labels, 1 - labels)
+            drops = np.array([right_c[groups[g]].mean() - right_p[groups[g]].mean() for g in names])
+            bias[level][s] = drops.max() - drops.min()
+    return clean, perturbed, labels, groups, bias
+
+
+def image_part(audits: int, n_boot: int, base: int, m: int = IMAGES_PER_GROUP,
+               n_seeds: int = IMAGE_SEEDS) -> list[dict]:
+    tau = population_tau()
+    rows = []
+    for j, rho in enumerate(RHOS):
+        rng = rng_for(base, _IMAGES, j)
+        est, t_cov, h_cov, t_w, h_w, t_se2 = [], 0, 0, [], [], []
+        t_below = t_above = h_below = h_above = 0
+        for a in range(audits):
+            clean, perturbed, labels, groups, bias = image_audit(rng, m, rho, n_seeds)
+            t_eff = paired_effect(bias[K], bias[K0], confidence=CONFIDENCE, method="t")
+            h_eff = hierarchical_bootstrap(clean, perturbed, labels, groups, K, K0, list(range(n_seeds)),
+                                           n_boot=n_boot, confidence=CONFIDENCE, seed=base * 1_000_003 + a)
+            if abs(t_eff.estimate - h_eff.estimate) > 1e-9:
+                raise RuntimeError(f"estimates disagree: t {t_eff.estimate} vs hierarchical {h_eff.estimate}")
+            est.append(t_eff.estimate)
+            t_se2.append(t_eff.sd ** 2 / n_seeds)
+            for eff, name in ((t_eff, "t"), (h_eff, "h")):
+                lo, hi = eff.ci
+                hit, below, above = lo <= tau <= hi, tau < lo, tau > hi
+                if name == "t":
+                    t_cov += hit; t_below += below; t_above += above; t_w.append(hi - lo)
+                else:
+                    h_cov += hit; h_below += below; h_above += above; h_w.append(hi - lo)
+        est = np.asarray(est)
+        rows.append({
+            "rho": rho, "images_per_group": m, "seeds": n_seeds, "audits": audits, "n_boot": n_boot,
+            "population_tau": tau, "mean_estimate": float(est.mean()),
+            "sd_estimate_across_audits": float(est.std(ddof=1)),
+            "rms_seed_level_se": float(math.sqrt(np.mean(t_se2))),
+            "t_coverage": t_cov / audits, "t_mc_se": mc_se(t_cov / audits, audits),
+            "t_miss_below_above": [t_below / audits, t_above / audits], "t_mean_width": float(np.mean(t_w)),
+            "hier_coverage": h_cov / audits, "hier_mc_se": mc_se(h_cov / audits, audits),
+            "hier_miss_below_above": [h_below / audits, h_above / audits], "hier_mean_width": float(np.mean(h_w)),
+        })
+    return rows
+
+
+# --------------------------------------------------------------------------- report
+def pct(x: float | None, digits: int = 1) -> str:
+    return "   -" if x is None else f"{100 * x:.{digits}f}"
+
+
+def print_report(out: dict) -> None:
+    p = print
+    s = out["settings"]
+    p(f"Part 1: seed-level model  b0={B0} sigma_seed={SIGMA_SEED} sigma_model={SIGMA_MODEL} "
+      f"sigma_diff={SIGMA_DIFF:.4f}  nominal {CONFIDENCE:.0%}, threshold {THRESHOLD}")
+    p(f"\n1a. Coverage at tau = {THRESHOLD} ({s['audits']} audits per n; goal "
+      f"{COVERAGE_GOAL[0]:.0%}-{COVERAGE_GOAL[1]:.0%}); 'lower' false-fail at tau = threshold (goal <= 5%)")
+    p(f"{'n':>3} {'method':<12} {'cover%':>7} {'±se':>5} {'miss<':>6} {'miss>':>6} {'inf%':>6} "
+      f"{'width':>7} {'goal':>5} | {'lowerFF%':>8} {'goal':>5} | {'upperFP%':>8}")
+    for r in out["coverage"]:
+        width = "      -" if r["mean_width_finite"] is None else f"{r['mean_width_finite']:7.4f}"
+        p(f"{r['n']:>3} {r['method']:<12} {pct(r['coverage']):>7} {pct(r['coverage_mc_se']):>5} "
+          f"{pct(r['miss_tau_below_ci']):>6} {pct(r['miss_tau_above_ci']):>6} {pct(r['fraction_infinite']):>6} "
+          f"{width} {'yes' if r['meets_goal'] else 'NO':>5} | {pct(r['lower_false_fail_at_threshold']):>8} "
+          f"{'yes' if r['lower_meets_goal'] else 'NO':>5} | {pct(r['upper_false_pass_at_threshold']):>8}")
+    p("   miss< : interval entirely above tau; miss> : entirely below tau; inf% : infinite intervals "
+      "(counted as covering)")
+    p(f"\n1b. rule='estimate' false-fail at tau = 0, threshold {THRESHOLD} ({s['audits']} audits per n)")
+    p(f"{'n':>3} {'sim%':>6} {'±se':>5} {'normal theory%':>15}")
+    for r in out["estimate_null"]:
+        p(f"{r['n']:>3} {pct(r['estimate_false_fail'], 2):>6} {pct(r['mc_se'], 2):>5} {pct(r['normal_theory'], 2):>15}")
+    p(f"\n1c. Power: P(rule='lower', threshold 0 fails = CI excludes 0), {s['audits']} audits per cell; "
+      "analytic = package power(tau, sigma_diff, n)")
+    p(f"{'n':>3} {'tau/sd':>6} {'tau':>7} | {'analytic':>8} {'t':>6} {'±se':>5} {'bootstrap':>9} {'permutation':>11}")
+    for r in out["power"]:
+        p(f"{r['n']:>3} {r['tau_over_sd']:>6.2f} {r['tau']:>7.4f} | {pct(r['analytic_t_power']):>8} {pct(r['t']):>6} "
+          f"{pct(r['t_mc_se']):>5} {pct(r['bootstrap']):>9} {pct(r['permutation']):>11}")
+    p(f"\nPart 2: per-image model  m={IMAGES_PER_GROUP} images/group, {IMAGE_SEEDS} seeds, levels {K0} vs {K}, "
+      f"clean acc {CLEAN_ACC}, drops {BASE_DROP[K0]} -> {BASE_DROP[K]},")
+    p(f"        sigma(v_s)={SIGMA_ACC_SEED} sigma(u_s)={SIGMA_DROP_SEED} sigma(e)={SIGMA_DROP_MODEL}; "
+      f"population tau = {out['image'][0]['population_tau']:.5f}; n_boot={s['n_boot']}, "
+      f"{s['image_audits']} audits per rho")
+    p(f"{'rho':>4} {'mean est':>9} {'sd est':>7} {'rms se':>7} | {'t cov%':>6} {'±se':>5} {'miss<':>6} {'miss>':>6} "
+      f"{'width':>7} | {'hier cov%':>9} {'±se':>5} {'miss<':>6} {'miss>':>6} {'width':>7}")
+    for r in out["image"]:
+        p(f"{r['rho']:>4.1f} {r['mean_estimate']:>9.5f} {r['sd_estimate_across_audits']:>7.4f} "
+          f"{r['rms_seed_level_se']:>7.4f} | {pct(r['t_coverage']):>6} {pct(r['t_mc_se']):>5} "
+          f"{pct(r['t_miss_below_above'][0]):>6} {pct(r['t_miss_below_above'][1]):>6} {r['t_mean_width']:>7.4f} | "
+          f"{pct(r['hier_coverage']):>9} {pct(r['hier_mc_se']):>5} {pct(r['hier_miss_below_above'][0]):>6} "
+          f"{pct(r['hier_miss_below_above'][1]):>6} {r['hier_mean_width']:>7.4f}")
+    p("   sd est: spread of the estimate over audits (the true standard error); rms se: the seed-level "
+      "SE sd(d)/sqrt(n) the t interval uses")
+    if any(out["warnings"].values()):
+        p(f"\nwarnings raised inside paired_effect (suppressed): {out['warnings']}")
+    p(f"\nrun time {out['seconds']:.1f}s (part 1 {out['seconds_part1']:.1f}s, part 2 {out['seconds_part2']:.1f}s); "
+      f"seed {s['seed']}; python {sys.version.split()[0]}, numpy {np.__version__}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--audits", type=int, default=2000, help="simulated audits per cell in part 1")
+    ap.add_argument("--image-audits", type=int, default=300, help="simulated audits per rho in part 2")
+    ap.add_argument("--n-boot", type=int, default=500, help="hierarchical bootstrap replicates in part 2")
+    ap.add_argument("--seed", type=int, default=0, help="base seed of every RNG")
+    ap.add_argument("--quick", action="store_true", help="300 / 60 audits, for iteration")
+    ap.add_argument("--json", help="write every number to this path")
+    args = ap.parse_args()
+    if args.quick:
+        args.audits, args.image_audits = min(args.audits, 300), min(args.image_audits, 60)
+    t0 = time.time()
+    warn_count: dict = {}
+    out = {"settings": {"audits": args.audits, "image_audits": args.image_audits, "n_boot": args.n_boot,
+                        "seed": args.seed, "quick": args.quick, "confidence": CONFIDENCE, "threshold": THRESHOLD,
+                        "b0": B0, "sigma_seed": SIGMA_SEED, "sigma_model": SIGMA_MODEL, "sigma_diff": SIGMA_DIFF,
+                        "seed_counts": list(SEED_COUNTS), "power_multiples": list(POWER_MULTIPLES),
+                        "image_model": {"levels": [K0, K], "images_per_group": IMAGES_PER_GROUP,
+                                        "seeds": IMAGE_SEEDS, "clean_acc": CLEAN_ACC,
+                                        "clean_shift": {str(k): v for k, v in CLEAN_SHIFT.items()},
+                                        "base_drop": {str(k): v for k, v in BASE_DROP.items()},
+                                        "sigma_acc_seed": SIGMA_ACC_SEED, "sigma_drop_seed": SIGMA_DROP_SEED,
+                                        "sigma_drop_model": SIGMA_DROP_MODEL, "rhos": list(RHOS)}}}
+    out["coverage"] = coverage_part(args.audits, args.seed, warn_count)
+    out["power"], out["estimate_null"] = power_part(args.audits, args.seed, warn_count)
+    t1 = time.time()
+    out["image"] = image_part(args.image_audits, args.n_boot, args.seed)
+    t2 = time.time()
+    out["warnings"] = warn_count
+    out["seconds_part1"], out["seconds_part2"], out["seconds"] = t1 - t0, t2 - t1, t2 - t0
+    print_report(out)
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(out, fh, indent=2)
+
+
+if __name__ == "__main__":
+    main()
