@@ -37,11 +37,14 @@ So each model's population accuracies are exactly the ones set, and with
 rho > 0 models err on the same images. Per model: clean accuracy = base_g +
 v_s, drop_g = base drop_g(level) + u_s + e_(level, s, g); the population bias
 |drop_B - drop_A| is folded normal, and the population tau (infinite test
-set, expectation over seeds) is known in closed form. Reported for rho = 0.8
-(shared difficulty) and rho = 0 (independent errors, a control): coverage of
-the seed-level paired t interval and of `hierarchical_bootstrap` (seeds and
-images resampled, n_boot draws), widths, the spread of the estimate across
-audits and the bias of the estimate.
+set, expectation over seeds) is known in closed form. Reported for
+(rho, sigma(e)) = (0, 0.01) (independent errors, a control), (0.8, 0.01)
+(shared difficulty), and (0.95, 0.0025), (1, 0.0025) (models err on almost
+the same images and differ little from seed to seed, so the one test set's
+sampling noise is a large share of the total): coverage of the seed-level
+paired t interval and of `hierarchical_bootstrap` (seeds and images
+resampled, n_boot draws), widths, the spread of the estimate across audits
+and its bias.
 
 Every RNG is seeded from --seed (default 0) and the part / setting, so a run
 is reproducible; --quick uses 300 / 60 audits for iteration. The printed
@@ -87,8 +90,11 @@ CLEAN_SHIFT = {K0: 0.0, K: 0.005}                  # level's effect on clean acc
 BASE_DROP = {K0: {"A": 0.10, "B": 0.20}, K: {"A": 0.10, "B": 0.25}}
 SIGMA_ACC_SEED = 0.01                               # v_s: seed shift of clean accuracy, shared by levels
 SIGMA_DROP_SEED = 0.02                              # u_s: seed shift of every drop, shared by levels
-SIGMA_DROP_MODEL = 0.01                             # e: per model and group
-RHOS = (0.8, 0.0)
+SIGMA_DROP_MODEL = 0.01                             # e: per model and group (default)
+# (rho, sigma(e)): independent errors (control); shared difficulty; then models that err on
+# (almost) the same images with little seed-to-seed noise, where the one test set's sampling
+# noise is a large share of the total.
+SCENARIOS = ((0.0, SIGMA_DROP_MODEL), (0.8, SIGMA_DROP_MODEL), (0.95, 0.0025), (1.0, 0.0025))
 
 # Stream tags for the seeded generators.
 _COVERAGE, _POWER, _IMAGES = 1, 2, 3
@@ -194,13 +200,13 @@ def folded_normal_mean(mu: float, sigma: float) -> float:
         + mu * (1 - 2 * stats.norm.cdf(-mu / sigma))
 
 
-def population_tau() -> float:
-    sigma_gap = math.sqrt(2) * SIGMA_DROP_MODEL
+def population_tau(sigma_model: float = SIGMA_DROP_MODEL) -> float:
+    sigma_gap = math.sqrt(2) * sigma_model
     gap = {lev: BASE_DROP[lev]["B"] - BASE_DROP[lev]["A"] for lev in (K0, K)}
     return folded_normal_mean(gap[K], sigma_gap) - folded_normal_mean(gap[K0], sigma_gap)
 
 
-def image_audit(rng: np.random.Generator, m: int, rho: float, n_seeds: int):
+def image_audit(rng: np.random.Generator, m: int, rho: float, n_seeds: int, sigma_model: float):
     """One simulated audit on one shared test set: per-image predictions and the seed-level biases."""
     n_img = 2 * m
     names = ("A", "B")
@@ -211,7 +217,7 @@ def image_audit(rng: np.random.Generator, m: int, rho: float, n_seeds: int):
     u = rng.normal(0.0, SIGMA_DROP_SEED, n_seeds)
     clean, perturbed, bias = {}, {}, {}
     for level in (K0, K):
-        e = rng.normal(0.0, SIGMA_DROP_MODEL, (n_seeds, 2))
+        e = rng.normal(0.0, sigma_model, (n_seeds, 2))
         bias[level] = np.empty(n_seeds)
         for s in range(n_seeds):
             acc_c = np.array([CLEAN_ACC[g] + CLEAN_SHIFT[level] + v[s] for g in names])
@@ -231,14 +237,14 @@ def image_audit(rng: np.random.Generator, m: int, rho: float, n_seeds: int):
 
 def image_part(audits: int, n_boot: int, base: int, m: int = IMAGES_PER_GROUP,
                n_seeds: int = IMAGE_SEEDS) -> list[dict]:
-    tau = population_tau()
     rows = []
-    for j, rho in enumerate(RHOS):
+    for j, (rho, sigma_model) in enumerate(SCENARIOS):
+        tau = population_tau(sigma_model)
         rng = rng_for(base, _IMAGES, j)
         est, t_cov, h_cov, t_w, h_w, t_se2 = [], 0, 0, [], [], []
         t_below = t_above = h_below = h_above = 0
         for a in range(audits):
-            clean, perturbed, labels, groups, bias = image_audit(rng, m, rho, n_seeds)
+            clean, perturbed, labels, groups, bias = image_audit(rng, m, rho, n_seeds, sigma_model)
             t_eff = paired_effect(bias[K], bias[K0], confidence=CONFIDENCE, method="t")
             h_eff = hierarchical_bootstrap(clean, perturbed, labels, groups, K, K0, list(range(n_seeds)),
                                            n_boot=n_boot, confidence=CONFIDENCE, seed=base * 1_000_003 + a)
@@ -255,7 +261,7 @@ def image_part(audits: int, n_boot: int, base: int, m: int = IMAGES_PER_GROUP,
                     h_cov += hit; h_below += below; h_above += above; h_w.append(hi - lo)
         est = np.asarray(est)
         rows.append({
-            "rho": rho, "images_per_group": m, "seeds": n_seeds, "audits": audits, "n_boot": n_boot,
+            "rho": rho, "sigma_e": sigma_model, "images_per_group": m, "seeds": n_seeds, "audits": audits, "n_boot": n_boot,
             "population_tau": tau, "mean_estimate": float(est.mean()),
             "sd_estimate_across_audits": float(est.std(ddof=1)),
             "rms_seed_level_se": float(math.sqrt(np.mean(t_se2))),
@@ -301,13 +307,12 @@ def print_report(out: dict) -> None:
           f"{pct(r['t_mc_se']):>5} {pct(r['bootstrap']):>9} {pct(r['permutation']):>11}")
     p(f"\nPart 2: per-image model  m={IMAGES_PER_GROUP} images/group, {IMAGE_SEEDS} seeds, levels {K0} vs {K}, "
       f"clean acc {CLEAN_ACC}, drops {BASE_DROP[K0]} -> {BASE_DROP[K]},")
-    p(f"        sigma(v_s)={SIGMA_ACC_SEED} sigma(u_s)={SIGMA_DROP_SEED} sigma(e)={SIGMA_DROP_MODEL}; "
-      f"population tau = {out['image'][0]['population_tau']:.5f}; n_boot={s['n_boot']}, "
-      f"{s['image_audits']} audits per rho")
-    p(f"{'rho':>4} {'mean est':>9} {'sd est':>7} {'rms se':>7} | {'t cov%':>6} {'±se':>5} {'miss<':>6} {'miss>':>6} "
+    p(f"        sigma(v_s)={SIGMA_ACC_SEED} sigma(u_s)={SIGMA_DROP_SEED}; n_boot={s['n_boot']}, "
+      f"{s['image_audits']} audits per row; coverage of the population tau (infinite test set)")
+    p(f"{'rho':>4} {'sig(e)':>6} {'tau':>7} {'mean est':>9} {'sd est':>7} {'rms se':>7} | {'t cov%':>6} {'±se':>5} {'miss<':>6} {'miss>':>6} "
       f"{'width':>7} | {'hier cov%':>9} {'±se':>5} {'miss<':>6} {'miss>':>6} {'width':>7}")
     for r in out["image"]:
-        p(f"{r['rho']:>4.1f} {r['mean_estimate']:>9.5f} {r['sd_estimate_across_audits']:>7.4f} "
+        p(f"{r['rho']:>4.1f} {r['sigma_e']:>6.4f} {r['population_tau']:>7.5f} {r['mean_estimate']:>9.5f} {r['sd_estimate_across_audits']:>7.4f} "
           f"{r['rms_seed_level_se']:>7.4f} | {pct(r['t_coverage']):>6} {pct(r['t_mc_se']):>5} "
           f"{pct(r['t_miss_below_above'][0]):>6} {pct(r['t_miss_below_above'][1]):>6} {r['t_mean_width']:>7.4f} | "
           f"{pct(r['hier_coverage']):>9} {pct(r['hier_mc_se']):>5} {pct(r['hier_miss_below_above'][0]):>6} "
@@ -323,7 +328,7 @@ def print_report(out: dict) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--audits", type=int, default=2000, help="simulated audits per cell in part 1")
-    ap.add_argument("--image-audits", type=int, default=300, help="simulated audits per rho in part 2")
+    ap.add_argument("--image-audits", type=int, default=300, help="simulated audits per scenario in part 2")
     ap.add_argument("--n-boot", type=int, default=500, help="hierarchical bootstrap replicates in part 2")
     ap.add_argument("--seed", type=int, default=0, help="base seed of every RNG")
     ap.add_argument("--quick", action="store_true", help="300 / 60 audits, for iteration")
@@ -342,7 +347,7 @@ def main() -> None:
                                         "clean_shift": {str(k): v for k, v in CLEAN_SHIFT.items()},
                                         "base_drop": {str(k): v for k, v in BASE_DROP.items()},
                                         "sigma_acc_seed": SIGMA_ACC_SEED, "sigma_drop_seed": SIGMA_DROP_SEED,
-                                        "sigma_drop_model": SIGMA_DROP_MODEL, "rhos": list(RHOS)}}}
+                                        "scenarios_rho_sigma_e": [list(x) for x in SCENARIOS]}}}
     out["coverage"] = coverage_part(args.audits, args.seed, warn_count)
     out["power"], out["estimate_null"] = power_part(args.audits, args.seed, warn_count)
     t1 = time.time()

@@ -1,6 +1,9 @@
 """pytest-kernelbias: causal audits of how a CNN's kernel size changes subgroup bias."""
 
+__version__ = "0.1.0"  # first: the cache key reads it while the package is still importing
+
 from .audit import default_data, run_audit
+from .cache import VariantCache
 from .result import AuditResult
 from .data.faces import (
     DatasetFormatError,
@@ -55,10 +58,8 @@ from .perturbations import (
 )
 from .training import TrainConfig, train
 
-__version__ = "0.1.0"
-
 __all__ = [
-    "AuditConfigError", "AuditResult", "KernelAuditWarning", "benjamini_hochberg", "holm",
+    "AuditConfigError", "AuditResult", "VariantCache", "KernelAuditWarning", "benjamini_hochberg", "holm",
     "minimum_detectable_effect", "power", "seeds_needed", "DatasetFormatError", "balance", "from_tensors", "from_torch_dataset",
     "load_celeba", "load_csv_manifest", "load_fairface", "load_utkface", "stratified_split", "BandPass", "Compose", "Downsample", "GaussianBlur", "GaussianLowPass",
     "GaussianNoise", "HighPass", "JPEG", "Dilation", "Intervention", "KernelSize", "Select", "Stride",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import Callable, Sequence
@@ -11,6 +12,7 @@ import torch
 from torch import nn
 
 from . import mechanism
+from .cache import VariantCache, source_fingerprint, variant_key
 from .data.loaders import SubgroupLoaders, as_perturbations
 from .data.subgroups import SubgroupDataset
 from .data.synthfaces import synthfaces
@@ -79,6 +81,8 @@ def run_audit(
     paired: bool = True,
     spectral_cutoff: float | None = 0.5,
     heat_map: dict | None = None,
+    cache: str | os.PathLike | VariantCache | None = None,
+    retrain: bool = False,
     name: str = "audit",
     progress: Progress | None = _stderr,
 ) -> AuditResult:
@@ -100,6 +104,10 @@ def run_audit(
     maps' power per subgroup, whose paired effects land in `spectral_effects`,
     and its kernels' radial spectrum. `heat_map=dict(eps=4.0, step=4, images=256)`
     adds Yin et al. Fourier heat maps per subgroup for each level's first seed.
+
+    `cache` (a folder or `VariantCache`) stores every trained variant; a later
+    audit with the same model source, layers, level, seed, recipe and data
+    loads it instead of training. `retrain=True` trains anyway and overwrites.
     """
     check_seeds(seeds)
     threshold = check_threshold(threshold)
@@ -141,17 +149,33 @@ def run_audit(
     if "aa" in placebos:  # fresh seeds for the reference level only
         runs += [(seed, intervention.reference) for seed in range(seeds, 2 * seeds)]
     aa_outcomes = Outcomes()
+    store = cache if isinstance(cache, VariantCache) or cache is None else VariantCache(cache)
+    base_spec = {"model": source_fingerprint(model), "layers": intervention.layers, "init": init, "paired": paired,
+                 "train": train_config.as_dict(), "data": train_data.fingerprint(),
+                 "trainer": "default" if trainer is None else source_fingerprint(trainer),
+                 "device": torch.device(device).type}
+    n_cached = 0
     started = time.time()
     for done, (seed, level) in enumerate(runs, start=1):
         label = f"{name} {level_label(level)} seed {seed + 1}/{seeds}" + (" (A/A placebo)" if seed >= seeds else "")
-        model_ks = intervention.build(level, seed, paired=paired)
         # Unpaired runs also decorrelate the data order, as independent trainings would.
         order_seed = seed if paired else layer_seed(seed, f"order-{level_label(level)}") % (2**31)
         t0 = time.time()
-        if trainer is None:
-            trained = train(model_ks, train_data, order_seed, train_config, device, label, progress=progress)
+
+        def fit(m, order_seed=order_seed, label=label):
+            if trainer is None:
+                return train(m, train_data, order_seed, train_config, device, label, progress=progress)
+            return trainer(m, train_data, order_seed)
+
+        build = (lambda level=level, seed=seed: intervention.build(level, seed, paired=paired))
+        if store is None:
+            trained, hit = fit(build()), False
         else:
-            trained = trainer(model_ks, train_data, order_seed)
+            key = variant_key({**base_spec, "level": level_label(level), "seed": seed})
+            trained, hit = store.get_or_train(key, build, fit, {"spec": base_spec, "level": level_label(level),
+                                                                "seed": seed, "label": label}, retrain=retrain)
+            trained.to(device)
+        n_cached += hit
         preds = {cond: p.numpy() for cond, p in loaders.predict(trained).items()}
         target = outcomes if seed < seeds else aa_outcomes
         # All conditions and subgroups of this model in one vectorized count.
@@ -168,7 +192,8 @@ def run_audit(
             if heat_map is not None and seed == 0:
                 maps[level_label(level)] = mechanism.heat_maps(trained, loaders, heat_map)
         if progress is not None:
-            progress(f"{label} trained+evaluated in {time.time() - t0:.1f}s ({done}/{len(runs)} models)")
+            how = "loaded from cache+evaluated" if hit else "trained+evaluated"
+            progress(f"{label} {how} in {time.time() - t0:.1f}s ({done}/{len(runs)} models)")
 
     ref = intervention.reference
     stats_kw = dict(confidence=confidence, method=interval)
@@ -208,6 +233,8 @@ def run_audit(
                   "attributes": loaders.attributes, "train": train_config.as_dict(), "device": str(device),
                   "paired": paired, "metric": metric, "interval": interval, "confidence": confidence, "contrast": contrast,
                   "placebos": list(placebos), "spectral_cutoff": spectral_cutoff,
+                  "models": len(runs), "from_cache": n_cached, "trained": len(runs) - n_cached,
+                  "cache": str(store.root) if store is not None else None,
                   "seconds": round(time.time() - started, 1)},
         subgroup_effects=by_group, pairwise=pairs, dose_response=doses, placebos=placebo_effects,
         spectral=spectral,

@@ -12,7 +12,8 @@ from .errors import AuditConfigError
 from .intervention import KernelIntervention
 from .outcomes import estimate_effects
 from .report import summary_lines, write_json
-from .settings import OPTIONS, AuditSettings, from_sources, resolve_device
+from .cache import VariantCache
+from .settings import FLAGS, OPTIONS, AuditSettings, from_sources, resolve_device
 
 MARKER = "kernel_audit"
 PROPERTY = "kernel_audit"
@@ -24,8 +25,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--kernel-audit", action="store_true", default=False,
                     help=f"run tests marked @pytest.mark.{MARKER} (default: skipped)")
     for name, (default, _parse, text) in OPTIONS.items():
-        group.addoption(f"--kernel-audit-{name}", default=None, metavar=name.upper(),
-                        help=f"{text} (default: {default}; ini: kernel_audit_{name})")
+        if name in FLAGS:
+            group.addoption(f"--kernel-audit-{name}", action="store_true", default=False,
+                            help=f"{text} (default: off; ini: kernel_audit_{name})")
+        else:
+            group.addoption(f"--kernel-audit-{name}", default=None, metavar=name.upper(),
+                            help=f"{text} (default: {default}; ini: kernel_audit_{name})")
         parser.addini(f"kernel_audit_{name}", f"{text} (default: {default})", default=None)
 
 
@@ -107,7 +112,7 @@ def kernel_audit(request: pytest.FixtureRequest, kernel_audit_settings: AuditSet
 
     def progress(msg: str) -> None:
         # Per-model lines always; per-epoch lines only with -v, training is the long part.
-        if reporter is None or not (verbose or "trained+evaluated" in msg):
+        if reporter is None or not (verbose or "+evaluated" in msg) or request.config.getoption("verbose") < 0:
             return
         if capman is None:
             reporter.write_line(f"[kernel-audit] {msg}")
@@ -118,6 +123,7 @@ def kernel_audit(request: pytest.FixtureRequest, kernel_audit_settings: AuditSet
     def audit(model, layer, levels, **kwargs):
         options = {"seeds": settings.seeds, "threshold": settings.threshold, "rule": settings.rule,
                    "device": resolve_device(settings.device), "name": request.node.name, "progress": progress,
+                   "cache": _variant_cache(request.config, settings), "retrain": settings.retrain,
                    **extra, **kwargs}
         result = run_audit(model, layer, levels, **options)
         results.append(result)
@@ -135,6 +141,17 @@ def kernel_audit(request: pytest.FixtureRequest, kernel_audit_settings: AuditSet
             request.node.user_properties.append(
                 (key, f"effect={row['effect']:+.4f} ci=[{row['ci_low']:+.4f}, {row['ci_high']:+.4f}] "
                       f"p={row['p_value']:.4g} p_adj={row['p_adjusted']:.4g} verdict={row['verdict']}"))
+
+
+_CACHE = pytest.StashKey[VariantCache]()
+
+
+def _variant_cache(config: pytest.Config, settings: AuditSettings) -> VariantCache:
+    """One cache per session: --kernel-audit-cache, else kernel-audit/ in pytest's own cache dir."""
+    if _CACHE not in config.stash:
+        root = settings.cache or (config.cache.mkdir("kernel-audit") if config.cache is not None else None)
+        config.stash[_CACHE] = VariantCache(root or ".kernel-audit-cache")
+    return config.stash[_CACHE]
 
 
 class AuditRecorder:
@@ -158,11 +175,17 @@ class AuditRecorder:
         return [{**r, "test_outcome": self.outcomes.get(r["test"], "unknown")} for r in self.audits.values()]
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
-        lines = summary_lines(self.records())
+        records = self.records()
+        lines = summary_lines(records)
         if lines:
             terminalreporter.write_sep("=", "kernel audit summary")
             for line in lines:
                 terminalreporter.write_line(line)
+            trained = sum(r["settings"].get("trained", 0) for r in records)
+            cached = sum(r["settings"].get("from_cache", 0) for r in records)
+            caches = sorted({r["settings"].get("cache") for r in records if r["settings"].get("cache")})
+            terminalreporter.write_line(f"{trained} variants trained, {cached} loaded from the cache"
+                                        + (f" ({', '.join(caches)})" if caches else ""))
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         settings = self.config.stash[_SETTINGS]

@@ -17,7 +17,21 @@ OPTIONS: dict[str, tuple[Any, Any, str]] = {
     "rule": ("estimate", str, "what is compared with the threshold: estimate, upper or lower (CI bound)"),
     "device": ("auto", str, "torch device for training and evaluation; auto picks cuda when available"),
     "json": (None, str, "write a JSON report of every audit to this path"),
+    "cache": (None, str, "folder of trained variants (default: kernel-audit/ in pytest's cache dir)"),
+    "retrain": (False, None, "ignore cached variants: train every one again and overwrite the cache"),
 }
+FLAGS = {"retrain"}  # options that take no value on the command line
+
+
+def _parse_bool(raw: object) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(text)
 
 
 def resolve_device(device: str) -> str:
@@ -37,6 +51,8 @@ class AuditSettings:
     rule: str = "estimate"
     device: str = "auto"
     json: str | None = None
+    cache: str | None = None
+    retrain: bool = False
 
     def __post_init__(self) -> None:
         check_seeds(self.seeds)
@@ -51,7 +67,8 @@ class AuditSettings:
 
     def header(self) -> str:
         return (f"kernel-audit: seeds={self.seeds}, threshold={self.threshold:g}, rule={self.rule}, "
-                f"device={self.device}" + (f", json={self.json}" if self.json else ""))
+                f"device={self.device}" + (f", json={self.json}" if self.json else "")
+                + (f", cache={self.cache}" if self.cache else "") + (", retrain" if self.retrain else ""))
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -61,7 +78,10 @@ def from_sources(cli: Mapping[str, Any], ini: Mapping[str, Any]) -> AuditSetting
     """Settings from command-line values (None when not given) over ini strings over defaults."""
     values = {}
     for name, (default, parse, _help) in OPTIONS.items():
+        parse = parse or _parse_bool
         raw = cli.get(name)
+        if name in FLAGS and raw is False:
+            raw = None  # a flag not given on the command line leaves the ini value in force
         source = f"--kernel-audit-{name}"
         if raw is None and ini.get(name) not in (None, ""):
             raw, source = ini[name], f"ini kernel_audit_{name}"
@@ -71,5 +91,6 @@ def from_sources(cli: Mapping[str, Any], ini: Mapping[str, Any]) -> AuditSetting
         try:
             values[name] = parse(raw)
         except (TypeError, ValueError):
-            raise AuditConfigError(f"{source}={raw!r} is not a valid {parse.__name__}: {_help}") from None
+            kind = "true/false" if parse is _parse_bool else parse.__name__
+            raise AuditConfigError(f"{source}={raw!r} is not a valid {kind}: {_help}") from None
     return AuditSettings(**values)

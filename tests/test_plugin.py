@@ -100,3 +100,16 @@ def test_bad_marker_value_is_reported_against_the_test(pytester):
     pytester.makepyfile(SETTINGS_TEST.replace('rule="upper"', "seeds=1"))
     result = pytester.runpytest("--kernel-audit")
     result.stdout.fnmatch_lines(["*kernel_audit on test_bad_marker_value_is_reported_against_the_test.py::test_settings*at least 2 seeds*"])
+
+
+@pytest.mark.slow
+def test_second_run_loads_variants_from_the_cache_and_says_so(pytester):
+    pytester.makepyfile(AUDIT_TEST)
+    # Subprocesses: in-process reruns would re-import torch submodules that register operators once only.
+    first = pytester.runpytest_subprocess("--kernel-audit", "--kernel-audit-cache", "variants")
+    first.stdout.fnmatch_lines(["4 variants trained, 0 loaded from the cache (*variants)"])
+    second = pytester.runpytest_subprocess("--kernel-audit", "--kernel-audit-cache", "variants")
+    second.stdout.fnmatch_lines(["*loaded from cache+evaluated*"])
+    second.stdout.fnmatch_lines(["0 variants trained, 4 loaded from the cache (*variants)"])
+    third = pytester.runpytest_subprocess("--kernel-audit", "--kernel-audit-cache", "variants", "--kernel-audit-retrain")
+    third.stdout.fnmatch_lines(["4 variants trained, 0 loaded from the cache (*variants)"])

@@ -1,0 +1,159 @@
+"""Content-addressed store of trained variants: safetensors weights plus JSON metadata.
+
+An entry's key hashes everything that changes the weights: the architecture
+(and the source of a user's model factory), the layers and level, the seed,
+pairing, the training recipe, the training data's fingerprint and the package
+and torch versions. Entries are written to a temporary folder and renamed into
+place under a per-key file lock, so readers never see half an entry and two
+processes needing one variant train it once. The weights' SHA-256 is stored
+in the metadata and checked on every load: a damaged entry is removed and
+retrained with a warning. Nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import os
+import shutil
+import tempfile
+import uuid
+import warnings
+from pathlib import Path
+from typing import Callable, Mapping
+
+import torch
+from filelock import FileLock
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from . import __version__
+
+WEIGHTS, META = "weights.safetensors", "meta.json"
+
+
+class CacheWarning(UserWarning):
+    """A cache entry was unusable (and is being retrained) or the cache folder fell back."""
+
+
+def source_fingerprint(model: object) -> str:
+    """What identifies a model factory: a timm name and version, or the factory's source code."""
+    if isinstance(model, str):
+        import timm
+
+        return f"timm:{model}:{timm.__version__}"
+    target = model if not isinstance(model, nn.Module) else type(model)
+    try:
+        src = inspect.getsource(target)
+    except (OSError, TypeError):
+        src = repr(target)  # no source (e.g. a C extension or an interactive lambda): fall back on its name
+    digest = hashlib.sha256(src.encode()).hexdigest()[:16]
+    if isinstance(model, nn.Module):
+        # A module instance (e.g. pretrained) is identified by its weights as well.
+        h = hashlib.sha256()
+        for k, v in model.state_dict().items():
+            h.update(k.encode())
+            h.update(v.detach().cpu().contiguous().numpy().tobytes())
+        digest += ":" + h.hexdigest()[:16]
+    return f"{getattr(target, '__qualname__', type(target).__name__)}:{digest}"
+
+
+def variant_key(spec: Mapping[str, object]) -> str:
+    """SHA-256 of the canonical JSON of `spec` plus the package and torch versions."""
+    full = {**spec, "package": __version__, "torch": torch.__version__.split("+")[0]}
+    return hashlib.sha256(json.dumps(full, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _writable(root: Path) -> bool:
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        probe = root / f".probe-{uuid.uuid4().hex}"
+        probe.write_text("ok")
+        probe.unlink()
+        return True
+    except OSError:
+        return False
+
+
+class VariantCache:
+    """Trained variants under `root`, one folder per key: ``root/ab/abcdef.../``."""
+
+    def __init__(self, root: str | os.PathLike):
+        root = Path(root)
+        if not _writable(root):
+            fallback = Path(tempfile.mkdtemp(prefix="kernel-audit-cache-"))
+            warnings.warn(CacheWarning(f"cache folder {root} is not writable; using {fallback} for this run"),
+                          stacklevel=2)
+            root = fallback
+        self.root = root
+        self.hits = 0
+        self.trained = 0
+
+    def _entry(self, key: str) -> Path:
+        return self.root / key[:2] / key
+
+    def _lock(self, key: str) -> FileLock:
+        locks = self.root / "locks"
+        locks.mkdir(exist_ok=True)
+        return FileLock(str(locks / f"{key}.lock"))
+
+    def load(self, key: str, model: nn.Module) -> dict | None:
+        """Load the entry into `model` and return its metadata, or None when absent or damaged."""
+        entry = self._entry(key)
+        if not entry.exists():
+            return None
+        try:
+            meta = json.loads((entry / META).read_text())
+            if meta.get("key") != key or meta.get("package") != __version__:
+                raise ValueError("metadata does not match this key or package version")
+            if _sha256_file(entry / WEIGHTS) != meta["sha256"]:
+                raise ValueError("weights checksum mismatch")
+            state = load_file(str(entry / WEIGHTS))
+            model.load_state_dict(state, strict=True)
+        except Exception as exc:  # any damage means: retrain, never use doubtful weights
+            warnings.warn(CacheWarning(f"cache entry {entry} is unusable ({type(exc).__name__}: {exc}); "
+                                       "retraining it"), stacklevel=2)
+            shutil.rmtree(entry, ignore_errors=True)
+            return None
+        return meta
+
+    def store(self, key: str, model: nn.Module, meta: Mapping[str, object]) -> Path:
+        """Write the entry atomically: a temporary folder, then one rename."""
+        entry = self._entry(key)
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        tmp = entry.parent / f".tmp-{key[:12]}-{uuid.uuid4().hex}"
+        try:
+            tmp.mkdir()
+            # clone(): safetensors refuses tensors that share storage (tied weights, views).
+            state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+            save_file(state, str(tmp / WEIGHTS))
+            full = {**meta, "key": key, "package": __version__, "sha256": _sha256_file(tmp / WEIGHTS)}
+            (tmp / META).write_text(json.dumps(full, indent=2, sort_keys=True, default=str))
+            if entry.exists():
+                shutil.rmtree(entry)
+            os.replace(tmp, entry)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)  # a failed write (e.g. disk full) leaves nothing behind
+        return entry
+
+    def get_or_train(self, key: str, build: Callable[[], nn.Module], train: Callable[[nn.Module], nn.Module],
+                     meta: Mapping[str, object], retrain: bool = False) -> tuple[nn.Module, bool]:
+        """The trained variant and whether it came from the cache. One process trains; others wait and load."""
+        with self._lock(key):
+            model = build()
+            if not retrain and self.load(key, model) is not None:
+                self.hits += 1
+                return model.eval(), True
+            trained = train(model)
+            self.store(key, trained, meta)
+            self.trained += 1
+            return trained, False

@@ -1,0 +1,100 @@
+import json
+import threading
+import warnings
+
+import pytest
+import torch
+
+from pytest_kernelbias import TrainConfig, VariantCache, run_audit, synthfaces
+from pytest_kernelbias.cache import CacheWarning, variant_key
+
+from .conftest import tiny_cnn
+
+TRAIN = dict(data=synthfaces(300, 0, "planted"), test_data=synthfaces(200, 0, "planted", split="test"),
+             train_config=TrainConfig(epochs=1, batch_size=32), progress=None, seeds=2, spectral_cutoff=None)
+
+
+def _weights(cache: VariantCache):
+    return sorted(cache.root.glob("*/*/weights.safetensors"))
+
+
+def test_second_audit_loads_every_variant_and_gives_identical_numbers(tmp_path):
+    cold = run_audit(tiny_cnn, "0", [3, 5], cache=tmp_path, **TRAIN)
+    warm = run_audit(tiny_cnn, "0", [3, 5], cache=tmp_path, **TRAIN)
+    assert cold.settings["trained"] == 4 and warm.settings["from_cache"] == 4 and warm.settings["trained"] == 0
+    assert [r.as_dict() for r in warm.outcomes.rows] == [r.as_dict() for r in cold.outcomes.rows]
+    assert warm.effect.estimate == cold.effect.estimate
+
+
+def test_key_changes_with_anything_that_changes_the_weights(tmp_path):
+    run_audit(tiny_cnn, "0", [3, 5], cache=tmp_path, **TRAIN)
+    other = run_audit(tiny_cnn, "0", [3, 5], cache=tmp_path, **{**TRAIN, "train_config": TrainConfig(epochs=1, lr=1e-3)})
+    assert other.settings["trained"] == 4
+    assert variant_key({"a": 1}) != variant_key({"a": 2})
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "meta"])
+def test_damaged_entries_are_retrained_with_a_warning_and_the_same_numbers(tmp_path, damage):
+    cold = run_audit(tiny_cnn, "0", [3, 5], cache=tmp_path, **TRAIN)
+    cache = VariantCache(tmp_path)
+    target = _weights(cache)[0]
+    if damage == "truncate":
+        target.write_bytes(target.read_bytes()[:100])
+    elif damage == "flip":
+        data = bytearray(target.read_bytes())
+        data[-5] ^= 0xFF
+        target.write_bytes(bytes(data))
+    else:
+        meta = target.parent / "meta.json"
+        doc = json.loads(meta.read_text())
+        doc["package"] = "0.0.0-other"
+        meta.write_text(json.dumps(doc))
+    with pytest.warns(CacheWarning, match="unusable.*retraining"):
+        again = run_audit(tiny_cnn, "0", [3, 5], cache=tmp_path, **TRAIN)
+    assert again.settings["trained"] == 1 and again.settings["from_cache"] == 3
+    assert again.effect.estimate == cold.effect.estimate
+
+
+def test_unwritable_cache_folder_falls_back_to_a_temporary_one(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.warns(CacheWarning, match="not writable"):
+        cache = VariantCache(blocker / "cache")
+    assert cache.root.exists() and cache.root != blocker / "cache"
+
+
+def test_failed_write_leaves_no_partial_entry(tmp_path, monkeypatch):
+    cache = VariantCache(tmp_path)
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("pytest_kernelbias.cache.save_file", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        cache.store("ab" * 32, tiny_cnn(), {})
+    assert list(tmp_path.rglob("*.safetensors")) == [] and not any(p.name.startswith(".tmp") for p in tmp_path.rglob("*"))
+
+
+def test_concurrent_requests_for_one_variant_train_it_once(tmp_path):
+    key = "cd" * 32
+    calls = []
+
+    def fit(model):
+        calls.append(1)
+        return model
+
+    results = []
+
+    def worker():
+        cache = VariantCache(tmp_path)  # separate instances, as separate workers would have
+        torch.manual_seed(0)
+        results.append(cache.get_or_train(key, tiny_cnn, fit, {}))
+
+    threads = [threading.Thread(target=worker) for _ in range(3)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert len(calls) == 1 and sorted(hit for _, hit in results) == [False, True, True]
