@@ -261,7 +261,8 @@ def image_part(audits: int, n_boot: int, base: int, m: int = IMAGES_PER_GROUP,
                     h_cov += hit; h_below += below; h_above += above; h_w.append(hi - lo)
         est = np.asarray(est)
         rows.append({
-            "rho": rho, "sigma_e": sigma_model, "images_per_group": m, "seeds": n_seeds, "audits": audits, "n_boot": n_boot,
+            "rho": rho, "sigma_e": sigma_model, "images_per_group": m, "seeds": n_seeds, "audits": audits,
+            "n_boot": n_boot,
             "population_tau": tau, "mean_estimate": float(est.mean()),
             "sd_estimate_across_audits": float(est.std(ddof=1)),
             "rms_seed_level_se": float(math.sqrt(np.mean(t_se2))),
@@ -309,10 +310,12 @@ def print_report(out: dict) -> None:
       f"clean acc {CLEAN_ACC}, drops {BASE_DROP[K0]} -> {BASE_DROP[K]},")
     p(f"        sigma(v_s)={SIGMA_ACC_SEED} sigma(u_s)={SIGMA_DROP_SEED}; n_boot={s['n_boot']}, "
       f"{s['image_audits']} audits per row; coverage of the population tau (infinite test set)")
-    p(f"{'rho':>4} {'sig(e)':>6} {'tau':>7} {'mean est':>9} {'sd est':>7} {'rms se':>7} | {'t cov%':>6} {'±se':>5} {'miss<':>6} {'miss>':>6} "
+    p(f"{'rho':>4} {'sig(e)':>6} {'tau':>7} {'mean est':>9} {'sd est':>7} {'rms se':>7} | "
+      f"{'t cov%':>6} {'±se':>5} {'miss<':>6} {'miss>':>6} "
       f"{'width':>7} | {'hier cov%':>9} {'±se':>5} {'miss<':>6} {'miss>':>6} {'width':>7}")
     for r in out["image"]:
-        p(f"{r['rho']:>4.1f} {r['sigma_e']:>6.4f} {r['population_tau']:>7.5f} {r['mean_estimate']:>9.5f} {r['sd_estimate_across_audits']:>7.4f} "
+        p(f"{r['rho']:>4.2f} {r['sigma_e']:>6.4f} {r['population_tau']:>7.5f} {r['mean_estimate']:>9.5f} "
+          f"{r['sd_estimate_across_audits']:>7.4f} "
           f"{r['rms_seed_level_se']:>7.4f} | {pct(r['t_coverage']):>6} {pct(r['t_mc_se']):>5} "
           f"{pct(r['t_miss_below_above'][0]):>6} {pct(r['t_miss_below_above'][1]):>6} {r['t_mean_width']:>7.4f} | "
           f"{pct(r['hier_coverage']):>9} {pct(r['hier_mc_se']):>5} {pct(r['hier_miss_below_above'][0]):>6} "

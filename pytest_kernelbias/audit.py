@@ -45,6 +45,16 @@ def default_data(config: str, n_train: int = 4000, n_test: int = 2000, seed: int
     return synthfaces(n_train, seed, config, "train"), synthfaces(n_test, seed, config, "test")
 
 
+def _examples(loaders: SubgroupLoaders, per_group: int = 2) -> dict:
+    """A few test images per subgroup, clean and under each perturbation, for the report's strip."""
+    index = torch.cat([idx[:per_group] for idx in loaders.groups.values()])
+    x = loaders.data.images[index]
+    conds = {CLEAN: x, **{name: p(x) for name, p in loaders.perturbations.items()}}
+    for p in loaders.perturbations.values():
+        p.reset()
+    return {name: (v.clamp(0, 1) * 255).round().to(torch.uint8).tolist() for name, v in conds.items()}
+
+
 def _dose(level: Level) -> float | None:
     """The numeric value of a level for a dose-response slope (None when it sets several things)."""
     change = as_intervention(level)
@@ -241,6 +251,7 @@ def run_audit(
         spectral_effects=mechanism.spectral_effects(spectral, intervention, seeds, confidence, interval, spectral_cutoff)
         if spectral else {},
         kernel_spectra={k: torch.stack(v).mean(0).tolist() for k, v in kernels.items()}, heat_maps=maps,
-        correction=correction, warn_tier=warn_tier, predictions=predictions, test_labels=labels,
+        examples=_examples(loaders), correction=correction, warn_tier=warn_tier, predictions=predictions,
+        test_labels=labels,
         test_groups={g: idx.numpy() for g, idx in loaders.groups.items()},
     )

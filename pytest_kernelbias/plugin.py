@@ -11,7 +11,8 @@ from .data.loaders import SubgroupLoaders
 from .errors import AuditConfigError
 from .intervention import KernelIntervention
 from .outcomes import estimate_effects
-from .report import summary_lines, write_json
+from .report import environment, summary_lines, write_json
+from .report_html import write_html
 from .cache import VariantCache
 from .settings import FLAGS, OPTIONS, AuditSettings, from_sources, resolve_device
 
@@ -189,5 +190,9 @@ class AuditRecorder:
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         settings = self.config.stash[_SETTINGS]
-        if settings.json and not hasattr(self.config, "workerinput"):
+        if hasattr(self.config, "workerinput"):
+            return  # xdist workers report to the controller, which writes one merged report
+        if settings.json:
             write_json(settings.json, self.records(), settings.as_dict())
+        if settings.html:
+            write_html(settings.html, self.records(), environment(), settings.as_dict())

@@ -38,14 +38,27 @@ def summary_lines(audits: Iterable[Mapping]) -> list[str]:
     return [line.rstrip() for line in lines] + notes
 
 
+def _git_commit() -> str | None:
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return (out.stdout.strip() or None) if out.returncode == 0 else None
+
+
 def environment() -> dict:
+    import timm
     import torch
 
     from . import __version__
 
     return {
         "package": __version__, "python": platform.python_version(), "torch": torch.__version__,
-        "platform": platform.platform(), "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "timm": timm.__version__, "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "platform": platform.platform(), "git_commit": _git_commit(),
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
 
 

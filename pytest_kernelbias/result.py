@@ -57,6 +57,7 @@ class AuditResult:
     spectral_effects: dict = field(default_factory=dict)  # level -> subgroup -> Effect
     kernel_spectra: dict = field(default_factory=dict)  # level label -> mean radial spectrum (list)
     heat_maps: dict = field(default_factory=dict)  # level label -> subgroup -> 2-D list of error rates
+    examples: dict = field(default_factory=dict)  # condition -> a few test images as uint8 (C, H, W) lists
     correction: str = "holm"
     warn_tier: bool = True
     predictions: dict = field(default_factory=dict, repr=False)  # (level, seed) -> condition -> np.ndarray
@@ -183,7 +184,7 @@ class AuditResult:
             "spectral": self.spectral,
             "spectral_effects": [effect_row(e, level=level_label(k), subgroup=g)
                                  for k, by_g in self.spectral_effects.items() for g, e in by_g.items()],
-            "kernel_spectra": self.kernel_spectra, "heat_maps": self.heat_maps,
+            "kernel_spectra": self.kernel_spectra, "heat_maps": self.heat_maps, "examples": self.examples,
         }
 
     def __repr__(self) -> str:
@@ -195,7 +196,7 @@ class AuditResult:
         lines += ["  " + e.summary() for e in self.dose_response.values()]
         for by_group in self.spectral_effects.values():
             lines += ["  " + e.summary() for e in by_group.values()]
-        lines += [f"  placebo {name}: " + e.summary() for name, e in self.placebos.items()]
+        lines += ["  " + e.summary() for e in self.placebos.values()]
         lines.append(f"  verdict: {self.verdict} (threshold {self.threshold:g}, rule {self.rule!r}: "
                      f"{RULE_MEANING[self.rule]}; p adjusted by {self.correction})")
         return "\n".join(lines)

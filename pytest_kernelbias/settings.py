@@ -17,6 +17,7 @@ OPTIONS: dict[str, tuple[Any, Any, str]] = {
     "rule": ("estimate", str, "what is compared with the threshold: estimate, upper or lower (CI bound)"),
     "device": ("auto", str, "torch device for training and evaluation; auto picks cuda when available"),
     "json": (None, str, "write a JSON report of every audit to this path"),
+    "html": (None, str, "write a self-contained HTML report with plots to this path"),
     "cache": (None, str, "folder of trained variants (default: kernel-audit/ in pytest's cache dir)"),
     "retrain": (False, None, "ignore cached variants: train every one again and overwrite the cache"),
 }
@@ -51,6 +52,7 @@ class AuditSettings:
     rule: str = "estimate"
     device: str = "auto"
     json: str | None = None
+    html: str | None = None
     cache: str | None = None
     retrain: bool = False
 
@@ -68,6 +70,7 @@ class AuditSettings:
     def header(self) -> str:
         return (f"kernel-audit: seeds={self.seeds}, threshold={self.threshold:g}, rule={self.rule}, "
                 f"device={self.device}" + (f", json={self.json}" if self.json else "")
+                + (f", html={self.html}" if self.html else "")
                 + (f", cache={self.cache}" if self.cache else "") + (", retrain" if self.retrain else ""))
 
     def as_dict(self) -> dict:

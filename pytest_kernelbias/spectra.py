@@ -16,14 +16,17 @@ from torch import nn
 from .perturbations import radial_distance
 
 
-def radial_power_spectrum(x: torch.Tensor) -> torch.Tensor:
-    """Mean power per radial bin of each (..., H, W) map, mean removed; shape (..., min(H, W)//2 + 1).
+def radial_power_spectrum(x: torch.Tensor, remove_mean: bool = True) -> torch.Tensor:
+    """Mean power per radial bin of each (..., H, W) map; shape (..., min(H, W)//2 + 1).
 
-    The per-map mean is removed so the DC bin does not swamp the ratio; the
-    last bin collects everything from Nyquist outwards (the spectrum's corners).
+    For feature maps the per-map mean is removed so the DC bin does not swamp
+    the ratio; a kernel's DC (its response to a constant) is kept. The last bin
+    collects everything from Nyquist outwards (the spectrum's corners).
     """
     h, w = x.shape[-2:]
-    x = x.double() - x.double().mean(dim=(-2, -1), keepdim=True)
+    x = x.double()
+    if remove_mean:
+        x = x - x.mean(dim=(-2, -1), keepdim=True)
     power = torch.fft.fftshift(torch.fft.fft2(x), dim=(-2, -1)).abs() ** 2
     n_bins = min(h, w) // 2 + 1
     bins = radial_distance(h, w, x.device).round().long().clamp(max=n_bins - 1).flatten()
@@ -56,7 +59,7 @@ def kernel_spectrum(conv: nn.Module, size: int = 32) -> torch.Tensor:
     kh, kw = w.shape[-2:]
     padded = w.new_zeros(w.shape[0], max(size, kh), max(size, kw))
     padded[:, :kh, :kw] = w
-    return radial_power_spectrum(padded).mean(0)
+    return radial_power_spectrum(padded, remove_mean=False).mean(0)
 
 
 @torch.no_grad()
