@@ -113,3 +113,22 @@ def test_second_run_loads_variants_from_the_cache_and_says_so(pytester):
     second.stdout.fnmatch_lines(["0 variants trained, 4 loaded from the cache (*variants)"])
     third = pytester.runpytest_subprocess("--kernel-audit", "--kernel-audit-cache", "variants", "--kernel-audit-retrain")
     third.stdout.fnmatch_lines(["4 variants trained, 0 loaded from the cache (*variants)"])
+
+
+@pytest.mark.slow
+def test_xdist_workers_merge_into_one_summary_and_one_json_report(pytester):
+    pytest.importorskip("xdist")
+    second = AUDIT_TEST.replace("def test_tiny_audit", "def test_tiny_audit_again")
+    pytester.makepyfile(test_one=AUDIT_TEST, test_two=second)
+    result = pytester.runpytest_subprocess("-n", "2", "--kernel-audit", "--kernel-audit-json", "report.json",
+                                           "--kernel-audit-cache", "variants")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(["*kernel audit summary*"])
+    result.stdout.fnmatch_lines(["*test_one.py::test_tiny_audit *kernel_size=7 vs kernel_size=3*"])
+    result.stdout.fnmatch_lines(["*test_two.py::test_tiny_audit_again *kernel_size=7 vs kernel_size=3*"])
+    report = json.loads((pytester.path / "report.json").read_text())
+    assert sorted(a["test"] for a in report["audits"]) == ["test_one.py::test_tiny_audit",
+                                                           "test_two.py::test_tiny_audit_again"]
+    # Both tests audit the same variants: the shared cache means they agree exactly.
+    effects = {a["test"]: a["effects"][0]["effect"] for a in report["audits"]}
+    assert len(set(effects.values())) == 1
