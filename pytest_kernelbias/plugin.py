@@ -13,6 +13,7 @@ from .intervention import KernelIntervention
 from .outcomes import estimate_effects
 from .report import environment, summary_lines, write_json
 from .report_html import write_html
+from .baseline import compare, load_baseline, save_baseline
 from .cache import VariantCache
 from .settings import FLAGS, OPTIONS, AuditSettings, from_sources, resolve_device
 
@@ -25,6 +26,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("kernel-audit", "causal kernel-size bias audits")
     group.addoption("--kernel-audit", action="store_true", default=False,
                     help=f"run tests marked @pytest.mark.{MARKER} (default: skipped)")
+    group.addoption("--kernel-audit-save", metavar="NAME", default=None,
+                    help="save this run's effects as baseline NAME in .kernel-audit/baselines/ (default: off)")
+    group.addoption("--kernel-audit-compare", metavar="NAME", nargs="?", const="", default=None,
+                    help="compare effects with baseline NAME, or the newest one (default: off)")
+    group.addoption("--kernel-audit-compare-fail", metavar="DELTA", type=float, default=None,
+                    help="fail an audit whose |effect| grew by more than DELTA beyond both runs' intervals "
+                         "(default: off; per test: @pytest.mark.kernel_audit(compare_fail=DELTA))")
     for name, (default, _parse, text) in OPTIONS.items():
         if name in FLAGS:
             group.addoption(f"--kernel-audit-{name}", action="store_true", default=False,
@@ -126,8 +134,19 @@ def kernel_audit(request: pytest.FixtureRequest, kernel_audit_settings: AuditSet
                    "device": resolve_device(settings.device), "name": request.node.name, "progress": progress,
                    "cache": _variant_cache(request.config, settings), "retrain": settings.retrain,
                    **extra, **kwargs}
+        compare_fail = options.pop("compare_fail", request.config.getoption("kernel_audit_compare_fail"))
         result = run_audit(model, layer, levels, **options)
         results.append(result)
+        baseline = _baseline(request.config)
+        if baseline is not None:
+            rows = compare({**result.to_dict(), "test": request.node.nodeid}, baseline)
+            result.settings["baseline"] = {"path": baseline["path"], "rows": rows, "compare_fail": compare_fail}
+            grown = [r for r in rows if compare_fail is not None and r["growth_lower"] > compare_fail]
+            if grown:
+                pytest.fail("kernel audit regression against baseline " + baseline["path"] + ":\n" + "\n".join(
+                    f"  {r['key']}: |effect| {abs(r['then']):.4f} -> {abs(r['now']):.4f} (+{r['growth']:.4f}; "
+                    f"beyond both intervals by at least {r['growth_lower']:.4f} > {compare_fail:g})" for r in grown),
+                    pytrace=False)
         return result
 
     yield audit
@@ -145,6 +164,17 @@ def kernel_audit(request: pytest.FixtureRequest, kernel_audit_settings: AuditSet
 
 
 _CACHE = pytest.StashKey[VariantCache]()
+_BASELINE = pytest.StashKey[object]()
+
+
+def _baseline(config: pytest.Config):
+    """The baseline to compare with (loaded once), or None when not comparing or unusable."""
+    name = config.getoption("kernel_audit_compare")
+    if name is None:
+        return None
+    if _BASELINE not in config.stash:
+        config.stash[_BASELINE] = load_baseline(config.rootpath, name or None)
+    return config.stash[_BASELINE]
 
 
 def _variant_cache(config: pytest.Config, settings: AuditSettings) -> VariantCache:
@@ -187,6 +217,10 @@ class AuditRecorder:
             caches = sorted({r["settings"].get("cache") for r in records if r["settings"].get("cache")})
             terminalreporter.write_line(f"{trained} variants trained, {cached} loaded from the cache"
                                         + (f" ({', '.join(caches)})" if caches else ""))
+            for r in records:
+                for row in (r["settings"].get("baseline") or {}).get("rows", []):
+                    terminalreporter.write_line(f"baseline: {row['key']}: effect {row['then']:+.4f} -> "
+                                                f"{row['now']:+.4f} (|effect| change {row['growth']:+.4f})")
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         settings = self.config.stash[_SETTINGS]
@@ -196,3 +230,6 @@ class AuditRecorder:
             write_json(settings.json, self.records(), settings.as_dict())
         if settings.html:
             write_html(settings.html, self.records(), environment(), settings.as_dict())
+        name = self.config.getoption("kernel_audit_save")
+        if name:
+            save_baseline(self.config.rootpath, name, self.records())

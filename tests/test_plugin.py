@@ -132,3 +132,34 @@ def test_xdist_workers_merge_into_one_summary_and_one_json_report(pytester):
     # Both tests audit the same variants: the shared cache means they agree exactly.
     effects = {a["test"]: a["effects"][0]["effect"] for a in report["audits"]}
     assert len(set(effects.values())) == 1
+
+
+@pytest.mark.slow
+def test_baseline_save_compare_and_regression_failure(pytester):
+    pytester.makepyfile(AUDIT_TEST.replace("result.assert_below()", "pass"))
+    common = ("--kernel-audit", "--kernel-audit-cache", "variants")
+    saved = pytester.runpytest_subprocess(*common, "--kernel-audit-save", "main")
+    saved.assert_outcomes(passed=1)
+    assert (pytester.path / ".kernel-audit" / "baselines" / "main.json").exists()
+    same = pytester.runpytest_subprocess(*common, "--kernel-audit-compare")
+    same.assert_outcomes(passed=1)
+    same.stdout.fnmatch_lines(["baseline: *test_tiny_audit | kernel_size=7 vs kernel_size=3 | LowPass(0.4): effect*"
+                               "(|effect| change +0.0000)"])
+    # A negative tolerance turns "no change" into a regression: proves the failing path end to end.
+    strict = pytester.runpytest_subprocess(*common, "--kernel-audit-compare", "main", "--kernel-audit-compare-fail", "-5")
+    strict.assert_outcomes(failed=1)
+    strict.stdout.fnmatch_lines(["*kernel audit regression against baseline*main.json*", "*beyond both intervals*"])
+
+
+def test_corrupt_baseline_warns_and_the_run_still_reports(pytester):
+    pytester.makepyfile(SETTINGS_TEST)
+    folder = pytester.path / ".kernel-audit" / "baselines"
+    folder.mkdir(parents=True)
+    (folder / "broken.json").write_text("{not json")
+    from pytest_kernelbias.baseline import BaselineWarning, load_baseline
+
+    with pytest.warns(BaselineWarning, match="not valid JSON.*still reported"):
+        assert load_baseline(pytester.path, "broken") is None
+    (folder / "old.json").write_text('{"schema_version": 0}')
+    with pytest.warns(BaselineWarning, match="schema version 0"):
+        assert load_baseline(pytester.path, "old") is None

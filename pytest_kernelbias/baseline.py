@@ -1,0 +1,101 @@
+"""Saved audit runs and comparison against them: catch an effect that grew since last time.
+
+Baselines live in ``<rootdir>/.kernel-audit/baselines/NAME.json`` (JSON, schema
+version 1): per audit and effect, the estimate and its interval, plus the
+environment of the run that saved them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Mapping
+
+from .report import SCHEMA_VERSION, environment
+
+FOLDER = Path(".kernel-audit") / "baselines"
+
+
+class BaselineWarning(UserWarning):
+    """A baseline could not be used, or was made under other versions."""
+
+
+def _key(test: str, effect: Mapping) -> str:
+    return f"{test} | {effect['contrast']} | {effect['perturbation']}"
+
+
+def save_baseline(root: Path, name: str, audits: list[Mapping]) -> Path:
+    """Store the effects of this run as baseline `name` (atomic write)."""
+    folder = root / FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    doc = {"schema_version": SCHEMA_VERSION, "name": name, "environment": environment(),
+           "effects": {_key(a["test"], e): {k: e[k] for k in ("effect", "ci_low", "ci_high", "p_value", "n")}
+                       for a in audits for e in a["effects"]},
+           "data": {a["test"]: a["data"] for a in audits}}
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(doc, fh, indent=2, sort_keys=True)
+    target = folder / f"{name}.json"
+    os.replace(tmp, target)
+    return target
+
+
+def load_baseline(root: Path, name: str | None) -> dict | None:
+    """Baseline `name`, or the newest one when `name` is empty; None (with a warning) when unusable."""
+    folder = root / FOLDER
+    if name:
+        path = folder / f"{name}.json"
+    else:
+        saved = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime) if folder.exists() else []
+        if not saved:
+            warnings.warn(BaselineWarning(f"no saved baseline in {folder}; run once with --kernel-audit-save NAME"))
+            return None
+        path = saved[-1]
+    try:
+        doc = json.loads(path.read_text())
+    except FileNotFoundError:
+        known = sorted(p.stem for p in folder.glob("*.json")) if folder.exists() else []
+        warnings.warn(BaselineWarning(f"baseline {path} does not exist; saved baselines: {known}"))
+        return None
+    except (OSError, ValueError) as exc:
+        warnings.warn(BaselineWarning(f"baseline {path} is not valid JSON ({exc}); comparison skipped, "
+                                      "this run's results are still reported. Save a new one with --kernel-audit-save"))
+        return None
+    if doc.get("schema_version") != SCHEMA_VERSION:
+        warnings.warn(BaselineWarning(f"baseline {path} has schema version {doc.get('schema_version')!r}, this "
+                                      f"package writes {SCHEMA_VERSION}; comparison skipped. Save a new baseline."))
+        return None
+    now = environment()
+    if doc.get("environment", {}).get("package") != now["package"]:
+        warnings.warn(BaselineWarning(f"baseline {path.name} was saved by pytest-kernelbias "
+                                      f"{doc['environment'].get('package')}, this is {now['package']}: "
+                                      "differences may come from the package, not the model"))
+    doc["path"] = str(path)
+    return doc
+
+
+def compare(audit: Mapping, baseline: Mapping) -> list[dict]:
+    """Per effect of `audit`: the change in |effect| since the baseline and a conservative lower bound.
+
+    The bound subtracts the two intervals' half-widths combined in quadrature,
+    so an effect only counts as grown when both runs' uncertainty allows it.
+    """
+    rows = []
+    for e in audit["effects"]:
+        old = baseline["effects"].get(_key(audit["test"], e))
+        if old is None:
+            continue
+        if baseline.get("data", {}).get(audit["test"]) not in (None, audit["data"]):
+            warnings.warn(BaselineWarning(f"{audit['test']}: baseline data {baseline['data'][audit['test']]!r} "
+                                          f"differs from {audit['data']!r}"))
+        half_now = (e["ci_high"] - e["ci_low"]) / 2
+        half_old = (old["ci_high"] - old["ci_low"]) / 2
+        growth = abs(e["effect"]) - abs(old["effect"])
+        spread = math.sqrt(half_now ** 2 + half_old ** 2) if math.isfinite(half_now + half_old) else math.inf
+        rows.append({"key": _key(audit["test"], e), "then": old["effect"], "now": e["effect"], "growth": growth,
+                     "growth_lower": growth - spread})
+    return rows
