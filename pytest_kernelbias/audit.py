@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 import time
 from typing import Callable, Sequence
 
@@ -31,6 +32,7 @@ from .perturbations import LowPass, Perturbation
 from .placebo import aa_placebo, shuffle_placebo
 from .result import AuditResult
 from .training import Progress, TrainConfig, train
+from .workers import check_picklable, train_in_pool
 
 Trainer = Callable[[nn.Module, SubgroupDataset, int], nn.Module]
 PLACEBOS = ("shuffle", "aa")
@@ -43,6 +45,27 @@ def _stderr(msg: str) -> None:
 def default_data(config: str, n_train: int = 4000, n_test: int = 2000, seed: int = 0):
     """SynthFaces train/test splits for the named configuration ("planted" or "null")."""
     return synthfaces(n_train, seed, config, "train"), synthfaces(n_test, seed, config, "test")
+
+
+def _train_with_pool(runs, workers, store, base_spec, retrain, model, layer, intervention, train_data,
+                     train_config, device, trainer, paired, init, name, seeds, progress) -> set[str]:
+    """Train the runs not yet cached on a process pool; return the keys it trained."""
+    check_picklable(model=model, layer=layer, trainer=trainer)
+    jobs = []
+    for seed, level in runs:
+        key = variant_key({**base_spec, "level": level_label(level), "seed": seed})
+        if not retrain and (store.root / key[:2] / key).exists():
+            continue
+        order_seed = seed if paired else layer_seed(seed, f"order-{level_label(level)}") % (2**31)
+        jobs.append({"model": model, "layer": intervention.layers, "levels": intervention.levels,
+                     "reference": intervention.reference, "num_classes": intervention.num_classes, "init": init,
+                     "level": level, "seed": seed, "paired": paired, "order_seed": order_seed, "data": train_data,
+                     "train_config": train_config, "device": str(device), "trainer": trainer,
+                     "cache": str(store.root), "key": key, "retrain": retrain,
+                     "label": f"{name} {level_label(level)} seed {seed + 1}/{seeds}",
+                     "meta": {"spec": base_spec, "level": level_label(level), "seed": seed}})
+    train_in_pool(jobs, workers, progress)
+    return {job["key"] for job in jobs}
 
 
 def _examples(loaders: SubgroupLoaders, per_group: int = 2) -> dict:
@@ -93,6 +116,7 @@ def run_audit(
     heat_map: dict | None = None,
     cache: str | os.PathLike | VariantCache | None = None,
     retrain: bool = False,
+    workers: int = 1,
     name: str = "audit",
     progress: Progress | None = _stderr,
 ) -> AuditResult:
@@ -118,6 +142,8 @@ def run_audit(
     `cache` (a folder or `VariantCache`) stores every trained variant; a later
     audit with the same model source, layers, level, seed, recipe and data
     loads it instead of training. `retrain=True` trains anyway and overwrites.
+    `workers > 1` trains the variants in a process pool first (into the cache,
+    a temporary one if none is given), then the audit loads them: same numbers.
     """
     check_seeds(seeds)
     threshold = check_threshold(threshold)
@@ -166,6 +192,13 @@ def run_audit(
                  "device": torch.device(device).type}
     n_cached = 0
     started = time.time()
+    pool_trained: set[str] = set()
+    if workers > 1:
+        if store is None:
+            store = VariantCache(tempfile.mkdtemp(prefix="kernel-audit-pool-"))
+        pool_trained = _train_with_pool(runs, workers, store, base_spec, retrain, model, layer, intervention,
+                                        train_data, train_config, device, trainer, paired, init, name, seeds, progress)
+        retrain = False  # the pool just wrote fresh entries
     for done, (seed, level) in enumerate(runs, start=1):
         label = f"{name} {level_label(level)} seed {seed + 1}/{seeds}" + (" (A/A placebo)" if seed >= seeds else "")
         # Unpaired runs also decorrelate the data order, as independent trainings would.
@@ -178,6 +211,7 @@ def run_audit(
             return trainer(m, train_data, order_seed)
 
         build = (lambda level=level, seed=seed: intervention.build(level, seed, paired=paired))
+        key = None
         if store is None:
             trained, hit = fit(build()), False
         else:
@@ -185,7 +219,7 @@ def run_audit(
             trained, hit = store.get_or_train(key, build, fit, {"spec": base_spec, "level": level_label(level),
                                                                 "seed": seed, "label": label}, retrain=retrain)
             trained.to(device)
-        n_cached += hit
+        n_cached += hit and key not in pool_trained
         preds = {cond: p.numpy() for cond, p in loaders.predict(trained).items()}
         target = outcomes if seed < seeds else aa_outcomes
         # All conditions and subgroups of this model in one vectorized count.
@@ -203,7 +237,8 @@ def run_audit(
                 maps[level_label(level)] = mechanism.heat_maps(trained, loaders, heat_map)
         if progress is not None:
             how = "loaded from cache+evaluated" if hit else "trained+evaluated"
-            progress(f"{label} {how} in {time.time() - t0:.1f}s ({done}/{len(runs)} models)")
+            eta = (time.time() - started) / done * (len(runs) - done)
+            progress(f"{label} {how} in {time.time() - t0:.1f}s ({done}/{len(runs)} models, ETA {eta:.0f}s)")
 
     ref = intervention.reference
     stats_kw = dict(confidence=confidence, method=interval)

@@ -270,6 +270,7 @@ class KernelIntervention:
         if init not in INIT_MODES:
             raise InterventionError(f"init must be one of {INIT_MODES}, got {init!r}")
         self.init = init
+        self.num_classes = num_classes
         self.source = model_source(model, num_classes)
         self.layer = layer
         probe = self.source()

@@ -133,6 +133,7 @@ def kernel_audit(request: pytest.FixtureRequest, kernel_audit_settings: AuditSet
         options = {"seeds": settings.seeds, "threshold": settings.threshold, "rule": settings.rule,
                    "device": resolve_device(settings.device), "name": request.node.name, "progress": progress,
                    "cache": _variant_cache(request.config, settings), "retrain": settings.retrain,
+                   "workers": settings.workers,
                    **extra, **kwargs}
         compare_fail = options.pop("compare_fail", request.config.getoption("kernel_audit_compare_fail"))
         result = run_audit(model, layer, levels, **options)

@@ -19,6 +19,7 @@ OPTIONS: dict[str, tuple[Any, Any, str]] = {
     "json": (None, str, "write a JSON report of every audit to this path"),
     "html": (None, str, "write a self-contained HTML report with plots to this path"),
     "cache": (None, str, "folder of trained variants (default: kernel-audit/ in pytest's cache dir)"),
+    "workers": (1, int, "processes that train variants in parallel (threads are split between them)"),
     "retrain": (False, None, "ignore cached variants: train every one again and overwrite the cache"),
 }
 FLAGS = {"retrain"}  # options that take no value on the command line
@@ -54,6 +55,7 @@ class AuditSettings:
     json: str | None = None
     html: str | None = None
     cache: str | None = None
+    workers: int = 1
     retrain: bool = False
 
     def __post_init__(self) -> None:
@@ -61,6 +63,8 @@ class AuditSettings:
         check_threshold(self.threshold)
         check_rule(self.rule)
         resolve_device(self.device)
+        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1:
+            raise AuditConfigError(f"workers must be an int >= 1, got {self.workers!r}")
 
     def override(self, overrides: Mapping[str, Any]) -> "AuditSettings":
         """A copy with the known keys of `overrides` applied (marker keyword arguments)."""

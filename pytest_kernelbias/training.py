@@ -9,6 +9,7 @@ is common to the levels then cancels in the paired difference.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import asdict, dataclass
 from typing import Callable, Optional
 
@@ -79,6 +80,7 @@ def train(
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(int(seed))  # dropout and other in-model randomness
         for epoch in range(config.epochs):
+            t_epoch = time.perf_counter()
             perm = torch.randperm(n, generator=order_gen)
             running, seen = 0.0, 0
             for step in range(steps_per_epoch):
@@ -101,5 +103,6 @@ def train(
                 running += loss.item() * len(idx)
                 seen += len(idx)
             if progress is not None:
-                progress(f"{label} epoch {epoch + 1}/{config.epochs} loss {running / seen:.4f}")
+                rate = seen / max(time.perf_counter() - t_epoch, 1e-9)
+                progress(f"{label} epoch {epoch + 1}/{config.epochs} loss {running / seen:.4f} {rate:.0f} img/s")
     return model.eval()

@@ -98,3 +98,19 @@ def test_concurrent_requests_for_one_variant_train_it_once(tmp_path):
         for t in threads:
             t.join()
     assert len(calls) == 1 and sorted(hit for _, hit in results) == [False, True, True]
+
+
+@pytest.mark.slow
+def test_process_pool_gives_the_same_numbers_as_a_serial_run(tmp_path):
+    torch.set_num_threads(1)  # workers run one thread each; same reduction order, same weights
+    serial = run_audit(tiny_cnn, "0", [3, 5], **TRAIN)
+    pooled = run_audit(tiny_cnn, "0", [3, 5], cache=tmp_path, workers=2, **TRAIN)
+    assert pooled.settings["trained"] == 4 and pooled.settings["from_cache"] == 0
+    assert [r.as_dict() for r in pooled.outcomes.rows] == [r.as_dict() for r in serial.outcomes.rows]
+
+
+def test_pool_refuses_a_factory_workers_cannot_import():
+    from pytest_kernelbias import AuditConfigError
+
+    with pytest.raises(AuditConfigError, match="workers > 1 needs `model` to be importable"):
+        run_audit(lambda: tiny_cnn(), "0", [3, 5], workers=2, **TRAIN)
