@@ -156,6 +156,9 @@ class Effect:
 
     def power_note(self, threshold: float) -> str:
         """What a passing audit could not have seen, e.g. "could not have detected effects below 0.07 with 4 seeds"."""
+        if self.magnitude_bounds()[0] > threshold and self.p_adjusted is not None and self.p_adjusted >= self.alpha:
+            return (f"the CI [{self.ci[0]:+.3g}, {self.ci[1]:+.3g}] excludes the threshold {threshold:g}, but the "
+                    f"family-adjusted p={self.p_adjusted:.3g} is not below alpha {self.alpha:g}")
         mde = self.minimum_detectable_effect()
         if mde <= threshold:
             return f"could detect effects of {mde:.3g} (80% power) with {self.n} seeds"

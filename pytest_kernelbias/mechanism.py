@@ -9,11 +9,28 @@ from .intervention import level_label
 from .spectra import activation_spectra, fourier_heat_map, high_frequency_ratio, kernel_spectrum
 
 
-def measure_spectra(model, intervention, level, seed, loaders, cutoff, rows, kernels) -> None:
-    """Append one row per subgroup (high-frequency share of the first intervened layer's output) and its kernels' spectrum."""
+def _subset(groups: dict, per_group: int) -> tuple[torch.Tensor, dict]:
+    """A fixed, seeded sample of at most `per_group` images per subgroup, and its group index."""
+    gen = torch.Generator().manual_seed(0)
+    picked = {g: idx[torch.randperm(len(idx), generator=gen)[:per_group]] for g, idx in groups.items()}
+    index = torch.cat(list(picked.values()))
+    offsets, local = 0, {}
+    for g, idx in picked.items():
+        local[g] = torch.arange(offsets, offsets + len(idx))
+        offsets += len(idx)
+    return index, local
+
+
+def measure_spectra(model, intervention, level, seed, loaders, cutoff, rows, kernels, per_group: int = 256) -> None:
+    """Append one row per subgroup (high-frequency share of the first intervened layer's output) and its kernels' spectrum.
+
+    A mean spectrum settles with a few hundred images, so a fixed sample per
+    subgroup (the same for every model, keeping the levels paired) bounds the cost.
+    """
     layer = intervention.layers[0]
     kernels.setdefault(level_label(level), []).append(kernel_spectrum(model.get_submodule(layer)))
-    by_group = activation_spectra(model, layer, loaders.data.images, loaders.groups, device=loaders.device)
+    index, groups = _subset(loaders.groups, per_group)
+    by_group = activation_spectra(model, layer, loaders.data.images[index], groups, device=loaders.device)
     for g, spectrum in by_group.items():
         rows.append({"level": level_label(level), "seed": seed, "subgroup": g, "layer": layer,
                      "hf_ratio": float(high_frequency_ratio(spectrum, cutoff))})
@@ -38,15 +55,8 @@ def spectral_effects(rows, intervention, seeds, confidence, interval, cutoff) ->
 
 def heat_maps(model, loaders, options: dict) -> dict:
     """Fourier heat maps per subgroup on a fixed, seeded subset of each subgroup's test images."""
-    n = int(options.get("images", 256))
     # A fixed subset keeps the cost bounded and the maps paired across levels.
-    gen = torch.Generator().manual_seed(0)
-    picked = {g: idx[torch.randperm(len(idx), generator=gen)[:n]] for g, idx in loaders.groups.items()}
-    index = torch.cat(list(picked.values()))
-    offsets, groups = 0, {}
-    for g, idx in picked.items():
-        groups[g] = torch.arange(offsets, offsets + len(idx))
-        offsets += len(idx)
+    index, groups = _subset(loaders.groups, int(options.get("images", 256)))
     maps = fourier_heat_map(model, loaders.data.images[index], loaders.data.labels[index],
                             eps=float(options.get("eps", 4.0)), groups=groups, step=int(options.get("step", 4)),
                             device=loaders.device)

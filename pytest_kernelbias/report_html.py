@@ -175,6 +175,11 @@ def render_html(audits: list[Mapping], environment: Mapping, settings: Mapping) 
         parts += [f"<h2 class='{esc(a['verdict'])}'>{esc(a['test'])}: {esc(a['verdict'])}</h2>",
                   f"<p>{esc(a['intervention'])}<br>data: {esc(a['data'])} {esc(str(a['group_counts']))}"
                   f"<br>bias: {esc(a['bias'])}</p>"]
+        table = a.get("settings", {}).get("intervention_table") or []
+        if table:
+            text = "\n".join(f"{r['level']:<24} {r['layer']:<24} {r['class']:<18} {r['old']} -> {r['new']}  "
+                             f"params {r['params']}{r['params_change']:+d}  {'; '.join(r['notes'])}" for r in table)
+            parts += ["<h3>Layers touched</h3>", f"<pre>{esc(text)}</pre>"]
         for title, img in (("Metric against perturbation, per level", severity_plot(a)),
                            ("Drops by subgroup and level", drop_plot(a)),
                            ("Kernel spectra per level", spectra_plot(a)),

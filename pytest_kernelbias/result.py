@@ -65,15 +65,24 @@ class AuditResult:
     test_groups: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
-        family = self.family()
-        for e, p in zip(family, adjust([e.p_value for e in family], self.correction)):
-            e.p_adjusted = float(p)
+        for family in self.families().values():
+            for e, p in zip(family, adjust([e.p_value for e in family], self.correction)):
+                e.p_adjusted = float(p)
+
+    def families(self) -> dict[str, list[Effect]]:
+        """The multiplicity families, in a stable order.
+
+        "bias": the effects verdicts rest on, one per level x severity.
+        "subgroups": the per-subgroup effects, one per level x subgroup x severity.
+        Each is adjusted on its own, so descriptive subgroup detail does not
+        dilute the verdict's own family.
+        """
+        return {"bias": list(self.all_effects.values()),
+                "subgroups": [e for by_group in self.subgroup_effects.values() for e in by_group.values()]}
 
     def family(self) -> list[Effect]:
-        """Every effect tested in this audit, in a stable order (the multiplicity family)."""
-        effects = list(self.all_effects.values())
-        effects += [e for by_group in self.subgroup_effects.values() for e in by_group.values()]
-        return effects
+        """Every adjusted effect of this audit (both families)."""
+        return [e for family in self.families().values() for e in family]
 
     @property
     def effects(self) -> dict:

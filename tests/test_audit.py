@@ -70,10 +70,22 @@ def test_a_subgroup_missing_from_the_test_set_is_refused():
         run_audit(tiny_cnn, "0", [3, 5], **{**TRAIN, "test_data": only_light})
 
 
-def test_every_effect_in_the_family_carries_a_holm_adjusted_p(audit):
-    family = audit.family()
-    assert len(family) == 1 + 2  # the bias effect and one per subgroup
-    assert all(e.p_adjusted is not None and e.p_adjusted >= e.p_value - 1e-12 for e in family)
+def test_every_effect_carries_a_holm_adjusted_p_within_its_family(audit):
+    families = audit.families()
+    assert len(families["bias"]) == 1 and len(families["subgroups"]) == 2
+    (bias,) = families["bias"]
+    assert bias.p_adjusted == pytest.approx(bias.p_value)  # a family of one needs no correction
+    assert all(e.p_adjusted is not None and e.p_adjusted >= e.p_value - 1e-12 for e in audit.family())
+
+
+def test_lower_rule_needs_the_adjusted_p_too_and_says_so_when_it_is_missing():
+    from pytest_kernelbias import paired_effect
+
+    e = paired_effect([0.05, 0.06, 0.07, 0.08, 0.09, 0.1], [0] * 6, p_method="permutation")
+    assert e.verdict(0.0, "lower") == "fail"
+    e.p_adjusted = 0.09  # as if two more tests shared its family
+    assert e.verdict(0.0, "lower") == "warn"
+    assert "excludes the threshold 0, but the family-adjusted p=0.09" in e.power_note(0.0)
 
 
 def test_subgroup_effects_and_difference_in_differences_are_consistent(audit):

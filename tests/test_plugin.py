@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 
@@ -163,3 +164,14 @@ def test_corrupt_baseline_warns_and_the_run_still_reports(pytester):
     (folder / "old.json").write_text('{"schema_version": 0}')
     with pytest.warns(BaselineWarning, match="schema version 0"):
         assert load_baseline(pytester.path, "old") is None
+
+
+@pytest.mark.slow
+def test_junit_xml_carries_effect_ci_p_and_verdict_properties(pytester):
+    pytester.makepyfile(AUDIT_TEST.replace("result.assert_below()", "pass"))
+    result = pytester.runpytest_subprocess("--kernel-audit", "--junitxml", "junit.xml")
+    result.assert_outcomes(passed=1)
+    xml = (pytester.path / "junit.xml").read_text()
+    assert 'name="kernel_audit[kernel_size=7 vs kernel_size=3 | LowPass(0.4)]"' in xml
+    assert re.search(r'value="effect=[+-]\d\.\d{4} ci=\[[+-]\d\.\d{4}, [+-]\d\.\d{4}\] p=[\d.e-]+ p_adj=[\d.e-]+ '
+                     r'verdict=(pass|warn|fail)"', xml)
