@@ -83,11 +83,6 @@ def level_label(level: Level) -> str:
     return str(as_intervention(level))
 
 
-def check_kernel_size(kernel_size: object) -> int:
-    """A square kernel side as a positive int, or an `InterventionError` saying why not."""
-    return check_positive_int("kernel_size", kernel_size)
-
-
 def layer_seed(seed: int, layer: str) -> int:
     """A 63-bit seed for one layer's fresh weights, shared by all levels of an audit seed."""
     digest = hashlib.sha256(f"{seed}:{layer}".encode()).digest()

@@ -14,7 +14,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .effects import Effect, paired_effect
+from .effects import paired_effect
 from .errors import AuditConfigError, EmptySubgroupError
 from .intervention import level_label
 

@@ -53,8 +53,3 @@ def seeds_needed(effect: float, sd: float, alpha: float = 0.05, target_power: fl
         if n > max_seeds:
             return max_seeds
     return n
-
-
-def min_seeds_for_exact_p(alpha: float = 0.05) -> int:
-    """The fewest seeds for which the exact two-sided sign-flip p (at least 2 / 2^n) can be below `alpha`."""
-    return max(2, math.ceil(math.log2(2 / alpha) + 1e-12))

@@ -8,7 +8,7 @@ are r / (min(H, W) / 2).
 from __future__ import annotations
 
 import math
-from typing import Mapping, Sequence
+from typing import Mapping
 
 import torch
 from torch import nn
@@ -128,8 +128,3 @@ def fourier_heat_map(
                 pred = model((x + s * eps * u).clamp(0, 1)).argmax(1).cpu()
                 wrong[a, b, start:start + batch_size] = pred != labels[start:start + batch_size]
     return {g: wrong[:, :, idx].double().mean(-1) for g, idx in groups.items()}
-
-
-def radial_bins_to_nyquist(n_bins: int) -> Sequence[float]:
-    """The fraction of Nyquist at each radial bin centre."""
-    return [r / (n_bins - 1) for r in range(n_bins)]
