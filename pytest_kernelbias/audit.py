@@ -190,6 +190,9 @@ def run_audit(
                  "train": train_config.as_dict(), "data": train_data.fingerprint(),
                  "trainer": "default" if trainer is None else source_fingerprint(trainer),
                  "device": torch.device(device).type}
+    # What a stored evaluation depends on besides the weights.
+    eval_spec = {"test": test_set.fingerprint(), "attributes": loaders.attributes, "conditions": list(perturbations),
+                 "spectral_cutoff": spectral_cutoff, "spectral_images": 256}
     n_cached = 0
     started = time.time()
     pool_trained: set[str] = set()
@@ -211,16 +214,32 @@ def run_audit(
             return trainer(m, train_data, order_seed)
 
         build = (lambda level=level, seed=seed: intervention.build(level, seed, paired=paired))
-        key = None
-        if store is None:
-            trained, hit = fit(build()), False
-        else:
+        key = cached = None
+        if store is not None:
             key = variant_key({**base_spec, "level": level_label(level), "seed": seed})
-            trained, hit = store.get_or_train(key, build, fit, {"spec": base_spec, "level": level_label(level),
-                                                                "seed": seed, "label": label}, retrain=retrain)
-            trained.to(device)
+            eval_key = variant_key({"variant": key, **eval_spec, "heat_map": heat_map if seed == 0 else None})
+            cached = None if retrain else store.load_evaluation(key, eval_key)
+        if cached is not None:
+            # Same weights, same test set, same conditions: the stored evaluation is this model's.
+            hit, preds = True, cached["preds"]
+            spec_rows, kernel, heat = cached["spectral"], cached["kernel"], cached["heat_map"]
+        else:
+            if store is None:
+                trained, hit = fit(build()), False
+            else:
+                trained, hit = store.get_or_train(key, build, fit, {"spec": base_spec, "level": level_label(level),
+                                                                    "seed": seed, "label": label}, retrain=retrain)
+                trained.to(device)
+            preds = {cond: p.numpy() for cond, p in loaders.predict(trained).items()}
+            spec_rows, kernel, heat = [], None, None
+            if spectral_cutoff is not None and seed < seeds:
+                spec_rows, kernel = mechanism.measure_spectra(trained, intervention, level, seed, loaders,
+                                                              spectral_cutoff)
+            if heat_map is not None and seed == 0:
+                heat = mechanism.heat_maps(trained, loaders, heat_map)
+            if store is not None:
+                store.store_evaluation(key, eval_key, preds, {"spectral": spec_rows, "kernel": kernel, "heat_map": heat})
         n_cached += hit and key not in pool_trained
-        preds = {cond: p.numpy() for cond, p in loaders.predict(trained).items()}
         target = outcomes if seed < seeds else aa_outcomes
         # All conditions and subgroups of this model in one vectorized count.
         values = check_defined(group_metric(np.stack(list(preds.values())), labels, codes, len(names), metric),
@@ -231,10 +250,11 @@ def run_audit(
                 target.add(Outcome(level, seed, g, pert, float(by_cond[CLEAN][j]), float(by_cond[pert][j])))
         if seed < seeds:
             predictions[(level, seed)] = preds
-            if spectral_cutoff is not None:
-                mechanism.measure_spectra(trained, intervention, level, seed, loaders, spectral_cutoff, spectral, kernels)
-            if heat_map is not None and seed == 0:
-                maps[level_label(level)] = mechanism.heat_maps(trained, loaders, heat_map)
+            spectral += spec_rows
+            if kernel is not None:
+                kernels.setdefault(level_label(level), []).append(torch.tensor(kernel))
+            if heat is not None:
+                maps[level_label(level)] = heat
         if progress is not None:
             how = "loaded from cache+evaluated" if hit else "trained+evaluated"
             eta = (time.time() - started) / done * (len(runs) - done)

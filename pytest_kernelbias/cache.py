@@ -23,6 +23,7 @@ import warnings
 from pathlib import Path
 from typing import Callable, Mapping
 
+import numpy as np
 import torch
 from filelock import FileLock
 from safetensors.torch import load_file, save_file
@@ -144,6 +145,54 @@ class VariantCache:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)  # a failed write (e.g. disk full) leaves nothing behind
         return entry
+
+    def _weights_intact(self, key: str) -> bool:
+        entry = self._entry(key)
+        try:
+            meta = json.loads((entry / META).read_text())
+            return meta.get("package") == __version__ and _sha256_file(entry / WEIGHTS) == meta["sha256"]
+        except (OSError, ValueError, KeyError):
+            return False
+
+    def load_evaluation(self, key: str, eval_key: str) -> dict | None:
+        """A variant's stored test-set evaluation (predictions per condition plus JSON extras), or None."""
+        entry = self._entry(key)
+        meta_path, arrays_path = entry / f"eval-{eval_key}.json", entry / f"eval-{eval_key}.safetensors"
+        if not meta_path.exists() or not self._weights_intact(key):
+            return None  # damaged weights are reported and retrained by get_or_train
+        try:
+            meta = json.loads(meta_path.read_text())
+            if _sha256_file(arrays_path) != meta["sha256"]:
+                raise ValueError("predictions checksum mismatch")
+            preds = {k: v.numpy() for k, v in load_file(str(arrays_path)).items()}
+            if sorted(preds) != sorted(meta["conditions"]):
+                raise ValueError("conditions do not match")
+        except Exception as exc:  # recompute rather than trust a damaged evaluation
+            warnings.warn(CacheWarning(f"cached evaluation {meta_path} is unusable ({type(exc).__name__}: {exc}); "
+                                       "evaluating again"), stacklevel=2)
+            for path in (meta_path, arrays_path):
+                path.unlink(missing_ok=True)
+            return None
+        return {"preds": {c: preds[c] for c in meta["conditions"]}, **meta["extra"]}
+
+    def store_evaluation(self, key: str, eval_key: str, preds: Mapping[str, np.ndarray],
+                         extra: Mapping[str, object]) -> None:
+        """Store predictions (safetensors) and extras (JSON, written last, with the predictions' checksum)."""
+        entry = self._entry(key)
+        if not entry.exists():
+            return
+        arrays_path, meta_path = entry / f"eval-{eval_key}.safetensors", entry / f"eval-{eval_key}.json"
+        tag = uuid.uuid4().hex
+        tmp_arrays, tmp_meta = entry / f".{tag}.safetensors", entry / f".{tag}.json"
+        try:
+            save_file({c: torch.as_tensor(v).contiguous() for c, v in preds.items()}, str(tmp_arrays))
+            os.replace(tmp_arrays, arrays_path)
+            tmp_meta.write_text(json.dumps({"conditions": list(preds), "sha256": _sha256_file(arrays_path),
+                                            "extra": extra}, default=str))
+            os.replace(tmp_meta, meta_path)
+        finally:
+            tmp_arrays.unlink(missing_ok=True)
+            tmp_meta.unlink(missing_ok=True)
 
     def get_or_train(self, key: str, build: Callable[[], nn.Module], train: Callable[[nn.Module], nn.Module],
                      meta: Mapping[str, object], retrain: bool = False) -> tuple[nn.Module, bool]:

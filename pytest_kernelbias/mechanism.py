@@ -21,19 +21,19 @@ def _subset(groups: dict, per_group: int) -> tuple[torch.Tensor, dict]:
     return index, local
 
 
-def measure_spectra(model, intervention, level, seed, loaders, cutoff, rows, kernels, per_group: int = 256) -> None:
-    """Append one row per subgroup (high-frequency share of the first intervened layer's output) and its kernels' spectrum.
+def measure_spectra(model, intervention, level, seed, loaders, cutoff, per_group: int = 256) -> tuple[list, list]:
+    """One row per subgroup (high-frequency share of the first intervened layer's output), and its kernels' spectrum.
 
     A mean spectrum settles with a few hundred images, so a fixed sample per
     subgroup (the same for every model, keeping the levels paired) bounds the cost.
     """
     layer = intervention.layers[0]
-    kernels.setdefault(level_label(level), []).append(kernel_spectrum(model.get_submodule(layer)))
+    kernel = kernel_spectrum(model.get_submodule(layer)).tolist()
     index, groups = _subset(loaders.groups, per_group)
     by_group = activation_spectra(model, layer, loaders.data.images[index], groups, device=loaders.device)
-    for g, spectrum in by_group.items():
-        rows.append({"level": level_label(level), "seed": seed, "subgroup": g, "layer": layer,
-                     "hf_ratio": float(high_frequency_ratio(spectrum, cutoff))})
+    rows = [{"level": level_label(level), "seed": seed, "subgroup": g, "layer": layer,
+             "hf_ratio": float(high_frequency_ratio(spectrum, cutoff))} for g, spectrum in by_group.items()]
+    return rows, kernel
 
 
 def spectral_effects(rows, intervention, seeds, confidence, interval, cutoff) -> dict:

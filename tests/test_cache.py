@@ -114,3 +114,16 @@ def test_pool_refuses_a_factory_workers_cannot_import():
 
     with pytest.raises(AuditConfigError, match="workers > 1 needs `model` to be importable"):
         run_audit(lambda: tiny_cnn(), "0", [3, 5], workers=2, **TRAIN)
+
+
+def test_warm_audit_reuses_stored_evaluations_and_a_damaged_one_is_recomputed(tmp_path):
+    cold = run_audit(tiny_cnn, "0", [3, 5], cache=tmp_path, **TRAIN)
+    evals = sorted(tmp_path.glob("*/*/eval-*.json"))
+    assert len(evals) == 4
+    arrays = evals[0].with_suffix(".safetensors")
+    arrays.write_bytes(arrays.read_bytes()[:50])
+    with pytest.warns(CacheWarning, match="cached evaluation .* is unusable"):
+        warm = run_audit(tiny_cnn, "0", [3, 5], cache=tmp_path, **TRAIN)
+    assert warm.settings["from_cache"] == 4
+    assert [r.as_dict() for r in warm.outcomes.rows] == [r.as_dict() for r in cold.outcomes.rows]
+    assert warm.placebos["subgroup-shuffle"].estimate == cold.placebos["subgroup-shuffle"].estimate
