@@ -99,3 +99,13 @@ def compare(audit: Mapping, baseline: Mapping) -> list[dict]:
         rows.append({"key": _key(audit["test"], e), "then": old["effect"], "now": e["effect"], "growth": growth,
                      "growth_lower": growth - spread})
     return rows
+
+
+def regression_message(rows: list[dict], delta: float | None, path: str) -> str:
+    """The failure text for effects that grew by more than `delta` beyond both intervals ("" when none did)."""
+    grown = [r for r in rows if delta is not None and r["growth_lower"] > delta]
+    if not grown:
+        return ""
+    return f"kernel audit regression against baseline {path}:\n" + "\n".join(
+        f"  {r['key']}: |effect| {abs(r['then']):.4f} -> {abs(r['now']):.4f} (+{r['growth']:.4f}; "
+        f"beyond both intervals by at least {r['growth_lower']:.4f} > {delta:g})" for r in grown)

@@ -13,7 +13,7 @@ from .intervention import KernelIntervention
 from .outcomes import estimate_effects
 from .report import environment, summary_lines, write_json
 from .report_html import write_html
-from .baseline import compare, load_baseline, save_baseline
+from .baseline import compare, load_baseline, regression_message, save_baseline
 from .cache import VariantCache
 from .settings import FLAGS, OPTIONS, AuditSettings, from_sources, resolve_device
 
@@ -142,12 +142,9 @@ def kernel_audit(request: pytest.FixtureRequest, kernel_audit_settings: AuditSet
         if baseline is not None:
             rows = compare({**result.to_dict(), "test": request.node.nodeid}, baseline)
             result.settings["baseline"] = {"path": baseline["path"], "rows": rows, "compare_fail": compare_fail}
-            grown = [r for r in rows if compare_fail is not None and r["growth_lower"] > compare_fail]
-            if grown:
-                pytest.fail("kernel audit regression against baseline " + baseline["path"] + ":\n" + "\n".join(
-                    f"  {r['key']}: |effect| {abs(r['then']):.4f} -> {abs(r['now']):.4f} (+{r['growth']:.4f}; "
-                    f"beyond both intervals by at least {r['growth_lower']:.4f} > {compare_fail:g})" for r in grown),
-                    pytrace=False)
+            message = regression_message(rows, compare_fail, baseline["path"])
+            if message:
+                pytest.fail(message, pytrace=False)
         return result
 
     yield audit
