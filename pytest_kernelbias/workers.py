@@ -11,9 +11,9 @@ trainer must be importable (a module-level class or function, or a timm name).
 from __future__ import annotations
 
 import os
-import pickle
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
+from multiprocessing.reduction import ForkingPickler
 from typing import Callable, Sequence
 
 import torch
@@ -46,9 +46,10 @@ def _train_job(job: dict) -> str:
 
 
 def check_picklable(**things: object) -> None:
+    # Serialize (never deserialize) with the pool's own serializer, to refuse early what spawn cannot send.
     for name, thing in things.items():
         try:
-            pickle.dumps(thing)
+            ForkingPickler.dumps(thing)
         except Exception as exc:
             raise AuditConfigError(
                 f"workers > 1 needs `{name}` to be importable by worker processes (a module-level class or "
