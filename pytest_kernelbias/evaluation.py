@@ -36,8 +36,3 @@ def predict_conditions(
         for name, perturb in perturbations.items():
             out[name].append(model(perturb(x)).argmax(dim=1).cpu())
     return {name: torch.cat(preds) for name, preds in out.items()}
-
-
-def accuracy(pred: torch.Tensor, labels: torch.Tensor, index: torch.Tensor) -> float:
-    """Accuracy in [0, 1] over the images at `index`."""
-    return float((pred[index] == labels[index]).double().mean())

@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from pytest_kernelbias.data import faces
+from pytest_kernelbias.data import faces, images
 from pytest_kernelbias.data.faces import (
     CorruptImageError, DatasetFormatError, DatasetWarning, DecodeCache, MissingLabelFileError, SmallSubgroupError,
     balance, from_tensors, from_torch_dataset, load_celeba, load_csv_manifest, load_fairface, load_utkface,
@@ -198,9 +198,14 @@ def test_decode_resizes_short_side_then_centre_crops(tmp_path):
     pixels[:, :] = (255, 0, 0)
     pixels[:, :6] = (0, 255, 0)  # a green left edge: a centre crop drops it, a left crop would keep it
     Image.fromarray(pixels).save(tmp_path / "wide.png")
-    image = faces.decode_image(tmp_path / "wide.png", 10)
+    image = images.decode_image(tmp_path / "wide.png", 10)
     assert image.shape == (3, 10, 10) and image.dtype == torch.uint8
     assert (image[0] == 255).all() and (image[1] == 0).all()
+
+
+def test_decoding_names_stay_importable_from_faces():
+    assert faces.decode_image is images.decode_image and faces.DecodeCache is images.DecodeCache
+    assert faces.DEFAULT_CACHE is images.DEFAULT_CACHE
 
 
 def test_loaded_images_are_float_in_unit_range_at_default_size(tmp_path):
@@ -404,13 +409,14 @@ def test_unknown_loader_option_is_rejected():
 # ---------------------------------------------------------------- decode cache
 def _count_decodes(monkeypatch) -> list[Path]:
     calls: list[Path] = []
-    real = faces.decode_image
+    real = images.decode_image
 
     def counting(path, size):
         calls.append(path)
         return real(path, size)
 
-    monkeypatch.setattr(faces, "decode_image", counting)
+    # DecodeCache.load looks decode_image up in the images module, so that is the name to patch.
+    monkeypatch.setattr(images, "decode_image", counting)
     return calls
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
@@ -9,6 +10,8 @@ import numpy as np
 import torch
 
 from ..errors import EmptySubgroupError, MissingAttributeError
+
+_FINGERPRINT_MEMO = "_fingerprint_memo"  # instance attribute outside the dataclass fields
 
 
 @dataclass(frozen=True)
@@ -82,13 +85,30 @@ class SubgroupDataset:
         return {k: len(v) for k, v in self.subgroup_indices(attributes).items()}
 
     def fingerprint(self) -> str:
-        """A content hash: same images, labels and attributes give the same string."""
-        import hashlib
+        """A content hash (16 hex chars): same images, labels and attributes give the same string.
 
+        The hash is memoized on the instance and redone when either tensor's version
+        counter moves, which every in-place torch write bumps (``images[i] = v``,
+        ``images.mul_(2)``, writes through views or ``.detach()``), or when an attribute
+        value changes (attributes are rehashed each call: plain lists, cheap next to pixels).
+        Writes that bypass the counter (through ``.numpy()`` or ``.data``) are not seen.
+        Inference-mode tensors have no counter, so their hash is never memoized.
+        """
+        attributes = b"".join(attr.encode() + "\x1f".join(map(str, self.attributes[attr])).encode()
+                              for attr in sorted(self.attributes))
+        versions = [None if t.is_inference() else t._version for t in (self.images, self.labels)]
+        key = (*versions, hashlib.sha256(attributes).digest())
+        memo = self.__dict__.get(_FINGERPRINT_MEMO)
+        if memo is not None and memo[0] == key and None not in versions:
+            return memo[1]
         h = hashlib.sha256()
         h.update(self.images.detach().cpu().contiguous().numpy().tobytes())
         h.update(self.labels.detach().cpu().contiguous().numpy().tobytes())
-        for attr in sorted(self.attributes):
-            h.update(attr.encode())
-            h.update("\x1f".join(map(str, self.attributes[attr])).encode())
-        return h.hexdigest()[:16]
+        h.update(attributes)  # the concatenation in one update: the same digest as the unmemoized hash
+        digest = h.hexdigest()[:16]
+        object.__setattr__(self, _FINGERPRINT_MEMO, (key, digest))  # frozen dataclass: bypass its __setattr__
+        return digest
+
+    def __getstate__(self) -> dict:
+        # A copy's tensors restart their version counters, so a carried-over memo could match stale content.
+        return {k: v for k, v in self.__dict__.items() if k != _FINGERPRINT_MEMO}

@@ -1,0 +1,79 @@
+"""Image files to fixed-size tensors: decoding, short-side resize with centre crop, and an LRU decode cache."""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+class DecodeCache:
+    """LRU of decoded uint8 (3, size, size) tensors keyed by path, mtime, byte size and crop size.
+
+    `max_bytes` bounds the memory held (bytes); `decodes` counts real decodes, `hits` cache hits.
+    """
+
+    def __init__(self, max_bytes: int = 512 * 2**20):
+        self.max_bytes = max_bytes
+        self.decodes = 0
+        self.hits = 0
+        self._items: OrderedDict[tuple, torch.Tensor] = OrderedDict()
+        self._bytes = 0
+
+    def load(self, path: Path, size: int) -> torch.Tensor:
+        """Float (3, size, size) image in [0, 1]; decodes only on a miss. Raises OSError/ValueError if unreadable."""
+        st = os.stat(path)  # mtime + size in the key: an edited file is decoded again
+        key = (str(Path(path).resolve()), st.st_mtime_ns, st.st_size, size)
+        if key in self._items:
+            self.hits += 1
+            self._items.move_to_end(key)
+            return self._items[key].float() / 255
+        pixels = decode_image(path, size)
+        self.decodes += 1
+        self._items[key] = pixels
+        self._bytes += pixels.numel()
+        while self._bytes > self.max_bytes and self._items:
+            self._bytes -= self._items.popitem(last=False)[1].numel()
+        return pixels.float() / 255
+
+    def clear(self) -> None:
+        self._items.clear()
+        self._bytes = 0
+
+
+DEFAULT_CACHE = DecodeCache()
+
+
+def decode_image(path: Path, size: int) -> torch.Tensor:
+    """Decode `path` to RGB, resize the short side to `size` px and centre-crop: uint8 (3, size, size)."""
+    try:
+        from PIL import Image  # optional dependency, only needed for on-disk images
+    except ImportError as exc:
+        raise ImportError("reading image files needs Pillow: pip install pillow") from exc
+
+    with Image.open(path) as im:
+        im.load()  # force a full decode so a truncated file fails here, not later
+        rgb = im.convert("RGB")
+    new_w, new_h, left, top = _fit_geometry(*rgb.size, size)
+    rgb = rgb.resize((new_w, new_h), Image.Resampling.BILINEAR).crop((left, top, left + size, top + size))
+    return torch.from_numpy(np.asarray(rgb, dtype=np.uint8).copy()).permute(2, 0, 1).contiguous()
+
+
+def _fit_geometry(w: int, h: int, size: int) -> tuple[int, int, int, int]:
+    """(resized width, height, crop left, top) in px so the short side becomes `size` and the crop is centred."""
+    scale = size / min(w, h)
+    new_w, new_h = max(size, round(w * scale)), max(size, round(h * scale))
+    return new_w, new_h, (new_w - size) // 2, (new_h - size) // 2
+
+
+def fit_tensor(image: torch.Tensor, size: int) -> torch.Tensor:
+    """Resize a float (C, H, W) tensor's short side to `size` px and centre-crop it."""
+    new_w, new_h, left, top = _fit_geometry(image.shape[-1], image.shape[-2], size)
+    out = torch.nn.functional.interpolate(image[None], (new_h, new_w), mode="bilinear", antialias=True)[0]
+    return out[:, top:top + size, left:left + size].clamp(0, 1)
+
+
+__all__ = ["DecodeCache", "DEFAULT_CACHE", "decode_image", "fit_tensor"]
