@@ -14,6 +14,7 @@ from torch import nn
 
 from . import mechanism
 from .cache import VariantCache, source_fingerprint, variant_key
+from .cluster import train_on_ray
 from .data.loaders import SubgroupLoaders, as_perturbations
 from .data.subgroups import SubgroupDataset
 from .data.synthfaces import synthfaces
@@ -36,6 +37,7 @@ from .workers import check_picklable, train_in_pool
 
 Trainer = Callable[[nn.Module, SubgroupDataset, int], nn.Module]
 PLACEBOS = ("shuffle", "aa")
+EXECUTORS = ("local", "ray")  # local: serial, or a process pool with workers > 1
 
 
 def _stderr(msg: str) -> None:
@@ -47,10 +49,9 @@ def default_data(config: str, n_train: int = 4000, n_test: int = 2000, seed: int
     return synthfaces(n_train, seed, config, "train"), synthfaces(n_test, seed, config, "test")
 
 
-def _train_with_pool(runs, workers, store, base_spec, retrain, model, layer, intervention, train_data,
-                     train_config, device, trainer, paired, init, name, seeds, progress) -> set[str]:
-    """Train the runs not yet cached on a process pool; return the keys it trained."""
-    check_picklable(model=model, layer=layer, trainer=trainer)
+def _remote_jobs(runs, store, base_spec, retrain, model, intervention, train_data, train_config, device,
+                 trainer, paired, init, name, seeds) -> list[dict]:
+    """One self-contained job per (seed, level) not yet cached, for a worker process or a Ray task."""
     jobs = []
     for seed, level in runs:
         key = variant_key({**base_spec, "level": level_label(level), "seed": seed})
@@ -64,8 +65,7 @@ def _train_with_pool(runs, workers, store, base_spec, retrain, model, layer, int
                      "cache": str(store.root), "key": key, "retrain": retrain,
                      "label": f"{name} {level_label(level)} seed {seed + 1}/{seeds}",
                      "meta": {"spec": base_spec, "level": level_label(level), "seed": seed}})
-    train_in_pool(jobs, workers, progress)
-    return {job["key"] for job in jobs}
+    return jobs
 
 
 def _examples(loaders: SubgroupLoaders, per_group: int = 2) -> dict:
@@ -117,6 +117,8 @@ def run_audit(
     cache: str | os.PathLike | VariantCache | None = None,
     retrain: bool = False,
     workers: int = 1,
+    executor: str = "local",
+    ray_address: str | None = None,
     name: str = "audit",
     progress: Progress | None = _stderr,
 ) -> AuditResult:
@@ -144,6 +146,9 @@ def run_audit(
     loads it instead of training. `retrain=True` trains anyway and overwrites.
     `workers > 1` trains the variants in a process pool first (into the cache,
     a temporary one if none is given), then the audit loads them: same numbers.
+    `executor="ray"` trains them as Ray tasks instead, on the cluster at
+    `ray_address` (HOST:PORT, ray://HOST:PORT or "auto") or, when None, on a
+    local Ray instance; the weights come back into the same cache.
     """
     check_seeds(seeds)
     threshold = check_threshold(threshold)
@@ -152,6 +157,8 @@ def run_audit(
         raise AuditConfigError(f"interval must be one of {METHODS}, got {interval!r}")
     if correction not in CORRECTIONS:
         raise AuditConfigError(f"correction must be one of {CORRECTIONS}, got {correction!r}")
+    if executor not in EXECUTORS:
+        raise AuditConfigError(f"executor must be one of {EXECUTORS}, got {executor!r}")
     unknown = [p for p in placebos if p not in PLACEBOS]
     if unknown:
         raise AuditConfigError(f"unknown placebo {unknown[0]!r}; choose from {PLACEBOS}")
@@ -173,9 +180,7 @@ def run_audit(
         raise AuditConfigError(f"metric must be one of {METRICS}, got {metric!r}")
     labels = test_set.labels.numpy()
     names = list(loaders.groups)
-    codes = np.empty(len(labels), dtype=np.int64)
-    for j, idx in enumerate(loaders.groups.values()):
-        codes[idx.numpy()] = j
+    codes = loaders.codes()
     outcomes = Outcomes()
     predictions: dict[tuple, dict[str, np.ndarray]] = {}
     spectral: list[dict] = []
@@ -196,12 +201,18 @@ def run_audit(
     n_cached = 0
     started = time.time()
     pool_trained: set[str] = set()
-    if workers > 1:
+    if workers > 1 or executor == "ray":
         if store is None:
             store = VariantCache(tempfile.mkdtemp(prefix="kernel-audit-pool-"))
-        pool_trained = _train_with_pool(runs, workers, store, base_spec, retrain, model, layer, intervention,
-                                        train_data, train_config, device, trainer, paired, init, name, seeds, progress)
-        retrain = False  # the pool just wrote fresh entries
+        check_picklable(model=model, layer=layer, trainer=trainer)
+        jobs = _remote_jobs(runs, store, base_spec, retrain, model, intervention, train_data, train_config, device,
+                            trainer, paired, init, name, seeds)
+        if executor == "ray":
+            train_on_ray(jobs, store, ray_address, progress=progress)
+        else:
+            train_in_pool(jobs, workers, progress)
+        pool_trained = {job["key"] for job in jobs}
+        retrain = False  # fresh entries were just written
     for done, (seed, level) in enumerate(runs, start=1):
         label = f"{name} {level_label(level)} seed {seed + 1}/{seeds}" + (" (A/A placebo)" if seed >= seeds else "")
         # Unpaired runs also decorrelate the data order, as independent trainings would.
@@ -300,6 +311,7 @@ def run_audit(
                   "placebos": list(placebos), "spectral_cutoff": spectral_cutoff,
                   "models": len(runs), "from_cache": n_cached, "trained": len(runs) - n_cached,
                   "cache": str(store.root) if store is not None else None,
+                  "executor": executor if executor == "ray" else ("pool" if workers > 1 else "serial"),
                   "seconds": round(time.time() - started, 1)},
         subgroup_effects=by_group, pairwise=pairs, dose_response=doses, placebos=placebo_effects,
         spectral=spectral,

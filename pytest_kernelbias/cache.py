@@ -129,13 +129,17 @@ class VariantCache:
 
     def store(self, key: str, model: nn.Module, meta: Mapping[str, object]) -> Path:
         """Write the entry atomically: a temporary folder, then one rename."""
+        return self.store_state(key, model.state_dict(), meta)
+
+    def store_state(self, key: str, state: Mapping[str, torch.Tensor], meta: Mapping[str, object]) -> Path:
+        """`store` for weights that arrive without a model (e.g. from a Ray task on another machine)."""
         entry = self._entry(key)
         entry.parent.mkdir(parents=True, exist_ok=True)
         tmp = entry.parent / f".tmp-{key[:12]}-{uuid.uuid4().hex}"
         try:
             tmp.mkdir()
             # clone(): safetensors refuses tensors that share storage (tied weights, views).
-            state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+            state = {k: v.detach().cpu().contiguous().clone() for k, v in state.items()}
             save_file(state, str(tmp / WEIGHTS))
             full = {**meta, "key": key, "package": __version__, "sha256": _sha256_file(tmp / WEIGHTS)}
             (tmp / META).write_text(json.dumps(full, indent=2, sort_keys=True, default=str))
@@ -144,6 +148,13 @@ class VariantCache:
             os.replace(tmp, entry)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)  # a failed write (e.g. disk full) leaves nothing behind
+        return entry
+
+    def put(self, key: str, state: Mapping[str, torch.Tensor], meta: Mapping[str, object]) -> Path:
+        """Store weights trained elsewhere, under the key's lock so a concurrent writer never interleaves."""
+        with self._lock(key):
+            entry = self.store_state(key, state, meta)
+        self.trained += 1
         return entry
 
     def _weights_intact(self, key: str) -> bool:

@@ -15,7 +15,7 @@ from .report import environment, summary_lines, write_json
 from .report_html import write_html
 from .baseline import compare, load_baseline, regression_message, save_baseline
 from .cache import VariantCache
-from .settings import FLAGS, OPTIONS, AuditSettings, from_sources, resolve_device
+from .settings import FLAGS, OPTIONS, AuditSettings, flag, from_sources, resolve_device
 
 MARKER = "kernel_audit"
 PROPERTY = "kernel_audit"
@@ -35,10 +35,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "(default: off; per test: @pytest.mark.kernel_audit(compare_fail=DELTA))")
     for name, (default, _parse, text) in OPTIONS.items():
         if name in FLAGS:
-            group.addoption(f"--kernel-audit-{name}", action="store_true", default=False,
+            group.addoption(f"--kernel-audit-{flag(name)}", action="store_true", default=False,
                             help=f"{text} (default: off; ini: kernel_audit_{name})")
         else:
-            group.addoption(f"--kernel-audit-{name}", default=None, metavar=name.upper(),
+            group.addoption(f"--kernel-audit-{flag(name)}", default=None, metavar=name.upper(),
                             help=f"{text} (default: {default}; ini: kernel_audit_{name})")
         parser.addini(f"kernel_audit_{name}", f"{text} (default: {default})", default=None)
 
@@ -133,7 +133,7 @@ def kernel_audit(request: pytest.FixtureRequest, kernel_audit_settings: AuditSet
         options = {"seeds": settings.seeds, "threshold": settings.threshold, "rule": settings.rule,
                    "device": resolve_device(settings.device), "name": request.node.name, "progress": progress,
                    "cache": _variant_cache(request.config, settings), "retrain": settings.retrain,
-                   "workers": settings.workers,
+                   "workers": settings.workers, "executor": settings.executor, "ray_address": settings.ray_address,
                    **extra, **kwargs}
         compare_fail = options.pop("compare_fail", request.config.getoption("kernel_audit_compare_fail"))
         result = run_audit(model, layer, levels, **options)

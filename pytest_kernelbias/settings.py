@@ -21,8 +21,16 @@ OPTIONS: dict[str, tuple[Any, Any, str]] = {
     "cache": (None, str, "folder of trained variants (default: kernel-audit/ in pytest's cache dir)"),
     "workers": (1, int, "processes that train variants in parallel (threads are split between them)"),
     "retrain": (False, None, "ignore cached variants: train every one again and overwrite the cache"),
+    "executor": ("local", str, "where variants train: local (serial, or a process pool with workers > 1) or ray"),
+    "ray_address": (None, str, "Ray cluster to train on with executor ray: HOST:PORT, ray://HOST:PORT or auto "
+                               "(empty: start a local Ray instance)"),
 }
 FLAGS = {"retrain"}  # options that take no value on the command line
+
+
+def flag(name: str) -> str:
+    """The command-line spelling of an option: ray_address -> ray-address."""
+    return name.replace("_", "-")
 
 
 def _parse_bool(raw: object) -> bool:
@@ -57,6 +65,8 @@ class AuditSettings:
     cache: str | None = None
     workers: int = 1
     retrain: bool = False
+    executor: str = "local"
+    ray_address: str | None = None
 
     def __post_init__(self) -> None:
         check_seeds(self.seeds)
@@ -65,6 +75,8 @@ class AuditSettings:
         resolve_device(self.device)
         if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1:
             raise AuditConfigError(f"workers must be an int >= 1, got {self.workers!r}")
+        if self.executor not in ("local", "ray"):
+            raise AuditConfigError(f"executor must be 'local' or 'ray', got {self.executor!r}")
 
     def override(self, overrides: Mapping[str, Any]) -> "AuditSettings":
         """A copy with the known keys of `overrides` applied (marker keyword arguments)."""
@@ -75,7 +87,8 @@ class AuditSettings:
         return (f"kernel-audit: seeds={self.seeds}, threshold={self.threshold:g}, rule={self.rule}, "
                 f"device={self.device}" + (f", json={self.json}" if self.json else "")
                 + (f", html={self.html}" if self.html else "")
-                + (f", cache={self.cache}" if self.cache else "") + (", retrain" if self.retrain else ""))
+                + (f", cache={self.cache}" if self.cache else "") + (", retrain" if self.retrain else "")
+                + (f", executor=ray ({self.ray_address or 'local instance'})" if self.executor == "ray" else ""))
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -89,7 +102,7 @@ def from_sources(cli: Mapping[str, Any], ini: Mapping[str, Any]) -> AuditSetting
         raw = cli.get(name)
         if name in FLAGS and raw is False:
             raw = None  # a flag not given on the command line leaves the ini value in force
-        source = f"--kernel-audit-{name}"
+        source = f"--kernel-audit-{flag(name)}"
         if raw is None and ini.get(name) not in (None, ""):
             raw, source = ini[name], f"ini kernel_audit_{name}"
         if raw is None:

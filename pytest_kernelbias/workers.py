@@ -17,6 +17,7 @@ from multiprocessing.reduction import ForkingPickler
 from typing import Callable, Sequence
 
 import torch
+from torch import nn
 
 from .errors import AuditConfigError
 
@@ -25,23 +26,30 @@ def _init(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def _train_job(job: dict) -> str:
-    from .cache import VariantCache
+def build_variant(job: dict) -> nn.Module:
+    """The untrained paired model of one (level, seed) job, exactly as a serial audit builds it."""
     from .intervention import KernelIntervention
-    from .training import train
 
     iv = KernelIntervention(job["model"], job["layer"], job["levels"], job["reference"],
                             num_classes=job["num_classes"], init=job["init"])
-    data, cfg, device, trainer = job["data"], job["train_config"], job["device"], job["trainer"]
+    return iv.build(job["level"], job["seed"], paired=job["paired"])
 
-    def fit(m):
-        if trainer is None:
-            return train(m, data, job["order_seed"], cfg, device, job["label"])
-        return trainer(m, data, job["order_seed"])
+
+def fit_variant(job: dict, model: nn.Module) -> nn.Module:
+    """Train `model` with the job's trainer (the default one unless the audit was given its own)."""
+    from .training import train
+
+    if job["trainer"] is None:
+        return train(model, job["data"], job["order_seed"], job["train_config"], job["device"], job["label"])
+    return job["trainer"](model, job["data"], job["order_seed"])
+
+
+def _train_job(job: dict) -> str:
+    from .cache import VariantCache
 
     cache = VariantCache(job["cache"])
-    cache.get_or_train(job["key"], lambda: iv.build(job["level"], job["seed"], paired=job["paired"]), fit,
-                       job["meta"], retrain=job["retrain"])
+    cache.get_or_train(job["key"], lambda: build_variant(job), lambda m: fit_variant(job, m), job["meta"],
+                       retrain=job["retrain"])
     return job["label"]
 
 

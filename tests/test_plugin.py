@@ -84,11 +84,30 @@ def test_report_header_shows_active_settings(pytester):
     result.stdout.fnmatch_lines(["kernel-audit: seeds=4, threshold=0.05, rule=estimate, device=cpu, audits off*"])
 
 
+def test_header_names_the_ray_cluster_when_audits_train_there(pytester):
+    pytester.makepyfile(SETTINGS_TEST)
+    result = pytester.runpytest("--kernel-audit-executor", "ray", "--kernel-audit-ray-address", "10.0.0.5:6379")
+    result.stdout.fnmatch_lines(["kernel-audit: *executor=ray (10.0.0.5:6379)*"])
+
+
+@pytest.mark.slow
+def test_executor_ray_trains_on_a_local_ray_instance_and_reports_it(pytester):
+    pytest.importorskip("ray", reason="Ray is in the [test] and [ray] extras")
+    pytester.makepyfile(AUDIT_TEST.replace("result.assert_below()", "pass"))
+    result = pytester.runpytest_subprocess("--kernel-audit", "--kernel-audit-executor", "ray",
+                                           "--kernel-audit-json", "audit.json")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["4 variants trained, 0 loaded from the cache*"])
+    audit = json.loads((pytester.path / "audit.json").read_text())["audits"][0]
+    assert audit["settings"]["executor"] == "ray" and audit["settings"]["trained"] == 4
+
+
 @pytest.mark.parametrize("args,message", [
     (["--kernel-audit-seeds", "1"], "at least 2 seeds*--kernel-audit-seeds=N*"),
     (["--kernel-audit-seeds", "many"], "--kernel-audit-seeds='many' is not a valid int*"),
     (["--kernel-audit-rule", "mean"], "rule must be one of*"),
     (["--kernel-audit-device", "gpu0"], "device 'gpu0' is not a torch device*"),
+    (["--kernel-audit-executor", "dask"], "executor must be 'local' or 'ray'*"),
 ])
 def test_bad_options_are_usage_errors_that_name_the_fix(pytester, args, message):
     pytester.makepyfile(SETTINGS_TEST)

@@ -4,7 +4,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from pytest_kernelbias.settings import OPTIONS
+from pytest_kernelbias.settings import OPTIONS, flag
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
@@ -36,4 +36,4 @@ def test_ci_constraints_pin_the_local_torch_build():
 
 def test_options_table_lists_every_option_and_its_ini_name():
     for name in OPTIONS:
-        assert f"`--kernel-audit-{name}" in README and f"`kernel_audit_{name}`" in README
+        assert f"`--kernel-audit-{flag(name)}" in README and f"`kernel_audit_{name}`" in README

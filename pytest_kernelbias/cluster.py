@@ -1,0 +1,116 @@
+"""Train an audit's variants as Ray tasks, on a local Ray instance or an existing Ray cluster.
+
+Each (level, seed) training is one Ray task. The task rebuilds the paired
+model exactly as a serial audit would, trains it on the node Ray picks, and
+returns the weights as safetensors bytes; the driver writes them into its own
+variant cache. So a cluster needs no shared file system, and the audit then
+loads every variant from the cache: the same numbers as local training.
+Ray ships the job (model factory, dataset, trainer) with its own serializer,
+so the factory and trainer must be importable on the nodes, as for the pool.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Callable, Sequence
+
+import torch
+
+from .cache import VariantCache
+from .errors import AuditConfigError
+
+_connected_to: str | None = None  # the address this process joined (None: a local instance)
+RAY_HINT = "install Ray with `pip install 'pytest-kernelbias[ray]'` (or `pip install ray`)"
+
+
+def _ray():
+    try:
+        import ray
+    except ImportError:
+        raise AuditConfigError(f"executor 'ray' needs Ray: {RAY_HINT}, or use the local executor") from None
+    return ray
+
+
+def check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Refuse an address whose Ray head does not answer, within seconds (ray.init itself waits minutes)."""
+    if address == "auto":
+        return  # Ray finds the cluster this machine belongs to, and says so quickly when there is none
+    target = address.removeprefix("ray://")
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        raise AuditConfigError(f"Ray address {address!r} is not HOST:PORT, ray://HOST:PORT or 'auto' "
+                               "(e.g. 10.0.0.5:6379 for a head node started with `ray start --head`)")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise AuditConfigError(
+            f"Ray cluster at {address!r} is unreachable ({exc}). Start its head node with `ray start --head "
+            f"--port={port}`, check the address and firewall, or leave the address empty to start a local "
+            "Ray instance") from None
+
+
+def connect(address: str | None) -> None:
+    """Join the Ray cluster at `address`, or start a local instance on loopback when it is None."""
+    global _connected_to
+    ray = _ray()
+    if ray.is_initialized():
+        if _connected_to == (address or None):
+            return  # one connection per process, reused by every later audit
+        ray.shutdown()  # Ray joins one cluster per process; leave the old one for the one asked for
+    if address:
+        check_reachable(address)
+    try:
+        if address:
+            ray.init(address=address, log_to_driver=False)
+        else:
+            ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, log_to_driver=False,
+                     _node_ip_address="127.0.0.1")
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        where = f"the Ray cluster at {address!r}" if address else "a local Ray instance"
+        raise AuditConfigError(f"could not connect to {where}: {exc}") from None
+    _connected_to = address or None
+
+
+def _train_task(job: dict, data) -> bytes:
+    """Runs on a Ray worker: build, train, and send back the weights (safetensors, never pickle)."""
+    import ray
+    from safetensors.torch import save
+
+    from .workers import build_variant, fit_variant
+
+    cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
+    torch.set_num_threads(max(1, int(cpus)))  # as many threads as Ray reserved cores for this task
+    model = fit_variant({**job, "data": data}, build_variant(job))
+    return save({k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()})
+
+
+def train_on_ray(jobs: Sequence[dict], store: VariantCache, address: str | None = None,
+                 cpus_per_task: float = 1, progress: Callable[[str], None] | None = None) -> None:
+    """Run each job as a Ray task and write the returned weights into `store` as they arrive."""
+    if not jobs:
+        return
+    from safetensors.torch import load
+
+    connect(address)
+    ray = _ray()
+    gpus = 1 if torch.device(jobs[0]["device"]).type == "cuda" else 0
+    remote = ray.remote(num_cpus=cpus_per_task, num_gpus=gpus, max_retries=1)(_train_task)
+    data = ray.put(jobs[0]["data"])  # one copy in the object store, shared by every task
+    pending = {remote.remote({k: v for k, v in job.items() if k != "data"}, data): job for job in jobs}
+    done_count = 0
+    try:
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            job = pending.pop(ready[0])
+            try:
+                blob = ray.get(ready[0])
+            except ray.exceptions.RayTaskError as exc:
+                raise exc.as_instanceof_cause() from None  # e.g. NonFiniteLossError, as a local run raises it
+            store.put(job["key"], load(blob), job["meta"])
+            done_count += 1
+            if progress is not None:
+                progress(f"{job['label']} trained on Ray ({done_count}/{len(jobs)})")
+    finally:
+        for ref in pending:
+            ray.cancel(ref)  # an error stops the audit; do not leave tasks running on the cluster

@@ -1,0 +1,56 @@
+import socket
+import sys
+
+import pytest
+import torch
+
+from pytest_kernelbias import AuditConfigError, TrainConfig, run_audit, synthfaces
+from pytest_kernelbias.cluster import check_reachable
+
+from .conftest import tiny_cnn
+
+TRAIN = dict(data=synthfaces(300, 0, "planted"), test_data=synthfaces(200, 0, "planted", split="test"),
+             train_config=TrainConfig(epochs=1, batch_size=32), progress=None, seeds=2, spectral_cutoff=None)
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # nothing listens here once the socket is closed
+
+
+@pytest.mark.slow
+def test_ray_tasks_on_a_local_instance_give_the_same_numbers_as_local_training(tmp_path):
+    pytest.importorskip("ray", reason="Ray is in the [test] and [ray] extras")
+    torch.set_num_threads(1)  # each Ray task reserves one core and runs one thread: same reduction order
+    serial = run_audit(tiny_cnn, "0", [3, 5], **TRAIN)
+    on_ray = run_audit(tiny_cnn, "0", [3, 5], cache=tmp_path, executor="ray", **TRAIN)
+    assert on_ray.settings["executor"] == "ray" and on_ray.settings["trained"] == 4
+    assert len(list(tmp_path.glob("*/*/weights.safetensors"))) == 4  # the weights came back into the cache
+    assert [r.as_dict() for r in on_ray.outcomes.rows] == [r.as_dict() for r in serial.outcomes.rows]
+    again = run_audit(tiny_cnn, "0", [3, 5], cache=tmp_path, executor="ray", **TRAIN)
+    assert again.settings["from_cache"] == 4 and again.effect.estimate == on_ray.effect.estimate
+
+
+def test_an_unreachable_ray_address_is_named_in_the_error_within_seconds():
+    pytest.importorskip("ray", reason="Ray is in the [test] and [ray] extras")
+    address = f"127.0.0.1:{_closed_port()}"
+    with pytest.raises(AuditConfigError, match=f"Ray cluster at '{address}' is unreachable"):
+        run_audit(tiny_cnn, "0", [3, 5], executor="ray", ray_address=address, **TRAIN)
+
+
+@pytest.mark.parametrize("address", ["10.0.0.5", "ray://head", "head:port"])
+def test_a_malformed_ray_address_says_which_forms_work(address):
+    with pytest.raises(AuditConfigError, match="is not HOST:PORT, ray://HOST:PORT or 'auto'"):
+        check_reachable(address)
+
+
+def test_without_ray_installed_the_error_says_how_to_install_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # makes `import ray` fail as if it were absent
+    with pytest.raises(AuditConfigError, match=r"pip install 'pytest-kernelbias\[ray\]'"):
+        run_audit(tiny_cnn, "0", [3, 5], executor="ray", **TRAIN)
+
+
+def test_an_unknown_executor_is_refused_before_training():
+    with pytest.raises(AuditConfigError, match="executor must be one of"):
+        run_audit(tiny_cnn, "0", [3, 5], executor="dask", **TRAIN)
