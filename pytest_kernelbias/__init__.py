@@ -30,6 +30,7 @@ from .errors import (
     MissingAttributeError,
     NonFiniteLossError,
     UnknownLayerError,
+    WorkerDiedError,
 )
 from .intervention import (
     Dilation,
@@ -66,6 +67,6 @@ __all__ = [
     "describe_intervention", "find_stem", "Effect", "EmptySubgroupError", "Identity", "InterventionError",
     "KernelBiasError", "KernelIntervention", "LowPass", "MissingAttributeError", "NULL", "NonFiniteLossError",
     "Outcome", "Outcomes", "PLANTED", "Perturbation", "SubgroupDataset", "SubgroupLoaders", "SynthFacesCNN", "SynthFacesConfig",
-    "TrainConfig", "UnknownLayerError", "conv_layers", "default_data", "estimate_effects", "intervene",
+    "TrainConfig", "UnknownLayerError", "WorkerDiedError", "conv_layers", "default_data", "estimate_effects", "intervene",
     "paired_effect", "run_audit", "synthfaces", "train",
 ]

@@ -30,3 +30,7 @@ class NonFiniteLossError(KernelBiasError, FloatingPointError):
 
 class AuditConfigError(KernelBiasError, ValueError):
     """An audit setting is out of range (seeds, threshold, rule, cutoff)."""
+
+
+class WorkerDiedError(KernelBiasError, RuntimeError):
+    """A training process ended abruptly (killed, out of memory); finished variants stay cached."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
 from multiprocessing.reduction import ForkingPickler
 from typing import Callable, Sequence
@@ -19,7 +20,7 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
-from .errors import AuditConfigError
+from .errors import AuditConfigError, WorkerDiedError
 
 
 def _init(threads: int) -> None:
@@ -69,8 +70,15 @@ def train_in_pool(jobs: Sequence[dict], workers: int, progress: Callable[[str], 
     threads = max(1, (os.cpu_count() or 1) // workers)
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init,
                              initargs=(threads,)) as pool:
-        futures = [pool.submit(_train_job, job) for job in jobs]
+        futures = {pool.submit(_train_job, job): job for job in jobs}
         for done, future in enumerate(as_completed(futures), start=1):
-            label = future.result()  # re-raises a worker's error (e.g. non-finite loss) here
+            try:
+                label = future.result()  # re-raises a worker's error (e.g. non-finite loss) here
+            except BrokenProcessPool:
+                raise WorkerDiedError(
+                    f"a training worker died abruptly (killed, or out of memory) while {len(jobs) - done + 1} "
+                    f"variant(s) were unfinished, e.g. {futures[future]['label']}. Variants that finished are "
+                    "in the cache and an interrupted one never is: run again to train only the missing ones, "
+                    "with fewer --kernel-audit-workers if memory ran out.") from None
             if progress is not None:
                 progress(f"{label} trained in worker pool ({done}/{len(jobs)})")

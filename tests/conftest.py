@@ -19,3 +19,25 @@ def cnn_factory():
 @pytest.fixture(autouse=True)
 def _few_threads():
     torch.set_num_threads(2)
+
+
+def trainer_killed_once(model: nn.Module, data, seed: int) -> nn.Module:
+    """The default trainer, except that while $KB_KILL_FLAG exists the process training seed 1 is SIGKILLed
+    halfway: a worker dying mid-training. The flag is removed first, so only one worker dies, once."""
+    import os
+    import signal
+
+    from pytest_kernelbias import TrainConfig, train
+
+    cfg = TrainConfig(epochs=1, batch_size=32)
+    claimed = False
+    if seed == 1:
+        try:
+            os.unlink(os.environ["KB_KILL_FLAG"])  # atomic: exactly one worker claims the kill
+            claimed = True
+        except (KeyError, FileNotFoundError):
+            pass
+    if claimed:
+        train(model, data, seed, cfg)  # work that is lost with the process
+        os.kill(os.getpid(), signal.SIGKILL)
+    return train(model, data, seed, cfg)

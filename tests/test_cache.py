@@ -127,3 +127,26 @@ def test_warm_audit_reuses_stored_evaluations_and_a_damaged_one_is_recomputed(tm
     assert warm.settings["from_cache"] == 4
     assert [r.as_dict() for r in warm.outcomes.rows] == [r.as_dict() for r in cold.outcomes.rows]
     assert warm.placebos["subgroup-shuffle"].estimate == cold.placebos["subgroup-shuffle"].estimate
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_training_leaves_no_entry_and_the_next_run_trains_only_what_is_missing(
+        tmp_path, monkeypatch):
+    from pytest_kernelbias import WorkerDiedError
+
+    from .conftest import trainer_killed_once
+
+    flag = tmp_path / "kill-next"
+    flag.write_text("")
+    monkeypatch.setenv("KB_KILL_FLAG", str(flag))  # spawned workers inherit the environment
+    cache_dir = tmp_path / "cache"
+    with pytest.raises(WorkerDiedError, match="run again to train only the missing ones"):
+        run_audit(tiny_cnn, "0", [3, 5], cache=cache_dir, workers=2, trainer=trainer_killed_once, **TRAIN)
+    cache = VariantCache(cache_dir)
+    survivors = _weights(cache)
+    assert len(survivors) < 4 and not flag.exists()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # every entry left behind is whole: none is reported damaged
+        rerun = run_audit(tiny_cnn, "0", [3, 5], cache=cache_dir, workers=2, trainer=trainer_killed_once, **TRAIN)
+    assert rerun.settings["trained"] == 4 - len(survivors) and rerun.settings["from_cache"] == len(survivors)
+    assert not list(cache_dir.glob("*/.tmp-*"))  # no half-written entry anywhere
