@@ -1,18 +1,24 @@
-"""Training throughput of the demo CNN: memory formats, against the machine's matmul FLOP/s.
+"""Training throughput of the demo CNN per strategy, against the machine's matmul FLOP/s.
 
-    python benchmarks/training.py [--steps 30] [--batch 64] [--repeats 3]
+    python benchmarks/training.py [--steps 30] [--batch 64] [--repeats 3] [--no-compile]
 
-Side by side in one process, interleaved so background load hits both alike:
-  NCHW           plain float32 training (the naive baseline)
-  channels_last  model and batches in channels_last memory format
-It prints images/s, the ratio, and achieved training FLOP/s (forward FLOPs
-counted by torch's FlopCounterMode, x3 for backward) against a dense float32
-matmul measured in the same run.
+Side by side in one run, interleaved so background load hits each alike:
+  NCHW            plain float32 training, 2 threads (the naive baseline)
+  channels_last   model and batches in channels_last memory format (the default)
+  compiled        channels_last plus torch.compile; steady-state rate, and the
+                  compile time (first step) reported on its own line
+  2 procs x 1 thr channels_last in two spawned processes of one thread each,
+                  both training at once (what --kernel-audit-workers 2 does); the
+                  sum of their rates
+Achieved training FLOP/s use forward FLOPs from torch's FlopCounterMode, x3 for
+backward, against a dense float32 matmul measured in the same run.
 """
 
 import argparse
 import statistics
 import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 
 import torch
 from torch import nn
@@ -20,21 +26,40 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from pytest_kernelbias import SynthFacesCNN
 
+WARMUP = 3
 
-def steps_per_second(memory_format, steps: int, batch: int) -> float:
+
+def steps_per_second(memory_format, steps: int, batch: int, compile_model: bool = False,
+                     threads: int | None = None) -> tuple[float, float]:
+    """(training steps per second after warm-up, seconds the first step took)."""
+    if threads is not None:
+        torch.set_num_threads(threads)
     torch.manual_seed(0)
     model = SynthFacesCNN().to(memory_format=memory_format)
+    step_model = torch.compile(model) if compile_model else model
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     x = torch.rand(batch, 3, 32, 32).contiguous(memory_format=memory_format)
     y = torch.randint(0, 2, (batch,))
     loss_fn = nn.CrossEntropyLoss()
-    for i in range(steps + 3):
-        if i == 3:
-            t0 = time.perf_counter()  # the first steps warm up allocators and kernels
+    t_first = time.perf_counter()
+    for i in range(steps + WARMUP):
+        if i == 1:
+            first = time.perf_counter() - t_first
+        if i == WARMUP:
+            t0 = time.perf_counter()  # the first steps warm up allocators, kernels and the compiler
         opt.zero_grad(set_to_none=True)
-        loss_fn(model(x), y).backward()
+        loss_fn(step_model(x), y).backward()
         opt.step()
-    return steps / (time.perf_counter() - t0)
+    return steps / (time.perf_counter() - t0), first
+
+
+def _one_thread_rate(args: tuple[int, int]) -> float:
+    steps, batch = args
+    return steps_per_second(torch.channels_last, steps, batch, threads=1)[0]
+
+
+def two_single_thread_processes(pool: ProcessPoolExecutor, steps: int, batch: int) -> float:
+    return sum(pool.map(_one_thread_rate, [(steps, batch)] * 2))
 
 
 def training_flops(batch: int) -> float:
@@ -58,25 +83,41 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--no-compile", action="store_true", help="skip torch.compile (it needs a C++ compiler)")
     args = ap.parse_args()
-    formats = {"NCHW": torch.contiguous_format, "channels_last": torch.channels_last}
-    rates = {k: [] for k in formats}
-    peaks = []
-    for _ in range(args.repeats):
-        for name, fmt in formats.items():
-            rates[name].append(steps_per_second(fmt, args.steps, args.batch))
-        peaks.append(matmul_flops())
+    threads = torch.get_num_threads()
+    runs = {"NCHW": dict(memory_format=torch.contiguous_format),
+            "channels_last": dict(memory_format=torch.channels_last)}
+    if not args.no_compile:
+        runs["compiled"] = dict(memory_format=torch.channels_last, compile_model=True)
+    rates = {k: [] for k in [*runs, "2 procs x 1 thr"]}
+    compile_s, peaks = [], []
+    with ProcessPoolExecutor(2, mp_context=get_context("spawn")) as pool:
+        for _ in range(args.repeats):
+            for name, kw in runs.items():
+                sps, first = steps_per_second(steps=args.steps, batch=args.batch, threads=threads, **kw)
+                rates[name].append(sps)
+                if name == "compiled":
+                    compile_s.append(first)
+            rates["2 procs x 1 thr"].append(two_single_thread_processes(pool, args.steps, args.batch))
+            peaks.append(matmul_flops())
     flops = training_flops(args.batch)
     peak = statistics.median(peaks)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}, "
+    base = statistics.median(rates["NCHW"])
+    print(f"torch {torch.__version__}, {threads} threads, batch {args.batch}, "
           f"{flops / 1e9:.3f} GFLOP per training step (forward+backward)")
     print(f"dense float32 matmul: {peak / 1e9:.1f} GFLOP/s")
-    for name in formats:
-        sps = statistics.median(rates[name])
-        print(f"  {name:<14} {sps * args.batch:8.0f} img/s  {sps * flops / 1e9:6.1f} GFLOP/s "
-              f"= {100 * sps * flops / peak:5.1f}% of matmul")
-    ratio = statistics.median(rates["channels_last"]) / statistics.median(rates["NCHW"])
-    print(f"channels_last / NCHW = {ratio:.2f}x")
+    for name, values in rates.items():
+        sps = statistics.median(values)
+        print(f"  {name:<16} {sps * args.batch:8.0f} img/s  {sps * flops / 1e9:6.1f} GFLOP/s "
+              f"= {100 * sps * flops / peak:5.1f}% of matmul   {sps / base:4.2f}x NCHW")
+    if compile_s:
+        c, eager, comp = statistics.median(compile_s), statistics.median(rates["channels_last"]), \
+            statistics.median(rates["compiled"])
+        gain = 1 / eager - 1 / comp
+        breakeven = f"{c / gain:.0f} steps" if gain > 0 else "never (not faster once compiled)"
+        print(f"torch.compile: first step {c:.1f}s (first repeat {compile_s[0]:.1f}s, later ones hit the "
+              f"compile cache); it pays for itself after {breakeven} (a default SynthFaces training is 252)")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ from typing import Mapping
 import torch
 from torch import nn
 
+from .devices import host_to
 from .perturbations import Perturbation
 
 CLEAN = "clean"
@@ -31,7 +32,7 @@ def predict_conditions(
         perturb.reset()  # seeded noise restarts: every model is tested on the same images
     out: dict[str, list[torch.Tensor]] = {CLEAN: [], **{name: [] for name in perturbations}}
     for start in range(0, len(images), batch_size):
-        x = images[start:start + batch_size].to(device)
+        x = host_to(images[start:start + batch_size], device)
         out[CLEAN].append(model(x).argmax(dim=1).cpu())
         for name, perturb in perturbations.items():
             out[name].append(model(perturb(x)).argmax(dim=1).cpu())

@@ -33,3 +33,21 @@ def test_progress_reports_variant_and_epoch(cnn_factory):
 def test_bad_training_config_is_a_clear_error(kw):
     with pytest.raises(ValueError):
         TrainConfig(**kw)
+
+
+@pytest.mark.slow
+def test_compiled_training_is_opt_in_reports_its_compile_time_and_learns(cnn_factory):
+    import shutil
+
+    if shutil.which("cc") is None and shutil.which("gcc") is None:
+        pytest.skip("torch.compile on CPU needs a C compiler (cc or gcc)")
+    d = synthfaces(128, 0)
+    assert TrainConfig().compile is False
+    lines = []
+    torch.manual_seed(0)
+    model = cnn_factory()
+    before = [p.detach().clone() for p in model.parameters()]
+    train(model, d, seed=0, config=TrainConfig(epochs=1, batch_size=64, compile=True), label="k=3", progress=lines.append)
+    assert lines[0].startswith("k=3 torch.compile: first step took") and lines[1].startswith("k=3 epoch 1/1")
+    after = list(model.parameters())
+    assert all(torch.isfinite(p).all() for p in after) and any(not torch.equal(a, b) for a, b in zip(before, after))
