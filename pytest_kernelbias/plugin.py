@@ -18,7 +18,7 @@ from .cache import VariantCache
 from .settings import FLAGS, OPTIONS, AuditSettings, flag, from_sources, resolve_device
 
 MARKER = "kernel_audit"
-PROPERTY = "kernel_audit"
+RECORDS_ATTR = "kernel_audit_records"  # on the teardown report; xdist carries report attributes to the controller
 SKIP_REASON = "kernel audit not requested: run pytest with --kernel-audit to train and audit the models"
 
 
@@ -152,7 +152,7 @@ def kernel_audit(request: pytest.FixtureRequest, kernel_audit_settings: AuditSet
         # Recorded at teardown so a threshold given to assert_below() is the one reported.
         record = result.to_dict()
         record["test"] = request.node.nodeid
-        request.node.user_properties.append((PROPERTY, json.dumps(record)))
+        request.node.stash.setdefault(_RECORDS, []).append(json.dumps(record))
         for row in record["effects"]:
             # Flat properties, so JUnit XML readers see the numbers without parsing JSON.
             key = f"kernel_audit[{row['contrast']} | {row['perturbation']}]"
@@ -161,6 +161,15 @@ def kernel_audit(request: pytest.FixtureRequest, kernel_audit_settings: AuditSet
                       f"p={row['p_value']:.4g} p_adj={row['p_adjusted']:.4g} verdict={row['verdict']}"))
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    outcome = yield
+    if call.when == "teardown" and _RECORDS in item.stash:
+        # A report attribute, not a user property: whole records (example images included) stay out of JUnit XML.
+        setattr(outcome.get_result(), RECORDS_ATTR, item.stash[_RECORDS])
+
+
+_RECORDS = pytest.StashKey[list]()
 _CACHE = pytest.StashKey[VariantCache]()
 _BASELINE = pytest.StashKey[object]()
 
@@ -195,10 +204,9 @@ class AuditRecorder:
         if report.when == "call":
             xfail = hasattr(report, "wasxfail")
             self.outcomes[report.nodeid] = ("xfailed" if report.skipped else "xpassed") if xfail else report.outcome
-        for key, value in report.user_properties:
-            if key == PROPERTY:
-                record = json.loads(value)
-                self.audits[(record["test"], record["name"])] = record
+        for value in getattr(report, RECORDS_ATTR, ()):
+            record = json.loads(value)
+            self.audits[(record["test"], record["name"])] = record
 
     def records(self) -> list[dict]:
         return [{**r, "test_outcome": self.outcomes.get(r["test"], "unknown")} for r in self.audits.values()]

@@ -192,5 +192,6 @@ def test_junit_xml_carries_effect_ci_p_and_verdict_properties(pytester):
     result.assert_outcomes(passed=1)
     xml = (pytester.path / "junit.xml").read_text()
     assert 'name="kernel_audit[kernel_size=7 vs kernel_size=3 | LowPass(0.4)]"' in xml
+    assert '"examples"' not in xml and len(xml) < 20_000  # the whole record (images too) stays out of the XML
     assert re.search(r'value="effect=[+-]\d\.\d{4} ci=\[[+-]\d\.\d{4}, [+-]\d\.\d{4}\] p=[\d.e-]+ p_adj=[\d.e-]+ '
                      r'verdict=(pass|warn|fail)"', xml)
