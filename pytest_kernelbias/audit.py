@@ -32,6 +32,7 @@ from .outcomes import (
 from .perturbations import LowPass, Perturbation
 from .placebo import aa_placebo, shuffle_placebo
 from .result import AuditResult
+from .seed_batching import choose_strategy, train_seeds
 from .training import Progress, TrainConfig, train
 from .workers import check_picklable, train_in_pool
 
@@ -66,6 +67,41 @@ def _remote_jobs(runs, store, base_spec, retrain, model, intervention, train_dat
                      "label": f"{name} {level_label(level)} seed {seed + 1}/{seeds}",
                      "meta": {"spec": base_spec, "level": level_label(level), "seed": seed}})
     return jobs
+
+
+def _train_seed_batched(runs, store, base_spec, retrain, intervention, train_data, train_config, device, paired,
+                        name, seeds, progress) -> tuple[set[str], VariantCache | None]:
+    """Train the uncached seeds of each level together where that is measured faster.
+
+    Returns the keys trained and the store they went to (a temporary one when
+    the audit has none and something was batched).
+    """
+    todo: dict[str, tuple] = {}
+    for seed, level in runs:
+        key = variant_key({**base_spec, "level": level_label(level), "seed": seed})
+        if retrain or store is None or not (store.root / key[:2] / key).exists():
+            todo.setdefault(level_label(level), (level, []))[1].append((seed, key))
+    trained: set[str] = set()
+    for label, (level, pending) in todo.items():
+        if len(pending) < 2:
+            continue
+        if train_config.seed_batching == "auto":
+            choice = choose_strategy(lambda: intervention.build(level, 0, paired=paired), train_data, train_config,
+                                     device, len(pending))
+            if progress is not None:
+                progress(f"{name} {label}: {len(pending)} seeds train {choice.strategy}: {choice.reason}")
+            if choice.strategy != "vmap":
+                continue
+        models = [intervention.build(level, seed, paired=paired) for seed, _ in pending]
+        orders = [seed if paired else layer_seed(seed, f"order-{label}") % (2**31) for seed, _ in pending]
+        train_seeds(models, train_data, orders, train_config, device,
+                    labels=[f"{name} {label} seed {seed + 1}/{seeds}" for seed, _ in pending], progress=progress)
+        if store is None:
+            store = VariantCache(tempfile.mkdtemp(prefix="kernel-audit-batch-"))
+        for (seed, key), model in zip(pending, models):
+            store.put(key, model.state_dict(), {"spec": base_spec, "level": label, "seed": seed, "seed_batched": True})
+            trained.add(key)
+    return trained, store
 
 
 def _examples(loaders: SubgroupLoaders, per_group: int = 2) -> dict:
@@ -200,7 +236,7 @@ def run_audit(
                  "spectral_cutoff": spectral_cutoff, "spectral_images": 256}
     n_cached = 0
     started = time.time()
-    pool_trained: set[str] = set()
+    trained_ahead: set[str] = set()
     if workers > 1 or executor == "ray":
         if store is None:
             store = VariantCache(tempfile.mkdtemp(prefix="kernel-audit-pool-"))
@@ -211,8 +247,11 @@ def run_audit(
             train_on_ray(jobs, store, ray_address, progress=progress)
         else:
             train_in_pool(jobs, workers, progress)
-        pool_trained = {job["key"] for job in jobs}
-        retrain = False  # fresh entries were just written
+        trained_ahead = {job["key"] for job in jobs}
+    elif trainer is None and seeds > 1 and train_config.seed_batching != "sequential":
+        trained_ahead, store = _train_seed_batched(runs, store, base_spec, retrain, intervention, train_data,
+                                                   train_config, device, paired, name, seeds, progress)
+    loop_started = time.time()  # the ETA extrapolates this loop, not the training done ahead of it
     for done, (seed, level) in enumerate(runs, start=1):
         label = f"{name} {level_label(level)} seed {seed + 1}/{seeds}" + (" (A/A placebo)" if seed >= seeds else "")
         # Unpaired runs also decorrelate the data order, as independent trainings would.
@@ -226,10 +265,12 @@ def run_audit(
 
         build = (lambda level=level, seed=seed: intervention.build(level, seed, paired=paired))
         key = cached = None
+        fresh = False
         if store is not None:
             key = variant_key({**base_spec, "level": level_label(level), "seed": seed})
             eval_key = variant_key({"variant": key, **eval_spec, "heat_map": heat_map if seed == 0 else None})
-            cached = None if retrain else store.load_evaluation(key, eval_key)
+            fresh = key in trained_ahead  # written moments ago: --retrain is already satisfied for it
+            cached = None if retrain and not fresh else store.load_evaluation(key, eval_key)
         if cached is not None:
             # Same weights, same test set, same conditions: the stored evaluation is this model's.
             hit, preds = True, cached["preds"]
@@ -238,8 +279,8 @@ def run_audit(
             if store is None:
                 trained, hit = fit(build()), False
             else:
-                trained, hit = store.get_or_train(key, build, fit, {"spec": base_spec, "level": level_label(level),
-                                                                    "seed": seed, "label": label}, retrain=retrain)
+                meta = {"spec": base_spec, "level": level_label(level), "seed": seed, "label": label}
+                trained, hit = store.get_or_train(key, build, fit, meta, retrain=retrain and not fresh)
                 trained.to(device)
             preds = {cond: p.numpy() for cond, p in loaders.predict(trained).items()}
             spec_rows, kernel, heat = [], None, None
@@ -250,7 +291,7 @@ def run_audit(
                 heat = mechanism.heat_maps(trained, loaders, heat_map)
             if store is not None:
                 store.store_evaluation(key, eval_key, preds, {"spectral": spec_rows, "kernel": kernel, "heat_map": heat})
-        n_cached += hit and key not in pool_trained
+        n_cached += hit and key not in trained_ahead
         target = outcomes if seed < seeds else aa_outcomes
         # All conditions and subgroups of this model in one vectorized count.
         values = check_defined(group_metric(np.stack(list(preds.values())), labels, codes, len(names), metric),
@@ -268,7 +309,7 @@ def run_audit(
                 maps[level_label(level)] = heat
         if progress is not None:
             how = "loaded from cache+evaluated" if hit else "trained+evaluated"
-            eta = (time.time() - started) / done * (len(runs) - done)
+            eta = (time.time() - loop_started) / done * (len(runs) - done)
             progress(f"{label} {how} in {time.time() - t0:.1f}s ({done}/{len(runs)} models, ETA {eta:.0f}s)")
 
     ref = intervention.reference

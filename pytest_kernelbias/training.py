@@ -35,12 +35,17 @@ class TrainConfig:
     amp: bool = True  # only takes effect on CUDA
     channels_last: bool = True  # measured 1.36x faster training on 2 CPU cores (benchmarks/training.py)
     compile: bool = False  # opt-in torch.compile; its compile time is paid once per trained model
+    # How an audit trains the seeds of one variant: "auto" measures sequential against seed-batched
+    # (vmap) training on the device and keeps the faster; "sequential" or "vmap" force one.
+    seed_batching: str = "auto"
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
             raise AuditConfigError(f"epochs and batch_size must be >= 1, got {self.epochs} and {self.batch_size}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise AuditConfigError(f"lr must be a positive finite number, got {self.lr}")
+        if self.seed_batching not in ("auto", "sequential", "vmap"):
+            raise AuditConfigError(f"seed_batching must be 'auto', 'sequential' or 'vmap', got {self.seed_batching!r}")
         if self.optimizer not in ("adamw", "sgd"):
             raise AuditConfigError(f"optimizer must be 'adamw' or 'sgd', got {self.optimizer!r}")
 

@@ -150,3 +150,28 @@ def test_a_worker_killed_mid_training_leaves_no_entry_and_the_next_run_trains_on
         rerun = run_audit(tiny_cnn, "0", [3, 5], cache=cache_dir, workers=2, trainer=trainer_killed_once, **TRAIN)
     assert rerun.settings["trained"] == 4 - len(survivors) and rerun.settings["from_cache"] == len(survivors)
     assert not list(cache_dir.glob("*/.tmp-*"))  # no half-written entry anywhere
+
+
+@pytest.mark.slow
+def test_seed_batched_audit_stores_every_seed_and_matches_sequential_training(tmp_path):
+    # Weights agree to float rounding (tests/test_seed_batching.py bounds them); with these fixed seeds and
+    # data no test prediction sits that close to its decision boundary, so the outcomes are identical.
+    cfg = dict(epochs=1, batch_size=32, channels_last=False)
+    sequential = run_audit(tiny_cnn, "0", [3, 5], **{**TRAIN, "train_config": TrainConfig(**cfg, seed_batching="sequential")})
+    lines = []
+    batched = run_audit(tiny_cnn, "0", [3, 5], cache=tmp_path,
+                        **{**TRAIN, "train_config": TrainConfig(**cfg, seed_batching="vmap"), "progress": lines.append})
+    assert batched.settings["trained"] == 4 and any("(seed-batched)" in line for line in lines)
+    metas = [json.loads(p.read_text()) for p in tmp_path.glob("*/*/meta.json")]
+    assert len(metas) == 4 and all(m["seed_batched"] for m in metas)
+    assert [r.as_dict() for r in batched.outcomes.rows] == [r.as_dict() for r in sequential.outcomes.rows]
+    again = run_audit(tiny_cnn, "0", [3, 5], cache=tmp_path, retrain=True,
+                      **{**TRAIN, "train_config": TrainConfig(**cfg, seed_batching="vmap")})
+    assert again.settings["trained"] == 4 and again.settings["from_cache"] == 0
+
+
+def test_auto_seed_batching_measures_both_strategies_and_says_which_it_chose():
+    lines = []
+    run_audit(tiny_cnn, "0", [3, 5], **{**TRAIN, "progress": lines.append})
+    chosen = [line for line in lines if "seeds train" in line]
+    assert len(chosen) == 2 and all("vmap/sequential = " in line for line in chosen)
