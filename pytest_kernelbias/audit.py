@@ -228,7 +228,7 @@ def run_audit(
     aa_outcomes = Outcomes()
     store = cache if isinstance(cache, VariantCache) or cache is None else VariantCache(cache)
     base_spec = {"model": source_fingerprint(model), "layers": intervention.layers, "init": init, "paired": paired,
-                 "train": train_config.as_dict(), "data": train_data.fingerprint(),
+                 "train": train_config.recipe(), "data": train_data.fingerprint(),
                  "trainer": "default" if trainer is None else source_fingerprint(trainer),
                  "device": torch.device(device).type}
     # What a stored evaluation depends on besides the weights.

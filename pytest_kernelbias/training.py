@@ -52,6 +52,14 @@ class TrainConfig:
     def as_dict(self) -> dict:
         return asdict(self)
 
+    def recipe(self) -> dict:
+        """What decides the weights, for cache keys: everything but how the seeds are scheduled.
+
+        Seed-batched and sequential training agree to float rounding, so a variant trained
+        either way is the same variant (its metadata records which way it was trained).
+        """
+        return {k: v for k, v in asdict(self).items() if k != "seed_batching"}
+
 
 def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     if cfg.optimizer == "sgd":

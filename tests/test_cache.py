@@ -165,6 +165,10 @@ def test_seed_batched_audit_stores_every_seed_and_matches_sequential_training(tm
     metas = [json.loads(p.read_text()) for p in tmp_path.glob("*/*/meta.json")]
     assert len(metas) == 4 and all(m["seed_batched"] for m in metas)
     assert [r.as_dict() for r in batched.outcomes.rows] == [r.as_dict() for r in sequential.outcomes.rows]
+    # How seeds were scheduled is not part of the key: a sequential audit loads the batched variants.
+    loaded = run_audit(tiny_cnn, "0", [3, 5], cache=tmp_path,
+                       **{**TRAIN, "train_config": TrainConfig(**cfg, seed_batching="sequential")})
+    assert loaded.settings["from_cache"] == 4
     again = run_audit(tiny_cnn, "0", [3, 5], cache=tmp_path, retrain=True,
                       **{**TRAIN, "train_config": TrainConfig(**cfg, seed_batching="vmap")})
     assert again.settings["trained"] == 4 and again.settings["from_cache"] == 0

@@ -40,14 +40,15 @@ def tolerances(cfg: TrainConfig, data) -> tuple[float, float]:
     A sum of K terms then differs by ~eps * sqrt(K) relative; the longest sums of a step
     run over batch x pixels (BatchNorm statistics and conv1's weight gradient: K = B*H*W),
     and each of the T steps adds its own: T * eps * sqrt(B*H*W) = 2.4e-4 for 8 steps of
-    64 images of 32x32. Measured (3 seeds, CPU): SGD 1.1e-5 (NCHW) and 1.7e-5
+    64 images of 32x32. Measured (3 seeds, CPU): SGD 1.1e-5 (NCHW) and 1.6e-5
     (channels_last) at most; one seed trained on the wrong data order differs by 1.6e-3.
 
     adam: where a gradient is itself rounding noise (GRADIENT_FREE; and a few weights of
     near-dead channels), AdamW's normalised step m/sqrt(v) turns its random sign into a
     full step of up to lr_t (Kingma & Ba 2.1: |step| <~ lr), so two runs can walk apart by
-    2 * sum_t lr_t = 0.027 here. Measured: 1.6e-2 on the conv biases, <= 8.7e-4 elsewhere,
-    on 0.03% of the other coordinates at most; a wrong data order moves 88% of them.
+    2 * sum_t lr_t = 0.027 here. Measured: 1.6e-2 in GRADIENT_FREE, 3.8e-4 at most on 5 of
+    170,310 other coordinates; a wrong data order moves 88% of them. Sequential AdamW
+    itself, NCHW against channels_last, differs on 1% (up to 6.2e-3): hence SGD below.
     """
     steps = cfg.epochs * math.ceil(len(data) / cfg.batch_size)
     _, _, h, w = data.images.shape
