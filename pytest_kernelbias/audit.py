@@ -50,21 +50,30 @@ def default_data(config: str, n_train: int = 4000, n_test: int = 2000, seed: int
     return synthfaces(n_train, seed, config, "train"), synthfaces(n_test, seed, config, "test")
 
 
+def _order_seed(seed: int, level: Level, paired: bool) -> int:
+    """The data-order seed of a run: shared by the levels when paired, decorrelated per level when not."""
+    return seed if paired else layer_seed(seed, f"order-{level_label(level)}") % (2**31)
+
+
+def _run_label(name: str, level: Level, seed: int, seeds: int) -> str:
+    return f"{name} {level_label(level)} seed {seed + 1}/{seeds}"
+
+
 def _remote_jobs(runs, store, base_spec, retrain, model, intervention, train_data, train_config, device,
                  trainer, paired, init, name, seeds) -> list[dict]:
     """One self-contained job per (seed, level) not yet cached, for a worker process or a Ray task."""
     jobs = []
     for seed, level in runs:
         key = variant_key({**base_spec, "level": level_label(level), "seed": seed})
-        if not retrain and (store.root / key[:2] / key).exists():
+        if not retrain and store.has(key):
             continue
-        order_seed = seed if paired else layer_seed(seed, f"order-{level_label(level)}") % (2**31)
         jobs.append({"model": model, "layer": intervention.layers, "levels": intervention.levels,
                      "reference": intervention.reference, "num_classes": intervention.num_classes, "init": init,
-                     "level": level, "seed": seed, "paired": paired, "order_seed": order_seed, "data": train_data,
+                     "level": level, "seed": seed, "paired": paired, "order_seed": _order_seed(seed, level, paired),
+                     "data": train_data,
                      "train_config": train_config, "device": str(device), "trainer": trainer,
                      "cache": str(store.root), "key": key, "retrain": retrain,
-                     "label": f"{name} {level_label(level)} seed {seed + 1}/{seeds}",
+                     "label": _run_label(name, level, seed, seeds),
                      "meta": {"spec": base_spec, "level": level_label(level), "seed": seed}})
     return jobs
 
@@ -79,7 +88,7 @@ def _train_seed_batched(runs, store, base_spec, retrain, intervention, train_dat
     todo: dict[str, tuple] = {}
     for seed, level in runs:
         key = variant_key({**base_spec, "level": level_label(level), "seed": seed})
-        if retrain or store is None or not (store.root / key[:2] / key).exists():
+        if retrain or store is None or not store.has(key):
             todo.setdefault(level_label(level), (level, []))[1].append((seed, key))
     trained: set[str] = set()
     for label, (level, pending) in todo.items():
@@ -93,9 +102,8 @@ def _train_seed_batched(runs, store, base_spec, retrain, intervention, train_dat
             if choice.strategy != "vmap":
                 continue
         models = [intervention.build(level, seed, paired=paired) for seed, _ in pending]
-        orders = [seed if paired else layer_seed(seed, f"order-{label}") % (2**31) for seed, _ in pending]
-        train_seeds(models, train_data, orders, train_config, device,
-                    labels=[f"{name} {label} seed {seed + 1}/{seeds}" for seed, _ in pending], progress=progress)
+        train_seeds(models, train_data, [_order_seed(seed, level, paired) for seed, _ in pending], train_config,
+                    device, labels=[_run_label(name, level, seed, seeds) for seed, _ in pending], progress=progress)
         if store is None:
             store = VariantCache(tempfile.mkdtemp(prefix="kernel-audit-batch-"))
         for (seed, key), model in zip(pending, models):
@@ -253,9 +261,8 @@ def run_audit(
                                                    train_config, device, paired, name, seeds, progress)
     loop_started = time.time()  # the ETA extrapolates this loop, not the training done ahead of it
     for done, (seed, level) in enumerate(runs, start=1):
-        label = f"{name} {level_label(level)} seed {seed + 1}/{seeds}" + (" (A/A placebo)" if seed >= seeds else "")
-        # Unpaired runs also decorrelate the data order, as independent trainings would.
-        order_seed = seed if paired else layer_seed(seed, f"order-{level_label(level)}") % (2**31)
+        label = _run_label(name, level, seed, seeds) + (" (A/A placebo)" if seed >= seeds else "")
+        order_seed = _order_seed(seed, level, paired)
         t0 = time.time()
 
         def fit(m, order_seed=order_seed, label=label):

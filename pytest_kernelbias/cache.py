@@ -102,6 +102,10 @@ class VariantCache:
     def _entry(self, key: str) -> Path:
         return self.root / key[:2] / key
 
+    def has(self, key: str) -> bool:
+        """Whether an entry exists for `key` (intact or not: `load` checks that)."""
+        return self._entry(key).exists()
+
     def _lock(self, key: str) -> FileLock:
         locks = self.root / "locks"
         locks.mkdir(exist_ok=True)

@@ -84,10 +84,6 @@ def check_batchable(models: Sequence[nn.Module]) -> None:
                                    "from model 0 (module tree differs). Batch only the seeds of one variant.")
 
 
-def _cosine(total: int) -> Callable[[int], float]:
-    return lambda step: 0.5 * (1 + math.cos(math.pi * step / total))  # the same schedule as training.train
-
-
 def train_seeds(
     models: Sequence[nn.Module],
     data: SubgroupDataset,
@@ -123,7 +119,7 @@ def train_seeds(
     n = len(data)
     steps_per_epoch = math.ceil(n / config.batch_size)
     total = config.epochs * steps_per_epoch
-    scheds = [torch.optim.lr_scheduler.LambdaLR(o, _cosine(total)) for o in opts]
+    scheds = [torch.optim.lr_scheduler.LambdaLR(o, training.cosine_schedule(total)) for o in opts]
     use_amp = config.amp and device.type == "cuda"
     scalers = [torch.amp.GradScaler("cuda", enabled=use_amp) for _ in models]
     order_gens = [torch.Generator().manual_seed(int(s)) for s in order_seeds]

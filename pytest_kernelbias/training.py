@@ -61,6 +61,11 @@ class TrainConfig:
         return {k: v for k, v in asdict(self).items() if k != "seed_batching"}
 
 
+def cosine_schedule(total: int) -> Callable[[int], float]:
+    """Learning-rate factor per step: a cosine from 1 down to 0 over `total` steps."""
+    return lambda step: 0.5 * (1 + math.cos(math.pi * step / total))
+
+
 def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay)
@@ -89,7 +94,7 @@ def train(
     n = len(data)
     steps_per_epoch = math.ceil(n / config.batch_size)
     total = config.epochs * steps_per_epoch
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 0.5 * (1 + math.cos(math.pi * step / total)))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine_schedule(total))
     use_amp = config.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     order_gen = torch.Generator().manual_seed(int(seed))
