@@ -64,8 +64,8 @@ import numpy as np
 from scipy import stats
 
 from pytest_kernelbias import power
-from pytest_kernelbias.effects import paired_effect
-from pytest_kernelbias.estimators import hierarchical_bootstrap
+from pytest_kernelbias.analysis._effects import paired_effect
+from pytest_kernelbias.analysis._estimators import hierarchical_bootstrap
 
 METHODS = ("t", "bootstrap", "permutation")
 SEED_COUNTS = (3, 5, 10)

@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from pytest_kernelbias import PLANTED, SynthFacesCNN, TrainConfig, synthfaces, train
-from pytest_kernelbias.seed_batching import choose_strategy, train_seeds
+from pytest_kernelbias.training._seed_batched import choose_strategy, train_seeds
 
 ROOT = Path(__file__).resolve().parents[1]
 

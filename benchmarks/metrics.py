@@ -20,7 +20,7 @@ from fairlearn import __version__ as fairlearn_version
 from fairlearn.metrics import MetricFrame, false_positive_rate, true_positive_rate
 from sklearn.metrics import accuracy_score, balanced_accuracy_score
 
-from pytest_kernelbias.metrics import METRICS, between_group_difference, group_codes, group_metric
+from pytest_kernelbias.evaluation._metrics import METRICS, between_group_difference, group_codes, group_metric
 
 FAIRLEARN = {
     "accuracy": accuracy_score,

@@ -71,7 +71,7 @@ from scipy import stats
 from torch import nn
 
 from pytest_kernelbias import GaussianBlur, KernelIntervention, SynthFacesCNN, run_audit, synthfaces
-from pytest_kernelbias.training import TrainConfig, train
+from pytest_kernelbias.training._trainer import TrainConfig, train
 
 try:  # seed-batched training and its per-process strategy memo; absent in older versions of the library
     from pytest_kernelbias import seed_batching

@@ -20,9 +20,9 @@ import time
 import torch
 
 from pytest_kernelbias import SynthFacesCNN
-from pytest_kernelbias.data.synthfaces import synthfaces
-from pytest_kernelbias.seed_batching import train_seeds
-from pytest_kernelbias.training import TrainConfig, train
+from pytest_kernelbias.data._synthfaces import synthfaces
+from pytest_kernelbias.training._seed_batched import train_seeds
+from pytest_kernelbias.training._trainer import TrainConfig, train
 
 
 def models(seeds: int) -> list:

@@ -3,9 +3,9 @@
 __version__ = "0.1.0"  # first: the cache key reads it while the package is still importing
 
 from .audit import default_data, run_audit
-from .cache import VariantCache
+from .execution._store import VariantCache
 from .result import AuditResult
-from .data.faces import (
+from .data._faces import (
     DatasetFormatError,
     balance,
     from_tensors,
@@ -16,12 +16,12 @@ from .data.faces import (
     load_utkface,
     stratified_split,
 )
-from .data.loaders import SubgroupLoaders
-from .data.subgroups import SubgroupDataset
-from .data.synthfaces import NULL, PLANTED, SynthFacesConfig, synthfaces
-from .effects import Effect, KernelAuditWarning, paired_effect
-from .power import minimum_detectable_effect, power, seeds_needed
-from .multiplicity import benjamini_hochberg, holm
+from .data._loaders import SubgroupLoaders
+from .data._subgroups import SubgroupDataset
+from .data._synthfaces import NULL, PLANTED, SynthFacesConfig, synthfaces
+from .analysis._effects import Effect, KernelAuditWarning, paired_effect
+from .analysis._power import minimum_detectable_effect, power, seeds_needed
+from .analysis._multiplicity import benjamini_hochberg, holm
 from .errors import (
     AuditConfigError,
     EmptySubgroupError,
@@ -32,7 +32,7 @@ from .errors import (
     UnknownLayerError,
     WorkerDiedError,
 )
-from .intervention import (
+from .intervention._intervene import (
     Dilation,
     Intervention,
     KernelIntervention,
@@ -41,9 +41,9 @@ from .intervention import (
     describe_intervention,
     intervene,
 )
-from .layers import Select, conv_layers, find_stem
+from .intervention._select import Select, conv_layers, find_stem
 from .models import SynthFacesCNN
-from .outcomes import Outcome, Outcomes, estimate_effects
+from .analysis._outcomes import Outcome, Outcomes, estimate_effects
 from .perturbations import (
     JPEG,
     BandPass,
@@ -57,7 +57,7 @@ from .perturbations import (
     LowPass,
     Perturbation,
 )
-from .training import TrainConfig, train
+from .training._trainer import TrainConfig, train
 
 __all__ = [
     "AuditConfigError", "AuditResult", "VariantCache", "KernelAuditWarning", "benjamini_hochberg", "holm",

@@ -12,29 +12,29 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import mechanism
-from .cache import VariantCache, source_fingerprint, variant_key
-from .cluster import train_on_ray
-from .data.loaders import SubgroupLoaders, as_perturbations
-from .data.subgroups import SubgroupDataset
-from .data.synthfaces import synthfaces
-from .effects import METHODS, check_rule, check_seeds, check_threshold
+from .evaluation import _mechanism as mechanism
+from .execution._store import VariantCache, source_fingerprint, variant_key
+from .execution._ray import train_on_ray
+from .data._loaders import SubgroupLoaders, as_perturbations
+from .data._subgroups import SubgroupDataset
+from .data._synthfaces import synthfaces
+from .analysis._effects import METHODS, check_rule, check_seeds, check_threshold
 from .errors import AuditConfigError
-from .estimators import dose_response
-from .evaluation import CLEAN
-from .metrics import METRICS, check_defined, group_metric
-from .intervention import KernelIntervention, Level, as_intervention, layer_seed, level_label
-from .layers import LayerSpec
-from .multiplicity import CORRECTIONS
-from .outcomes import (
+from .analysis._estimators import dose_response
+from .evaluation._predict import CLEAN
+from .evaluation._metrics import METRICS, check_defined, group_metric
+from .intervention._intervene import KernelIntervention, Level, as_intervention, layer_seed, level_label
+from .intervention._select import LayerSpec
+from .analysis._multiplicity import CORRECTIONS
+from .analysis._outcomes import (
     Outcome, Outcomes, bias_label, check_bias_form, estimate_effects, pairwise_effects, subgroup_effects,
 )
 from .perturbations import LowPass, Perturbation
-from .placebo import aa_placebo, shuffle_placebo
+from .analysis._placebo import aa_placebo, shuffle_placebo
 from .result import AuditResult
-from .seed_batching import choose_strategy, train_seeds
-from .training import Progress, TrainConfig, train
-from .workers import check_picklable, train_in_pool
+from .training._seed_batched import choose_strategy, train_seeds
+from .training._trainer import Progress, TrainConfig, train
+from .execution._pool import check_picklable, train_in_pool
 
 Trainer = Callable[[nn.Module, SubgroupDataset, int], nn.Module]
 PLACEBOS = ("shuffle", "aa")

@@ -7,15 +7,15 @@ import json
 import pytest
 
 from .audit import run_audit
-from .data.loaders import SubgroupLoaders
+from .data._loaders import SubgroupLoaders
 from .errors import AuditConfigError
-from .intervention import KernelIntervention
-from .outcomes import estimate_effects
-from .report import environment, summary_lines, write_json
-from .report_html import write_html
-from .baseline import compare, load_baseline, regression_message, save_baseline
-from .cache import VariantCache
-from .settings import FLAGS, OPTIONS, AuditSettings, flag, from_sources, resolve_device
+from .intervention._intervene import KernelIntervention
+from .analysis._outcomes import estimate_effects
+from .reporting._text import environment, summary_lines, write_json
+from .reporting._html import write_html
+from .reporting._baseline import compare, load_baseline, regression_message, save_baseline
+from .execution._store import VariantCache
+from ._options import FLAGS, OPTIONS, AuditSettings, flag, from_sources, resolve_device
 
 MARKER = "kernel_audit"
 RECORDS_ATTR = "kernel_audit_records"  # on the teardown report; xdist carries report attributes to the controller

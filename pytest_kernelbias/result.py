@@ -8,12 +8,12 @@ from typing import Optional
 
 import numpy as np
 
-from .effects import RULE_MEANING, Effect, KernelAuditWarning, check_rule, check_threshold
+from .analysis._effects import RULE_MEANING, Effect, KernelAuditWarning, check_rule, check_threshold
 from .errors import AuditConfigError
-from .estimators import hierarchical_bootstrap
-from .intervention import level_label
-from .multiplicity import adjust
-from .outcomes import Outcomes
+from .analysis._estimators import hierarchical_bootstrap
+from .intervention._intervene import level_label
+from .analysis._multiplicity import adjust
+from .analysis._outcomes import Outcomes
 
 VERDICT_ORDER = {"pass": 0, "warn": 1, "fail": 2}
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from pytest_kernelbias import TrainConfig, VariantCache, run_audit, synthfaces
-from pytest_kernelbias.cache import CacheWarning, variant_key
+from pytest_kernelbias.execution._store import CacheWarning, variant_key
 
 from .conftest import tiny_cnn
 
@@ -69,7 +69,7 @@ def test_failed_write_leaves_no_partial_entry(tmp_path, monkeypatch):
     def disk_full(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("pytest_kernelbias.cache.save_file", disk_full)
+    monkeypatch.setattr("pytest_kernelbias.execution._store.save_file", disk_full)
     with pytest.raises(OSError, match="No space left"):
         cache.store("ab" * 32, tiny_cnn(), {})
     assert list(tmp_path.rglob("*.safetensors")) == [] and not any(p.name.startswith(".tmp") for p in tmp_path.rglob("*"))

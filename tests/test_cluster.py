@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from pytest_kernelbias import AuditConfigError, TrainConfig, run_audit, synthfaces
-from pytest_kernelbias.cluster import check_reachable
+from pytest_kernelbias.execution._ray import check_reachable
 
 from .conftest import tiny_cnn
 

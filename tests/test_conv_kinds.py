@@ -12,7 +12,7 @@ from pytest_kernelbias import (
     Dilation, InterventionError, KernelSize, Select, Stride, UnknownLayerError, describe_intervention, find_stem,
     intervene,
 )
-from pytest_kernelbias.layers import resolve_layers
+from pytest_kernelbias.intervention._select import resolve_layers
 
 
 def _wrap(conv):

@@ -8,7 +8,7 @@ from torch import nn
 from pytest_kernelbias import (
     EmptySubgroupError, LowPass, MissingAttributeError, SubgroupDataset, SubgroupLoaders, synthfaces,
 )
-from pytest_kernelbias.data import subgroups
+from pytest_kernelbias.data import _subgroups as subgroups
 
 
 def test_missing_subgroup_attribute_names_the_available_ones():

@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from pytest_kernelbias import InterventionError, KernelIntervention, UnknownLayerError, intervene
-from pytest_kernelbias.surgery import AsymmetricPad
+from pytest_kernelbias.intervention._surgery import AsymmetricPad
 
 
 def _net(stride=1, dilation=1, groups=1, padding=1, bias=True, k=3):

@@ -5,7 +5,7 @@ from hypothesis import given, seed, settings
 from hypothesis import strategies as st
 
 from pytest_kernelbias.errors import AuditConfigError, EmptySubgroupError
-from pytest_kernelbias.metrics import (
+from pytest_kernelbias.evaluation._metrics import (
     METRICS,
     between_group_difference,
     check_defined,

@@ -176,7 +176,7 @@ def test_corrupt_baseline_warns_and_the_run_still_reports(pytester):
     folder = pytester.path / ".kernel-audit" / "baselines"
     folder.mkdir(parents=True)
     (folder / "broken.json").write_text("{not json")
-    from pytest_kernelbias.baseline import BaselineWarning, load_baseline
+    from pytest_kernelbias.reporting._baseline import BaselineWarning, load_baseline
 
     with pytest.warns(BaselineWarning, match="not valid JSON.*still reported"):
         assert load_baseline(pytester.path, "broken") is None

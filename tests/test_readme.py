@@ -4,7 +4,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from pytest_kernelbias.settings import OPTIONS, flag
+from pytest_kernelbias._options import OPTIONS, flag
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()

@@ -6,11 +6,11 @@ import torch.nn.functional as F
 from timm.layers import DropPath
 from torch import nn
 
-from pytest_kernelbias import seed_batching as sb
-from pytest_kernelbias.data.synthfaces import synthfaces
+from pytest_kernelbias.training import _seed_batched as sb
+from pytest_kernelbias.data._synthfaces import synthfaces
 from pytest_kernelbias.errors import AuditConfigError, NonFiniteLossError
 from pytest_kernelbias.models import SynthFacesCNN
-from pytest_kernelbias.training import TrainConfig, train
+from pytest_kernelbias.training._trainer import TrainConfig, train
 
 SEEDS = [3, 7, 11]
 EPS32 = torch.finfo(torch.float32).eps

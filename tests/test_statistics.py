@@ -12,7 +12,7 @@ from pytest_kernelbias import (
     AuditConfigError, KernelAuditWarning, benjamini_hochberg, holm, minimum_detectable_effect, paired_effect, power,
     seeds_needed,
 )
-from pytest_kernelbias.estimators import dose_response
+from pytest_kernelbias.analysis._estimators import dose_response
 
 pvals = st.lists(st.floats(0, 1, allow_nan=False), min_size=1, max_size=30)
 

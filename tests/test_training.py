@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from pytest_kernelbias import KernelIntervention, NonFiniteLossError, TrainConfig, synthfaces, train
-from pytest_kernelbias.data.subgroups import SubgroupDataset
+from pytest_kernelbias.data._subgroups import SubgroupDataset
 
 
 def test_non_finite_loss_stops_with_a_clear_error(cnn_factory):

@@ -1,0 +1,1 @@
+"""Subgroup datasets: SynthFaces, real face-dataset loaders, splits and per-subgroup test loaders."""

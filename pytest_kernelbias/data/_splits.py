@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from ..errors import AuditConfigError
-from .subgroups import SubgroupDataset
+from ._subgroups import SubgroupDataset
 
 
 class DatasetWarning(UserWarning):

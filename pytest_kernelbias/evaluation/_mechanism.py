@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from .effects import paired_effect
-from .intervention import level_label
-from .spectra import activation_spectra, fourier_heat_map, high_frequency_ratio, kernel_spectrum
+from ..analysis._effects import paired_effect
+from ..intervention._intervene import level_label
+from ._spectra import activation_spectra, fourier_heat_map, high_frequency_ratio, kernel_spectrum
 
 
 def _subset(groups: dict, per_group: int) -> tuple[torch.Tensor, dict]:

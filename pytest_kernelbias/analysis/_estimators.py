@@ -8,9 +8,9 @@ from typing import Mapping, Sequence
 import numpy as np
 from scipy import stats
 
-from .effects import Effect, sign_flip_p_value
-from .errors import AuditConfigError
-from .metrics import group_metric
+from ._effects import Effect, sign_flip_p_value
+from ..errors import AuditConfigError
+from ..evaluation._metrics import group_metric
 
 
 def dose_response(levels: Sequence[float], bias: np.ndarray, confidence: float = 0.95,

@@ -27,10 +27,10 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
-from . import training
-from .data.subgroups import SubgroupDataset
-from .errors import AuditConfigError, NonFiniteLossError
-from .training import Progress, TrainConfig
+from . import _trainer as training
+from ..data._subgroups import SubgroupDataset
+from ..errors import AuditConfigError, NonFiniteLossError
+from ._trainer import Progress, TrainConfig
 
 STRATEGIES = ("sequential", "vmap")
 # Layers known to draw random numbers in training mode, by class name (timm, torchvision).

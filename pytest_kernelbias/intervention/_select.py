@@ -20,7 +20,7 @@ from typing import Callable, Sequence, Union
 import torch
 from torch import nn
 
-from .errors import UnknownLayerError
+from ..errors import UnknownLayerError
 
 
 def _is_cond_conv(module: nn.Module) -> bool:

@@ -29,7 +29,7 @@ from filelock import FileLock
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from . import __version__
+from .. import __version__
 
 WEIGHTS, META = "weights.safetensors", "meta.json"
 

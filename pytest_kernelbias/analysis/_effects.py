@@ -17,8 +17,8 @@ from typing import Sequence
 import numpy as np
 from scipy import stats
 
-from .errors import AuditConfigError
-from .power import minimum_detectable_effect, seeds_needed
+from ..errors import AuditConfigError
+from ._power import minimum_detectable_effect, seeds_needed
 
 METHODS = ("t", "bootstrap", "permutation")
 

@@ -11,7 +11,7 @@ import math
 
 from scipy import optimize, stats
 
-from .errors import AuditConfigError
+from ..errors import AuditConfigError
 
 
 def power(effect: float, sd: float, n: int, alpha: float = 0.05) -> float:

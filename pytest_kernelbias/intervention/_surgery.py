@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.utils import _reverse_repeat_tuple
 
-from .errors import InterventionError
+from ..errors import InterventionError
 
 INIT_MODES = ("fresh", "transfer", "interpolate")
 

@@ -21,7 +21,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .errors import AuditConfigError, EmptySubgroupError
+from ..errors import AuditConfigError, EmptySubgroupError
 
 METRICS = ("accuracy", "error", "balanced_accuracy", "tpr", "fpr")
 

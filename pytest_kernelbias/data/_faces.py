@@ -31,9 +31,9 @@ import torch
 from typing_extensions import TypedDict, Unpack
 
 from ..errors import AuditConfigError, EmptySubgroupError, KernelBiasError
-from .images import DEFAULT_CACHE, DecodeCache, decode_image, fit_tensor  # decode_image: kept importable from here
-from .splits import DatasetWarning, _with_meta, balance, stratified_split
-from .subgroups import SubgroupDataset
+from ._images import DEFAULT_CACHE, DecodeCache, decode_image, fit_tensor  # decode_image: kept importable from here
+from ._splits import DatasetWarning, _with_meta, balance, stratified_split
+from ._subgroups import SubgroupDataset
 
 Row = Mapping[str, str]
 LabelSpec = Union[str, tuple[str, object], Callable[[Row], int]]

@@ -14,9 +14,9 @@ from typing import Callable, Sequence, Union
 import torch
 from torch import nn
 
-from .errors import InterventionError
-from .layers import LayerSpec, conv_layers, kernel_of, resolve_layers
-from .surgery import INIT_MODES, Rebuilt, check_positive_int, rebuild_conv
+from ..errors import InterventionError
+from ._select import LayerSpec, conv_layers, kernel_of, resolve_layers
+from ._surgery import INIT_MODES, Rebuilt, check_positive_int, rebuild_conv
 
 
 @dataclass(frozen=True)

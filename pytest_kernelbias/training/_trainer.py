@@ -16,9 +16,9 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
-from .data.subgroups import SubgroupDataset
-from .devices import gather, staged
-from .errors import AuditConfigError, NonFiniteLossError
+from ..data._subgroups import SubgroupDataset
+from .._devices import gather, staged
+from ..errors import AuditConfigError, NonFiniteLossError
 
 Progress = Callable[[str], None]
 

@@ -20,7 +20,7 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
-from .errors import AuditConfigError, WorkerDiedError
+from ..errors import AuditConfigError, WorkerDiedError
 
 
 def _init(threads: int) -> None:
@@ -29,7 +29,7 @@ def _init(threads: int) -> None:
 
 def build_variant(job: dict) -> nn.Module:
     """The untrained paired model of one (level, seed) job, exactly as a serial audit builds it."""
-    from .intervention import KernelIntervention
+    from ..intervention._intervene import KernelIntervention
 
     iv = KernelIntervention(job["model"], job["layer"], job["levels"], job["reference"],
                             num_classes=job["num_classes"], init=job["init"])
@@ -38,7 +38,7 @@ def build_variant(job: dict) -> nn.Module:
 
 def fit_variant(job: dict, model: nn.Module) -> nn.Module:
     """Train `model` with the job's trainer (the default one unless the audit was given its own)."""
-    from .training import train
+    from ..training._trainer import train
 
     if job["trainer"] is None:
         return train(model, job["data"], job["order_seed"], job["train_config"], job["device"], job["label"])
@@ -46,7 +46,7 @@ def fit_variant(job: dict, model: nn.Module) -> nn.Module:
 
 
 def _train_job(job: dict) -> str:
-    from .cache import VariantCache
+    from ._store import VariantCache
 
     cache = VariantCache(job["cache"])
     cache.get_or_train(job["key"], lambda: build_variant(job), lambda m: fit_variant(job, m), job["meta"],

@@ -52,7 +52,7 @@ def environment() -> dict:
     import timm
     import torch
 
-    from . import __version__
+    from .. import __version__
 
     return {
         "package": __version__, "python": platform.python_version(), "torch": torch.__version__,

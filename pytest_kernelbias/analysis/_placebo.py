@@ -12,9 +12,9 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .effects import Effect, paired_effect
-from .metrics import group_metric
-from .outcomes import Outcome, Outcomes, estimate_effects
+from ._effects import Effect, paired_effect
+from ..evaluation._metrics import group_metric
+from ._outcomes import Outcome, Outcomes, estimate_effects
 
 
 def shuffle_placebo(predictions: Mapping[tuple, Mapping[str, np.ndarray]], labels: np.ndarray,

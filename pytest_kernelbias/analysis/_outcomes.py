@@ -14,9 +14,9 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .effects import paired_effect
-from .errors import AuditConfigError, EmptySubgroupError
-from .intervention import level_label
+from ._effects import paired_effect
+from ..errors import AuditConfigError, EmptySubgroupError
+from ..intervention._intervene import level_label
 
 BIAS_FORMS = ("spread", "between_groups", "contrast", "to_reference")
 OUTCOME_KINDS = ("drop", "perturbed")

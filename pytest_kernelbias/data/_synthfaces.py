@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, replace
 
 import torch
 
-from .subgroups import SubgroupDataset
+from ._subgroups import SubgroupDataset
 
 SKIN = {"light": (0.87, 0.72, 0.62), "dark": (0.45, 0.30, 0.22)}
 

@@ -13,7 +13,7 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from .perturbations import radial_distance
+from ..perturbations import radial_distance
 
 
 def radial_power_spectrum(x: torch.Tensor, remove_mean: bool = True) -> torch.Tensor:

@@ -15,7 +15,7 @@ import warnings
 from pathlib import Path
 from typing import Mapping
 
-from .report import SCHEMA_VERSION, environment
+from ._text import SCHEMA_VERSION, environment
 
 FOLDER = Path(".kernel-audit") / "baselines"
 

@@ -6,7 +6,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import AuditConfigError
+from ..errors import AuditConfigError
 
 CORRECTIONS = ("holm", "bh", "none")
 

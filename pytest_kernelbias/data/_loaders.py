@@ -8,11 +8,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..evaluation import CLEAN, predict_conditions
+from ..evaluation._predict import CLEAN, predict_conditions
 from ..errors import AuditConfigError
-from ..metrics import check_defined, group_metric
+from ..evaluation._metrics import check_defined, group_metric
 from ..perturbations import Perturbation
-from .subgroups import SubgroupDataset
+from ._subgroups import SubgroupDataset
 
 
 def as_perturbations(perturbation) -> dict[str, Perturbation]:

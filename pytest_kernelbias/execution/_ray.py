@@ -17,8 +17,8 @@ from typing import Callable, Sequence
 
 import torch
 
-from .cache import VariantCache
-from .errors import AuditConfigError
+from ._store import VariantCache
+from ..errors import AuditConfigError
 
 _connected_to: str | None = None  # the address this process joined (None: a local instance)
 RAY_HINT = "install Ray with `pip install 'pytest-kernelbias[ray]'` (or `pip install ray`)"
@@ -77,7 +77,7 @@ def _train_task(job: dict, data) -> bytes:
     import ray
     from safetensors.torch import save
 
-    from .workers import build_variant, fit_variant
+    from ._pool import build_variant, fit_variant
 
     cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
     torch.set_num_threads(max(1, int(cpus)))  # as many threads as Ray reserved cores for this task

@@ -7,8 +7,8 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from .devices import host_to
-from .perturbations import Perturbation
+from .._devices import host_to
+from ..perturbations import Perturbation
 
 CLEAN = "clean"
 

@@ -7,7 +7,7 @@ from typing import Any, Mapping
 
 import torch
 
-from .effects import check_rule, check_seeds, check_threshold
+from .analysis._effects import check_rule, check_seeds, check_threshold
 from .errors import AuditConfigError
 
 # name -> (default, parser, help). Option --kernel-audit-NAME, ini kernel_audit_NAME.

@@ -18,7 +18,7 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
-from .report import COLUMNS, summary_lines
+from ._text import COLUMNS, summary_lines
 
 
 def _png(fig) -> str:
