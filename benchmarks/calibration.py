@@ -66,6 +66,7 @@ from scipy import stats
 from pytest_kernelbias import power
 from pytest_kernelbias.analysis._effects import paired_effect
 from pytest_kernelbias.analysis._estimators import hierarchical_bootstrap
+from pytest_kernelbias.evaluation._metrics import index_codes
 
 METHODS = ("t", "bootstrap", "permutation")
 SEED_COUNTS = (3, 5, 10)
@@ -246,7 +247,8 @@ def image_part(audits: int, n_boot: int, base: int, m: int = IMAGES_PER_GROUP,
         for a in range(audits):
             clean, perturbed, labels, groups, bias = image_audit(rng, m, rho, n_seeds, sigma_model)
             t_eff = paired_effect(bias[K], bias[K0], confidence=CONFIDENCE, method="t")
-            h_eff = hierarchical_bootstrap(clean, perturbed, labels, groups, K, K0, list(range(n_seeds)),
+            codes, names = index_codes(groups, len(labels))
+            h_eff = hierarchical_bootstrap(clean, perturbed, labels, codes, names, K, K0, list(range(n_seeds)),
                                            n_boot=n_boot, confidence=CONFIDENCE, seed=base * 1_000_003 + a)
             if abs(t_eff.estimate - h_eff.estimate) > 1e-9:
                 raise RuntimeError(f"estimates disagree: t {t_eff.estimate} vs hierarchical {h_eff.estimate}")
@@ -256,9 +258,11 @@ def image_part(audits: int, n_boot: int, base: int, m: int = IMAGES_PER_GROUP,
                 lo, hi = eff.ci
                 hit, below, above = lo <= tau <= hi, tau < lo, tau > hi
                 if name == "t":
-                    t_cov += hit; t_below += below; t_above += above; t_w.append(hi - lo)
+                    t_cov, t_below, t_above = t_cov + hit, t_below + below, t_above + above
+                    t_w.append(hi - lo)
                 else:
-                    h_cov += hit; h_below += below; h_above += above; h_w.append(hi - lo)
+                    h_cov, h_below, h_above = h_cov + hit, h_below + below, h_above + above
+                    h_w.append(hi - lo)
         est = np.asarray(est)
         rows.append({
             "rho": rho, "sigma_e": sigma_model, "images_per_group": m, "seeds": n_seeds, "audits": audits,

@@ -2,48 +2,52 @@
 
 __version__ = "0.1.0"  # first: the cache key reads it while the package is still importing
 
-from .audit import default_data, run_audit
-from .execution._store import VariantCache
-from .result import AuditResult
+from .analysis._effects import Effect, paired_effect
+from .analysis._estimand import Estimand
+from .analysis._multiplicity import benjamini_hochberg, holm
+from .analysis._outcomes import Outcome, Outcomes, estimate_effects
+from .analysis._power import minimum_detectable_effect, power, seeds_needed
+from .audit import default_data, execute, run_audit
 from .data._faces import (
-    DatasetFormatError,
-    balance,
     from_tensors,
     from_torch_dataset,
     load_celeba,
     load_csv_manifest,
     load_fairface,
     load_utkface,
-    stratified_split,
 )
 from .data._loaders import SubgroupLoaders
+from .data._splits import balance, stratified_split
 from .data._subgroups import SubgroupDataset
 from .data._synthfaces import NULL, PLANTED, SynthFacesConfig, synthfaces
-from .analysis._effects import Effect, KernelAuditWarning, paired_effect
-from .analysis._power import minimum_detectable_effect, power, seeds_needed
-from .analysis._multiplicity import benjamini_hochberg, holm
 from .errors import (
     AuditConfigError,
+    AuditFailure,
+    CacheWarning,
+    DatasetFormatError,
     EmptySubgroupError,
     InterventionError,
+    KernelAuditWarning,
     KernelBiasError,
     MissingAttributeError,
     NonFiniteLossError,
     UnknownLayerError,
     WorkerDiedError,
 )
-from .intervention._intervene import (
+from .execution._store import MemoryStore, VariantCache
+from .intervention import (
     Dilation,
     Intervention,
     KernelIntervention,
     KernelSize,
+    Select,
     Stride,
+    conv_layers,
     describe_intervention,
+    find_stem,
     intervene,
 )
-from .intervention._select import Select, conv_layers, find_stem
 from .models import SynthFacesCNN
-from .analysis._outcomes import Outcome, Outcomes, estimate_effects
 from .perturbations import (
     JPEG,
     BandPass,
@@ -57,16 +61,39 @@ from .perturbations import (
     LowPass,
     Perturbation,
 )
+from .result import AuditResult, Verdict
+from .spec import (
+    AuditSpec,
+    DataSpec,
+    ExecutionSpec,
+    InferenceSpec,
+    MechanismSpec,
+    RecipeSpec,
+    TargetSpec,
+)
 from .training._trainer import TrainConfig, train
 
 __all__ = [
-    "AuditConfigError", "AuditResult", "VariantCache", "KernelAuditWarning", "benjamini_hochberg", "holm",
-    "minimum_detectable_effect", "power", "seeds_needed", "DatasetFormatError", "balance", "from_tensors", "from_torch_dataset",
-    "load_celeba", "load_csv_manifest", "load_fairface", "load_utkface", "stratified_split", "BandPass", "Compose", "Downsample", "GaussianBlur", "GaussianLowPass",
-    "GaussianNoise", "HighPass", "JPEG", "Dilation", "Intervention", "KernelSize", "Select", "Stride",
-    "describe_intervention", "find_stem", "Effect", "EmptySubgroupError", "Identity", "InterventionError",
-    "KernelBiasError", "KernelIntervention", "LowPass", "MissingAttributeError", "NULL", "NonFiniteLossError",
-    "Outcome", "Outcomes", "PLANTED", "Perturbation", "SubgroupDataset", "SubgroupLoaders", "SynthFacesCNN", "SynthFacesConfig",
-    "TrainConfig", "UnknownLayerError", "WorkerDiedError", "conv_layers", "default_data", "estimate_effects", "intervene",
-    "paired_effect", "run_audit", "synthfaces", "train",
+    # the audit: spec -> run -> result
+    "AuditResult", "AuditSpec", "DataSpec", "Estimand", "ExecutionSpec", "InferenceSpec", "MechanismSpec",
+    "RecipeSpec", "TargetSpec", "Verdict", "default_data", "execute", "run_audit",
+    # interventions
+    "Dilation", "Intervention", "KernelIntervention", "KernelSize", "Select", "Stride", "conv_layers",
+    "describe_intervention", "find_stem", "intervene",
+    # perturbations
+    "JPEG", "BandPass", "Compose", "Downsample", "GaussianBlur", "GaussianLowPass", "GaussianNoise", "HighPass",
+    "Identity", "LowPass", "Perturbation",
+    # data
+    "NULL", "PLANTED", "SubgroupDataset", "SubgroupLoaders", "SynthFacesCNN", "SynthFacesConfig", "balance",
+    "from_tensors", "from_torch_dataset", "load_celeba", "load_csv_manifest", "load_fairface", "load_utkface",
+    "stratified_split", "synthfaces",
+    # training and stores
+    "MemoryStore", "TrainConfig", "VariantCache", "train",
+    # statistics
+    "Effect", "Outcome", "Outcomes", "benjamini_hochberg", "estimate_effects", "holm", "minimum_detectable_effect",
+    "paired_effect", "power", "seeds_needed",
+    # errors and warnings
+    "AuditConfigError", "AuditFailure", "CacheWarning", "DatasetFormatError", "EmptySubgroupError",
+    "InterventionError", "KernelAuditWarning", "KernelBiasError", "MissingAttributeError", "NonFiniteLossError",
+    "UnknownLayerError", "WorkerDiedError",
 ]

@@ -9,6 +9,7 @@ import torch
 
 from .analysis._effects import check_rule, check_seeds, check_threshold
 from .errors import AuditConfigError
+from .execution._base import executor_names
 
 # name -> (default, parser, help). Option --kernel-audit-NAME, ini kernel_audit_NAME.
 OPTIONS: dict[str, tuple[Any, Any, str]] = {
@@ -21,7 +22,8 @@ OPTIONS: dict[str, tuple[Any, Any, str]] = {
     "cache": (None, str, "folder of trained variants (default: kernel-audit/ in pytest's cache dir)"),
     "workers": (1, int, "processes that train variants in parallel (threads are split between them)"),
     "retrain": (False, None, "ignore cached variants: train every one again and overwrite the cache"),
-    "executor": ("local", str, "where variants train: local (serial, or a process pool with workers > 1) or ray"),
+    "executor": ("local", str, "where variants train: local (a process pool with workers > 1, else seed-batched "
+                               "where measured faster, else serial), serial, seed-batched, pool or ray"),
     "ray_address": (None, str, "Ray cluster to train on with executor ray: HOST:PORT, ray://HOST:PORT or auto "
                                "(empty: start a local Ray instance)"),
 }
@@ -50,7 +52,8 @@ def resolve_device(device: str) -> str:
     try:
         torch.device(device)
     except (RuntimeError, TypeError) as exc:
-        raise AuditConfigError(f"device {device!r} is not a torch device ({exc}); use cpu, cuda, cuda:1 or auto") from None
+        raise AuditConfigError(f"device {device!r} is not a torch device ({exc}); use cpu, cuda, cuda:1 or "
+                               "auto") from None
     return device
 
 
@@ -75,8 +78,8 @@ class AuditSettings:
         resolve_device(self.device)
         if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1:
             raise AuditConfigError(f"workers must be an int >= 1, got {self.workers!r}")
-        if self.executor not in ("local", "ray"):
-            raise AuditConfigError(f"executor must be 'local' or 'ray', got {self.executor!r}")
+        if self.executor not in executor_names():
+            raise AuditConfigError(f"executor must be one of {executor_names()}, got {self.executor!r}")
 
     def override(self, overrides: Mapping[str, Any]) -> "AuditSettings":
         """A copy with the known keys of `overrides` applied (marker keyword arguments)."""

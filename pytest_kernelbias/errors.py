@@ -1,4 +1,4 @@
-"""Errors raised for bad audit input. Each message says what to change."""
+"""Every error and warning class of the package. Each message says what to change."""
 
 
 class KernelBiasError(Exception):
@@ -34,3 +34,43 @@ class AuditConfigError(KernelBiasError, ValueError):
 
 class WorkerDiedError(KernelBiasError, RuntimeError):
     """A training process ended abruptly (killed, out of memory); finished variants stay cached."""
+
+
+class BaselineWarning(UserWarning):
+    """A baseline could not be used, or was made under other versions."""
+
+
+class DatasetWarning(UserWarning):
+    """Files were skipped or a subgroup is small; the data still loaded."""
+
+
+class DatasetFormatError(KernelBiasError, ValueError):
+    """A label file, column, value or file name is not in the dataset's documented format."""
+
+
+class MissingLabelFileError(DatasetFormatError, FileNotFoundError):
+    """The dataset's label / manifest file is not where the loader expects it."""
+
+
+class CorruptImageError(DatasetFormatError):
+    """`strict=True` and some files were unreadable or badly named; lists every one."""
+
+
+class SmallSubgroupError(EmptySubgroupError):
+    """A subgroup has fewer images than `min_group_size`."""
+
+
+class KernelAuditWarning(UserWarning):
+    """An audit passed but could not rule out an effect above its threshold."""
+
+
+class CacheWarning(UserWarning):
+    """A cache entry was unusable (and is being retrained) or the cache folder fell back."""
+
+
+class AuditFailure(AssertionError):
+    """An audit that failed its rule; `.verdict` is the `Verdict` that was reached."""
+
+    def __init__(self, message: str, verdict: object):
+        super().__init__(message)
+        self.verdict = verdict

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
+from ._options import FLAGS, OPTIONS, AuditSettings, flag, from_sources, resolve_device
+from .analysis._outcomes import estimate_effects
 from .audit import run_audit
 from .data._loaders import SubgroupLoaders
 from .errors import AuditConfigError
-from .intervention._intervene import KernelIntervention
-from .analysis._outcomes import estimate_effects
-from .reporting._text import environment, summary_lines, write_json
-from .reporting._html import write_html
-from .reporting._baseline import compare, load_baseline, regression_message, save_baseline
 from .execution._store import VariantCache
-from ._options import FLAGS, OPTIONS, AuditSettings, flag, from_sources, resolve_device
+from .intervention._intervene import KernelIntervention
+from .reporting._baseline import compare, load_baseline, regression_message, save_baseline
+from .reporting._html import write_html
+from .reporting._text import environment, summary_lines, write_json
+from .spec import check_keywords
 
 MARKER = "kernel_audit"
 RECORDS_ATTR = "kernel_audit_records"  # on the teardown report; xdist carries report attributes to the controller
@@ -77,6 +79,9 @@ def _settings_for(request: pytest.FixtureRequest) -> tuple[AuditSettings, dict]:
     marker = request.node.get_closest_marker(MARKER)
     overrides = dict(marker.kwargs) if marker else {}
     try:
+        # A misspelt keyword is refused when the test is set up, not deep inside the audit.
+        check_keywords([k for k in overrides if k not in OPTIONS and k != "compare_fail"],
+                       where=f"@pytest.mark.{MARKER}")
         settings = request.config.stash[_SETTINGS].override(overrides)
     except AuditConfigError as exc:
         raise pytest.UsageError(f"@pytest.mark.{MARKER} on {request.node.nodeid}: {exc}") from None
@@ -117,7 +122,7 @@ def kernel_audit(request: pytest.FixtureRequest, kernel_audit_settings: AuditSet
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
     capman = request.config.pluginmanager.get_plugin("capturemanager")
     verbose = request.config.getoption("verbose") > 0
-    results = []
+    runs: list[dict] = []
 
     def progress(msg: str) -> None:
         # Per-model lines always; per-epoch lines only with -v, training is the long part.
@@ -136,22 +141,27 @@ def kernel_audit(request: pytest.FixtureRequest, kernel_audit_settings: AuditSet
                    "workers": settings.workers, "executor": settings.executor, "ray_address": settings.ray_address,
                    **extra, **kwargs}
         compare_fail = options.pop("compare_fail", request.config.getoption("kernel_audit_compare_fail"))
-        result = run_audit(model, layer, levels, **options)
-        results.append(result)
+        run = {"result": None, "verdict": None, "baseline": None}
+        runs.append(run)
+        run["result"] = result = replace(run_audit(model, layer, levels, **options),
+                                         on_verdict=lambda v: run.update(verdict=v))
         baseline = _baseline(request.config)
         if baseline is not None:
             rows = compare({**result.to_dict(), "test": request.node.nodeid}, baseline)
-            result.settings["baseline"] = {"path": baseline["path"], "rows": rows, "compare_fail": compare_fail}
+            run["baseline"] = {"path": baseline["path"], "rows": rows, "compare_fail": compare_fail}
             message = regression_message(rows, compare_fail, baseline["path"])
             if message:
                 pytest.fail(message, pytrace=False)
         return result
 
     yield audit
-    for result in results:
-        # Recorded at teardown so a threshold given to assert_below() is the one reported.
-        record = result.to_dict()
+    for run in runs:
+        if run["result"] is None:
+            continue  # the audit itself raised; there is nothing to report
+        # Recorded at teardown with the verdict assert_below reached (its threshold and rule).
+        record = run["result"].to_dict(run["verdict"])
         record["test"] = request.node.nodeid
+        record["baseline"] = run["baseline"]
         request.node.stash.setdefault(_RECORDS, []).append(json.dumps(record))
         for row in record["effects"]:
             # Flat properties, so JUnit XML readers see the numbers without parsing JSON.
@@ -224,7 +234,7 @@ class AuditRecorder:
             terminalreporter.write_line(f"{trained} variants trained, {cached} loaded from the cache"
                                         + (f" ({', '.join(caches)})" if caches else ""))
             for r in records:
-                for row in (r["settings"].get("baseline") or {}).get("rows", []):
+                for row in (r.get("baseline") or {}).get("rows", []):
                     terminalreporter.write_line(f"baseline: {row['key']}: effect {row['then']:+.4f} -> "
                                                 f"{row['now']:+.4f} (|effect| change {row['growth']:+.4f})")
 

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 
 from .analysis._effects import RULE_MEANING, Effect, KernelAuditWarning, check_rule, check_threshold
-from .errors import AuditConfigError
+from .analysis._estimand import Estimand
 from .analysis._estimators import hierarchical_bootstrap
-from .intervention._intervene import level_label
-from .analysis._multiplicity import adjust
 from .analysis._outcomes import Outcomes
+from .errors import AuditConfigError, AuditFailure
+from .intervention._intervene import level_label
 
 VERDICT_ORDER = {"pass": 0, "warn": 1, "fail": 2}
 
@@ -25,15 +25,33 @@ PLACEBO_MEANING = (
 )
 
 
-@dataclass
+@dataclass(frozen=True)
+class Verdict:
+    """What one `assert_below` concluded: the threshold and rule applied, and each effect's verdict."""
+
+    threshold: float
+    rule: str
+    by_effect: dict  # (perturbation, level) -> "pass" | "warn" | "fail"
+
+    @property
+    def overall(self) -> str:
+        return max(self.by_effect.values(), key=VERDICT_ORDER.__getitem__)
+
+    @property
+    def passed(self) -> bool:
+        return self.overall != "fail"
+
+
+@dataclass(frozen=True)
 class AuditResult:
     """One audit: outcomes per (level, seed, subgroup), effects per (perturbation, level), and verdicts.
 
     `all_effects[(perturbation, level)]` are the bias effects the verdict rests
     on; `subgroup_effects[(perturbation, level)][g]` are the effects on each
     subgroup's drop and `pairwise[(perturbation, level)][(g1, g2)]` their
-    differences-in-differences. Adjusted p-values (Holm by default) cover all
-    of them as one family.
+    differences-in-differences. Each effect carries its p adjusted within its
+    family (Holm by default). The result never changes after it is built:
+    `assert_below` returns (or raises with) a `Verdict`.
     """
 
     name: str
@@ -44,11 +62,10 @@ class AuditResult:
     outcomes: Outcomes
     all_effects: dict
     reference: object
-    bias: str
+    estimand: Estimand
     threshold: float
     rule: str
     settings: dict = field(default_factory=dict)
-    asserted: Optional[bool] = None
     subgroup_effects: dict = field(default_factory=dict)
     pairwise: dict = field(default_factory=dict)
     dose_response: dict = field(default_factory=dict)  # perturbation -> slope Effect
@@ -62,12 +79,15 @@ class AuditResult:
     warn_tier: bool = True
     predictions: dict = field(default_factory=dict, repr=False)  # (level, seed) -> condition -> np.ndarray
     test_labels: Optional[np.ndarray] = field(default=None, repr=False)
-    test_groups: dict = field(default_factory=dict, repr=False)
+    test_codes: Optional[np.ndarray] = field(default=None, repr=False)  # subgroup index per test image
+    test_names: tuple = field(default=(), repr=False)  # the subgroups `test_codes` index
+    # Told every verdict `assert_below` reaches (the pytest fixture records it for the reports).
+    on_verdict: Optional[Callable[[Verdict], None]] = field(default=None, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        for family in self.families().values():
-            for e, p in zip(family, adjust([e.p_value for e in family], self.correction)):
-                e.p_adjusted = float(p)
+    @property
+    def bias(self) -> str:
+        """What B(m) is, in words."""
+        return self.estimand.label
 
     def families(self) -> dict[str, list[Effect]]:
         """The multiplicity families, in a stable order.
@@ -95,36 +115,39 @@ class AuditResult:
         return max(self.all_effects.values(), key=lambda e: abs(e.estimate))
 
     def verdicts(self, threshold: float | None = None, rule: str | None = None) -> dict:
+        """(perturbation, level) -> "pass" | "warn" | "fail" at `threshold` and `rule` (default: the audit's)."""
+        return self.judge(threshold, rule).by_effect
+
+    def judge(self, threshold: float | None = None, rule: str | None = None) -> Verdict:
+        """The verdict at `threshold` and `rule` (default: the audit's own), asserting nothing."""
         t = self.threshold if threshold is None else check_threshold(threshold)
         r = check_rule(rule or self.rule)
-        return {k: e.verdict(t, r, self.warn_tier) for k, e in self.all_effects.items()}
+        return Verdict(t, r, {k: e.verdict(t, r, self.warn_tier) for k, e in self.all_effects.items()})
 
     @property
     def verdict(self) -> str:
-        return max(self.verdicts().values(), key=VERDICT_ORDER.__getitem__)
+        return self.judge().overall
 
-    def assert_below(self, threshold: float | None = None, rule: str | None = None) -> "AuditResult":
-        """Fail (AssertionError with the outcome table) if any effect fails the rule; warn on the warn tier."""
-        if threshold is not None:
-            self.threshold = check_threshold(threshold)
-        if rule is not None:
-            self.rule = check_rule(rule)
-        verdicts = self.verdicts()
-        bad = {k: self.all_effects[k] for k, v in verdicts.items() if v == "fail"}
-        self.asserted = not bad
+    def assert_below(self, threshold: float | None = None, rule: str | None = None) -> Verdict:
+        """Return the `Verdict`, or raise `AuditFailure` (an AssertionError with the outcome table) when any
+        effect fails the rule; warn on the warn tier. The result itself does not change."""
+        verdict = self.judge(threshold, rule)
+        if self.on_verdict is not None:
+            self.on_verdict(verdict)
+        bad = {k: self.all_effects[k] for k, v in verdict.by_effect.items() if v == "fail"}
         if bad:
-            worst = max(bad.values(), key=lambda e: e.statistic(self.rule))
+            worst = max(bad.values(), key=lambda e: e.statistic(verdict.rule))
             others = [e.summary() for e in bad.values() if e is not worst]
-            msg = worst.failure_message(self.threshold, self.rule)
+            msg = worst.failure_message(verdict.threshold, verdict.rule)
             if others:
                 msg += "\n  also failing:\n" + "\n".join("    " + o for o in others)
-            raise AssertionError(f"{self.name}: {msg}")
-        for key, v in verdicts.items():
+            raise AuditFailure(f"{self.name}: {msg}", verdict)
+        for key, v in verdict.by_effect.items():
             if v == "warn":
                 e = self.all_effects[key]
-                warnings.warn(KernelAuditWarning(f"{self.name}: {e.label}: passed; {e.power_note(self.threshold)}"),
-                              stacklevel=2)
-        return self
+                warnings.warn(KernelAuditWarning(f"{self.name}: {e.label}: passed; "
+                                                 f"{e.power_note(verdict.threshold)}"), stacklevel=2)
+        return verdict
 
     def assert_spectral_shift_below(self, threshold: float, rule: str = "estimate") -> "AuditResult":
         """Fail when the level's effect on any subgroup's activation high-frequency ratio passes `threshold`."""
@@ -140,38 +163,50 @@ class AuditResult:
 
     def hierarchical_interval(self, level: object | None = None, perturbation: str | None = None,
                               n_boot: int = 2000, seed: int = 0) -> Effect:
-        """The effect with an interval that also resamples test images (seeds and images, nested)."""
+        """The effect with an interval that also resamples test images (seeds and images, nested).
+
+        It uses this audit's own estimand (bias form, contrast and outcome), so
+        its point estimate is the audit's effect.
+        """
         if not self.predictions:
             raise AuditConfigError("this result carries no per-image predictions (loaded from a report?)")
         pert = perturbation or self.perturbation
         level = level if level is not None else next(k for (p, k) in self.all_effects if p == pert)
+        if (pert, level) not in self.all_effects:
+            raise AuditConfigError(f"no effect for level {level_label(level)} under {pert}; the audit has "
+                                   f"{[(p, level_label(k)) for p, k in self.all_effects]}")
         clean = {k: v["clean"] for k, v in self.predictions.items()}
         perturbed = {k: v[pert] for k, v in self.predictions.items()}
-        contrast = self.settings.get("contrast")
         return hierarchical_bootstrap(
-            clean, perturbed, self.test_labels, self.test_groups, level, self.reference, self.outcomes.seeds,
-            n_boot=n_boot, confidence=self.settings.get("confidence", 0.95), seed=seed,
-            contrast=tuple(contrast) if contrast else None, metric=self.settings.get("metric", "accuracy"),
-            label=f"{level_label(level)} vs {level_label(self.reference)} under {pert}")
+            clean, perturbed, self.test_labels, self.test_codes, list(self.test_names), level, self.reference,
+            self.outcomes.seeds, n_boot=n_boot, confidence=self.settings.get("confidence", 0.95), seed=seed,
+            estimand=self.estimand, metric=self.settings.get("metric", "accuracy"),
+            label=f"{level_label(level)} vs {level_label(self.reference)}: {self.bias} under {pert}")
 
-    def summary_rows(self) -> list[dict]:
-        """One row per (perturbation, treated level): what the terminal summary and JSON report print."""
+    def summary_rows(self, verdict: Verdict | None = None) -> list[dict]:
+        """One row per (perturbation, treated level): what the terminal summary and JSON report print.
+
+        `verdict` is one `assert_below` reached (its threshold and rule); by default, the audit's own.
+        """
         rows = []
-        verdicts = self.verdicts()
+        verdict = verdict or self.judge()
+        verdicts = verdict.by_effect
         for key, e in self.all_effects.items():
             pert, level = key
-            verdict = verdicts[key]
             rows.append({
                 "audit": self.name, "contrast": f"{level_label(level)} vs {level_label(self.reference)}",
                 "perturbation": pert, "bias": self.bias,
                 "effect": e.estimate, "ci_low": e.ci[0], "ci_high": e.ci[1], "p_value": e.p_value,
-                "p_adjusted": e.p_adjusted, "n": e.n, "threshold": self.threshold, "rule": self.rule,
-                "verdict": verdict, "mde": e.minimum_detectable_effect(),
-                "note": e.power_note(self.threshold) if verdict == "warn" else "",
+                "p_adjusted": e.p_adjusted, "n": e.n, "threshold": verdict.threshold, "rule": verdict.rule,
+                "verdict": verdicts[key], "mde": e.minimum_detectable_effect(),
+                "note": e.power_note(verdict.threshold) if verdicts[key] == "warn" else "",
             })
         return rows
 
-    def to_dict(self) -> dict:
+    def to_dict(self, verdict: Verdict | None = None) -> dict:
+        """The JSON record of the audit; `verdict` (from `assert_below`) sets the threshold, rule and verdicts."""
+        verdict = verdict or self.judge()
+
         def effect_row(e: Effect, **extra) -> dict:
             return {**extra, "effect": e.estimate, "ci_low": e.ci[0], "ci_high": e.ci[1], "p_value": e.p_value,
                     "p_adjusted": e.p_adjusted, "n": e.n, "method": e.method}
@@ -180,8 +215,8 @@ class AuditResult:
             "name": self.name, "intervention": self.intervention, "perturbation": self.perturbation,
             "perturbations": self.outcomes.perturbations,
             "data": self.data, "group_counts": self.group_counts, "reference": level_label(self.reference),
-            "bias": self.bias, "threshold": self.threshold, "rule": self.rule, "verdict": self.verdict,
-            "correction": self.correction, "settings": self.settings, "effects": self.summary_rows(),
+            "bias": self.bias, "threshold": verdict.threshold, "rule": verdict.rule, "verdict": verdict.overall,
+            "correction": self.correction, "settings": self.settings, "effects": self.summary_rows(verdict),
             "subgroup_effects": [effect_row(e, perturbation=p, level=level_label(k), subgroup=g)
                                  for (p, k), by_g in self.subgroup_effects.items() for g, e in by_g.items()],
             "pairwise": [effect_row(e, perturbation=p, level=level_label(k), subgroups=list(pair))

@@ -1,10 +1,18 @@
+import dataclasses
+
 import numpy as np
 import pytest
 from scipy import stats
 
 from pytest_kernelbias import (
-    AuditConfigError, EmptySubgroupError, LowPass, MissingAttributeError, TrainConfig, UnknownLayerError,
-    run_audit, synthfaces,
+    AuditConfigError,
+    EmptySubgroupError,
+    LowPass,
+    MissingAttributeError,
+    TrainConfig,
+    UnknownLayerError,
+    run_audit,
+    synthfaces,
 )
 
 from .conftest import tiny_cnn
@@ -83,7 +91,7 @@ def test_lower_rule_needs_the_adjusted_p_too_and_says_so_when_it_is_missing():
 
     e = paired_effect([0.05, 0.06, 0.07, 0.08, 0.09, 0.1], [0] * 6, p_method="permutation")
     assert e.verdict(0.0, "lower") == "fail"
-    e.p_adjusted = 0.09  # as if two more tests shared its family
+    e = dataclasses.replace(e, p_adjusted=0.09)  # as if two more tests shared its family
     assert e.verdict(0.0, "lower") == "warn"
     assert "excludes the threshold 0, but the family-adjusted p=0.09" in e.power_note(0.0)
 

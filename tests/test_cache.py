@@ -28,7 +28,8 @@ def test_second_audit_loads_every_variant_and_gives_identical_numbers(tmp_path):
 
 def test_key_changes_with_anything_that_changes_the_weights(tmp_path):
     run_audit(tiny_cnn, "0", [3, 5], cache=tmp_path, **TRAIN)
-    other = run_audit(tiny_cnn, "0", [3, 5], cache=tmp_path, **{**TRAIN, "train_config": TrainConfig(epochs=1, lr=1e-3)})
+    other = run_audit(tiny_cnn, "0", [3, 5], cache=tmp_path,
+                      **{**TRAIN, "train_config": TrainConfig(epochs=1, lr=1e-3)})
     assert other.settings["trained"] == 4
     assert variant_key({"a": 1}) != variant_key({"a": 2})
 
@@ -72,7 +73,8 @@ def test_failed_write_leaves_no_partial_entry(tmp_path, monkeypatch):
     monkeypatch.setattr("pytest_kernelbias.execution._store.save_file", disk_full)
     with pytest.raises(OSError, match="No space left"):
         cache.store("ab" * 32, tiny_cnn(), {})
-    assert list(tmp_path.rglob("*.safetensors")) == [] and not any(p.name.startswith(".tmp") for p in tmp_path.rglob("*"))
+    assert list(tmp_path.rglob("*.safetensors")) == []
+    assert not any(p.name.startswith(".tmp") for p in tmp_path.rglob("*"))
 
 
 def test_concurrent_requests_for_one_variant_train_it_once(tmp_path):
@@ -157,7 +159,8 @@ def test_seed_batched_audit_stores_every_seed_and_matches_sequential_training(tm
     # Weights agree to float rounding (tests/test_seed_batching.py bounds them); with these fixed seeds and
     # data no test prediction sits that close to its decision boundary, so the outcomes are identical.
     cfg = dict(epochs=1, batch_size=32, channels_last=False)
-    sequential = run_audit(tiny_cnn, "0", [3, 5], **{**TRAIN, "train_config": TrainConfig(**cfg, seed_batching="sequential")})
+    sequential = run_audit(tiny_cnn, "0", [3, 5],
+                           **{**TRAIN, "train_config": TrainConfig(**cfg, seed_batching="sequential")})
     lines = []
     batched = run_audit(tiny_cnn, "0", [3, 5], cache=tmp_path,
                         **{**TRAIN, "train_config": TrainConfig(**cfg, seed_batching="vmap"), "progress": lines.append})

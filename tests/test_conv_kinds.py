@@ -9,9 +9,17 @@ from timm.layers import CondConv2d, Conv2dSame, MixedConv2d, ScaledStdConv2d, St
 from torch import nn
 
 from pytest_kernelbias import (
-    Dilation, InterventionError, KernelSize, Select, Stride, UnknownLayerError, describe_intervention, find_stem,
+    Dilation,
+    InterventionError,
+    KernelSize,
+    Select,
+    Stride,
+    UnknownLayerError,
+    describe_intervention,
+    find_stem,
     intervene,
 )
+from pytest_kernelbias.intervention._kinds import has_dynamic_same_pad, is_cond_conv, is_conv
 from pytest_kernelbias.intervention._select import resolve_layers
 
 
@@ -35,6 +43,33 @@ def test_timm_conv_classes_keep_class_and_output_shape(make, k, size):
     assert type(new[0]) is type(model[0]) and new[0].kernel_size == (k, k)
     x = torch.randn(2, 3, size, size)
     assert new(x).shape == model(x).shape
+
+
+@pytest.mark.parametrize("make,conv,cond,dynamic", [
+    (lambda: nn.Conv2d(3, 8, 3), True, False, False),
+    (lambda: Conv2dSame(3, 8, 3), True, False, True),
+    (lambda: StdConv2dSame(3, 8, 3, stride=2), True, False, True),  # stride 2: SAME cannot be static
+    (lambda: StdConv2dSame(3, 8, 3), True, False, False),  # static SAME is plain numeric padding
+    (lambda: CondConv2d(3, 8, 3, padding="same", stride=2), True, True, True),
+    (lambda: CondConv2d(3, 8, 3, padding=""), True, True, False),
+    (lambda: MixedConv2d(6, 6, [3, 5]), False, False, False),  # a wrapper; the convs inside it count
+    (lambda: nn.BatchNorm2d(3), False, False, False),
+], ids=["Conv2d", "Conv2dSame", "StdConv2dSame-dynamic", "StdConv2dSame-static", "CondConv2d-dynamic",
+        "CondConv2d", "MixedConv2d", "BatchNorm2d"])
+def test_conv_kinds(make, conv, cond, dynamic):
+    m = make()
+    assert (is_conv(m), is_cond_conv(m), has_dynamic_same_pad(m)) == (conv, cond, dynamic)
+
+
+@pytest.mark.parametrize("k", [2, 4, 6])
+@pytest.mark.parametrize("size", [9, 16])
+def test_odd_total_padding_splits_like_timm_pad_same(k, size):
+    # At stride 1 the extra pixel goes right/bottom exactly as timm's dynamic TF-style SAME padding puts it.
+    new = intervene(_wrap(nn.Conv2d(3, 8, 3, padding=1)), "0", k, seed=0)[0]
+    same = Conv2dSame(3, 8, k)
+    same.load_state_dict(new.state_dict())
+    x = torch.randn(2, 3, size, size)
+    torch.testing.assert_close(new(x), same(x))
 
 
 def test_scaled_std_conv_rescales_for_the_new_fan_in():

@@ -6,7 +6,12 @@ import torch
 from torch import nn
 
 from pytest_kernelbias import (
-    EmptySubgroupError, LowPass, MissingAttributeError, SubgroupDataset, SubgroupLoaders, synthfaces,
+    EmptySubgroupError,
+    LowPass,
+    MissingAttributeError,
+    SubgroupDataset,
+    SubgroupLoaders,
+    synthfaces,
 )
 from pytest_kernelbias.data import _subgroups as subgroups
 

@@ -11,10 +11,22 @@ import pytest
 import torch
 from PIL import Image
 
-from pytest_kernelbias.data import _faces as faces, _images as images
+from pytest_kernelbias.data import _faces as faces
+from pytest_kernelbias.data import _images as images
 from pytest_kernelbias.data._faces import (
-    CorruptImageError, DatasetFormatError, DatasetWarning, DecodeCache, MissingLabelFileError, SmallSubgroupError,
-    balance, from_tensors, from_torch_dataset, load_celeba, load_csv_manifest, load_fairface, load_utkface,
+    CorruptImageError,
+    DatasetFormatError,
+    DatasetWarning,
+    DecodeCache,
+    MissingLabelFileError,
+    SmallSubgroupError,
+    balance,
+    from_tensors,
+    from_torch_dataset,
+    load_celeba,
+    load_csv_manifest,
+    load_fairface,
+    load_utkface,
     stratified_split,
 )
 from pytest_kernelbias.errors import AuditConfigError, EmptySubgroupError

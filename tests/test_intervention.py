@@ -8,7 +8,8 @@ from pytest_kernelbias.intervention._surgery import AsymmetricPad
 
 
 def _net(stride=1, dilation=1, groups=1, padding=1, bias=True, k=3):
-    return nn.Sequential(nn.Conv2d(4, 8, k, stride=stride, dilation=dilation, groups=groups, padding=padding, bias=bias),
+    return nn.Sequential(nn.Conv2d(4, 8, k, stride=stride, dilation=dilation, groups=groups, padding=padding,
+                                   bias=bias),
                          nn.ReLU())
 
 
@@ -112,3 +113,14 @@ def test_intervention_checks_layer_and_levels_before_training(cnn_factory):
         KernelIntervention(cnn_factory, "conv9", [3, 5])
     with pytest.raises(InterventionError, match="at least two levels"):
         KernelIntervention(cnn_factory, "0", [3])
+
+
+def test_check_init_names_the_bad_value_and_the_valid_modes(cnn_factory):
+    from pytest_kernelbias.intervention import check_init
+
+    assert check_init("transfer") == "transfer"
+    message = r"init must be one of \('fresh', 'transfer', 'interpolate'\), got 'Fresh'"
+    for call in (lambda: check_init("Fresh"), lambda: intervene(_net(), "0", 5, init="Fresh"),
+                 lambda: KernelIntervention(cnn_factory, "0", [3, 5], init="Fresh")):
+        with pytest.raises(InterventionError, match=message):
+            call()

@@ -9,7 +9,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pytest_kernelbias import (
-    JPEG, AuditConfigError, BandPass, Compose, Downsample, GaussianBlur, GaussianLowPass, GaussianNoise, HighPass,
+    JPEG,
+    AuditConfigError,
+    BandPass,
+    Compose,
+    Downsample,
+    GaussianBlur,
+    GaussianLowPass,
+    GaussianNoise,
+    HighPass,
     LowPass,
 )
 

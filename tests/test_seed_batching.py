@@ -6,10 +6,10 @@ import torch.nn.functional as F
 from timm.layers import DropPath
 from torch import nn
 
-from pytest_kernelbias.training import _seed_batched as sb
 from pytest_kernelbias.data._synthfaces import synthfaces
 from pytest_kernelbias.errors import AuditConfigError, NonFiniteLossError
 from pytest_kernelbias.models import SynthFacesCNN
+from pytest_kernelbias.training import _seed_batched as sb
 from pytest_kernelbias.training._trainer import TrainConfig, train
 
 SEEDS = [3, 7, 11]

@@ -6,7 +6,11 @@ from torch import nn
 
 from pytest_kernelbias import HighPass, LowPass
 from pytest_kernelbias.evaluation._spectra import (
-    activation_spectra, fourier_basis, fourier_heat_map, high_frequency_ratio, kernel_spectrum,
+    activation_spectra,
+    fourier_basis,
+    fourier_heat_map,
+    high_frequency_ratio,
+    kernel_spectrum,
     radial_power_spectrum,
 )
 

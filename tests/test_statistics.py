@@ -9,7 +9,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pytest_kernelbias import (
-    AuditConfigError, KernelAuditWarning, benjamini_hochberg, holm, minimum_detectable_effect, paired_effect, power,
+    AuditConfigError,
+    KernelAuditWarning,
+    benjamini_hochberg,
+    holm,
+    minimum_detectable_effect,
+    paired_effect,
+    power,
     seeds_needed,
 )
 from pytest_kernelbias.analysis._estimators import dose_response

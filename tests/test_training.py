@@ -47,7 +47,8 @@ def test_compiled_training_is_opt_in_reports_its_compile_time_and_learns(cnn_fac
     torch.manual_seed(0)
     model = cnn_factory()
     before = [p.detach().clone() for p in model.parameters()]
-    train(model, d, seed=0, config=TrainConfig(epochs=1, batch_size=64, compile=True), label="k=3", progress=lines.append)
+    train(model, d, seed=0, config=TrainConfig(epochs=1, batch_size=64, compile=True), label="k=3",
+          progress=lines.append)
     assert lines[0].startswith("k=3 torch.compile: first step took") and lines[1].startswith("k=3 epoch 1/1")
     after = list(model.parameters())
     assert all(torch.isfinite(p).all() for p in after) and any(not torch.equal(a, b) for a, b in zip(before, after))

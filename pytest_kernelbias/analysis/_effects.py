@@ -11,20 +11,17 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 from scipy import stats
 
-from ..errors import AuditConfigError
+from ..errors import AuditConfigError, KernelAuditWarning
 from ._power import minimum_detectable_effect, seeds_needed
 
 METHODS = ("t", "bootstrap", "permutation")
 
-
-class KernelAuditWarning(UserWarning):
-    """An audit passed but could not rule out an effect above its threshold."""
 
 RULES = ("estimate", "upper", "lower")
 RULE_MEANING = {
@@ -100,7 +97,7 @@ def _sign_flip_interval(d: np.ndarray, confidence: float) -> tuple[float, float]
     return edge(mean - far, mean), edge(mean + far, mean)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Effect:
     """A paired effect tau = mean(treated - reference) with its uncertainty.
 
@@ -118,8 +115,7 @@ class Effect:
     label: str = "effect"
     context: str = ""
     p_method: str = "permutation"
-    p_adjusted: float | None = None  # set when the effect is one of a family (Holm by default)
-    verdicts: list = field(default_factory=list, repr=False)
+    p_adjusted: float | None = None  # given when the effect is one of a family (Holm by default)
 
     @property
     def sd(self) -> float:
@@ -208,7 +204,6 @@ class Effect:
         emits a `KernelAuditWarning` saying what the audit could not have detected.
         """
         verdict = self.verdict(threshold, rule, warn)
-        self.verdicts.append((threshold, rule, verdict))
         if verdict == "fail":
             raise AssertionError(self.failure_message(threshold, rule))
         if verdict == "warn":

@@ -8,9 +8,10 @@ from typing import Mapping, Sequence
 import numpy as np
 from scipy import stats
 
-from ._effects import Effect, sign_flip_p_value
 from ..errors import AuditConfigError
 from ..evaluation._metrics import group_metric
+from ._effects import Effect, sign_flip_p_value
+from ._estimand import Estimand
 
 
 def dose_response(levels: Sequence[float], bias: np.ndarray, confidence: float = 0.95,
@@ -46,37 +47,34 @@ def dose_response(levels: Sequence[float], bias: np.ndarray, confidence: float =
 
 def hierarchical_bootstrap(
     clean: Mapping[tuple, np.ndarray], perturbed: Mapping[tuple, np.ndarray], labels: np.ndarray,
-    groups: Mapping[str, np.ndarray], level: object, reference: object, seeds: Sequence[int],
-    n_boot: int = 2000, confidence: float = 0.95, seed: int = 0, contrast: tuple[str, str] | None = None,
+    codes: np.ndarray, names: Sequence[str], level: object, reference: object, seeds: Sequence[int],
+    n_boot: int = 2000, confidence: float = 0.95, seed: int = 0, estimand: Estimand = Estimand(),
     label: str = "hierarchical bootstrap", metric: str = "accuracy",
 ) -> Effect:
     """Percentile interval for tau that resamples seeds *and* test images.
 
-    `clean[(level, seed)]` / `perturbed[...]` are per-image predictions. Each
-    replicate draws seeds with replacement (pairs kept) and, independently,
-    the test images within each subgroup with replacement; the same image draw
-    serves every model, because all models were tested on the one test set.
-    The bias is the spread of drops (or the `contrast` of two subgroups).
+    `clean[(level, seed)]` / `perturbed[...]` are per-image predictions and
+    `codes[i]` is image i's index into the subgroup `names`. Each replicate
+    draws seeds with replacement (pairs kept) and, independently, the test
+    images within each subgroup with replacement; the same image draw serves
+    every model, because all models were tested on the one test set. The bias
+    of each model is the audit's `estimand`, so the point estimate is the
+    audit's own effect.
     """
     rng = np.random.default_rng(seed)
-    names = list(groups)
     n_images = len(labels)
-    codes = np.empty(n_images, dtype=np.int64)
-    for j, g in enumerate(names):
-        codes[np.asarray(groups[g])] = j
+    codes = np.asarray(codes)
     weights = np.zeros((n_boot, n_images))
-    for g in names:
-        idx = np.asarray(groups[g])
+    for j in range(len(names)):
+        idx = np.flatnonzero(codes == j)
         draws = rng.integers(0, len(idx), size=(n_boot, len(idx)))
         np.add.at(weights, (np.arange(n_boot)[:, None], idx[draws]), 1.0)
 
     def bias(lev, s, w):
         # One weighted count per replicate row: (replicates x groups) metrics of this model.
-        drops = (group_metric(clean[(lev, s)], labels, codes, len(names), metric, weights=w)
-                 - group_metric(perturbed[(lev, s)], labels, codes, len(names), metric, weights=w))
-        if contrast is None:
-            return drops.max(axis=1) - drops.min(axis=1)
-        return drops[:, names.index(contrast[0])] - drops[:, names.index(contrast[1])]
+        y = estimand.values(group_metric(clean[(lev, s)], labels, codes, len(names), metric, weights=w),
+                            group_metric(perturbed[(lev, s)], labels, codes, len(names), metric, weights=w))
+        return estimand.bias(y, names)
 
     diffs = np.stack([bias(level, s, weights) - bias(reference, s, weights) for s in seeds], axis=1)
     pick = rng.integers(0, len(seeds), size=(n_boot, len(seeds)))

@@ -1,10 +1,8 @@
 """The outcomes table and the bias of one model.
 
 One row per (level, seed, subgroup, perturbation): the clean metric, the
-perturbed metric and the drop D = clean - perturbed. The bias of a model is
-either the spread of drops, max_g D - min_g D, or a signed contrast
-D(g1) - D(g2); with ``outcome="perturbed"`` the same forms apply to the
-perturbed metric itself instead of the drop.
+perturbed metric and the drop D = clean - perturbed. The bias of a model,
+B(m), is whatever the audit's `Estimand` makes of those rows.
 """
 
 from __future__ import annotations
@@ -14,12 +12,10 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from ._effects import paired_effect
-from ..errors import AuditConfigError, EmptySubgroupError
+from ..errors import AuditConfigError
 from ..intervention._intervene import level_label
-
-BIAS_FORMS = ("spread", "between_groups", "contrast", "to_reference")
-OUTCOME_KINDS = ("drop", "perturbed")
+from ._effects import paired_effect
+from ._estimand import Estimand
 
 
 @dataclass(frozen=True)
@@ -74,19 +70,9 @@ class Outcomes:
         rows = [r for r in self.rows if r.level == level and r.seed == seed and r.perturbation == perturbation]
         return {r.subgroup: (r.drop if outcome == "drop" else r.perturbed) for r in rows}
 
-    def bias(self, level: object, seed: int, perturbation: str, form: str = "spread",
-             contrast: Sequence[str] | None = None, outcome: str = "drop") -> float:
+    def bias(self, level: object, seed: int, perturbation: str, estimand: Estimand = Estimand()) -> float:
         """B(m) for the model (level, seed) under `perturbation`."""
-        vals = self.values(level, seed, perturbation, outcome)
-        if form == "to_reference":
-            ref = vals[contrast if isinstance(contrast, str) else contrast[0]]  # type: ignore[index]
-            return max((v - ref for g, v in vals.items()), key=abs)
-        if form in ("spread", "between_groups"):
-            if len(vals) < 2:
-                raise EmptySubgroupError(f"the spread needs at least two subgroups, found {sorted(vals)}")
-            return max(vals.values()) - min(vals.values())
-        g1, g2 = contrast  # type: ignore[misc]
-        return vals[g1] - vals[g2]
+        return estimand.bias_of(self.values(level, seed, perturbation, estimand.outcome))
 
     def table(self, perturbation: str | None = None) -> str:
         """Per level and subgroup: clean, perturbed and drop as mean ± sd over seeds."""
@@ -103,45 +89,18 @@ class Outcomes:
                 lines.append(f"  {level_label(level):<{width}}  {g:<28} {cells[0]:>15} {cells[1]:>15} {cells[2]:>15}")
         return "\n".join(lines)
 
-    def change_by_group(self, level: object, reference: object, perturbation: str, outcome: str = "drop") -> dict[str, float]:
+    def change_by_group(self, level: object, reference: object, perturbation: str,
+                        outcome: str = "drop") -> dict[str, float]:
         """Per subgroup, the mean over seeds of the paired change level - reference: who moved."""
         changes = {}
         for g in self.subgroups:
-            diffs = [self.values(level, s, perturbation, outcome)[g] - self.values(reference, s, perturbation, outcome)[g]
-                     for s in self.seeds]
+            diffs = [self.values(level, s, perturbation, outcome)[g]
+                     - self.values(reference, s, perturbation, outcome)[g] for s in self.seeds]
             changes[g] = float(np.mean(diffs))
         return changes
 
     def as_records(self) -> list[dict]:
         return [r.as_dict() for r in self.rows]
-
-
-def check_bias_form(form: str, contrast: Sequence[str] | None, outcome: str, subgroups: Sequence[str]) -> None:
-    if form not in BIAS_FORMS:
-        raise AuditConfigError(f"bias must be one of {BIAS_FORMS}, got {form!r}")
-    if outcome not in OUTCOME_KINDS:
-        raise AuditConfigError(f"outcome must be one of {OUTCOME_KINDS}, got {outcome!r}")
-    if form == "to_reference":
-        ref = contrast if isinstance(contrast, str) else (contrast[0] if contrast else None)
-        if ref is None or ref not in subgroups:
-            raise EmptySubgroupError(
-                f'bias="to_reference" needs contrast=<reference subgroup>; {ref!r} is not one of {list(subgroups)}')
-    if form == "contrast":
-        if contrast is None or len(contrast) != 2:
-            raise AuditConfigError('bias="contrast" needs contrast=(group1, group2), e.g. ("skin_tone=dark", "skin_tone=light")')
-        missing = [g for g in contrast if g not in subgroups]
-        if missing:
-            raise EmptySubgroupError(f"contrast group {missing[0]!r} is not a subgroup of the test set; subgroups are {list(subgroups)}")
-
-
-def bias_label(form: str, contrast: Sequence[str] | None, outcome: str) -> str:
-    what = "drop" if outcome == "drop" else "perturbed accuracy"
-    if form in ("spread", "between_groups"):
-        return f"spread of {what} (max-min over subgroups)"
-    if form == "to_reference":
-        ref = contrast if isinstance(contrast, str) else contrast[0]  # type: ignore[index]
-        return f"largest signed difference in {what} from {ref}"
-    return f"{what} of {contrast[0]} minus {contrast[1]}"  # type: ignore[index]
 
 
 def estimate_effects(
@@ -153,19 +112,23 @@ def estimate_effects(
     outcome: str = "drop",
     confidence: float = 0.95,
     method: str = "t",
+    *,
+    estimand: Estimand | None = None,
 ) -> dict:
     """tau(k) = mean over seeds of B(k, s) - B(k0, s), for every level k != reference."""
     pert = perturbation or outcomes.perturbations[0]
-    check_bias_form(bias, contrast, outcome, outcomes.subgroups)
+    estimand = estimand or Estimand.of(bias, contrast, outcome)
+    estimand.check_groups(outcomes.subgroups)
+    outcome = estimand.outcome
     if reference not in outcomes.levels:
         raise AuditConfigError(f"reference level {reference} has no outcomes; levels are {outcomes.levels}")
     seeds = outcomes.seeds
-    ref = [outcomes.bias(reference, s, pert, bias, contrast, outcome) for s in seeds]
+    ref = [outcomes.bias(reference, s, pert, estimand) for s in seeds]
     effects = {}
     for level in outcomes.levels:
         if level == reference:
             continue
-        treated = [outcomes.bias(level, s, pert, bias, contrast, outcome) for s in seeds]
+        treated = [outcomes.bias(level, s, pert, estimand) for s in seeds]
         moved = outcomes.change_by_group(level, reference, pert, outcome)
         who = ", ".join(f"{g} {v:+.4f}" for g, v in sorted(moved.items(), key=lambda kv: -abs(kv[1])))
         context = (f"{outcomes.table(pert)}\n  paired change in {outcome} at {level_label(level)} vs "
@@ -174,7 +137,7 @@ def estimate_effects(
                    + " ".join(f"{t - r:+.4f}" for t, r in zip(treated, ref)))
         effects[level] = paired_effect(
             treated, ref, confidence=confidence, method=method, p_method="permutation",
-            label=f"{level_label(level)} vs {level_label(reference)}: {bias_label(bias, contrast, outcome)} under {pert}",
+            label=f"{level_label(level)} vs {level_label(reference)}: {estimand.label} under {pert}",
             context=context,
         )
     return effects
@@ -209,6 +172,6 @@ def pairwise_effects(outcomes: Outcomes, reference: object, perturbation: str, o
             continue
         out[level] = {}
         for pair in pairs:
-            out[level][pair] = estimate_effects(outcomes, reference, perturbation, "contrast", pair, outcome,
-                                                confidence, method)[level]
+            out[level][pair] = estimate_effects(outcomes, reference, perturbation, confidence=confidence,
+                                                method=method, estimand=Estimand("contrast", pair, outcome))[level]
     return out

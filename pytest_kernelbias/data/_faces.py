@@ -30,7 +30,13 @@ import numpy as np
 import torch
 from typing_extensions import TypedDict, Unpack
 
-from ..errors import AuditConfigError, EmptySubgroupError, KernelBiasError
+from ..errors import (
+    AuditConfigError,
+    CorruptImageError,
+    DatasetFormatError,
+    MissingLabelFileError,
+    SmallSubgroupError,
+)
 from ._images import DEFAULT_CACHE, DecodeCache, decode_image, fit_tensor  # decode_image: kept importable from here
 from ._splits import DatasetWarning, _with_meta, balance, stratified_split
 from ._subgroups import SubgroupDataset
@@ -43,22 +49,6 @@ GENDERS = ("Male", "Female")
 UTK_RACES = ("White", "Black", "Asian", "Indian", "Others")
 UTK_NAME = re.compile(r"^(\d+)_([01])_([0-4])_(\d+)\.jpg(\.chip\.jpg)?$")
 CELEBA_SPLITS = {"train": "0", "valid": "1", "test": "2"}
-
-
-class DatasetFormatError(KernelBiasError, ValueError):
-    """A label file, column, value or file name is not in the dataset's documented format."""
-
-
-class MissingLabelFileError(DatasetFormatError, FileNotFoundError):
-    """The dataset's label / manifest file is not where the loader expects it."""
-
-
-class CorruptImageError(DatasetFormatError):
-    """`strict=True` and some files were unreadable or badly named; lists every one."""
-
-
-class SmallSubgroupError(EmptySubgroupError):
-    """A subgroup has fewer images than `min_group_size`."""
 
 
 class GroupOptions(TypedDict, total=False):

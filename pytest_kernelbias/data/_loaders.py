@@ -8,9 +8,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..evaluation._predict import CLEAN, predict_conditions
 from ..errors import AuditConfigError
-from ..evaluation._metrics import check_defined, group_metric
+from ..evaluation._metrics import check_defined, group_metric, index_codes
+from ..evaluation._predict import CLEAN, predict_conditions
 from ..perturbations import Perturbation
 from ._subgroups import SubgroupDataset
 
@@ -77,10 +77,7 @@ class SubgroupLoaders:
 
     def codes(self) -> np.ndarray:
         """Group code per test image, indexing ``list(self.groups)``, as `group_metric` takes them."""
-        codes = np.empty(len(self.data), dtype=np.intp)  # every image lies in exactly one group
-        for j, idx in enumerate(self.groups.values()):
-            codes[idx.numpy()] = j
-        return codes
+        return index_codes(self.groups, len(self.data))[0]
 
     def evaluate(self, model: nn.Module) -> dict[str, dict[str, float]]:
         """condition -> subgroup -> accuracy in [0, 1]; the clean condition is ``"clean"``."""

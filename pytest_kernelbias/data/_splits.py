@@ -9,12 +9,8 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ..errors import AuditConfigError
+from ..errors import AuditConfigError, DatasetWarning
 from ._subgroups import SubgroupDataset
-
-
-class DatasetWarning(UserWarning):
-    """Files were skipped or a subgroup is small; the data still loaded."""
 
 
 def _with_meta(data: SubgroupDataset, **updates: Any) -> SubgroupDataset:

@@ -101,10 +101,12 @@ def synthfaces(
 
     eye_r = 1.3
     eyes = sum(
-        torch.sigmoid((eye_r - torch.sqrt((xx - cx - side * 0.42 * half_w) ** 2 + (yy - cy + 0.15 * half_h) ** 2)) * 2.5)
+        torch.sigmoid((eye_r - torch.sqrt((xx - cx - side * 0.42 * half_w) ** 2
+                                          + (yy - cy + 0.15 * half_h) ** 2)) * 2.5)
         for side in (-1, 1)
     )
-    mouth = torch.sigmoid((0.55 * half_w - (xx - cx).abs()) * 2) * torch.sigmoid((0.8 - (yy - cy - 0.45 * half_h).abs()) * 3)
+    mouth = (torch.sigmoid((0.55 * half_w - (xx - cx).abs()) * 2)
+             * torch.sigmoid((0.8 - (yy - cy - 0.45 * half_h).abs()) * 3))
 
     # Colours: background shade with a gentle gradient, skin by tone, dark hair.
     base = u(0.30, 0.70, 1, 1, 1)

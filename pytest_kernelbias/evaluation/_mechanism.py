@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import torch
 
-from ..analysis._effects import paired_effect
 from ..intervention._intervene import level_label
 from ._spectra import activation_spectra, fourier_heat_map, high_frequency_ratio, kernel_spectrum
 
@@ -21,36 +20,18 @@ def _subset(groups: dict, per_group: int) -> tuple[torch.Tensor, dict]:
     return index, local
 
 
-def measure_spectra(model, intervention, level, seed, loaders, cutoff, per_group: int = 256) -> tuple[list, list]:
+def measure_spectra(model, layer: str, level, seed, loaders, cutoff, per_group: int = 256) -> tuple[list, list]:
     """One row per subgroup (high-frequency share of the first intervened layer's output), and its kernels' spectrum.
 
     A mean spectrum settles with a few hundred images, so a fixed sample per
     subgroup (the same for every model, keeping the levels paired) bounds the cost.
     """
-    layer = intervention.layers[0]
     kernel = kernel_spectrum(model.get_submodule(layer)).tolist()
     index, groups = _subset(loaders.groups, per_group)
     by_group = activation_spectra(model, layer, loaders.data.images[index], groups, device=loaders.device)
     rows = [{"level": level_label(level), "seed": seed, "subgroup": g, "layer": layer,
              "hf_ratio": float(high_frequency_ratio(spectrum, cutoff))} for g, spectrum in by_group.items()]
     return rows, kernel
-
-
-def spectral_effects(rows, intervention, seeds, confidence, interval, cutoff) -> dict:
-    """level -> subgroup -> paired effect of the level on that subgroup's activation high-frequency share."""
-    ratio = {(r["level"], r["seed"], r["subgroup"]): r["hf_ratio"] for r in rows}
-    groups = sorted({r["subgroup"] for r in rows})
-    ref = level_label(intervention.reference)
-    effects = {}
-    for level in intervention.treatments:
-        lab = level_label(level)
-        effects[level] = {
-            g: paired_effect([ratio[(lab, s, g)] for s in range(seeds)], [ratio[(ref, s, g)] for s in range(seeds)],
-                             confidence=confidence, method=interval, p_method="permutation",
-                             label=f"{lab} vs {ref}: high-frequency share (>= {cutoff:g} Nyquist) of "
-                                   f"{intervention.layers[0]} activations, {g}")
-            for g in groups}
-    return effects
 
 
 def heat_maps(model, loaders, options: dict) -> dict:

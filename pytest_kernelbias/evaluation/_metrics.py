@@ -16,7 +16,7 @@ An undefined cell (no items; no positives for tpr; no negatives for fpr) is NaN;
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -44,6 +44,14 @@ def group_codes(keys: Sequence[str]) -> tuple[np.ndarray, list[str]]:
     """Integer group code per item (0 .. n_groups - 1) and the sorted group names it indexes."""
     names, codes = np.unique(np.asarray(keys, dtype=str), return_inverse=True)
     return codes.astype(np.intp), [str(n) for n in names]
+
+
+def index_codes(groups: Mapping[str, object], n_items: int) -> tuple[np.ndarray, list[str]]:
+    """Group code per item from {group: item indices} (each item in exactly one group), and the names it indexes."""
+    codes = np.full(n_items, -1, dtype=np.intp)
+    for j, idx in enumerate(groups.values()):
+        codes[_as_array(idx)] = j
+    return codes, list(groups)
 
 
 def _check_binary(x: np.ndarray, what: str, metric: str) -> None:

@@ -13,6 +13,7 @@ from typing import Mapping
 import torch
 from torch import nn
 
+from ..intervention._kinds import is_cond_conv
 from ..perturbations import radial_distance
 
 
@@ -54,7 +55,8 @@ def high_frequency_ratio(spectrum: torch.Tensor, cutoff: float = 0.5) -> torch.T
 
 def kernel_spectrum(conv: nn.Module, size: int = 32) -> torch.Tensor:
     """Mean radial power spectrum of a conv's kernels, zero-padded to `size` x `size` so levels compare."""
-    w = conv.weight.detach().reshape(-1, *conv.kernel_size) if type(conv).__name__ == "CondConv2d" \
+    # CondConv2d keeps its experts' kernels flattened, (experts, out * in * kh * kw).
+    w = conv.weight.detach().reshape(-1, *conv.kernel_size) if is_cond_conv(conv) \
         else conv.weight.detach().reshape(-1, *conv.weight.shape[-2:])
     kh, kw = w.shape[-2:]
     padded = w.new_zeros(w.shape[0], max(size, kh), max(size, kw))

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import Callable, Sequence
+from typing import Callable, ClassVar, Sequence
 
 import torch
 
-from ._store import VariantCache
 from ..errors import AuditConfigError
+from ..plan import Variant
+from ._base import pending
+from ._job import TrainingJob
+from ._pool import check_picklable
 
 _connected_to: str | None = None  # the address this process joined (None: a local instance)
 RAY_HINT = "install Ray with `pip install 'pytest-kernelbias[ray]'` (or `pip install ray`)"
@@ -72,45 +75,63 @@ def connect(address: str | None) -> None:
     _connected_to = address or None
 
 
-def _train_task(job: dict, data) -> bytes:
+def _train_task(job: TrainingJob, variant: Variant) -> bytes:
     """Runs on a Ray worker: build, train, and send back the weights (safetensors, never pickle)."""
     import ray
     from safetensors.torch import save
 
-    from ._pool import build_variant, fit_variant
-
     cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
     torch.set_num_threads(max(1, int(cpus)))  # as many threads as Ray reserved cores for this task
-    model = fit_variant({**job, "data": data}, build_variant(job))
+    model = job.fit(job.build(variant), variant)
     return save({k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()})
 
 
-def train_on_ray(jobs: Sequence[dict], store: VariantCache, address: str | None = None,
-                 cpus_per_task: float = 1, progress: Callable[[str], None] | None = None) -> None:
-    """Run each job as a Ray task and write the returned weights into `store` as they arrive."""
-    if not jobs:
+def train_on_ray(job: TrainingJob, variants: Sequence[Variant], store, address: str | None = None,
+                 retrain: bool = False, cpus_per_task: float = 1,
+                 progress: Callable[[str], None] | None = None) -> None:
+    """Run each variant's training as a Ray task and write the returned weights into `store` as they arrive."""
+    if not variants:
         return
     from safetensors.torch import load
 
     connect(address)
     ray = _ray()
-    gpus = 1 if torch.device(jobs[0]["device"]).type == "cuda" else 0
+    gpus = 1 if torch.device(job.device).type == "cuda" else 0
     remote = ray.remote(num_cpus=cpus_per_task, num_gpus=gpus, max_retries=1)(_train_task)
-    data = ray.put(jobs[0]["data"])  # one copy in the object store, shared by every task
-    pending = {remote.remote({k: v for k, v in job.items() if k != "data"}, data): job for job in jobs}
+    shared = ray.put(job)  # one copy of the job (and its training set) in the object store, shared by every task
+    pending_refs = {remote.remote(shared, v): v for v in variants}
     done_count = 0
     try:
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1)
-            job = pending.pop(ready[0])
+        while pending_refs:
+            ready, _ = ray.wait(list(pending_refs), num_returns=1)
+            variant = pending_refs.pop(ready[0])
             try:
                 blob = ray.get(ready[0])
             except ray.exceptions.RayTaskError as exc:
                 raise exc.as_instanceof_cause() from None  # e.g. NonFiniteLossError, as a local run raises it
-            store.put(job["key"], load(blob), job["meta"])
+            store.put(variant.key, load(blob), variant.meta(), replace=retrain)
             done_count += 1
             if progress is not None:
-                progress(f"{job['label']} trained on Ray ({done_count}/{len(jobs)})")
+                progress(f"{variant.label} trained on Ray ({done_count}/{len(variants)})")
     finally:
-        for ref in pending:
+        for ref in pending_refs:
             ray.cancel(ref)  # an error stops the audit; do not leave tasks running on the cluster
+
+
+class RayExecutor:
+    """Each variant trains as a Ray task (locally or on a cluster); the weights come back into the store."""
+
+    name: ClassVar[str] = "ray"
+
+    def __init__(self, address: str | None):
+        self.address = address
+
+    @classmethod
+    def from_spec(cls, execution, recipe) -> "RayExecutor":
+        return cls(execution.ray_address)
+
+    def train_ahead(self, variants, job, store, retrain, progress) -> set[str]:
+        check_picklable(model=job.model, trainer=job.trainer)
+        todo = pending(variants, store, retrain)
+        train_on_ray(job, todo, store, self.address, retrain, progress=progress)
+        return {v.key for v in todo}

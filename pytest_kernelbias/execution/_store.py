@@ -30,12 +30,9 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .. import __version__
+from ..errors import CacheWarning
 
 WEIGHTS, META = "weights.safetensors", "meta.json"
-
-
-class CacheWarning(UserWarning):
-    """A cache entry was unusable (and is being retrained) or the cache folder fell back."""
 
 
 def source_fingerprint(model: object) -> str:
@@ -131,6 +128,12 @@ class VariantCache:
             return None
         return meta
 
+    def load_state(self, key: str) -> dict[str, torch.Tensor]:
+        """The stored weights of an intact entry (checksum verified), without a model to load them into."""
+        if not self._weights_intact(key):
+            raise KeyError(f"no intact cache entry for {key[:12]} in {self.root}")
+        return load_file(str(self._entry(key) / WEIGHTS))
+
     def store(self, key: str, model: nn.Module, meta: Mapping[str, object]) -> Path:
         """Write the entry atomically: a temporary folder, then one rename."""
         return self.store_state(key, model.state_dict(), meta)
@@ -154,12 +157,20 @@ class VariantCache:
             shutil.rmtree(tmp, ignore_errors=True)  # a failed write (e.g. disk full) leaves nothing behind
         return entry
 
-    def put(self, key: str, state: Mapping[str, torch.Tensor], meta: Mapping[str, object]) -> Path:
-        """Store weights trained elsewhere, under the key's lock so a concurrent writer never interleaves."""
+    def put(self, key: str, state: Mapping[str, torch.Tensor], meta: Mapping[str, object],
+            replace: bool = False) -> bool:
+        """Store weights trained elsewhere, under the key's lock; whether they were written.
+
+        An intact entry that another process wrote meanwhile is kept unless
+        `replace` (a retrain): the first writer wins, so every process that
+        trained the same variant at once goes on to evaluate the same weights.
+        """
         with self._lock(key):
-            entry = self.store_state(key, state, meta)
+            if not replace and self._weights_intact(key):
+                return False
+            self.store_state(key, state, meta)
         self.trained += 1
-        return entry
+        return True
 
     def _weights_intact(self, key: str) -> bool:
         entry = self._entry(key)
@@ -221,3 +232,41 @@ class VariantCache:
             self.store(key, trained, meta)
             self.trained += 1
             return trained, False
+
+
+class MemoryStore:
+    """The store of an audit run without a cache: weights trained ahead wait here until evaluation reads them.
+
+    Each variant is read once per audit, so a read releases its weights and a
+    variant trained during evaluation is never kept: memory holds at most the
+    variants trained ahead. Evaluations are not kept either.
+    """
+
+    root = None
+
+    def __init__(self) -> None:
+        self._states: dict[str, dict[str, torch.Tensor]] = {}
+
+    def has(self, key: str) -> bool:
+        return key in self._states
+
+    def put(self, key: str, state: Mapping[str, torch.Tensor], meta: Mapping[str, object],
+            replace: bool = False) -> bool:
+        self._states[key] = {k: v.detach().cpu().clone() for k, v in state.items()}
+        return True
+
+    def get_or_train(self, key: str, build: Callable[[], nn.Module], train: Callable[[nn.Module], nn.Module],
+                     meta: Mapping[str, object], retrain: bool = False) -> tuple[nn.Module, bool]:
+        model = build()
+        state = None if retrain else self._states.pop(key, None)
+        if state is None:
+            return train(model), False
+        model.load_state_dict(state, strict=True)
+        return model.eval(), True
+
+    def load_evaluation(self, key: str, eval_key: str) -> dict | None:
+        return None
+
+    def store_evaluation(self, key: str, eval_key: str, preds: Mapping[str, np.ndarray],
+                         extra: Mapping[str, object]) -> None:
+        return None

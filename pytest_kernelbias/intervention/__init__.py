@@ -1,0 +1,27 @@
+"""do(kernel_size = k) and other conv-hyperparameter interventions: layer selection, surgery, paired factories."""
+
+from ._intervene import (
+    Dilation,
+    Intervention,
+    KernelIntervention,
+    KernelSize,
+    Stride,
+    describe_intervention,
+    intervene,
+)
+from ._select import Select, conv_layers, find_stem
+from ._surgery import check_init
+
+__all__ = [
+    "Dilation",
+    "Intervention",
+    "KernelIntervention",
+    "KernelSize",
+    "Select",
+    "Stride",
+    "check_init",
+    "conv_layers",
+    "describe_intervention",
+    "find_stem",
+    "intervene",
+]

@@ -15,8 +15,9 @@ import torch
 from torch import nn
 
 from ..errors import InterventionError
+from ._kinds import has_dynamic_same_pad
 from ._select import LayerSpec, conv_layers, kernel_of, resolve_layers
-from ._surgery import INIT_MODES, Rebuilt, check_positive_int, rebuild_conv
+from ._surgery import Rebuilt, asymmetric_pads, check_init, check_positive_int, rebuild_conv
 
 
 @dataclass(frozen=True)
@@ -163,8 +164,7 @@ def intervene(model: nn.Module, layer: LayerSpec, kernel_size: int | Interventio
     output shape is an error.
     """
     change = as_intervention(kernel_size)
-    if init not in INIT_MODES:
-        raise InterventionError(f"init must be one of {INIT_MODES}, got {init!r}")
+    check_init(init)
     size = None if example_input is None else tuple(example_input.shape)
     names = resolve_layers(model, layer, size)
     new_model, rebuilt = _apply(model, names, change, init, seed)
@@ -200,9 +200,8 @@ def describe_intervention(model: nn.Module, layer: LayerSpec, levels: Sequence[L
 
 def _hyper(conv: nn.Module) -> str:
     k = kernel_of(conv)
-    pad = "dynamic SAME" if getattr(conv, "same_pad", False) or type(conv).__name__ == "Conv2dSame" \
-        or getattr(conv, "dynamic_padding", False) else conv.padding
-    asym = [h for h in conv._forward_pre_hooks.values() if type(h).__name__ == "AsymmetricPad"]
+    pad = "dynamic SAME" if has_dynamic_same_pad(conv) else conv.padding
+    asym = list(asymmetric_pads(conv).values())
     if asym:
         pad = asym[0].pad
     return f"k={k[0]}x{k[1]} s={conv.stride[0]} d={conv.dilation[0]} g={conv.groups} pad={pad}"
@@ -254,7 +253,8 @@ class KernelIntervention:
     def __init__(self, model: object, layer: LayerSpec, levels: Sequence[Level], reference: Level | None = None,
                  num_classes: int = 2, init: str = "fresh", input_size: Sequence[int] | None = None):
         if len(levels) < 2:
-            raise InterventionError(f"an intervention needs at least two levels (a reference and a treatment), got {list(levels)}")
+            raise InterventionError(f"an intervention needs at least two levels (a reference and a treatment), "
+                                    f"got {list(levels)}")
         self.levels = list(levels)
         self.changes = [as_intervention(level) for level in self.levels]
         if len(set(self.changes)) != len(self.changes):
@@ -262,9 +262,7 @@ class KernelIntervention:
         self.reference = self.levels[0] if reference is None else reference
         if self.reference not in self.levels:
             raise InterventionError(f"reference level {self.reference} is not one of the levels {self.levels}")
-        if init not in INIT_MODES:
-            raise InterventionError(f"init must be one of {INIT_MODES}, got {init!r}")
-        self.init = init
+        self.init = check_init(init)
         self.num_classes = num_classes
         self.source = model_source(model, num_classes)
         self.layer = layer

@@ -5,9 +5,10 @@ of those, a predicate ``(name, module) -> bool``, ``"stem"`` (the first conv
 the input meets in a forward pass) or ``"all"``; any of them can be narrowed
 to the convs of one current kernel size with `Select(spec, kernel_size=3)`.
 
-Conv units are `nn.Conv2d` and its subclasses (timm's `Conv2dSame`,
-`StdConv2d`, `ScaledStdConv2d`, ...) plus timm's `CondConv2d`. Naming a
-wrapper such as timm's `MixedConv2d` selects the convs inside it.
+Conv units are the modules `_kinds.is_conv` accepts: `nn.Conv2d` and its
+subclasses (timm's `Conv2dSame`, `StdConv2d`, `ScaledStdConv2d`, ...) plus
+timm's `CondConv2d`. Naming a wrapper such as timm's `MixedConv2d` selects the
+convs inside it.
 """
 
 from __future__ import annotations
@@ -21,15 +22,7 @@ import torch
 from torch import nn
 
 from ..errors import UnknownLayerError
-
-
-def _is_cond_conv(module: nn.Module) -> bool:
-    return type(module).__name__ == "CondConv2d" and hasattr(module, "weight_shape")
-
-
-def is_conv(module: nn.Module) -> bool:
-    """True for a weight-bearing 2-D convolution this package can intervene on."""
-    return isinstance(module, nn.Conv2d) or _is_cond_conv(module)
+from ._kinds import is_conv
 
 
 def conv_layers(model: nn.Module) -> dict[str, nn.Module]:

@@ -12,7 +12,7 @@ convention) through a forward pre-hook, so the layer's class is unchanged. A
 negative P' (a kernel that reaches less far than the original, e.g. 3x3 in a
 16x16 patchify stem, or any smaller kernel in a padding=0 layer) crops the input
 instead, which keeps the output size just the same.
-Layers with dynamic SAME padding (`Conv2dSame`, `same_pad=True`) pad from the
+Layers with dynamic SAME padding (`_kinds.has_dynamic_same_pad`) pad from the
 kernel at run time and need no help.
 """
 
@@ -28,8 +28,16 @@ from torch import nn
 from torch.nn.modules.utils import _reverse_repeat_tuple
 
 from ..errors import InterventionError
+from ._kinds import has_dynamic_same_pad, is_cond_conv
 
 INIT_MODES = ("fresh", "transfer", "interpolate")
+
+
+def check_init(init: str) -> str:
+    """`init` if it is one of `INIT_MODES`, else an `InterventionError` naming it and the valid modes."""
+    if init not in INIT_MODES:
+        raise InterventionError(f"init must be one of {INIT_MODES}, got {init!r}")
+    return init
 
 
 class AsymmetricPad:
@@ -48,17 +56,17 @@ class AsymmetricPad:
         return f"AsymmetricPad{self.pad}"
 
 
+def asymmetric_pads(conv: nn.Module) -> dict[int, AsymmetricPad]:
+    """The `AsymmetricPad` pre-hooks a previous intervention put on `conv`, by hook id."""
+    return {key: hook for key, hook in conv._forward_pre_hooks.items() if isinstance(hook, AsymmetricPad)}
+
+
 @dataclass
 class Rebuilt:
     """The new conv plus what a reader of the report should know about it."""
 
     conv: nn.Module
     notes: list[str] = field(default_factory=list)
-
-
-def is_dynamic_same(conv: nn.Module) -> bool:
-    return (type(conv).__name__ == "Conv2dSame" or bool(getattr(conv, "same_pad", False))
-            or bool(getattr(conv, "dynamic_padding", False)))
 
 
 def check_positive_int(name: str, value: object) -> int:
@@ -70,7 +78,7 @@ def check_positive_int(name: str, value: object) -> int:
 
 def _new_padding(conv: nn.Module, k: int, d: int, name: str) -> tuple[object, tuple | None]:
     """(padding attribute, asymmetric (l, r, t, b) or None) that keeps the output size."""
-    if is_dynamic_same(conv):
+    if has_dynamic_same_pad(conv):
         return conv.padding, None
     if isinstance(conv.padding, str):
         if conv.padding == "same":
@@ -126,8 +134,7 @@ def rebuild_conv(
     seed: int | None = None,
 ) -> Rebuilt:
     """A copy of `conv` with the given hyperparameters changed (None keeps the current value)."""
-    if init not in INIT_MODES:
-        raise InterventionError(f"init must be one of {INIT_MODES}, got {init!r}")
+    check_init(init)
     k0, d0, s0 = conv.kernel_size[0], conv.dilation[0], conv.stride[0]
     k = k0 if kernel_size is None else check_positive_int("kernel_size", kernel_size)
     d = d0 if dilation is None else check_positive_int("dilation", dilation)
@@ -144,9 +151,8 @@ def rebuild_conv(
     new.padding = padding
     if isinstance(new, nn.Conv2d) and not isinstance(padding, str):
         new._reversed_padding_repeated_twice = _reverse_repeat_tuple(padding, 2)
-    for key, hook in list(new._forward_pre_hooks.items()):
-        if isinstance(hook, AsymmetricPad):
-            del new._forward_pre_hooks[key]
+    for key in asymmetric_pads(new):
+        del new._forward_pre_hooks[key]
     if asym is not None:
         new.register_forward_pre_hook(AsymmetricPad(asym, getattr(conv, "padding_mode", "zeros")))
         if min(asym) < 0:
@@ -157,7 +163,7 @@ def rebuild_conv(
         notes.append(f"kernel extent {d * (k - 1) + 1} < stride {s}: some input pixels are never seen")
 
     old_w = conv.weight.detach()
-    cond = type(conv).__name__ == "CondConv2d"
+    cond = is_cond_conv(conv)
     old_kernel = old_w.view(-1, *conv.weight_shape) if cond else old_w
     if init == "fresh" or (k, k) == tuple(old_kernel.shape[-2:]):
         new_kernel = old_kernel.new_empty(*old_kernel.shape[:-2], k, k)
@@ -165,7 +171,8 @@ def rebuild_conv(
         new_kernel = _resized_kernel(old_kernel, k, init)
     if cond:
         new.weight_shape = (new.out_channels, new.in_channels // new.groups, k, k)
-        new.weight = nn.Parameter(new_kernel.reshape(conv.num_experts, -1).clone(), requires_grad=conv.weight.requires_grad)
+        new.weight = nn.Parameter(new_kernel.reshape(conv.num_experts, -1).clone(),
+                                  requires_grad=conv.weight.requires_grad)
     else:
         new.weight = nn.Parameter(new_kernel.clone(), requires_grad=conv.weight.requires_grad)
     if init != "fresh" and (k, k) == tuple(old_kernel.shape[-2:]):

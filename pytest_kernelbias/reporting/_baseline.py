@@ -15,13 +15,10 @@ import warnings
 from pathlib import Path
 from typing import Mapping
 
+from ..errors import BaselineWarning
 from ._text import SCHEMA_VERSION, environment
 
 FOLDER = Path(".kernel-audit") / "baselines"
-
-
-class BaselineWarning(UserWarning):
-    """A baseline could not be used, or was made under other versions."""
 
 
 def _key(test: str, effect: Mapping) -> str:

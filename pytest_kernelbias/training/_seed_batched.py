@@ -27,9 +27,9 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
-from . import _trainer as training
 from ..data._subgroups import SubgroupDataset
 from ..errors import AuditConfigError, NonFiniteLossError
+from . import _trainer as training
 from ._trainer import Progress, TrainConfig
 
 STRATEGIES = ("sequential", "vmap")
@@ -163,7 +163,7 @@ def train_seeds(
             for o in opts:
                 o.zero_grad(set_to_none=True)
             # Summing keeps gradients per model: model i's parameters only feed losses[i].
-            torch.stack([sc.scale(l) for sc, l in zip(scalers, losses.unbind())]).sum().backward()
+            torch.stack([sc.scale(loss) for sc, loss in zip(scalers, losses.unbind())]).sum().backward()
             for o, sc, sched in zip(opts, scalers, scheds):
                 sc.step(o)
                 sc.update()

@@ -16,8 +16,8 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
-from ..data._subgroups import SubgroupDataset
 from .._devices import gather, staged
+from ..data._subgroups import SubgroupDataset
 from ..errors import AuditConfigError, NonFiniteLossError
 
 Progress = Callable[[str], None]
@@ -68,7 +68,8 @@ def cosine_schedule(total: int) -> Callable[[int], float]:
 
 def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay)
+        return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True,
+                               weight_decay=cfg.weight_decay)
     return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 

@@ -1,0 +1,159 @@
+"""`analyze(spec, evaluations)`: from per-image predictions to every effect of the audit. Pure: no training,
+no files, no randomness beyond fixed seeds, so it can be tested on made-up predictions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+
+from ..evaluation._evaluate import Evaluation, Evaluations
+from ..evaluation._metrics import check_defined, group_metric
+from ..intervention._intervene import as_intervention, level_label
+from ..spec import AuditSpec
+from ._effects import Effect, paired_effect
+from ._estimators import dose_response
+from ._multiplicity import adjust
+from ._outcomes import Outcome, Outcomes, estimate_effects, pairwise_effects, subgroup_effects
+from ._placebo import aa_placebo, shuffle_placebo
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """The numbers of one audit; `AuditResult` carries them with the run's facts."""
+
+    outcomes: Outcomes
+    all_effects: dict  # (perturbation, level) -> Effect on the bias, with its family-adjusted p
+    subgroup_effects: dict  # (perturbation, level) -> subgroup -> Effect on that subgroup's outcome
+    pairwise: dict  # (perturbation, level) -> (g1, g2) -> difference-in-differences Effect
+    dose_response: dict  # perturbation -> slope Effect (3+ numeric levels)
+    placebos: dict  # name -> Effect
+    spectral: list  # rows: level, seed, subgroup, layer, hf_ratio
+    spectral_effects: dict  # level -> subgroup -> Effect on the activation high-frequency share
+    kernel_spectra: dict  # level label -> mean radial spectrum of the intervened kernels
+    heat_maps: dict  # level label -> subgroup -> 2-D error rates
+    predictions: dict  # (level, seed) -> condition -> predicted class per test image
+
+
+def outcomes_of(items: list[Evaluation], evaluations: Evaluations, metric: str) -> Outcomes:
+    """One outcome row per (model, subgroup, perturbation), every condition counted in one vectorized pass."""
+    names = list(evaluations.names)
+    out = Outcomes()
+    for ev in items:
+        values = check_defined(group_metric(np.stack(list(ev.preds.values())), evaluations.labels,
+                                            evaluations.codes, len(names), metric), names, metric)
+        by_cond = dict(zip(ev.preds, values))
+        clean, *perturbations = ev.preds
+        for pert in perturbations:
+            for j, g in enumerate(names):
+                out.add(Outcome(ev.variant.level, ev.variant.seed, g, pert, float(by_cond[clean][j]),
+                                float(by_cond[pert][j])))
+    return out
+
+
+def _dose(level) -> float | None:
+    """The numeric value of a level for a dose-response slope (None when it sets several things)."""
+    change = as_intervention(level)
+    values = [v for v in (change.kernel_size, change.dilation, change.stride) if v is not None]
+    return float(values[0]) if len(values) == 1 else None
+
+
+def _effects(spec: AuditSpec, outcomes: Outcomes) -> tuple[dict, dict, dict, dict]:
+    """Bias effects, per-subgroup effects, pairwise differences and dose-response, per perturbation."""
+    ref, levels, est = spec.target.reference_level, list(spec.target.levels), spec.estimand
+    kw = dict(confidence=spec.inference.confidence, method=spec.inference.interval)
+    bias, by_group, pairs, doses = {}, {}, {}, {}
+    for pert in spec.data.perturbations:
+        for level, e in estimate_effects(outcomes, ref, pert, estimand=est, **kw).items():
+            bias[(pert, level)] = e
+        for level, effects in subgroup_effects(outcomes, ref, pert, est.outcome, **kw).items():
+            by_group[(pert, level)] = effects
+        for level, effects in pairwise_effects(outcomes, ref, pert, est.outcome, **kw).items():
+            pairs[(pert, level)] = effects
+        dose_values = [_dose(level) for level in levels]
+        if len(levels) >= 3 and None not in dose_values:
+            b = np.array([[outcomes.bias(level, s, pert, est) for s in outcomes.seeds] for level in levels])
+            unit = str(as_intervention(levels[0])).split("=")[0]
+            doses[pert] = dose_response(dose_values, b, spec.inference.confidence,
+                                        label=f"slope of {est.label} per unit of {unit} under {pert}")
+    return bias, by_group, pairs, doses
+
+
+def _placebos(spec: AuditSpec, evaluations: Evaluations, outcomes: Outcomes, predictions: dict) -> dict:
+    ref, seeds, est = spec.target.reference_level, spec.recipe.seeds, spec.estimand
+    first_pert, first_level = next(iter(spec.data.perturbations)), spec.target.treatments[0]
+    kw = dict(confidence=spec.inference.confidence, method=spec.inference.interval)
+    found = {}
+    if "shuffle" in spec.inference.placebos:
+        found["subgroup-shuffle"] = shuffle_placebo(
+            predictions, evaluations.labels, evaluations.codes, evaluations.names, ref, first_level, first_pert,
+            est, metric=spec.inference.metric, **kw)
+    if "aa" in spec.inference.placebos:
+        fresh = outcomes_of(evaluations.of_role("aa"), evaluations, spec.inference.metric)
+        found["A/A"] = aa_placebo(
+            [outcomes.bias(ref, s, first_pert, est) for s in range(seeds)],
+            [fresh.bias(ref, s, first_pert, est) for s in range(seeds, 2 * seeds)],
+            label=f"placebo A/A: {level_label(ref)} on seeds {seeds}..{2 * seeds - 1} vs 0..{seeds - 1} under "
+                  f"{first_pert}", **kw)
+    return found
+
+
+def spectral_effects(spec: AuditSpec, rows: list[dict]) -> dict:
+    """level -> subgroup -> paired effect of the level on that subgroup's activation high-frequency share."""
+    if not rows:
+        return {}
+    ratio = {(r["level"], r["seed"], r["subgroup"]): r["hf_ratio"] for r in rows}
+    groups, layer = sorted({r["subgroup"] for r in rows}), rows[0]["layer"]
+    ref, seeds = level_label(spec.target.reference_level), range(spec.recipe.seeds)
+    cutoff = spec.mechanism.spectral_cutoff
+    effects = {}
+    for level in spec.target.treatments:
+        lab = level_label(level)
+        effects[level] = {
+            g: paired_effect([ratio[(lab, s, g)] for s in seeds], [ratio[(ref, s, g)] for s in seeds],
+                             confidence=spec.inference.confidence, method=spec.inference.interval,
+                             p_method="permutation",
+                             label=f"{lab} vs {ref}: high-frequency share (>= {cutoff:g} Nyquist) of {layer} "
+                                   f"activations, {g}")
+            for g in groups}
+    return effects
+
+
+def _adjusted(effects: dict[object, Effect], correction: str) -> dict[object, Effect]:
+    """The same effects, each carrying its p adjusted within this family."""
+    adjusted = adjust([e.p_value for e in effects.values()], correction)
+    return {k: replace(e, p_adjusted=float(p)) for (k, e), p in zip(effects.items(), adjusted)}
+
+
+def _adjust_subgroups(by_group: dict, correction: str) -> dict:
+    flat = {(key, g): e for key, effects in by_group.items() for g, e in effects.items()}
+    done = _adjusted(flat, correction) if flat else {}
+    return {key: {g: done[(key, g)] for g in effects} for key, effects in by_group.items()}
+
+
+def analyze(spec: AuditSpec, evaluations: Evaluations) -> Analysis:
+    """Every effect, placebo and mechanism summary of the audit from its evaluations.
+
+    Multiplicity families are adjusted on their own: "bias" (the effects
+    verdicts rest on, one per level x perturbation) and "subgroups" (one per
+    level x subgroup x perturbation), so descriptive detail does not dilute
+    the verdict's own family.
+    """
+    audit_items = evaluations.of_role("audit")
+    outcomes = outcomes_of(audit_items, evaluations, spec.inference.metric)
+    predictions = {(ev.variant.level, ev.variant.seed): ev.preds for ev in audit_items}
+    bias, by_group, pairs, doses = _effects(spec, outcomes)
+    spectral = [row for ev in audit_items for row in ev.spectral]
+    kernels: dict[str, list] = {}
+    for ev in audit_items:
+        if ev.kernel is not None:
+            kernels.setdefault(level_label(ev.variant.level), []).append(torch.tensor(ev.kernel))
+    return Analysis(
+        outcomes=outcomes, all_effects=_adjusted(bias, spec.inference.correction),
+        subgroup_effects=_adjust_subgroups(by_group, spec.inference.correction), pairwise=pairs,
+        dose_response=doses, placebos=_placebos(spec, evaluations, outcomes, predictions), spectral=spectral,
+        spectral_effects=spectral_effects(spec, spectral),
+        kernel_spectra={k: torch.stack(v).mean(0).tolist() for k, v in kernels.items()},
+        heat_maps={level_label(ev.variant.level): ev.heat_map for ev in audit_items if ev.heat_map is not None},
+        predictions=predictions)

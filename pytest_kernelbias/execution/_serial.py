@@ -1,0 +1,20 @@
+"""The serial executor: each variant trains in this process when evaluation first needs it.
+
+Training nothing ahead keeps one model in memory at a time; the store's
+per-key lock still lets parallel pytest-xdist workers share one cache.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class SerialExecutor:
+    name: ClassVar[str] = "serial"
+
+    @classmethod
+    def from_spec(cls, execution, recipe) -> "SerialExecutor":
+        return cls()
+
+    def train_ahead(self, variants, job, store, retrain, progress) -> set[str]:
+        return set()

@@ -1,0 +1,88 @@
+"""The plan: one `Variant` per model to train and evaluate; the only place cache keys and roles are made.
+
+A variant's weights key hashes what decides its weights (model source, layers,
+init, pairing, recipe, training data, trainer, device kind, level, seed), so
+the same (level, seed) has one key whatever role it plays. Its evaluation key
+adds what decides its evaluation: the test set, attributes, conditions, and
+what is measured for its role (A/A placebo models measure no spectra, only
+seed 0 draws heat maps). An evaluation stored for one role is therefore never
+read back for another.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+from .data._subgroups import SubgroupDataset
+from .execution._store import source_fingerprint, variant_key
+from .intervention._intervene import KernelIntervention, Level, layer_seed, level_label
+from .spec import AuditSpec
+
+Role = Literal["audit", "aa"]
+SPECTRAL_IMAGES = 256  # images per subgroup whose activation spectra are measured
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One model of the audit: a level, a seed and its role, with its keys and its data-order seed."""
+
+    level: Level
+    seed: int
+    role: Role
+    key: str  # the trained weights
+    eval_key: str  # its evaluation on this audit's test set and conditions
+    order_seed: int  # seeds the batch order; shared by the levels of one seed when paired
+    label: str  # e.g. "test_x kernel_size=7 seed 2/6"
+    spectra: bool  # measure the intervened layer's activation spectra
+    heat_map: bool  # draw Fourier heat maps
+
+    def meta(self) -> dict:
+        """What a stored entry records about where it came from (JSON)."""
+        return {"level": level_label(self.level), "seed": self.seed, "role": self.role, "label": self.label}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The variants in evaluation order: seeds 0..n-1 at every level, then A/A seeds at the reference."""
+
+    variants: tuple[Variant, ...]
+    weights_spec: dict  # what every weights key shares, recorded in each entry's metadata
+
+    def of_role(self, role: Role) -> list[Variant]:
+        return [v for v in self.variants if v.role == role]
+
+
+def order_seed(seed: int, level: Level, paired: bool) -> int:
+    """The data-order seed of a run: shared by the levels when paired, decorrelated per level when not."""
+    return seed if paired else layer_seed(seed, f"order-{level_label(level)}") % (2**31)
+
+
+def make_plan(spec: AuditSpec, intervention: KernelIntervention, train_data: SubgroupDataset,
+              test_data: SubgroupDataset) -> Plan:
+    """Every variant the audit needs, with its keys, from a validated spec and its resolved intervention."""
+    recipe, seeds = spec.recipe, spec.recipe.seeds
+    weights = {"model": source_fingerprint(spec.target.model), "layers": intervention.layers,
+               "init": spec.target.init, "paired": recipe.paired, "train": recipe.train_config.recipe(),
+               "data": train_data.fingerprint(),
+               "trainer": "default" if recipe.trainer is None else source_fingerprint(recipe.trainer),
+               "device": torch.device(recipe.device).type}
+    evaluation = {"test": test_data.fingerprint(), "attributes": list(spec.data.attributes),
+                  "conditions": list(spec.data.perturbations), "spectral_images": SPECTRAL_IMAGES}
+    runs: list[tuple[int, Level, Role]] = [(s, level, "audit") for s in range(seeds) for level in intervention.levels]
+    if "aa" in spec.inference.placebos:  # fresh seeds for the reference level only
+        runs += [(s, intervention.reference, "aa") for s in range(seeds, 2 * seeds)]
+    variants = []
+    for seed, level, role in runs:
+        key = variant_key({**weights, "level": level_label(level), "seed": seed})
+        spectra = role == "audit" and spec.mechanism.spectral_cutoff is not None
+        heat = role == "audit" and seed == 0 and spec.mechanism.heat_map is not None
+        eval_key = variant_key({"variant": key, **evaluation,
+                                "spectral_cutoff": spec.mechanism.spectral_cutoff if spectra else None,
+                                "heat_map": spec.mechanism.heat_map if heat else None})
+        label = f"{spec.name} {level_label(level)} seed {seed + 1}/{seeds}" + (" (A/A placebo)" if role == "aa" else "")
+        variants.append(Variant(level, seed, role, key, eval_key, order_seed(seed, level, recipe.paired), label,
+                                spectra, heat))
+    return Plan(tuple(variants), weights)

@@ -1,0 +1,275 @@
+"""`AuditSpec`: everything an audit was asked to do, as frozen, self-validating data.
+
+Each sub-spec checks its own settings when it is built, so a complete
+`AuditSpec` is a valid one, and every error names the setting, the value and
+the fix before any model trains. `AuditSpec.from_kwargs` maps the flat keyword
+arguments of `run_audit` (and of the `kernel_audit` marker) onto the sub-specs.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import os
+import sys
+from dataclasses import dataclass, field, fields
+from typing import Any, Callable, Literal, Mapping, Sequence, get_args
+
+import torch
+from torch import nn
+
+from .analysis._effects import METHODS, check_rule, check_seeds, check_threshold
+from .analysis._estimand import Estimand
+from .analysis._multiplicity import CORRECTIONS
+from .data._loaders import as_perturbations
+from .data._subgroups import SubgroupDataset
+from .data._synthfaces import CONFIGS, SynthFacesConfig
+from .errors import AuditConfigError
+from .evaluation._metrics import METRICS
+from .execution._base import executor_names
+from .intervention._surgery import check_init
+from .perturbations import LowPass, Perturbation
+from .training._trainer import Progress, TrainConfig
+
+Trainer = Callable[[nn.Module, SubgroupDataset, int], nn.Module]
+Placebo = Literal["shuffle", "aa"]
+PLACEBOS: tuple[str, ...] = get_args(Placebo)
+HEAT_MAP_KEYS = {"eps": float, "step": int, "images": int}
+
+
+def _stderr(msg: str) -> None:
+    print(f"[kernel-audit] {msg}", file=sys.stderr, flush=True)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """What is intervened on: the model, its layer(s), the levels (first = reference unless given) and init."""
+
+    model: object
+    layer: object
+    levels: tuple
+    reference: object = None
+    init: str = "fresh"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.levels, (str, bytes)) or not isinstance(self.levels, Sequence):
+            raise AuditConfigError(f"levels must be a list of kernel sizes or interventions, e.g. [3, 7]; "
+                                   f"got {self.levels!r}")
+        object.__setattr__(self, "levels", tuple(self.levels))
+        check_init(self.init)
+
+    @property
+    def reference_level(self) -> object:
+        """k0: the level every other level is compared with."""
+        return self.levels[0] if self.reference is None else self.reference
+
+    @property
+    def treatments(self) -> list:
+        return [level for level in self.levels if level != self.reference_level]
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """The training and test sets, the subgroup attributes, and the perturbations (name -> perturbation)."""
+
+    data: object = "planted"
+    test_data: SubgroupDataset | None = None
+    attributes: tuple[str, ...] = ("skin_tone",)
+    perturbations: Mapping[str, Perturbation] = field(default_factory=lambda: as_perturbations(LowPass(0.4)))
+
+    def __post_init__(self) -> None:
+        if isinstance(self.data, str) and self.data not in CONFIGS:
+            raise AuditConfigError(f"data={self.data!r} is not a SynthFaces configuration; use one of "
+                                   f"{sorted(CONFIGS)}, or data=<training SubgroupDataset> with test_data=")
+        if not isinstance(self.data, (str, SynthFacesConfig, SubgroupDataset)):
+            raise AuditConfigError(f"data must be a SynthFaces configuration name or a SubgroupDataset, got "
+                                   f"{type(self.data).__name__}; wrap a torch Dataset with from_torch_dataset()")
+        if isinstance(self.data, SubgroupDataset) and not isinstance(self.test_data, SubgroupDataset):
+            raise AuditConfigError("pass test_data= alongside a training dataset (the audit never tests on "
+                                   "training images)")
+        attrs = (self.attributes,) if isinstance(self.attributes, str) else tuple(self.attributes)
+        if not attrs or not all(isinstance(a, str) and a for a in attrs):
+            raise AuditConfigError(f"attributes must name one or more subgroup attributes, e.g. 'skin_tone' or "
+                                   f"['skin_tone', 'gender']; got {self.attributes!r}")
+        object.__setattr__(self, "attributes", attrs)
+        object.__setattr__(self, "perturbations", as_perturbations(self.perturbations))
+
+
+@dataclass(frozen=True)
+class RecipeSpec:
+    """How each variant is trained: seeds per level, the recipe or a user's trainer, pairing and device."""
+
+    seeds: int = 6
+    train_config: TrainConfig = TrainConfig()
+    trainer: Trainer | None = None
+    paired: bool = True
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        check_seeds(self.seeds)
+        if not isinstance(self.train_config, TrainConfig):
+            raise AuditConfigError(f"train_config must be a TrainConfig, e.g. TrainConfig(epochs=4); got "
+                                   f"{type(self.train_config).__name__}")
+        if self.trainer is not None and not callable(self.trainer):
+            raise AuditConfigError(f"trainer must be a function train(model, data, seed) -> model, got "
+                                   f"{self.trainer!r}")
+        if not isinstance(self.paired, bool):
+            raise AuditConfigError(f"paired must be True or False, got {self.paired!r}")
+        try:
+            device = torch.device(self.device)
+        except (RuntimeError, TypeError) as exc:
+            raise AuditConfigError(f"device {self.device!r} is not a torch device ({exc}); use cpu, cuda or "
+                                   "cuda:1") from None
+        object.__setattr__(self, "device", str(device))
+
+
+@dataclass(frozen=True)
+class InferenceSpec:
+    """How effects are estimated and judged: metric, interval, multiplicity, threshold, rule, placebos."""
+
+    metric: str = "accuracy"
+    confidence: float = 0.95
+    interval: str = "t"
+    correction: str = "holm"
+    threshold: float = 0.05
+    rule: str = "estimate"
+    warn_tier: bool = True
+    placebos: tuple[str, ...] = ("shuffle",)
+
+    def __post_init__(self) -> None:
+        for name, value, allowed in (("metric", self.metric, METRICS), ("interval", self.interval, METHODS),
+                                     ("correction", self.correction, CORRECTIONS)):
+            if value not in allowed:
+                raise AuditConfigError(f"{name} must be one of {allowed}, got {value!r}")
+        if isinstance(self.confidence, bool) or not isinstance(self.confidence, (int, float)) \
+                or not 0 < self.confidence < 1:
+            raise AuditConfigError(f"confidence must lie in (0, 1), e.g. 0.95; got {self.confidence!r}")
+        object.__setattr__(self, "threshold", check_threshold(self.threshold))
+        check_rule(self.rule)
+        placebos = (self.placebos,) if isinstance(self.placebos, str) else tuple(self.placebos)
+        unknown = [p for p in placebos if p not in PLACEBOS]
+        if unknown:
+            raise AuditConfigError(f"unknown placebo {unknown[0]!r}; choose from {PLACEBOS}")
+        object.__setattr__(self, "placebos", placebos)
+
+
+@dataclass(frozen=True)
+class MechanismSpec:
+    """What of the mechanism is measured: activation spectra above `spectral_cutoff`, Fourier heat maps."""
+
+    spectral_cutoff: float | None = 0.5  # a fraction of Nyquist; None measures no spectra
+    heat_map: Mapping[str, float] | None = None  # e.g. dict(eps=4.0, step=4, images=256)
+
+    def __post_init__(self) -> None:
+        c = self.spectral_cutoff
+        if c is not None and (isinstance(c, bool) or not isinstance(c, (int, float)) or not 0 < c <= 1):
+            raise AuditConfigError(f"spectral_cutoff must be a fraction of Nyquist in (0, 1], or None to skip "
+                                   f"spectra; got {c!r}")
+        if self.heat_map is None:
+            return
+        if not isinstance(self.heat_map, Mapping):
+            raise AuditConfigError(f"heat_map must be a dict like dict(eps=4.0, step=4, images=256), got "
+                                   f"{self.heat_map!r}")
+        unknown = sorted(set(self.heat_map) - set(HEAT_MAP_KEYS))
+        if unknown:
+            raise AuditConfigError(f"heat_map has unknown key {unknown[0]!r}; valid keys are {sorted(HEAT_MAP_KEYS)}")
+        for key, value in self.heat_map.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 \
+                    or not math.isfinite(value):
+                raise AuditConfigError(f"heat_map[{key!r}] must be a positive number, got {value!r}")
+        full = {"eps": 4.0, "step": 4, "images": 256, **self.heat_map}
+        object.__setattr__(self, "heat_map", {k: HEAT_MAP_KEYS[k](v) for k, v in full.items()})
+
+
+@dataclass(frozen=True)
+class ExecutionSpec:
+    """Where and how variants train: executor, workers, Ray address, cache, retrain; and progress output."""
+
+    executor: str = "local"
+    workers: int = 1
+    ray_address: str | None = None
+    cache: str | os.PathLike | object | None = None
+    retrain: bool = False
+    progress: Progress | None = _stderr
+
+    def __post_init__(self) -> None:
+        if self.executor not in executor_names():
+            raise AuditConfigError(f"executor must be one of {executor_names()}, got {self.executor!r}")
+        if not _is_int(self.workers) or self.workers < 1:
+            raise AuditConfigError(f"workers must be an int >= 1, got {self.workers!r}")
+        if self.ray_address is not None and not isinstance(self.ray_address, str):
+            raise AuditConfigError(f"ray_address must be HOST:PORT, ray://HOST:PORT or 'auto', got "
+                                   f"{self.ray_address!r}")
+        if not isinstance(self.retrain, bool):
+            raise AuditConfigError(f"retrain must be True or False, got {self.retrain!r}")
+        if self.progress is not None and not callable(self.progress):
+            raise AuditConfigError(f"progress must be a function of one message string, or None; got "
+                                   f"{self.progress!r}")
+
+
+# run_audit's keyword argument -> (sub-spec, its field); the only place the flat names are mapped.
+_KEYWORDS: dict[str, tuple[str, str]] = {
+    **{f.name: ("target", f.name) for f in fields(TargetSpec) if f.name not in ("model", "layer", "levels")},
+    **{f.name: ("data", f.name) for f in fields(DataSpec) if f.name != "perturbations"},
+    "perturbation": ("data", "perturbations"),
+    **{f.name: ("recipe", f.name) for f in fields(RecipeSpec)},
+    "bias": ("estimand", "form"), "contrast": ("estimand", "contrast"), "outcome": ("estimand", "outcome"),
+    **{f.name: ("inference", f.name) for f in fields(InferenceSpec)},
+    **{f.name: ("mechanism", f.name) for f in fields(MechanismSpec)},
+    **{f.name: ("execution", f.name) for f in fields(ExecutionSpec)},
+    "name": ("audit", "name"),
+}
+AUDIT_KEYWORDS: tuple[str, ...] = tuple(sorted(_KEYWORDS))
+
+
+def check_keywords(names: Sequence[str], where: str = "run_audit") -> None:
+    """Refuse keyword arguments that are not audit settings, naming the closest valid one."""
+    for name in names:
+        if name not in _KEYWORDS:
+            close = difflib.get_close_matches(name, AUDIT_KEYWORDS, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise AuditConfigError(f"{where} got an unknown setting {name!r}; {hint}valid settings are "
+                                   f"{', '.join(AUDIT_KEYWORDS)}")
+
+
+@dataclass(frozen=True)
+class AuditSpec:
+    """One audit, fully specified and validated: build it, then `run_audit(spec)` or `execute(spec)`."""
+
+    target: TargetSpec
+    data: DataSpec = DataSpec()
+    recipe: RecipeSpec = RecipeSpec()
+    estimand: Estimand = Estimand()
+    inference: InferenceSpec = InferenceSpec()
+    mechanism: MechanismSpec = MechanismSpec()
+    execution: ExecutionSpec = ExecutionSpec()
+    name: str = "audit"
+
+    def __post_init__(self) -> None:
+        if "aa" in self.inference.placebos and self.recipe.seeds < 2:
+            raise AuditConfigError("the A/A placebo needs at least 2 seeds")
+        if self.execution.executor == "seed-batched" and self.recipe.trainer is not None:
+            raise AuditConfigError("executor 'seed-batched' trains with the default trainer only; drop trainer= "
+                                   "or use executor='local'")
+
+    @classmethod
+    def from_kwargs(cls, model: object, layer: object, levels: Sequence, **kwargs: Any) -> "AuditSpec":
+        """The spec of `run_audit(model, layer, levels, **kwargs)`; unknown or invalid settings are refused."""
+        check_keywords(list(kwargs))
+        parts: dict[str, dict[str, Any]] = {}
+        for key, value in kwargs.items():
+            part, name = _KEYWORDS[key]
+            parts.setdefault(part, {})[name] = value
+        if parts.get("data", {}).get("perturbations", 0) is None:
+            del parts["data"]["perturbations"]  # perturbation=None means the default LowPass(0.4)
+        built = {"target": TargetSpec(model, layer, levels, **parts.get("target", {}))}
+        for part, kind in (("data", DataSpec), ("recipe", RecipeSpec), ("estimand", Estimand),
+                           ("inference", InferenceSpec), ("mechanism", MechanismSpec),
+                           ("execution", ExecutionSpec)):
+            if part in parts:
+                built[part] = kind(**parts[part])
+        return cls(**built, **parts.get("audit", {}))

@@ -1,0 +1,194 @@
+"""The audit as a pipeline: a validated spec, a plan, a pure analysis, and a result that never changes."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+from statsmodels.stats.multitest import multipletests
+
+from pytest_kernelbias import AuditConfigError, KernelBiasError, TrainConfig, run_audit, synthfaces
+from pytest_kernelbias.analysis._analyze import analyze
+from pytest_kernelbias.evaluation._evaluate import Evaluation, Evaluations
+from pytest_kernelbias.execution._base import choose_executor
+from pytest_kernelbias.plan import Variant
+from pytest_kernelbias.result import AuditFailure, Verdict
+from pytest_kernelbias.spec import AUDIT_KEYWORDS, AuditSpec, TargetSpec
+
+from .conftest import tiny_cnn
+
+TRAIN = dict(data=synthfaces(300, 0, "planted"), test_data=synthfaces(200, 0, "planted", split="test"),
+             train_config=TrainConfig(epochs=1, batch_size=32), progress=None)
+
+
+# --- the spec: every setting checked when it is built, before any data or model exists --------------------
+
+
+@pytest.mark.parametrize("setting, value, message", [
+    ("seeds", 1, "at least 2 seeds"),
+    ("threshold", -1, "threshold must be a finite number >= 0"),
+    ("rule", "lowr", "rule must be one of"),
+    ("interval", "wald", "interval must be one of"),
+    ("correction", "bonferroni", "correction must be one of"),
+    ("metric", "f1", "metric must be one of"),
+    ("confidence", 1.5, "confidence must lie in"),
+    ("placebos", ("aa", "bogus"), "unknown placebo 'bogus'"),
+    ("bias", "ratio", "bias must be one of"),
+    ("outcome", "clean", "outcome must be one of"),
+    ("init", "zeros", "init must be one of"),
+    ("executor", "dask", "executor must be one of"),
+    ("workers", 0, "workers must be an int >= 1"),
+    ("spectral_cutoff", 2.0, "spectral_cutoff must be a fraction of Nyquist"),
+    ("heat_map", {"eps": 4.0, "stride": 2}, "heat_map has unknown key 'stride'"),
+    ("train_config", {"epochs": 2}, "train_config must be a TrainConfig"),
+    ("device", "gpu0", "is not a torch device"),
+    ("data", "planted-v2", "not a SynthFaces configuration"),
+    ("attributes", [], "attributes must name one or more"),
+])
+def test_every_bad_setting_is_refused_naming_the_setting_and_the_value(setting, value, message):
+    with pytest.raises(KernelBiasError, match=message):
+        AuditSpec.from_kwargs(tiny_cnn, "0", [3, 5], **{setting: value})
+
+
+def test_a_misspelt_setting_names_the_closest_valid_one_and_lists_them_all():
+    with pytest.raises(AuditConfigError, match="unknown setting 'seed'; did you mean 'seeds'") as info:
+        run_audit(tiny_cnn, "0", [3, 5], seed=4, **TRAIN)
+    assert all(name in str(info.value) for name in AUDIT_KEYWORDS)
+
+
+def test_the_spec_is_frozen_and_run_audit_accepts_it_whole():
+    spec = AuditSpec.from_kwargs(tiny_cnn, "0", [3, 5], seeds=3, bias="contrast",
+                                 contrast=("skin_tone=dark", "skin_tone=light"))
+    assert spec.recipe.seeds == 3 and spec.estimand.contrast == ("skin_tone=dark", "skin_tone=light")
+    assert spec.target == TargetSpec(tiny_cnn, "0", (3, 5)) and spec.target.treatments == [5]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        spec.recipe.seeds = 10  # type: ignore[misc]
+    with pytest.raises(TypeError, match="takes the spec alone"):
+        run_audit(spec, "0", [3, 5])
+
+
+# --- analyze: a pure function, checked against numpy on made-up predictions ---------------------------------
+
+
+def _made_up(seeds: int = 5, n: int = 400, levels=(3, 7)) -> tuple[Evaluations, dict]:
+    """Predictions where level 7 loses more accuracy under the perturbation in group "b" than in "a"."""
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, n)
+    codes = (np.arange(n) % 2).astype(np.intp)  # alternate images between the two groups
+    items, truth = [], {}
+    for seed in range(seeds):
+        for level in levels:
+            clean_ok = rng.random(n) < 0.9
+            loss = np.where(codes == 1, 0.1 + 0.02 * (level - 3), 0.1)  # b loses more as k grows
+            pert_ok = clean_ok & (rng.random(n) >= loss)
+            preds = {"clean": np.where(clean_ok, labels, 1 - labels),
+                     "LowPass(0.4)": np.where(pert_ok, labels, 1 - labels)}
+            truth[(level, seed)] = preds
+            items.append(Evaluation(Variant(level, seed, "audit", f"k{level}s{seed}", "e", seed, "", False, False),
+                                    preds))
+    return Evaluations(labels, codes, ("a", "b"), tuple(items)), truth
+
+
+def _numpy_bias(preds: dict, labels, codes, outcome: str, form: str) -> float:
+    acc = {c: np.array([np.mean(preds[c][codes == g] == labels[codes == g]) for g in (0, 1)]) for c in preds}
+    y = acc["clean"] - acc["LowPass(0.4)"] if outcome == "drop" else acc["LowPass(0.4)"]
+    if form == "spread":
+        return float(y.max() - y.min())
+    if form == "contrast":
+        return float(y[1] - y[0])
+    d = y - y[0]  # to_reference "a"
+    return float(d[np.abs(d).argmax()])
+
+
+@pytest.mark.parametrize("form, contrast", [("spread", None), ("contrast", ("b", "a")), ("to_reference", "a")])
+@pytest.mark.parametrize("outcome", ["drop", "perturbed"])
+def test_analyze_gives_the_paired_mean_of_biases_computed_with_numpy(form, contrast, outcome):
+    evaluations, truth = _made_up()
+    spec = AuditSpec.from_kwargs(tiny_cnn, "0", [3, 7], seeds=5, bias=form, contrast=contrast, outcome=outcome,
+                                 spectral_cutoff=None)
+    effect = analyze(spec, evaluations).all_effects[("LowPass(0.4)", 7)]
+    labels, codes = evaluations.labels, evaluations.codes
+    d = [_numpy_bias(truth[(7, s)], labels, codes, outcome, form) - _numpy_bias(truth[(3, s)], labels, codes,
+                                                                                    outcome, form) for s in range(5)]
+    # Means of at most 5 sums of 200 indicators: exact up to float rounding of ~1e-16 per term.
+    assert effect.estimate == pytest.approx(np.mean(d), abs=1e-12)
+    assert effect.differences == pytest.approx(d, abs=1e-12)
+
+
+def test_analyze_adjusts_each_family_as_statsmodels_holm_does():
+    evaluations, _ = _made_up(levels=(3, 5, 7))
+    spec = AuditSpec.from_kwargs(tiny_cnn, "0", [3, 5, 7], seeds=5, spectral_cutoff=None)
+    analysis = analyze(spec, evaluations)
+    for family in (list(analysis.all_effects.values()),
+                   [e for by_g in analysis.subgroup_effects.values() for e in by_g.values()]):
+        expected = multipletests([e.p_value for e in family], method="holm")[1]
+        assert [e.p_adjusted for e in family] == pytest.approx(expected, abs=1e-12)
+
+
+# --- a real audit: the frozen result, its verdicts, and the two bugs the restructuring fixed ----------------
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("pipeline-cache")
+
+
+@pytest.fixture(scope="module")
+def result(cache):
+    return run_audit(tiny_cnn, "0", [3, 5], seeds=3, cache=cache, spectral_cutoff=None, **TRAIN)
+
+
+def test_assert_below_returns_or_raises_a_verdict_and_changes_nothing(result):
+    before = result.to_dict()
+    verdict = result.assert_below(threshold=1.0, rule="estimate")
+    assert isinstance(verdict, Verdict) and verdict.passed and verdict.threshold == 1.0
+    with pytest.raises(AuditFailure) as failed:
+        result.assert_below(threshold=0.0, rule="estimate")
+    assert failed.value.verdict.overall == "fail" and failed.value.verdict.threshold == 0.0
+    assert result.to_dict() == before and result.threshold == 0.05
+    assert result.to_dict(failed.value.verdict)["effects"][0]["threshold"] == 0.0
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.threshold = 0.1  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("bias, contrast, outcome", [
+    ("spread", None, "drop"), ("spread", None, "perturbed"),
+    ("contrast", ("skin_tone=dark", "skin_tone=light"), "drop"),
+    ("contrast", ("skin_tone=dark", "skin_tone=light"), "perturbed"),
+    ("to_reference", "skin_tone=light", "drop"), ("to_reference", "skin_tone=light", "perturbed"),
+])
+def test_hierarchical_interval_estimates_the_audits_own_estimand(cache, result, bias, contrast, outcome):
+    # Same cache: the weights of `result` are reused; only the estimand differs.
+    audit = run_audit(tiny_cnn, "0", [3, 5], seeds=3, cache=cache, spectral_cutoff=None, bias=bias,
+                      contrast=contrast, outcome=outcome, **TRAIN)
+    assert audit.settings["trained"] == 0
+    h = audit.hierarchical_interval(n_boot=200)
+    # With every image weighted once, the bootstrap's point is the audit's effect: same counts, same formula.
+    assert h.estimate == pytest.approx(audit.effects[5].estimate, abs=1e-12)
+    assert h.ci[0] <= h.estimate <= h.ci[1] and audit.bias in h.label
+
+
+def test_an_aa_audit_then_more_seeds_on_the_same_cache_measures_every_spectrum(tmp_path):
+    # The A/A audit stores seeds 2 and 3 of the reference without spectra; the 4-seed audit needs them measured.
+    aa = run_audit(tiny_cnn, "0", [3, 5], seeds=2, placebos=("aa",), cache=tmp_path, spectral_cutoff=0.5,
+                   **TRAIN)
+    assert aa.placebos["A/A"].n == 2
+    more = run_audit(tiny_cnn, "0", [3, 5], seeds=4, cache=tmp_path, spectral_cutoff=0.5, **TRAIN)
+    assert more.settings["from_cache"] == 6 and more.settings["trained"] == 2  # only (5, seed 2..3) are new
+    (by_group,) = more.spectral_effects.values()
+    assert all(e.n == 4 for e in by_group.values())
+    assert {r["seed"] for r in more.spectral} == {0, 1, 2, 3}
+
+
+@pytest.mark.parametrize("name", ["serial", "seed-batched", "pool", "ray"])
+def test_every_registered_executor_is_chosen_by_its_name(name):
+    spec = AuditSpec.from_kwargs(tiny_cnn, "0", [3, 5], executor=name)
+    assert choose_executor(spec.execution, spec.recipe).name == name
+
+
+@pytest.mark.parametrize("settings, chosen", [
+    ({}, "seed-batched"), ({"workers": 2}, "pool"), ({"trainer": lambda m, d, s: m}, "serial"),
+    ({"train_config": TrainConfig(seed_batching="sequential")}, "serial"),
+])
+def test_local_picks_pool_seed_batched_or_serial_from_the_recipe(settings, chosen):
+    spec = AuditSpec.from_kwargs(tiny_cnn, "0", [3, 5], **settings)
+    assert choose_executor(spec.execution, spec.recipe).name == chosen
