@@ -74,7 +74,7 @@ from pytest_kernelbias import GaussianBlur, KernelIntervention, SynthFacesCNN, r
 from pytest_kernelbias.training._trainer import TrainConfig, train
 
 try:  # seed-batched training and its per-process strategy memo; absent in older versions of the library
-    from pytest_kernelbias import seed_batching
+    from pytest_kernelbias.training import _seed_batched as seed_batching
 except ImportError:
     seed_batching = None
 

@@ -14,9 +14,9 @@ from .data._loaders import SubgroupLoaders
 from .errors import AuditConfigError
 from .execution._store import VariantCache
 from .intervention._intervene import KernelIntervention
+from .reporting import WRITERS
 from .reporting._baseline import compare, load_baseline, regression_message, save_baseline
-from .reporting._html import write_html
-from .reporting._text import environment, summary_lines, write_json
+from .reporting._text import summary_lines
 from .spec import check_keywords
 
 MARKER = "kernel_audit"
@@ -242,10 +242,10 @@ class AuditRecorder:
         settings = self.config.stash[_SETTINGS]
         if hasattr(self.config, "workerinput"):
             return  # xdist workers report to the controller, which writes one merged report
-        if settings.json:
-            write_json(settings.json, self.records(), settings.as_dict())
-        if settings.html:
-            write_html(settings.html, self.records(), environment(), settings.as_dict())
+        for option, write in WRITERS.items():
+            path = getattr(settings, option)
+            if path:
+                write(path, self.records(), settings.as_dict())
         name = self.config.getoption("kernel_audit_save")
         if name:
             save_baseline(self.config.rootpath, name, self.records())

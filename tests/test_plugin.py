@@ -198,3 +198,11 @@ def test_junit_xml_carries_effect_ci_p_and_verdict_properties(pytester):
     assert '"examples"' not in xml and len(xml) < 20_000  # the whole record (images too) stays out of the XML
     assert re.search(r'value="effect=[+-]\d\.\d{4} ci=\[[+-]\d\.\d{4}, [+-]\d\.\d{4}\] p=[\d.e-]+ p_adj=[\d.e-]+ '
                      r'verdict=(pass|warn|fail)"', xml)
+
+
+def test_a_misspelt_marker_keyword_is_a_usage_error_listing_the_valid_names(pytester):
+    pytester.makepyfile(SETTINGS_TEST.replace('rule="upper"', "seed=4"))
+    result = pytester.runpytest("--kernel-audit")
+    result.stdout.fnmatch_lines(["*@pytest.mark.kernel_audit got an unknown setting 'seed'; did you mean 'seeds'?*"
+                                 "valid settings are*threshold*"])
+    result.assert_outcomes(errors=1)

@@ -9,7 +9,7 @@ from PIL import Image
 
 from pytest_kernelbias import LowPass, TrainConfig, run_audit, synthfaces
 from pytest_kernelbias.reporting._html import render_html, write_html
-from pytest_kernelbias.reporting._text import environment
+from pytest_kernelbias.reporting._json import environment
 
 from .conftest import tiny_cnn
 

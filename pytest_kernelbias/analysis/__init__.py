@@ -1,0 +1,1 @@
+"""From evaluations to effects: outcomes, the estimand, paired effects, power, multiplicity, placebos."""

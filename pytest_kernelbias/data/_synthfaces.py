@@ -57,6 +57,51 @@ PLANTED = SynthFacesConfig(name="planted", stripe_group=("skin_tone", "dark"))
 CONFIGS = {"null": NULL, "planted": PLANTED}
 
 
+def _face_masks(xx, yy, cx, cy, half_w, half_h, female) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Soft masks (n, s, s) of the face, the hair (long for `female`) and the eyes and mouth inside the face."""
+    n = female.shape[0]
+
+    def soft_ellipse(ax: torch.Tensor, ay: torch.Tensor, ox=0.0, oy=0.0) -> torch.Tensor:
+        # A 1-px sigmoid edge keeps the shape itself low-frequency (no aliasing).
+        r = torch.sqrt(((xx - cx - ox) / ax) ** 2 + ((yy - cy - oy) / ay) ** 2)
+        return torch.sigmoid((1 - r) * torch.minimum(ax, ay) * 1.5)
+
+    face = soft_ellipse(half_w, half_h)
+    hair_outer = soft_ellipse(half_w * 1.22, half_h * 1.12, oy=-0.6)
+    above_brow = torch.sigmoid((cy - 0.35 * half_h - yy) * 1.5)
+    long_hair = female.view(n, 1, 1).float()
+    hair = hair_outer * (1 - face) * torch.clamp(above_brow + long_hair, max=1.0)
+    hair = torch.maximum(hair, hair_outer * above_brow * face)
+
+    eye_r = 1.3
+    eyes = sum(
+        torch.sigmoid((eye_r - torch.sqrt((xx - cx - side * 0.42 * half_w) ** 2
+                                          + (yy - cy + 0.15 * half_h) ** 2)) * 2.5)
+        for side in (-1, 1)
+    )
+    mouth = (torch.sigmoid((0.55 * half_w - (xx - cx).abs()) * 2)
+             * torch.sigmoid((0.8 - (yy - cy - 0.45 * half_h).abs()) * 3))
+    return face, hair, (eyes + mouth).clamp(max=1.0) * face
+
+
+def _paint(face, hair, features, dark, xx, s: int, u, g: torch.Generator) -> torch.Tensor:
+    """Colour the masks: background shade with a gentle gradient, skin by tone, dark hair and features."""
+    n = dark.shape[0]
+    base = u(0.30, 0.70, 1, 1, 1)
+    tilt = u(-0.008, 0.008, 1, 1, 1)
+    background = (base + tilt * (xx - s / 2)[:, None]).expand(n, 3, s, s)
+    # Mostly a shared brightness shift, a little per-channel hue jitter.
+    skin = (torch.tensor([SKIN["light"], SKIN["dark"]])[dark.long()] + 0.04 * torch.randn(n, 1, generator=g)
+            + 0.015 * torch.randn(n, 3, generator=g))
+    hair_rgb = torch.tensor([0.16, 0.11, 0.08]) + 0.03 * torch.randn(n, 3, generator=g)
+    feature_rgb = torch.tensor([0.10, 0.06, 0.06])
+
+    img = background
+    img = img * (1 - face[:, None]) + skin[:, :, None, None] * face[:, None]
+    img = img * (1 - hair[:, None]) + hair_rgb[:, :, None, None] * hair[:, None]
+    return img * (1 - features[:, None]) + feature_rgb[None, :, None, None] * features[:, None]
+
+
 def synthfaces(
     n: int, seed: int = 0, config: str | SynthFacesConfig = "planted", split: str = "train"
 ) -> SubgroupDataset:
@@ -87,42 +132,8 @@ def synthfaces(
     aspect = 0.74 + cfg.aspect_gap * y.view(n, 1, 1) + cfg.aspect_noise * torch.randn(n, 1, 1, generator=g)
     half_w = half_h * aspect.clamp(0.5, 1.1)
 
-    def soft_ellipse(ax: torch.Tensor, ay: torch.Tensor, ox=0.0, oy=0.0) -> torch.Tensor:
-        # A 1-px sigmoid edge keeps the shape itself low-frequency (no aliasing).
-        r = torch.sqrt(((xx - cx - ox) / ax) ** 2 + ((yy - cy - oy) / ay) ** 2)
-        return torch.sigmoid((1 - r) * torch.minimum(ax, ay) * 1.5)
-
-    face = soft_ellipse(half_w, half_h)
-    hair_outer = soft_ellipse(half_w * 1.22, half_h * 1.12, oy=-0.6)
-    above_brow = torch.sigmoid((cy - 0.35 * half_h - yy) * 1.5)
-    long_hair = female.view(n, 1, 1).float()
-    hair = hair_outer * (1 - face) * torch.clamp(above_brow + long_hair, max=1.0)
-    hair = torch.maximum(hair, hair_outer * above_brow * face)
-
-    eye_r = 1.3
-    eyes = sum(
-        torch.sigmoid((eye_r - torch.sqrt((xx - cx - side * 0.42 * half_w) ** 2
-                                          + (yy - cy + 0.15 * half_h) ** 2)) * 2.5)
-        for side in (-1, 1)
-    )
-    mouth = (torch.sigmoid((0.55 * half_w - (xx - cx).abs()) * 2)
-             * torch.sigmoid((0.8 - (yy - cy - 0.45 * half_h).abs()) * 3))
-
-    # Colours: background shade with a gentle gradient, skin by tone, dark hair.
-    base = u(0.30, 0.70, 1, 1, 1)
-    tilt = u(-0.008, 0.008, 1, 1, 1)
-    background = (base + tilt * (xx - s / 2)[:, None]).expand(n, 3, s, s)
-    # Mostly a shared brightness shift, a little per-channel hue jitter.
-    skin = (torch.tensor([SKIN["light"], SKIN["dark"]])[dark.long()] + 0.04 * torch.randn(n, 1, generator=g)
-            + 0.015 * torch.randn(n, 3, generator=g))
-    hair_rgb = torch.tensor([0.16, 0.11, 0.08]) + 0.03 * torch.randn(n, 3, generator=g)
-    feature_rgb = torch.tensor([0.10, 0.06, 0.06])
-
-    img = background
-    img = img * (1 - face[:, None]) + skin[:, :, None, None] * face[:, None]
-    img = img * (1 - hair[:, None]) + hair_rgb[:, :, None, None] * hair[:, None]
-    features = (eyes + mouth).clamp(max=1.0) * face
-    img = img * (1 - features[:, None]) + feature_rgb[None, :, None, None] * features[:, None]
+    face, hair, features = _face_masks(xx, yy, cx, cy, half_w, half_h, female)
+    img = _paint(face, hair, features, dark, xx, s, u, g)
 
     attrs = {"skin_tone": ["dark" if d else "light" for d in dark.tolist()],
              "gender": ["f" if f else "m" for f in female.tolist()]}

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Mapping
 
 from ..errors import BaselineWarning
-from ._text import SCHEMA_VERSION, environment
+from ._files import write_atomic
+from ._json import SCHEMA_VERSION, environment
 
 FOLDER = Path(".kernel-audit") / "baselines"
 
@@ -33,12 +32,7 @@ def save_baseline(root: Path, name: str, audits: list[Mapping]) -> Path:
            "effects": {_key(a["test"], e): {k: e[k] for k in ("effect", "ci_low", "ci_high", "p_value", "n")}
                        for a in audits for e in a["effects"]},
            "data": {a["test"]: a["data"] for a in audits}}
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(doc, fh, indent=2, sort_keys=True)
-    target = folder / f"{name}.json"
-    os.replace(tmp, target)
-    return target
+    return write_atomic(folder / f"{name}.json", json.dumps(doc, indent=2, sort_keys=True), "kernel-audit baseline")
 
 
 def load_baseline(root: Path, name: str | None) -> dict | None:

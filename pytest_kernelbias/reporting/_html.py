@@ -11,13 +11,13 @@ import base64
 import html
 import io
 import os
-import tempfile
 from collections import defaultdict
 from pathlib import Path
 from typing import Iterable, Mapping
 
 import numpy as np
 
+from ._files import write_atomic
 from ._text import COLUMNS, summary_lines
 
 
@@ -198,13 +198,4 @@ def render_html(audits: list[Mapping], environment: Mapping, settings: Mapping) 
 def write_html(path: str | os.PathLike, audits: list[Mapping], environment: Mapping, settings: Mapping) -> Path:
     """Write the report atomically; create the folder if needed."""
     target = Path(path)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OSError(f"cannot create the folder for the kernel-audit HTML report {target}: {exc}") from exc
-    text = render_html(audits, environment, settings)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, target)
-    return target
+    return write_atomic(target, render_html(audits, environment, settings), "kernel-audit HTML report")

@@ -28,9 +28,9 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 from ..data._subgroups import SubgroupDataset
-from ..errors import AuditConfigError, NonFiniteLossError
+from ..errors import AuditConfigError
 from . import _trainer as training
-from ._trainer import Progress, TrainConfig
+from ._trainer import Progress, Stepper, TrainConfig, non_finite_loss, steps_per_epoch
 
 STRATEGIES = ("sequential", "vmap")
 # Layers known to draw random numbers in training mode, by class name (timm, torchvision).
@@ -84,6 +84,28 @@ def check_batchable(models: Sequence[nn.Module]) -> None:
                                    "from model 0 (module tree differs). Batch only the seeds of one variant.")
 
 
+def _checked_labels(models: list, order_seeds: Sequence[int], labels: Optional[Sequence[str]]) -> list[str]:
+    check_batchable(models)
+    if len(order_seeds) != len(models):
+        raise AuditConfigError(f"train_seeds got {len(models)} models but {len(order_seeds)} order seeds")
+    labels = list(labels) if labels is not None else [f"model {i + 1}/{len(models)}" for i in range(len(models))]
+    if len(labels) != len(models):
+        raise AuditConfigError(f"train_seeds got {len(models)} models but {len(labels)} labels")
+    return labels
+
+
+def _vmapped_losses(models: list) -> Callable:
+    """Per-model losses for (S, B, ...) batches, from stacked parameters and buffers, in one vmapped call."""
+    skeleton = copy.deepcopy(models[0]).to("meta").train()
+    loss_fn = nn.CrossEntropyLoss()
+
+    def one_model(p: dict, b: dict, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return loss_fn(functional_call(skeleton, (p, b), (x,)), y)
+
+    # randomness="error": any random op left in forward (functional dropout) fails loudly instead of diverging.
+    return vmap(one_model, randomness="error")
+
+
 def train_seeds(
     models: Sequence[nn.Module],
     data: SubgroupDataset,
@@ -95,54 +117,35 @@ def train_seeds(
 ) -> list[nn.Module]:
     """Train S same-architecture `models` together, as `training.train(models[i], data, order_seeds[i], config)` would.
 
-    Each model gets its own batch order, optimizer (`training._optimizer`), cosine
-    schedule, GradScaler (CUDA AMP) and BatchNorm statistics; the forward/backward pass
-    runs once for all S under `torch.func.vmap`. Results equal sequential training up to
-    float32 reduction order. Weights are written into `models`, returned in eval mode
-    and in the memory format `config.channels_last` asks for.
+    Each model gets its own batch order, `Stepper` (optimizer, cosine schedule,
+    GradScaler) and BatchNorm statistics; the forward/backward pass runs once
+    for all S under `torch.func.vmap`. Results equal sequential training up to
+    float32 reduction order. Weights are written into `models`, returned in
+    eval mode and in the memory format `config.channels_last` asks for.
     Progress gets one line per epoch with each model's mean loss and images/s summed over models.
     """
     models = list(models)
-    check_batchable(models)
-    s_count = len(models)
-    if len(order_seeds) != s_count:
-        raise AuditConfigError(f"train_seeds got {s_count} models but {len(order_seeds)} order seeds")
-    labels = list(labels) if labels is not None else [f"model {i + 1}/{s_count}" for i in range(s_count)]
-    if len(labels) != s_count:
-        raise AuditConfigError(f"train_seeds got {s_count} models but {len(labels)} labels")
-    device = torch.device(device)
+    labels = _checked_labels(models, order_seeds, labels)
+    device, n, s_count = torch.device(device), len(data), len(models)
     for m in models:
         m.to(device).train()
         m.to(memory_format=torch.contiguous_format)  # see the module docstring
-    # One optimizer, schedule and scaler per model: an AMP overflow skips only that model's step, as in train().
-    opts = [training._optimizer(m, config) for m in models]
-    n = len(data)
-    steps_per_epoch = math.ceil(n / config.batch_size)
-    total = config.epochs * steps_per_epoch
-    scheds = [torch.optim.lr_scheduler.LambdaLR(o, training.cosine_schedule(total)) for o in opts]
+    # One stepper per model: an AMP overflow skips only that model's step, as in train().
+    steppers = [Stepper.for_model(m, config, n, device) for m in models]
     use_amp = config.amp and device.type == "cuda"
-    scalers = [torch.amp.GradScaler("cuda", enabled=use_amp) for _ in models]
     order_gens = [torch.Generator().manual_seed(int(s)) for s in order_seeds]
     params = [dict(m.named_parameters()) for m in models]
     buffers = {name: torch.stack([dict(m.named_buffers())[name] for m in models])
                for name, _ in models[0].named_buffers()}  # BatchNorm updates these in place, per model
-    skeleton = copy.deepcopy(models[0]).to("meta").train()
-    loss_fn = nn.CrossEntropyLoss()
-
-    def one_model(p: dict, b: dict, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return loss_fn(functional_call(skeleton, (p, b), (x,)), y)
-
-    # randomness="error": any random op left in forward (functional dropout) fails loudly instead of diverging.
-    losses_of = vmap(one_model, randomness="error")
-    images, targets = data.images, data.labels
+    losses_of = _vmapped_losses(models)
     for epoch in range(config.epochs):
         t_epoch = time.perf_counter()
         perms = [torch.randperm(n, generator=g) for g in order_gens]
         running, seen = torch.zeros(s_count, device=device), 0
-        for step in range(steps_per_epoch):
+        for step in range(steps_per_epoch(n, config)):
             idx = torch.stack([p[step * config.batch_size:(step + 1) * config.batch_size] for p in perms])
-            x = images[idx].to(device, non_blocking=True)  # (S, B, C, H, W): model i sees its own batch
-            y = targets[idx].to(device, non_blocking=True)
+            x = data.images[idx].to(device, non_blocking=True)  # (S, B, C, H, W): model i sees its own batch
+            y = data.labels[idx].to(device, non_blocking=True)
             stacked = {name: torch.stack([p[name] for p in params]) for name in params[0]}
             try:
                 with torch.autocast(device.type, enabled=use_amp):
@@ -154,20 +157,14 @@ def train_seeds(
                                        f"{_USE_SEQUENTIAL}") from e
             bad = (~torch.isfinite(losses.detach())).nonzero().flatten().tolist()
             if bad:
-                i = bad[0]
-                raise NonFiniteLossError(
-                    f"{labels[i]} (order seed {order_seeds[i]}, seed-batched): training loss became "
-                    f"{losses[i].item()} at epoch {epoch + 1}, step {step + 1} (lr={config.lr:g}, "
-                    f"optimizer={config.optimizer}). Lower the learning rate, check the inputs for NaN/inf, "
-                    "or normalise them.")
-            for o in opts:
-                o.zero_grad(set_to_none=True)
+                label = f"{labels[bad[0]]} (order seed {order_seeds[bad[0]]}, seed-batched)"
+                raise non_finite_loss(label, losses[bad[0]].item(), epoch, step, config)
+            for st in steppers:
+                st.opt.zero_grad(set_to_none=True)
             # Summing keeps gradients per model: model i's parameters only feed losses[i].
-            torch.stack([sc.scale(loss) for sc, loss in zip(scalers, losses.unbind())]).sum().backward()
-            for o, sc, sched in zip(opts, scalers, scheds):
-                sc.step(o)
-                sc.update()
-                sched.step()
+            torch.stack([st.scaler.scale(loss) for st, loss in zip(steppers, losses.unbind())]).sum().backward()
+            for st in steppers:
+                st.step()
             running += losses.detach().float() * idx.shape[1]
             seen += idx.shape[1]
         if progress is not None:

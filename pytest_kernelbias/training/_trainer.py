@@ -73,6 +73,42 @@ def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
+def steps_per_epoch(n: int, config: TrainConfig) -> int:
+    return math.ceil(n / config.batch_size)
+
+
+@dataclass
+class Stepper:
+    """One model's optimizer, cosine schedule and AMP scaler, set up as the default recipe says.
+
+    The sequential and the seed-batched trainer both build one per model, so
+    the two can never drift apart in how a step updates the weights.
+    """
+
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LambdaLR
+    scaler: torch.amp.GradScaler
+
+    @classmethod
+    def for_model(cls, model: nn.Module, config: TrainConfig, n: int, device: torch.device) -> "Stepper":
+        opt = _optimizer(model, config)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine_schedule(config.epochs * steps_per_epoch(n, config)))
+        return cls(opt, sched, torch.amp.GradScaler("cuda", enabled=config.amp and device.type == "cuda"))
+
+    def step(self) -> None:
+        """Apply the gradients (skipped by the scaler on an AMP overflow) and advance the schedule."""
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        self.sched.step()
+
+
+def non_finite_loss(label: str, value: float, epoch: int, step: int, config: TrainConfig) -> NonFiniteLossError:
+    """The error for a NaN or infinite training loss, naming the run, where it happened and the fixes."""
+    return NonFiniteLossError(
+        f"{label}: training loss became {value} at epoch {epoch + 1}, step {step + 1} (lr={config.lr:g}, "
+        f"optimizer={config.optimizer}). Lower the learning rate, check the inputs for NaN/inf, or normalise them.")
+
+
 def train(
     model: nn.Module,
     data: SubgroupDataset,
@@ -91,13 +127,9 @@ def train(
     model.to(device).train()
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
     model.to(memory_format=memory_format)
-    opt = _optimizer(model, config)
     n = len(data)
-    steps_per_epoch = math.ceil(n / config.batch_size)
-    total = config.epochs * steps_per_epoch
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine_schedule(total))
+    stepper = Stepper.for_model(model, config, n, device)
     use_amp = config.amp and device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     order_gen = torch.Generator().manual_seed(int(seed))
     images, labels = staged(data.images, device), staged(data.labels, device)
     step_model = torch.compile(model) if config.compile else model
@@ -108,7 +140,7 @@ def train(
             t_epoch = time.perf_counter()
             perm = torch.randperm(n, generator=order_gen)
             running, seen = 0.0, 0
-            for step in range(steps_per_epoch):
+            for step in range(steps_per_epoch(n, config)):
                 idx = perm[step * config.batch_size:(step + 1) * config.batch_size]
                 x = gather(images, idx, device, memory_format)
                 y = gather(labels, idx, device)
@@ -116,16 +148,10 @@ def train(
                 with torch.autocast(device.type, enabled=use_amp):
                     loss = loss_fn(step_model(x), y)
                 if not torch.isfinite(loss):
-                    raise NonFiniteLossError(
-                        f"{label}: training loss became {loss.item()} at epoch {epoch + 1}, step {step + 1} "
-                        f"(lr={config.lr:g}, optimizer={config.optimizer}). Lower the learning rate, "
-                        "check the inputs for NaN/inf, or normalise them."
-                    )
-                opt.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(opt)
-                scaler.update()
-                sched.step()
+                    raise non_finite_loss(label, loss.item(), epoch, step, config)
+                stepper.opt.zero_grad(set_to_none=True)
+                stepper.scaler.scale(loss).backward()
+                stepper.step()
                 running += loss.item() * len(idx)
                 seen += len(idx)
                 if config.compile and epoch == 0 and step == 0 and progress is not None:

@@ -1,0 +1,24 @@
+"""Report files are written whole or not at all: a temporary file in the same folder, then one rename."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+
+def write_atomic(target: Path, text: str, what: str) -> Path:
+    """Write `text` to `target` atomically, creating its folder; `what` names the file in errors."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OSError(f"cannot create the folder for the {what} {target}: {exc}") from exc
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)  # a failed write (disk full) leaves nothing behind
+    return target

@@ -1,0 +1,46 @@
+"""The versioned JSON report and the environment every report records."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+from pathlib import Path
+from typing import Mapping
+
+from ._files import write_atomic
+
+SCHEMA_VERSION = 1
+
+
+def _git_commit() -> str | None:
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return (out.stdout.strip() or None) if out.returncode == 0 else None
+
+
+def environment() -> dict:
+    import timm
+    import torch
+
+    from .. import __version__
+
+    return {
+        "package": __version__, "python": platform.python_version(), "torch": torch.__version__,
+        "timm": timm.__version__, "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "platform": platform.platform(), "git_commit": _git_commit(),
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def write_json(path: str | os.PathLike, audits: list[Mapping], settings: Mapping) -> Path:
+    """Write the versioned JSON report atomically; create the folder if needed."""
+    target = Path(path)
+    doc = {"schema_version": SCHEMA_VERSION, "environment": environment(), "settings": dict(settings),
+           "audits": list(audits)}
+    return write_atomic(target, json.dumps(doc, indent=2, sort_keys=True), "kernel-audit JSON report")
