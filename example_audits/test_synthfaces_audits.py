@@ -2,7 +2,7 @@
 
 import pytest
 
-from pytest_kernelbias import LowPass, SynthFacesCNN, TrainConfig, default_data
+from pytest_kernelbias import AuditFailure, LowPass, SynthFacesCNN, TrainConfig, default_data
 
 
 @pytest.mark.kernel_audit(seeds=4, threshold=0.05, rule="estimate")
@@ -13,7 +13,10 @@ def test_null_synthfaces_has_no_kernel_bias(kernel_audit):
     result.assert_below()
 
 
-@pytest.mark.xfail(strict=True, reason="planted bias: the audit must catch it (CI of the effect excludes 0)")
+# raises=AuditFailure: only the audit's own verdict counts as the expected failure, never a crash or a
+# refusal (e.g. models that did not learn).
+@pytest.mark.xfail(strict=True, raises=AuditFailure,
+                   reason="planted bias: the audit must catch it (CI of the effect excludes 0)")
 @pytest.mark.kernel_audit(seeds=6, threshold=0.0, rule="lower")
 def test_planted_synthfaces_kernel_bias_is_caught(kernel_audit):
     # Dark-skinned faces also carry label evidence in 3-px stripes; LowPass(0.4) erases them.
@@ -23,8 +26,9 @@ def test_planted_synthfaces_kernel_bias_is_caught(kernel_audit):
     result.assert_below()
 
 
-@pytest.mark.xfail(reason="measured on 2026-11-28: kernel_size=3 vs 7 on resnet18.conv1 raised the LowPass(0.4) "
-                          "drop spread by +0.105 (95% CI [+0.030, +0.180], 3 seeds), above the 0.05 threshold")
+@pytest.mark.xfail(raises=AuditFailure,
+                   reason="measured on 2026-11-29: kernel_size=3 vs 7 on resnet18.conv1 raised the LowPass(0.4) "
+                          "drop spread by +0.116 (95% CI [-0.032, +0.263], 3 seeds), above the 0.05 threshold")
 @pytest.mark.kernel_audit(seeds=3, threshold=0.05, rule="estimate")
 def test_resnet18_stem_kernel(kernel_audit):
     # timm resnet18's stem is a 7x7 stride-2 conv; does shrinking it to 3x3 change the LowPass drop gap?

@@ -30,6 +30,7 @@ from .errors import (
     KernelAuditWarning,
     KernelBiasError,
     MissingAttributeError,
+    ModelsDidNotLearnError,
     NonFiniteLossError,
     UnknownLayerError,
     WorkerDiedError,
@@ -94,6 +95,7 @@ __all__ = [
     "paired_effect", "power", "seeds_needed",
     # errors and warnings
     "AuditConfigError", "AuditFailure", "CacheWarning", "DatasetFormatError", "EmptySubgroupError",
-    "InterventionError", "KernelAuditWarning", "KernelBiasError", "MissingAttributeError", "NonFiniteLossError",
+    "InterventionError", "KernelAuditWarning", "KernelBiasError", "MissingAttributeError", "ModelsDidNotLearnError",
+    "NonFiniteLossError",
     "UnknownLayerError", "WorkerDiedError",
 ]

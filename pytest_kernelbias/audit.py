@@ -98,7 +98,8 @@ def _result(spec: AuditSpec, job: TrainingJob, loaders: SubgroupLoaders, analysi
         spectral_effects=analysis.spectral_effects, kernel_spectra=analysis.kernel_spectra,
         heat_maps=analysis.heat_maps, examples=example_images(loaders), correction=inference.correction,
         warn_tier=inference.warn_tier, predictions=analysis.predictions, test_labels=evaluations.labels,
-        test_codes=evaluations.codes, test_names=evaluations.names)
+        test_codes=evaluations.codes, test_names=evaluations.names, learning=analysis.learning,
+        gaps=analysis.gaps)
 
 
 def run_audit(model: object, layer: object = None, levels: Sequence | None = None, **settings: Any) -> AuditResult:

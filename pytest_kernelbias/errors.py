@@ -32,6 +32,10 @@ class AuditConfigError(KernelBiasError, ValueError):
     """An audit setting is out of range (seeds, threshold, rule, cutoff)."""
 
 
+class ModelsDidNotLearnError(KernelBiasError, RuntimeError):
+    """The audited models are at chance on the clean test set, so their gaps are noise: no verdict."""
+
+
 class WorkerDiedError(KernelBiasError, RuntimeError):
     """A training process ended abruptly (killed, out of memory); finished variants stay cached."""
 

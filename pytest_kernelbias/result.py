@@ -8,6 +8,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from .analysis._design import check_can_fail, narrowest_half_width, seeds_to_pass_upper
 from .analysis._effects import RULE_MEANING, Effect, KernelAuditWarning, check_rule, check_threshold
 from .analysis._estimand import Estimand
 from .analysis._estimators import hierarchical_bootstrap
@@ -81,6 +82,8 @@ class AuditResult:
     test_labels: Optional[np.ndarray] = field(default=None, repr=False)
     test_codes: Optional[np.ndarray] = field(default=None, repr=False)  # subgroup index per test image
     test_names: tuple = field(default=(), repr=False)  # the subgroups `test_codes` index
+    learning: tuple = field(default=(), repr=False)  # per audited model: clean accuracy vs the majority rate
+    gaps: dict = field(default_factory=dict)  # perturbation -> the bias at the reference level itself (Effect)
     # Told every verdict `assert_below` reaches (the pytest fixture records it for the reports).
     on_verdict: Optional[Callable[[Verdict], None]] = field(default=None, repr=False, compare=False)
 
@@ -132,13 +135,20 @@ class AuditResult:
         """Return the `Verdict`, or raise `AuditFailure` (an AssertionError with the outcome table) when any
         effect fails the rule; warn on the warn tier. The result itself does not change."""
         verdict = self.judge(threshold, rule)
+        if verdict.rule == "lower":  # the spec checked its own rule; one given here is checked now
+            levels = {level for _, level in self.all_effects}
+            check_can_fail("lower", self.outcomes_seeds, len(levels), len(self.all_effects) // max(1, len(levels)),
+                           self.correction, self.settings.get("confidence", 0.95))
+        if verdict.rule == "upper":
+            self._warn_if_upper_cannot_pass(verdict.threshold)
         if self.on_verdict is not None:
             self.on_verdict(verdict)
         bad = {k: self.all_effects[k] for k, v in verdict.by_effect.items() if v == "fail"}
         if bad:
             worst = max(bad.values(), key=lambda e: e.statistic(verdict.rule))
             others = [e.summary() for e in bad.values() if e is not worst]
-            msg = worst.failure_message(verdict.threshold, verdict.rule)
+            worst_key = next(k for k, e in bad.items() if e is worst)
+            msg = worst.failure_message(verdict.threshold, verdict.rule) + "\n" + self.gap_line(worst_key[0])
             if others:
                 msg += "\n  also failing:\n" + "\n".join("    " + o for o in others)
             raise AuditFailure(f"{self.name}: {msg}", verdict)
@@ -148,6 +158,23 @@ class AuditResult:
                 warnings.warn(KernelAuditWarning(f"{self.name}: {e.label}: passed; "
                                                  f"{e.power_note(verdict.threshold)}"), stacklevel=2)
         return verdict
+
+    @property
+    def outcomes_seeds(self) -> int:
+        return len(self.outcomes.seeds)
+
+    def _warn_if_upper_cannot_pass(self, threshold: float) -> None:
+        """Rule "upper" passes only when the whole interval fits in +-threshold; say when it cannot."""
+        confidence = self.settings.get("confidence", 0.95)
+        for e in self.all_effects.values():
+            half = narrowest_half_width(e.sd, e.n, confidence)
+            if half > threshold:
+                need = seeds_to_pass_upper(e.sd, threshold, confidence)
+                warnings.warn(KernelAuditWarning(
+                    f"{self.name}: {e.label}: rule='upper' cannot pass with {e.n} seeds: even an effect of 0 has a "
+                    f"{confidence:.0%} t interval of +-{half:.4g} (sd of differences {e.sd:.4g}) > threshold "
+                    f"{threshold:g}; " + (f"about {need} seeds would let it pass" if need else
+                                          "no seed count makes the interval that narrow")), stacklevel=3)
 
     def assert_spectral_shift_below(self, threshold: float, rule: str = "estimate") -> "AuditResult":
         """Fail when the level's effect on any subgroup's activation high-frequency ratio passes `threshold`."""
@@ -183,6 +210,24 @@ class AuditResult:
             estimand=self.estimand, metric=self.settings.get("metric", "accuracy"),
             label=f"{level_label(level)} vs {level_label(self.reference)}: {self.bias} under {pert}")
 
+    def clean_accuracy(self) -> dict:
+        """level label -> mean clean accuracy over seeds (the task the models learned), and "majority"."""
+        by_level: dict[str, list[float]] = {}
+        for m in self.learning:
+            by_level.setdefault(m.level, []).append(m.accuracy)
+        out = {level: float(np.mean(v)) for level, v in by_level.items()}
+        if self.learning:
+            out["majority"] = self.learning[0].majority
+        return out
+
+    def gap_line(self, perturbation: str) -> str:
+        """The gap itself at the reference level, for failure messages and reprs."""
+        g = self.gaps.get(perturbation)
+        if g is None:
+            return ""
+        return (f"  the gap itself at {level_label(self.reference)}: {g.estimate:+.4f}, {g.confidence:.0%} CI "
+                f"[{g.ci[0]:+.4f}, {g.ci[1]:+.4f}] over {g.n} seeds (a small effect of k is not a small gap)")
+
     def summary_rows(self, verdict: Verdict | None = None) -> list[dict]:
         """One row per (perturbation, treated level): what the terminal summary and JSON report print.
 
@@ -200,8 +245,17 @@ class AuditResult:
                 "p_adjusted": e.p_adjusted, "n": e.n, "threshold": verdict.threshold, "rule": verdict.rule,
                 "verdict": verdicts[key], "mde": e.minimum_detectable_effect(),
                 "note": e.power_note(verdict.threshold) if verdicts[key] == "warn" else "",
+                **self._context_cells(pert, level),
             })
         return rows
+
+    def _context_cells(self, pert: str, level: object) -> dict:
+        """The gap at the reference and the clean accuracies beside each effect, for every report."""
+        gap, clean = self.gaps.get(pert), self.clean_accuracy()
+        return {"gap": gap.estimate if gap else None, "gap_ci_low": gap.ci[0] if gap else None,
+                "gap_ci_high": gap.ci[1] if gap else None,
+                "clean_reference": clean.get(level_label(self.reference)), "clean_level": clean.get(level_label(level)),
+                "majority": clean.get("majority")}
 
     def to_dict(self, verdict: Verdict | None = None) -> dict:
         """The JSON record of the audit; `verdict` (from `assert_below`) sets the threshold, rule and verdicts."""
@@ -229,6 +283,9 @@ class AuditResult:
             "spectral_effects": [effect_row(e, level=level_label(k), subgroup=g)
                                  for k, by_g in self.spectral_effects.items() for g, e in by_g.items()],
             "kernel_spectra": self.kernel_spectra, "heat_maps": self.heat_maps, "examples": self.examples,
+            "clean_accuracy": self.clean_accuracy(),
+            "learning": [{"model": m.label, "accuracy": m.accuracy, "ci_low": m.ci[0], "ci_high": m.ci[1],
+                          "majority": m.majority} for m in self.learning],
         }
 
     def __repr__(self) -> str:
@@ -236,6 +293,7 @@ class AuditResult:
                  f"  data: {self.data} {self.group_counts}"]
         lines += [self.outcomes.table(p) for p in self.outcomes.perturbations]
         lines.append(f"  bias: {self.bias}")
+        lines.append(self.gap_line(self.perturbation))
         lines += ["  " + e.summary() for e in self.all_effects.values()]
         lines += ["  " + e.summary() for e in self.dose_response.values()]
         for by_group in self.spectral_effects.values():

@@ -18,6 +18,7 @@ from typing import Any, Callable, Literal, Mapping, Sequence, get_args
 import torch
 from torch import nn
 
+from .analysis._design import check_can_fail
 from .analysis._effects import METHODS, check_rule, check_seeds, check_threshold
 from .analysis._estimand import Estimand
 from .analysis._multiplicity import CORRECTIONS
@@ -139,6 +140,8 @@ class InferenceSpec:
     rule: str = "estimate"
     warn_tier: bool = True
     placebos: tuple[str, ...] = ("shuffle",)
+    require_learning: bool = True  # no verdict on models whose clean accuracy is at the majority-class rate
+    learning_gain: float = 0.05  # warn when clean accuracy is less than this above the majority-class rate
 
     def __post_init__(self) -> None:
         for name, value, allowed in (("metric", self.metric, METRICS), ("interval", self.interval, METHODS),
@@ -155,6 +158,12 @@ class InferenceSpec:
         if unknown:
             raise AuditConfigError(f"unknown placebo {unknown[0]!r}; choose from {PLACEBOS}")
         object.__setattr__(self, "placebos", placebos)
+        if not isinstance(self.require_learning, bool):
+            raise AuditConfigError(f"require_learning must be True or False, got {self.require_learning!r}")
+        if isinstance(self.learning_gain, bool) or not isinstance(self.learning_gain, (int, float)) \
+                or not 0 <= self.learning_gain < 1:
+            raise AuditConfigError(f"learning_gain must lie in [0, 1) (accuracy above the majority-class rate), "
+                                   f"got {self.learning_gain!r}")
 
 
 @dataclass(frozen=True)
@@ -252,6 +261,9 @@ class AuditSpec:
     def __post_init__(self) -> None:
         if "aa" in self.inference.placebos and self.recipe.seeds < 2:
             raise AuditConfigError("the A/A placebo needs at least 2 seeds")
+        inference = self.inference
+        check_can_fail(inference.rule, self.recipe.seeds, len(self.target.treatments), len(self.data.perturbations),
+                       inference.correction, inference.confidence)
         if self.execution.executor == "seed-batched" and self.recipe.trainer is not None:
             raise AuditConfigError("executor 'seed-batched' trains with the default trainer only; drop trainer= "
                                    "or use executor='local'")

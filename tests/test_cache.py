@@ -11,7 +11,9 @@ from pytest_kernelbias.execution._store import CacheWarning, variant_key
 from .conftest import tiny_cnn
 
 TRAIN = dict(data=synthfaces(300, 0, "planted"), test_data=synthfaces(200, 0, "planted", split="test"),
-             train_config=TrainConfig(epochs=1, batch_size=32), progress=None, seeds=2, spectral_cutoff=None)
+             train_config=TrainConfig(epochs=1, batch_size=32), progress=None, seeds=2, spectral_cutoff=None,
+             # One epoch on 300 images tests the plumbing, not the task: these models stay near chance.
+             require_learning=False)
 
 
 def _weights(cache: VariantCache):
@@ -148,7 +150,7 @@ def test_a_worker_killed_mid_training_leaves_no_entry_and_the_next_run_trains_on
     survivors = _weights(cache)
     assert len(survivors) < 4 and not flag.exists()
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # every entry left behind is whole: none is reported damaged
+        warnings.simplefilter("error", CacheWarning)  # every entry left behind is whole: none is reported damaged
         rerun = run_audit(tiny_cnn, "0", [3, 5], cache=cache_dir, workers=2, trainer=trainer_killed_once, **TRAIN)
     assert rerun.settings["trained"] == 4 - len(survivors) and rerun.settings["from_cache"] == len(survivors)
     assert not list(cache_dir.glob("*/.tmp-*"))  # no half-written entry anywhere

@@ -10,7 +10,9 @@ from pytest_kernelbias.execution._ray import check_reachable
 from .conftest import tiny_cnn
 
 TRAIN = dict(data=synthfaces(300, 0, "planted"), test_data=synthfaces(200, 0, "planted", split="test"),
-             train_config=TrainConfig(epochs=1, batch_size=32), progress=None, seeds=2, spectral_cutoff=None)
+             train_config=TrainConfig(epochs=1, batch_size=32), progress=None, seeds=2, spectral_cutoff=None,
+             # One epoch on 300 images tests the plumbing, not the task: these models stay near chance.
+             require_learning=False)
 
 
 def _closed_port() -> int:

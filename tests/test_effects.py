@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from pytest_kernelbias import AuditConfigError, paired_effect
+from pytest_kernelbias.analysis._effects import MONTE_CARLO_DRAWS, sign_flip_method, sign_flip_p_value
 
 finite = st.floats(-1, 1, allow_nan=False, allow_infinity=False)
 
@@ -84,3 +85,37 @@ def test_bad_rule_or_threshold_is_a_clear_error(kw, match):
     e = paired_effect([0.1, 0.2], [0, 0])
     with pytest.raises(AuditConfigError, match=match):
         e.assert_below(kw.get("threshold", 0.1), kw.get("rule", "estimate"))
+
+
+def _brute_force_p(d) -> float:
+    """Every sign pattern written out by itertools: the share whose |sum| reaches the observed |sum|."""
+    import itertools
+
+    d = np.asarray(d, dtype=float)
+    obs = abs(d.sum())
+    sums = [abs(np.dot(s, d)) for s in itertools.product((-1.0, 1.0), repeat=len(d))]
+    return float(np.mean(np.asarray(sums) >= obs - 1e-12))
+
+
+@pytest.mark.parametrize("n", [2, 3, 5, 8, 11, 13])
+def test_sign_flip_p_is_exact_by_enumeration(n):
+    d = np.random.default_rng(n).normal(0.3, 1.0, n)
+    assert sign_flip_p_value(d) == pytest.approx(_brute_force_p(d), abs=1e-15)
+
+
+def test_sign_flip_p_is_still_enumerated_at_twenty_seeds():
+    from scipy import stats
+
+    d = np.random.default_rng(20).normal(0.4, 1.0, 20)
+    ref = stats.permutation_test((d,), np.mean, permutation_type="samples", n_resamples=np.inf,
+                                 alternative="two-sided").pvalue
+    # Both enumerate the same 2^20 patterns; only ties at the observed value could differ, by 1/2^20 each.
+    assert sign_flip_p_value(d) == pytest.approx(ref, abs=2 / 2**20)
+    assert sign_flip_method(20) == "exact sign-flip"
+
+
+def test_beyond_twenty_seeds_the_monte_carlo_p_counts_the_observed_pattern():
+    d = np.full(30, 0.5)  # every flip but none and all-flipped has a smaller |sum|: exact p = 2 / 2^30
+    p = sign_flip_p_value(d)
+    assert p >= 1 / (MONTE_CARLO_DRAWS + 1) and p > 0
+    assert "Monte Carlo" in sign_flip_method(30)

@@ -6,7 +6,16 @@ import numpy as np
 import pytest
 from statsmodels.stats.multitest import multipletests
 
-from pytest_kernelbias import AuditConfigError, KernelBiasError, TrainConfig, run_audit, synthfaces
+from pytest_kernelbias import (
+    AuditConfigError,
+    EmptySubgroupError,
+    KernelAuditWarning,
+    KernelBiasError,
+    ModelsDidNotLearnError,
+    TrainConfig,
+    run_audit,
+    synthfaces,
+)
 from pytest_kernelbias.analysis._analyze import analyze
 from pytest_kernelbias.evaluation._evaluate import Evaluation, Evaluations
 from pytest_kernelbias.execution._base import choose_executor
@@ -17,7 +26,9 @@ from pytest_kernelbias.spec import AUDIT_KEYWORDS, AuditSpec, TargetSpec
 from .conftest import tiny_cnn
 
 TRAIN = dict(data=synthfaces(300, 0, "planted"), test_data=synthfaces(200, 0, "planted", split="test"),
-             train_config=TrainConfig(epochs=1, batch_size=32), progress=None)
+             train_config=TrainConfig(epochs=1, batch_size=32), progress=None,
+             # One epoch on 300 images tests the plumbing, not the task: these models stay near chance.
+             require_learning=False)
 
 
 # --- the spec: every setting checked when it is built, before any data or model exists --------------------
@@ -192,3 +203,117 @@ def test_every_registered_executor_is_chosen_by_its_name(name):
 def test_local_picks_pool_seed_batched_or_serial_from_the_recipe(settings, chosen):
     spec = AuditSpec.from_kwargs(tiny_cnn, "0", [3, 5], **settings)
     assert choose_executor(spec.execution, spec.recipe).name == chosen
+
+
+def test_a_spread_over_one_subgroup_is_refused_before_any_model_trains():
+    def only_dark(data):
+        return data.subset(data.subgroup_indices("skin_tone")["skin_tone=dark"])
+
+    trained = []
+    with pytest.raises(EmptySubgroupError, match="the spread needs at least two subgroups"):
+        run_audit(tiny_cnn, "0", [3, 5], seeds=2, data=only_dark(TRAIN["data"]),
+                  test_data=only_dark(TRAIN["test_data"]), trainer=lambda m, d, s: trained.append(s) or m,
+                  progress=None)
+    assert trained == []
+
+
+# --- designs that cannot decide are refused with the numbers --------------------------------------------------
+
+
+def _smallest_family_p(n: int, m: int, correction: str) -> float:
+    """By enumeration: the sign-flip p of n equal-signed differences (the smallest any data gives), adjusted."""
+    import itertools
+
+    obs = float(n)
+    p = np.mean([abs(sum(s)) >= obs for s in itertools.product((-1, 1), repeat=n)])
+    method = {"holm": "holm", "bh": "fdr_bh", "none": None}[correction]
+    return float(multipletests([p] * m, method=method)[1].min()) if method else float(p)
+
+
+@pytest.mark.parametrize("correction", ["holm", "bh", "none"])
+@pytest.mark.parametrize("levels", [[3, 5], [3, 5, 7], [3, 5, 7, 9]])
+@pytest.mark.parametrize("seeds", [3, 5, 6, 7, 8])
+def test_rule_lower_is_refused_exactly_when_no_data_could_make_it_fail(seeds, levels, correction):
+    can_fail = _smallest_family_p(seeds, len(levels) - 1, correction) < 0.05
+    build = lambda: AuditSpec.from_kwargs(tiny_cnn, "0", levels, seeds=seeds, rule="lower",  # noqa: E731
+                                          correction=correction)
+    if can_fail:
+        build()
+    else:
+        with pytest.raises(AuditConfigError, match=r"can never fail: the smallest adjusted p is .* use >= \d+ seeds"):
+            build()
+
+
+def test_the_refusal_names_the_numbers_and_the_fix():
+    with pytest.raises(AuditConfigError, match=r"rule='lower' with 6 seeds and 2 treated levels under Holm can never "
+                                               r"fail: the smallest adjusted p is 0\.0625 >= alpha 0\.05; use >= 7 "
+                                               r"seeds"):
+        AuditSpec.from_kwargs(tiny_cnn, "0", [3, 5, 7], seeds=6, rule="lower")
+
+
+def test_a_lower_rule_given_at_assertion_time_is_checked_too(result):
+    with pytest.raises(AuditConfigError, match="with 3 seeds and 1 treated level under Holm can never fail"):
+        result.assert_below(threshold=0.0, rule="lower")
+
+
+def test_rule_upper_warns_when_no_interval_could_be_narrow_enough(result):
+    e = result.effects[5]
+    half = float(__import__("scipy").stats.t.ppf(0.975, e.n - 1)) * e.sd / np.sqrt(e.n)
+    with pytest.warns(KernelAuditWarning, match=r"rule='upper' cannot pass with 3 seeds"):
+        try:
+            result.assert_below(threshold=half / 2, rule="upper")
+        except AuditFailure:
+            pass  # failing is expected too: the warning says why it had to
+
+
+# --- models that did not learn give no verdict; the gap itself is shown beside the effect -------------------
+
+
+def test_models_at_chance_give_no_verdict_and_the_error_says_how_to_fix_the_recipe():
+    evaluations, _ = _made_up()
+    rng = np.random.default_rng(3)
+    guessed = tuple(dataclasses.replace(ev, preds={c: rng.integers(0, 2, len(p)) for c, p in ev.preds.items()})
+                    for ev in evaluations.items)
+    at_chance = dataclasses.replace(evaluations, items=guessed)
+    spec = AuditSpec.from_kwargs(tiny_cnn, "0", [3, 7], seeds=5, spectral_cutoff=None)
+    with pytest.raises(ModelsDidNotLearnError, match=r"10 of 10 models did not learn the task.*epochs=.*lr="):
+        analyze(spec, at_chance)
+    unchecked = AuditSpec.from_kwargs(tiny_cnn, "0", [3, 7], seeds=5, spectral_cutoff=None, require_learning=False)
+    assert analyze(unchecked, at_chance).all_effects  # the user may ask for effects anyway
+
+
+def test_clean_accuracy_and_its_interval_match_an_exact_binomial_reference():
+    from statsmodels.stats.proportion import proportion_confint
+
+    evaluations, truth = _made_up()
+    spec = AuditSpec.from_kwargs(tiny_cnn, "0", [3, 7], seeds=5, spectral_cutoff=None)
+    analysis = analyze(spec, evaluations)
+    labels, codes = evaluations.labels, evaluations.codes
+    for m, ev in zip(analysis.learning, evaluations.items):
+        correct = truth[(ev.variant.level, ev.variant.seed)]["clean"] == labels
+        assert m.accuracy == correct.mean()
+        lo, hi = proportion_confint(correct.sum(), len(correct), alpha=0.05, method="beta")
+        assert m.ci == pytest.approx((lo, hi), abs=1e-9)
+        assert m.majority == max(np.mean(labels == 0), np.mean(labels == 1))
+        acc_b = correct[codes == 1].mean()
+        assert m.by_group["b"][0] == pytest.approx(acc_b, abs=1e-15)
+
+
+def test_the_gap_at_the_reference_is_the_mean_bias_with_its_t_interval():
+    from scipy import stats
+
+    evaluations, truth = _made_up()
+    spec = AuditSpec.from_kwargs(tiny_cnn, "0", [3, 7], seeds=5, spectral_cutoff=None)
+    gap = analyze(spec, evaluations).gaps["LowPass(0.4)"]
+    b = [_numpy_bias(truth[(3, s)], evaluations.labels, evaluations.codes, "drop", "spread") for s in range(5)]
+    ci = stats.ttest_1samp(b, 0.0).confidence_interval(0.95)
+    assert gap.estimate == pytest.approx(np.mean(b), abs=1e-12)
+    assert gap.ci == pytest.approx((ci.low, ci.high), abs=1e-12)
+
+
+def test_summary_rows_show_the_gap_and_clean_accuracy_beside_the_effect(result):
+    row = result.summary_rows()[0]
+    gap = result.gaps["LowPass(0.4)"]
+    assert row["gap"] == gap.estimate and (row["gap_ci_low"], row["gap_ci_high"]) == gap.ci
+    accs = [m.accuracy for m in result.learning if m.level == "kernel_size=3"]
+    assert row["clean_reference"] == pytest.approx(np.mean(accs)) and row["majority"] > 0.4

@@ -57,9 +57,10 @@ def test_failing_audit_prints_table_and_summary_and_writes_json(pytester):
         "*kernel_size=3*skin_tone=dark*±*",
         "*paired change in drop at kernel_size=7 vs kernel_size=3, largest first: skin_tone=*",
         "*effect*95% CI*p=*n=2 seeds*",
+        "*the gap itself at kernel_size=3: *",
         "*kernel audit summary*",
-        "test*contrast*perturbation*effect*95% CI*p*threshold*verdict",
-        "*test_tiny_audit*kernel_size=7 vs kernel_size=3*LowPass(0.4)*fail",
+        "test*contrast*perturbation*effect*95% CI*p*threshold*verdict*gap at k0*clean acc*",
+        "*test_tiny_audit*kernel_size=7 vs kernel_size=3*LowPass(0.4)*fail*",
     ])
     result.stdout.fnmatch_lines(["*[[]kernel-audit[]] test_tiny_audit kernel_size=3 seed 1/2 trained+evaluated*"])
     report = json.loads((pytester.path / "out" / "report.json").read_text())

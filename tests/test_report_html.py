@@ -19,7 +19,8 @@ def record():
     result = run_audit(tiny_cnn, "0", [3, 5], data=synthfaces(300, 0, "planted"),
                        test_data=synthfaces(200, 0, "planted", split="test"), seeds=2,
                        perturbation=LowPass.sweep([0.6, 0.4]), train_config=TrainConfig(epochs=1, batch_size=32),
-                       heat_map=dict(eps=4.0, step=8, images=16), progress=None)
+                       heat_map=dict(eps=4.0, step=8, images=16), progress=None,
+                       require_learning=False)  # one epoch: near chance, but every plot still has data
     return {**result.to_dict(), "test": "demo.py::test_audit", "test_outcome": "passed"}
 
 

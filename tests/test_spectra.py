@@ -1,5 +1,6 @@
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -86,3 +87,37 @@ def test_activation_spectra_are_per_subgroup():
     images[5:] = LowPass(0.3)(images[5:])
     spectra = activation_spectra(model, "0", images, {"sharp": torch.arange(5), "smooth": torch.arange(5, 10)})
     assert high_frequency_ratio(spectra["smooth"]) < high_frequency_ratio(spectra["sharp"])
+
+
+def _numpy_share(maps: np.ndarray, cutoff: float) -> float:
+    """Energy share of the non-DC Fourier coefficients whose rounded distance from DC is >= cutoff x Nyquist."""
+    h, w = maps.shape[-2:]
+    x = maps - maps.mean(axis=(-2, -1), keepdims=True)
+    power = np.abs(np.fft.fftshift(np.fft.fft2(x), axes=(-2, -1))) ** 2
+    yy, xx = np.meshgrid(np.arange(h) - h // 2, np.arange(w) - w // 2, indexing="ij")
+    r = np.minimum(np.rint(np.hypot(yy, xx)), min(h, w) // 2)  # the last bin holds the corners
+    high = (r >= cutoff * (min(h, w) // 2)) & (r > 0)
+    return float(power[..., high].sum() / power[..., r > 0].sum())
+
+
+@pytest.mark.parametrize("shape", [(32, 32), (16, 16), (12, 20), (9, 14)])
+@pytest.mark.parametrize("cutoff", [0.25, 0.5, 0.75])
+def test_high_frequency_ratio_is_the_energy_share_numpy_computes(shape, cutoff):
+    maps = np.random.default_rng(0).standard_normal((64, *shape))
+    spectrum = radial_power_spectrum(torch.from_numpy(maps)).mean(0)
+    ratio = float(high_frequency_ratio(spectrum, cutoff, shape))
+    # Same coefficients, same sums in float64: equal up to rounding of ~1e-15 per term.
+    assert ratio == pytest.approx(_numpy_share(maps, cutoff), abs=1e-12)
+
+
+def test_white_noise_share_at_half_nyquist_is_the_share_of_coefficients():
+    # White noise puts equal expected energy in every coefficient: the share is the coefficient share.
+    h = w = 32
+    yy, xx = np.meshgrid(np.arange(h) - 16, np.arange(w) - 16, indexing="ij")
+    r = np.minimum(np.rint(np.hypot(yy, xx)), 16)
+    expected = float(((r >= 8) & (r > 0)).sum() / (r > 0).sum())
+    maps = torch.from_numpy(np.random.default_rng(1).standard_normal((4000, h, w)))
+    share = float(high_frequency_ratio(radial_power_spectrum(maps).mean(0), 0.5))
+    # Each coefficient's power is exponential; about 4000 x 512 independent ones give the share a standard error
+    # near sqrt(0.17 / 2e6) = 3e-4, so 0.005 is over 15 standard errors.
+    assert share == pytest.approx(expected, abs=0.005) and expected > 0.8

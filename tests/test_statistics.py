@@ -91,3 +91,45 @@ def test_bad_statistical_input_is_a_clear_error(kw, match):
     args = {"treated": [0.1, 0.2], "reference": [0.0, 0.0], **kw}
     with pytest.raises(AuditConfigError, match=match):
         paired_effect(**args)
+
+
+def _reference_power(effect: float, sd: float, n: int, alpha: float) -> float:
+    """Power by a second route: integrate over the chi-square variable V = U^2 with scipy's own densities."""
+    from scipy import integrate, stats
+
+    df, d = n - 1, effect * np.sqrt(n) / sd
+    c = stats.t.ppf(1 - alpha / 2, df)
+
+    def f(v):
+        s = c * np.sqrt(v / df)
+        return stats.chi2.pdf(v, df) * (stats.norm.cdf(d - s) + stats.norm.cdf(-d - s))
+
+    hi = stats.chi2.isf(1e-14, df)
+    return integrate.quad(f, 0, hi, points=[df, (d / c) ** 2 * df], limit=500, epsabs=1e-12)[0]
+
+
+@pytest.mark.parametrize("n", [2, 3, 4, 6, 10, 20])
+@pytest.mark.parametrize("alpha", [0.01, 0.05, 0.2])
+@pytest.mark.parametrize("effect", [0.0, 0.5, 2.0, 8.0])
+def test_power_is_exact_at_every_seed_count_against_a_chi_square_integral(n, alpha, effect):
+    # Both are quadratures of the same expectation, each accurate to ~1e-10; 1e-7 leaves room for both.
+    assert power(effect, 1.0, n, alpha) == pytest.approx(_reference_power(effect, 1.0, n, alpha), abs=1e-7)
+
+
+def test_power_at_two_seeds_agrees_with_a_large_monte_carlo():
+    # Paired t test on 2 differences with mean 8 and sd 1; exact power is 0.6253 (scipy's nct gives NaN here).
+    rng = np.random.default_rng(12345)
+    m = 2_000_000
+    z = rng.standard_normal((m, 2)) + 8.0
+    t = z.mean(1) / (z.std(1, ddof=1) / np.sqrt(2))
+    from scipy import stats
+
+    hit = np.mean(np.abs(t) > stats.t.ppf(0.975, 1))
+    se = np.sqrt(hit * (1 - hit) / m)  # binomial standard error of the Monte Carlo share
+    assert power(8.0, 1.0, 2) == pytest.approx(hit, abs=5 * se)
+
+
+@pytest.mark.parametrize("n", [2, 3, 5, 12])
+def test_minimum_detectable_effect_reaches_exactly_the_target_power_of_the_reference(n):
+    mde = minimum_detectable_effect(1.0, n)
+    assert _reference_power(mde, 1.0, n, 0.05) == pytest.approx(0.8, abs=1e-6)

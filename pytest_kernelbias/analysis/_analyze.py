@@ -14,6 +14,7 @@ from ..intervention._intervene import as_intervention, level_label
 from ..spec import AuditSpec
 from ._effects import Effect, paired_effect
 from ._estimators import dose_response
+from ._learning import check_learning, learning_of
 from ._multiplicity import adjust
 from ._outcomes import Outcome, Outcomes, estimate_effects, pairwise_effects, subgroup_effects
 from ._placebo import aa_placebo, shuffle_placebo
@@ -34,6 +35,8 @@ class Analysis:
     kernel_spectra: dict  # level label -> mean radial spectrum of the intervened kernels
     heat_maps: dict  # level label -> subgroup -> 2-D error rates
     predictions: dict  # (level, seed) -> condition -> predicted class per test image
+    learning: tuple  # one Learning per audited model: clean accuracy against the majority-class rate
+    gaps: dict  # perturbation -> the bias B at the reference level itself (mean over seeds, t interval)
 
 
 def outcomes_of(items: list[Evaluation], evaluations: Evaluations, metric: str) -> Outcomes:
@@ -120,6 +123,17 @@ def spectral_effects(spec: AuditSpec, rows: list[dict]) -> dict:
     return effects
 
 
+def _gaps(spec: AuditSpec, outcomes: Outcomes) -> dict:
+    """The subgroup gap B(k0) at the reference level, so a small effect of k is never read as a small gap."""
+    ref, est = spec.target.reference_level, spec.estimand
+    gaps = {}
+    for pert in spec.data.perturbations:
+        b = [outcomes.bias(ref, s, pert, est) for s in outcomes.seeds]
+        gaps[pert] = paired_effect(b, [0.0] * len(b), confidence=spec.inference.confidence, method="t",
+                                   label=f"{est.label} at {level_label(ref)} under {pert}")
+    return gaps
+
+
 def _adjusted(effects: dict[object, Effect], correction: str) -> dict[object, Effect]:
     """The same effects, each carrying its p adjusted within this family."""
     adjusted = adjust([e.p_value for e in effects.values()], correction)
@@ -141,6 +155,12 @@ def analyze(spec: AuditSpec, evaluations: Evaluations) -> Analysis:
     the verdict's own family.
     """
     audit_items = evaluations.of_role("audit")
+    learning = tuple(learning_of(ev.variant.label, level_label(ev.variant.level), next(iter(ev.preds.values())),
+                                 evaluations.labels,
+                                 evaluations.codes, evaluations.names, spec.inference.confidence)
+                     for ev in audit_items)
+    if spec.inference.require_learning:
+        check_learning(list(learning), spec.inference.learning_gain)  # before any effect is estimated
     outcomes = outcomes_of(audit_items, evaluations, spec.inference.metric)
     predictions = {(ev.variant.level, ev.variant.seed): ev.preds for ev in audit_items}
     bias, by_group, pairs, doses = _effects(spec, outcomes)
@@ -156,4 +176,4 @@ def analyze(spec: AuditSpec, evaluations: Evaluations) -> Analysis:
         spectral_effects=spectral_effects(spec, spectral),
         kernel_spectra={k: torch.stack(v).mean(0).tolist() for k, v in kernels.items()},
         heat_maps={level_label(ev.variant.level): ev.heat_map for ev in audit_items if ev.heat_map is not None},
-        predictions=predictions)
+        predictions=predictions, learning=learning, gaps=_gaps(spec, outcomes))

@@ -53,28 +53,42 @@ def check_seeds(n: int) -> int:
     return n
 
 
-_EXACT_LIMIT = 16  # 2^16 sign patterns; beyond that a seeded Monte Carlo sample is used
+EXACT_LIMIT = 20  # up to 2^20 sign patterns are enumerated; beyond, a seeded Monte Carlo sample
+MONTE_CARLO_DRAWS = 2**16
 
 
-def _sign_patterns(n: int) -> np.ndarray:
-    if n <= _EXACT_LIMIT:
-        return ((np.arange(2 ** n)[:, None] >> np.arange(n)) & 1) * 2.0 - 1.0
-    rng = np.random.default_rng(0)
-    return rng.choice([-1.0, 1.0], size=(2 ** _EXACT_LIMIT, n))
+def _half_sums(d: np.ndarray) -> np.ndarray:
+    """sum(s_i d_i) over every sign pattern s, as an outer sum of the two halves' pattern sums (2^n values)."""
+    def all_sums(part: np.ndarray) -> np.ndarray:
+        m = len(part)
+        return ((((np.arange(2 ** m)[:, None] >> np.arange(m)) & 1) * 2.0 - 1.0) @ part) if m else np.zeros(1)
+
+    half = len(d) // 2
+    return (all_sums(d[:half])[:, None] + all_sums(d[half:])[None, :]).ravel()
+
+
+def sign_flip_method(n: int) -> str:
+    """How the sign-flip p of n differences is computed, as reports name it."""
+    return "exact sign-flip" if n <= EXACT_LIMIT else f"Monte Carlo sign-flip ({MONTE_CARLO_DRAWS} draws)"
 
 
 def sign_flip_p_value(differences: Sequence[float], null: float = 0.0) -> float:
-    """Two-sided p of mean(d - null) under all 2^n sign flips (exact up to n = 16 seeds).
+    """Two-sided p of mean(d - null) under sign flips: exact by enumeration up to 20 seeds.
 
-    Equal to `scipy.stats.permutation_test(..., permutation_type="samples")`, vectorized.
+    Equal to `scipy.stats.permutation_test(..., permutation_type="samples")`. Beyond 20 seeds a
+    seeded Monte Carlo sample of B patterns gives (1 + #{|flipped| >= |observed|}) / (B + 1),
+    which counts the observed pattern, so it is never 0 nor below 1 / (B + 1).
     """
     d = np.asarray(differences, dtype=float) - null
-    observed = abs(d.mean())
+    observed = abs(d.sum())
     if np.allclose(d, 0, atol=1e-15):
         return 1.0
-    flipped = np.abs(_sign_patterns(len(d)) @ d) / len(d)
     # A relative tolerance counts exact ties (e.g. the observed pattern's mirror) despite rounding.
-    return float(np.mean(flipped >= observed * (1 - 1e-12) - 1e-15))
+    edge = observed * (1 - 1e-12) - 1e-15
+    if len(d) <= EXACT_LIMIT:
+        return float(np.mean(np.abs(_half_sums(d)) >= edge))
+    signs = np.random.default_rng(0).choice([-1.0, 1.0], size=(MONTE_CARLO_DRAWS, len(d)))
+    return float((1 + np.count_nonzero(np.abs(signs @ d) >= edge)) / (MONTE_CARLO_DRAWS + 1))
 
 
 def _sign_flip_interval(d: np.ndarray, confidence: float) -> tuple[float, float]:
@@ -181,7 +195,7 @@ class Effect:
 
     def summary(self) -> str:
         lo, hi = self.ci
-        p_name = "exact sign-flip" if self.p_method == "permutation" else "paired t"
+        p_name = sign_flip_method(self.n) if self.p_method == "permutation" else "paired t"
         adj = f", adjusted p={self.p_adjusted:.4g}" if self.p_adjusted is not None else ""
         return (f"{self.label}: effect {self.estimate:+.4f}, {self.confidence:.0%} CI [{lo:+.4f}, {hi:+.4f}] "
                 f"({self.method}), p={self.p_value:.4g} ({p_name}){adj}, n={self.n} seeds")

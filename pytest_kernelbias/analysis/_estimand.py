@@ -70,6 +70,9 @@ class Estimand:
 
     def check_groups(self, subgroups: Sequence[str]) -> None:
         """Refuse contrast groups that are not subgroups of the test set (before any model trains)."""
+        if self.form in ("spread", "between_groups") and len(subgroups) < 2:
+            raise EmptySubgroupError(f"the spread needs at least two subgroups, found {list(subgroups)}; audit "
+                                     "an attribute with two or more values, or several attributes")
         missing = [g for g in self.contrast if g not in subgroups]
         if not missing:
             return

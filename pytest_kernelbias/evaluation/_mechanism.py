@@ -5,7 +5,13 @@ from __future__ import annotations
 import torch
 
 from ..intervention._intervene import level_label
-from ._spectra import activation_spectra, fourier_heat_map, high_frequency_ratio, kernel_spectrum
+from ._spectra import (
+    activation_spectra,
+    fourier_heat_map,
+    high_frequency_ratio,
+    kernel_spectrum,
+    layer_map_shape,
+)
 
 
 def _subset(groups: dict, per_group: int) -> tuple[torch.Tensor, dict]:
@@ -29,8 +35,9 @@ def measure_spectra(model, layer: str, level, seed, loaders, cutoff, per_group: 
     kernel = kernel_spectrum(model.get_submodule(layer)).tolist()
     index, groups = _subset(loaders.groups, per_group)
     by_group = activation_spectra(model, layer, loaders.data.images[index], groups, device=loaders.device)
+    shape = layer_map_shape(model, layer, loaders.data.images[0], device=loaders.device)
     rows = [{"level": level_label(level), "seed": seed, "subgroup": g, "layer": layer,
-             "hf_ratio": float(high_frequency_ratio(spectrum, cutoff))} for g, spectrum in by_group.items()]
+             "hf_ratio": float(high_frequency_ratio(spectrum, cutoff, shape))} for g, spectrum in by_group.items()]
     return rows, kernel
 
 

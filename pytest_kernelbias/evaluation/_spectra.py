@@ -1,13 +1,12 @@
 """Frequency content of learned features: radial spectra, high-frequency ratios, Fourier heat maps.
 
 Radial bins are integer distances from DC in the centred spectrum; bin r
-covers distances in [r - 0.5, r + 0.5). Frequencies as fractions of Nyquist
-are r / (min(H, W) / 2).
+covers distances in [r - 0.5, r + 0.5), the last bin everything beyond.
+Frequencies as fractions of Nyquist are r / (min(H, W) // 2).
 """
 
 from __future__ import annotations
 
-import math
 from typing import Mapping
 
 import torch
@@ -17,38 +16,59 @@ from ..intervention._kinds import is_cond_conv
 from ..perturbations import radial_distance
 
 
+def _radial_bins(h: int, w: int, device=None) -> tuple[torch.Tensor, int]:
+    """Bin index per coefficient of the centred (h, w) spectrum, and the number of bins.
+
+    Bin r holds the coefficients whose distance from DC rounds to r; the last
+    bin also holds everything beyond it (the spectrum's corners).
+    """
+    n_bins = min(h, w) // 2 + 1
+    return radial_distance(h, w, device).round().long().clamp(max=n_bins - 1).flatten(), n_bins
+
+
+def radial_bin_counts(h: int, w: int) -> torch.Tensor:
+    """How many Fourier coefficients of an (h, w) map fall in each radial bin."""
+    bins, n_bins = _radial_bins(h, w)
+    return torch.bincount(bins, minlength=n_bins).double()
+
+
 def radial_power_spectrum(x: torch.Tensor, remove_mean: bool = True) -> torch.Tensor:
     """Mean power per radial bin of each (..., H, W) map; shape (..., min(H, W)//2 + 1).
 
     For feature maps the per-map mean is removed so the DC bin does not swamp
-    the ratio; a kernel's DC (its response to a constant) is kept. The last bin
-    collects everything from Nyquist outwards (the spectrum's corners).
+    the ratio; a kernel's DC (its response to a constant) is kept.
     """
     h, w = x.shape[-2:]
     x = x.double()
     if remove_mean:
         x = x - x.mean(dim=(-2, -1), keepdim=True)
     power = torch.fft.fftshift(torch.fft.fft2(x), dim=(-2, -1)).abs() ** 2
-    n_bins = min(h, w) // 2 + 1
-    bins = radial_distance(h, w, x.device).round().long().clamp(max=n_bins - 1).flatten()
+    bins, n_bins = _radial_bins(h, w, x.device)
     flat = power.reshape(-1, h * w)
     sums = torch.zeros(flat.shape[0], n_bins, dtype=flat.dtype, device=x.device).index_add_(1, bins, flat)
     counts = torch.bincount(bins, minlength=n_bins).to(flat.dtype)
     return (sums / counts).reshape(*x.shape[:-2], n_bins)
 
 
-def high_frequency_ratio(spectrum: torch.Tensor, cutoff: float = 0.5) -> torch.Tensor:
-    """Share of non-DC radial power at or above `cutoff` x Nyquist (last dim = radial bins).
+def high_frequency_ratio(spectrum: torch.Tensor, cutoff: float = 0.5,
+                         shape: tuple[int, int] | None = None) -> torch.Tensor:
+    """Share of the non-DC energy in the radial bins at or above `cutoff` x Nyquist (last dim = bins).
 
-    Bins are weighted by their ring size (about 2 pi r) so the ratio is a share
-    of total energy, not of the mean power per bin.
+    `spectrum` is a mean power per bin (`radial_power_spectrum`) of (H, W)
+    maps, `shape`; each bin's energy is its mean power times the number of
+    Fourier coefficients it holds, so the ratio is the energy share of the
+    coefficients whose rounded distance from DC is at least cutoff x Nyquist,
+    Nyquist being min(H, W) // 2. Without `shape` the maps are taken to be
+    square with an even side, 2 * (bins - 1).
     """
     n_bins = spectrum.shape[-1]
-    r = torch.arange(n_bins, dtype=spectrum.dtype, device=spectrum.device)
-    ring = torch.where(r == 0, torch.zeros_like(r), 2 * math.pi * r)
-    energy = spectrum * ring
-    nyquist = n_bins - 1
-    high = energy[..., r >= cutoff * nyquist].sum(-1)
+    h, w = shape if shape is not None else (2 * (n_bins - 1),) * 2
+    if min(h, w) // 2 + 1 != n_bins:
+        raise ValueError(f"a spectrum of {n_bins} radial bins does not come from {h}x{w} maps")
+    counts = radial_bin_counts(h, w).to(spectrum.device, spectrum.dtype)
+    r = torch.arange(n_bins, device=spectrum.device)
+    energy = torch.where(r == 0, torch.zeros_like(counts), counts) * spectrum
+    high = energy[..., r >= cutoff * (n_bins - 1)].sum(-1)
     total = energy.sum(-1)
     return torch.where(total > 0, high / total.clamp_min(1e-300), torch.zeros_like(total))
 
@@ -69,7 +89,10 @@ def activation_spectra(
     model: nn.Module, layer: str, images: torch.Tensor, groups: Mapping[str, torch.Tensor],
     batch_size: int = 256, device: str | torch.device = "cpu",
 ) -> dict[str, torch.Tensor]:
-    """Per subgroup, the mean radial power spectrum of `layer`'s output maps on that subgroup's images."""
+    """Per subgroup, the mean radial power spectrum of `layer`'s output maps on that subgroup's images.
+
+    `high_frequency_ratio(spectrum, cutoff, layer_map_shape(...))` turns one into an energy share.
+    """
     device = torch.device(device)
     module = model.get_submodule(layer)
     model.to(device).eval()
@@ -85,6 +108,18 @@ def activation_spectra(
         handle.remove()
     spectra = torch.cat(per_image)
     return {g: spectra[idx].mean(0) for g, idx in groups.items()}
+
+
+@torch.no_grad()
+def layer_map_shape(model: nn.Module, layer: str, image: torch.Tensor, device: str | torch.device = "cpu"):
+    """(H, W) of `layer`'s output maps for one input image of shape (C, H, W)."""
+    shapes: list = []
+    handle = model.get_submodule(layer).register_forward_hook(lambda _m, _a, out: shapes.append(out.shape[-2:]))
+    try:
+        model.to(device).eval()(image[None].to(device))
+    finally:
+        handle.remove()
+    return tuple(shapes[0])
 
 
 def fourier_basis(h: int, w: int, i: int, j: int, dtype=torch.float64, device=None) -> torch.Tensor:

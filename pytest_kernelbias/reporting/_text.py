@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from typing import Iterable, Mapping
 
-COLUMNS = ("test", "contrast", "perturbation", "effect", "95% CI", "p", "p adj", "threshold", "verdict")
+COLUMNS = ("test", "contrast", "perturbation", "effect", "95% CI", "p", "p adj", "threshold", "verdict",
+           "gap at k0", "clean acc k0/k (majority)")
+
+
+def _context(e: Mapping) -> tuple[str, str]:
+    """The gap at the reference level and the clean accuracies, shown beside the effect of k."""
+    gap = "" if e.get("gap") is None else f"{e['gap']:+.4f} [{e['gap_ci_low']:+.4f}, {e['gap_ci_high']:+.4f}]"
+    if e.get("clean_reference") is None:
+        return gap, ""
+    return gap, f"{e['clean_reference']:.3f}/{e['clean_level']:.3f} ({e['majority']:.3f})"
 
 
 def summary_lines(audits: Iterable[Mapping]) -> list[str]:
@@ -19,7 +28,7 @@ def summary_lines(audits: Iterable[Mapping]) -> list[str]:
             rows.append((
                 audit["test"], e["contrast"], e["perturbation"], f"{e['effect']:+.4f}",
                 f"[{e['ci_low']:+.4f}, {e['ci_high']:+.4f}]", f"{e['p_value']:.3g}", p_adj,
-                f"{e['threshold']:g} ({e['rule']})", verdict,
+                f"{e['threshold']:g} ({e['rule']})", verdict, *_context(e),
             ))
             if e.get("note"):
                 notes.append(f"warn: {audit['test']} {e['contrast']}: passed; {e['note']}")
