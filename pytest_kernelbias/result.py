@@ -242,7 +242,8 @@ class AuditResult:
                 "audit": self.name, "contrast": f"{level_label(level)} vs {level_label(self.reference)}",
                 "perturbation": pert, "bias": self.bias,
                 "effect": e.estimate, "ci_low": e.ci[0], "ci_high": e.ci[1], "p_value": e.p_value,
-                "p_adjusted": e.p_adjusted, "n": e.n, "threshold": verdict.threshold, "rule": verdict.rule,
+                "p_adjusted": e.p_adjusted, "p_method": e.p_name, "n": e.n, "threshold": verdict.threshold,
+                "rule": verdict.rule,
                 "verdict": verdicts[key], "mde": e.minimum_detectable_effect(),
                 "note": e.power_note(verdict.threshold) if verdicts[key] == "warn" else "",
                 **self._context_cells(pert, level),
@@ -263,7 +264,7 @@ class AuditResult:
 
         def effect_row(e: Effect, **extra) -> dict:
             return {**extra, "effect": e.estimate, "ci_low": e.ci[0], "ci_high": e.ci[1], "p_value": e.p_value,
-                    "p_adjusted": e.p_adjusted, "n": e.n, "method": e.method}
+                    "p_adjusted": e.p_adjusted, "p_method": e.p_name, "n": e.n, "method": e.method}
 
         return {
             "name": self.name, "intervention": self.intervention, "perturbation": self.perturbation,

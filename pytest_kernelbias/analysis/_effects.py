@@ -193,9 +193,14 @@ class Effect:
     def passes(self, threshold: float, rule: str = "estimate") -> bool:
         return self.statistic(rule) <= check_threshold(threshold)
 
+    @property
+    def p_name(self) -> str:
+        """How p was computed: "exact sign-flip", "Monte Carlo sign-flip (... draws)" or "paired t"."""
+        return sign_flip_method(self.n) if self.p_method == "permutation" else "paired t"
+
     def summary(self) -> str:
         lo, hi = self.ci
-        p_name = sign_flip_method(self.n) if self.p_method == "permutation" else "paired t"
+        p_name = self.p_name
         adj = f", adjusted p={self.p_adjusted:.4g}" if self.p_adjusted is not None else ""
         return (f"{self.label}: effect {self.estimate:+.4f}, {self.confidence:.0%} CI [{lo:+.4f}, {hi:+.4f}] "
                 f"({self.method}), p={self.p_value:.4g} ({p_name}){adj}, n={self.n} seeds")

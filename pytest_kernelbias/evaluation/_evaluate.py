@@ -72,7 +72,6 @@ def evaluate_plan(plan: Plan, job, store, loaders: SubgroupLoaders, mechanism, t
             # Same weights, same test set, same conditions and measurements: the stored evaluation is this model's.
             ev = Evaluation(v, cached["preds"], tuple(cached["spectral"]), cached["kernel"], cached["heat_map"],
                             from_cache=not fresh)
-            loaded = True
         else:
             model, loaded = store.get_or_train(v.key, lambda v=v: job.build(v),
                                                lambda m, v=v: job.fit(m, v, progress),
@@ -83,7 +82,8 @@ def evaluate_plan(plan: Plan, job, store, loaders: SubgroupLoaders, mechanism, t
                                    {"spectral": list(ev.spectral), "kernel": ev.kernel, "heat_map": ev.heat_map})
         items.append(ev)
         if progress is not None:
-            how = "loaded from cache+evaluated" if loaded else "trained+evaluated"
+            # A variant the executor trained moments ago counts as trained by this audit, not as a cache hit.
+            how = "loaded from cache+evaluated" if ev.from_cache else "trained+evaluated"
             eta = (time.time() - started) / done * (len(variants) - done)
             progress(f"{v.label} {how} in {time.time() - t0:.1f}s ({done}/{len(variants)} models, ETA {eta:.0f}s)")
     codes, names = index_codes(loaders.groups, len(loaders.data))
