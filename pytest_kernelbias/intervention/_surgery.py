@@ -14,6 +14,13 @@ negative P' (a kernel that reaches less far than the original, e.g. 3x3 in a
 instead, which keeps the output size just the same.
 Layers with dynamic SAME padding (`_kinds.has_dynamic_same_pad`) pad from the
 kernel at run time and need no help.
+
+timm's padding helpers do not fit here: `get_padding` / `get_padding_value` /
+`is_static_pad` choose padding for a new layer from (k, s, d), not the P' that
+keeps an existing layer's shape, and `get_same_padding` / `pad_same` work from
+the input size at run time and never crop. For P' >= 0 the split is timm's
+(extra pixel right/bottom), which tests/test_conv_kinds.py checks against
+`Conv2dSame`.
 """
 
 from __future__ import annotations
