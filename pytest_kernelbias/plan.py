@@ -17,12 +17,12 @@ from typing import Literal
 import torch
 
 from .data._subgroups import SubgroupDataset
+from .evaluation._mechanism import SPECTRAL_IMAGES
 from .execution._store import source_fingerprint, variant_key
 from .intervention._intervene import KernelIntervention, Level, layer_seed, level_label
 from .spec import AuditSpec
 
 Role = Literal["audit", "aa"]
-SPECTRAL_IMAGES = 256  # images per subgroup whose activation spectra are measured
 
 
 @dataclass(frozen=True)
@@ -50,9 +50,6 @@ class Plan:
 
     variants: tuple[Variant, ...]
     weights_spec: dict  # what every weights key shares, recorded in each entry's metadata
-
-    def of_role(self, role: Role) -> list[Variant]:
-        return [v for v in self.variants if v.role == role]
 
 
 def order_seed(seed: int, level: Level, paired: bool) -> int:

@@ -26,7 +26,11 @@ def _subset(groups: dict, per_group: int) -> tuple[torch.Tensor, dict]:
     return index, local
 
 
-def measure_spectra(model, layer: str, level, seed, loaders, cutoff, per_group: int = 256) -> tuple[list, list]:
+SPECTRAL_IMAGES = 256  # images per subgroup whose activation spectra are measured (part of evaluation keys)
+
+
+def measure_spectra(model, layer: str, level, seed, loaders, cutoff,
+                    per_group: int = SPECTRAL_IMAGES) -> tuple[list, list]:
     """One row per subgroup (high-frequency share of the first intervened layer's output), and its kernels' spectrum.
 
     A mean spectrum settles with a few hundred images, so a fixed sample per
