@@ -9,7 +9,7 @@ import torch
 
 from .analysis._effects import check_rule, check_seeds, check_threshold
 from .errors import AuditConfigError
-from .execution._base import executor_names
+from .spec import ExecutionSpec
 
 # name -> (default, parser, help). Option --kernel-audit-NAME, ini kernel_audit_NAME.
 OPTIONS: dict[str, tuple[Any, Any, str]] = {
@@ -76,10 +76,9 @@ class AuditSettings:
         check_threshold(self.threshold)
         check_rule(self.rule)
         resolve_device(self.device)
-        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1:
-            raise AuditConfigError(f"workers must be an int >= 1, got {self.workers!r}")
-        if self.executor not in executor_names():
-            raise AuditConfigError(f"executor must be one of {executor_names()}, got {self.executor!r}")
+        # The audit's own execution spec checks these, so the options and run_audit can never disagree.
+        ExecutionSpec(executor=self.executor, workers=self.workers, ray_address=self.ray_address,
+                      retrain=self.retrain)
 
     def override(self, overrides: Mapping[str, Any]) -> "AuditSettings":
         """A copy with the known keys of `overrides` applied (marker keyword arguments)."""

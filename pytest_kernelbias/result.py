@@ -137,7 +137,7 @@ class AuditResult:
         verdict = self.judge(threshold, rule)
         if verdict.rule == "lower":  # the spec checked its own rule; one given here is checked now
             levels = {level for _, level in self.all_effects}
-            check_can_fail("lower", self.outcomes_seeds, len(levels), len(self.all_effects) // max(1, len(levels)),
+            check_can_fail("lower", len(self.outcomes.seeds), len(levels), len(self.all_effects) // max(1, len(levels)),
                            self.correction, self.settings.get("confidence", 0.95))
         if verdict.rule == "upper":
             self._warn_if_upper_cannot_pass(verdict.threshold)
@@ -145,9 +145,9 @@ class AuditResult:
             self.on_verdict(verdict)
         bad = {k: self.all_effects[k] for k, v in verdict.by_effect.items() if v == "fail"}
         if bad:
-            worst = max(bad.values(), key=lambda e: e.statistic(verdict.rule))
-            others = [e.summary() for e in bad.values() if e is not worst]
-            worst_key = next(k for k, e in bad.items() if e is worst)
+            worst_key = max(bad, key=lambda k: bad[k].statistic(verdict.rule))
+            worst = bad[worst_key]
+            others = [e.summary() for k, e in bad.items() if k != worst_key]
             msg = worst.failure_message(verdict.threshold, verdict.rule) + "\n" + self.gap_line(worst_key[0])
             if others:
                 msg += "\n  also failing:\n" + "\n".join("    " + o for o in others)
@@ -158,10 +158,6 @@ class AuditResult:
                 warnings.warn(KernelAuditWarning(f"{self.name}: {e.label}: passed; "
                                                  f"{e.power_note(verdict.threshold)}"), stacklevel=2)
         return verdict
-
-    @property
-    def outcomes_seeds(self) -> int:
-        return len(self.outcomes.seeds)
 
     def _warn_if_upper_cannot_pass(self, threshold: float) -> None:
         """Rule "upper" passes only when the whole interval fits in +-threshold; say when it cannot."""
