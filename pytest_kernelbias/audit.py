@@ -13,6 +13,7 @@ from .analysis._analyze import Analysis, analyze
 from .data._loaders import SubgroupLoaders
 from .data._subgroups import SubgroupDataset
 from .data._synthfaces import synthfaces
+from .errors import AuditConfigError
 from .evaluation._evaluate import evaluate_plan, example_images
 from .execution._base import choose_executor
 from .execution._job import TrainingJob
@@ -21,6 +22,7 @@ from .intervention._intervene import KernelIntervention, level_label
 from .plan import Plan, make_plan
 from .result import AuditResult
 from .spec import AuditSpec
+from .validate import check_data, check_model
 
 
 def default_data(config: object, n_train: int = 4000, n_test: int = 2000, seed: int = 0):
@@ -42,12 +44,13 @@ def _store(cache: object):
 
 def prepare(spec: AuditSpec) -> tuple[Plan, TrainingJob, SubgroupLoaders]:
     """Everything checked that can be before training: data, layers, levels, subgroups; then the plan."""
-    train_data, test_data = _datasets(spec)
+    train_data, test_data = check_data(spec, *_datasets(spec))
     target, recipe = spec.target, spec.recipe
     num_classes = int(max(train_data.labels.max(), test_data.labels.max())) + 1
     intervention = KernelIntervention(target.model, target.layer, list(target.levels), target.reference,
                                       num_classes=num_classes, init=target.init,
                                       input_size=(1, *test_data.images.shape[1:]))
+    check_model(intervention, train_data, test_data, recipe.device)
     # Subgroups seen in training must all be measurable in the test set.
     loaders = SubgroupLoaders(test_data, list(spec.data.attributes), spec.data.perturbations, device=recipe.device,
                               expected_groups=list(train_data.subgroup_indices(list(spec.data.attributes))))
@@ -137,6 +140,6 @@ def run_audit(model: object, layer: object = None, levels: Sequence | None = Non
             raise TypeError("run_audit(spec) takes the spec alone; put every setting in the AuditSpec")
         return execute(model)
     if layer is None or levels is None:
-        raise TypeError("run_audit needs model, layer and levels, e.g. run_audit('resnet18', 'conv1', [7, 3])")
+        raise AuditConfigError("run_audit needs model, layer and levels, e.g. run_audit('resnet18', 'conv1', [7, 3])")
     return execute(AuditSpec.from_kwargs(model, layer, levels, **settings))
 

@@ -78,3 +78,23 @@ class AuditFailure(AssertionError):
     def __init__(self, message: str, verdict: object):
         super().__init__(message)
         self.verdict = verdict
+
+
+class InputDataError(KernelBiasError, ValueError):
+    """Images, labels or subgroups cannot be audited as given (dtype, range, size, non-finite)."""
+
+
+class ModelOutputError(KernelBiasError, TypeError):
+    """The model factory or the model's forward pass does not give what an audit needs."""
+
+
+class PerturbationError(KernelBiasError, ValueError):
+    """A perturbation cannot be applied at this setting to images of this size."""
+
+
+class ReportWarning(UserWarning):
+    """A report or baseline was not written, or was written marked incomplete."""
+
+
+class InputDataWarning(UserWarning):
+    """The data can be audited, but something about it weakens the result (small subgroup, unseen label)."""

@@ -28,6 +28,7 @@ from .data._synthfaces import CONFIGS, SynthFacesConfig
 from .errors import AuditConfigError
 from .evaluation._metrics import METRICS
 from .execution._base import executor_names
+from .intervention._select import Select
 from .intervention._surgery import check_init
 from .perturbations import LowPass, Perturbation
 from .training._trainer import Progress, TrainConfig
@@ -46,6 +47,14 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _is_layer_spec(layer: object) -> bool:
+    if isinstance(layer, str):
+        return bool(layer)
+    if isinstance(layer, (Select, Sequence)) or callable(layer):
+        return not isinstance(layer, Sequence) or (len(layer) > 0 and all(isinstance(n, str) for n in layer))
+    return False
+
+
 @dataclass(frozen=True)
 class TargetSpec:
     """What is intervened on: the model, its layer(s), the levels (first = reference unless given) and init."""
@@ -61,6 +70,10 @@ class TargetSpec:
             raise AuditConfigError(f"levels must be a list of kernel sizes or interventions, e.g. [3, 7]; "
                                    f"got {self.levels!r}")
         object.__setattr__(self, "levels", tuple(self.levels))
+        if not _is_layer_spec(self.layer):
+            raise AuditConfigError(f"layer must name the conv(s) to intervene on: a name or glob ('conv1', "
+                                   f"'layer1.*.conv2'), a list of those, 'stem', 'all', a Select or a predicate "
+                                   f"(name, module) -> bool; got {self.layer!r}")
         check_init(self.init)
 
     @property
@@ -81,8 +94,15 @@ class DataSpec:
     test_data: SubgroupDataset | None = None
     attributes: tuple[str, ...] = ("skin_tone",)
     perturbations: Mapping[str, Perturbation] = field(default_factory=lambda: as_perturbations(LowPass(0.4)))
+    min_group_size: int = 30  # test images per subgroup below which the audit warns (or refuses)
+    on_small_group: str = "warn"  # "warn" or "error"
 
     def __post_init__(self) -> None:
+        if not _is_int(self.min_group_size) or self.min_group_size < 1:
+            raise AuditConfigError(f"min_group_size must be an int >= 1 (test images per subgroup), got "
+                                   f"{self.min_group_size!r}")
+        if self.on_small_group not in ("warn", "error"):
+            raise AuditConfigError(f"on_small_group must be 'warn' or 'error', got {self.on_small_group!r}")
         if isinstance(self.data, str) and self.data not in CONFIGS:
             raise AuditConfigError(f"data={self.data!r} is not a SynthFaces configuration; use one of "
                                    f"{sorted(CONFIGS)}, or data=<training SubgroupDataset> with test_data=")

@@ -11,14 +11,19 @@ the value equals it, or is in it when a set/list/tuple is given) or a callable
 
 Options shared by all loaders (`GroupOptions`): `group_by` (attributes for counts,
 balancing and size checks), `min_group_size` with `on_small_group="warn"|"error"`,
-`balanced=True` (subsample every group to the smallest) and `seed`. File loaders
-also take `strict` (raise instead of skipping bad files) and a `DecodeCache`.
-Skipped files are listed in ``meta["skipped"]`` as ``{"path", "reason"}`` dicts.
+`balanced=True` (subsample every group to the smallest) and `seed`.
+
+File loaders also take `strict`, a `DecodeCache` and `allow_outside_root`. Every image is
+decoded in full; a file that is badly named, missing or fails to decode is skipped, listed in
+``meta["skipped"]`` as ``{"path", "reason"}`` dicts and counted in one `DatasetWarning` quoting a
+few examples (`strict=True` raises `CorruptImageError` listing every one instead). An image path
+that resolves outside the loader's root (``..``, an absolute path, a symlink leading out) raises
+`DatasetFormatError` unless `allow_outside_root=True`. So does a load that finds no images, or
+skips them all.
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import itertools
 import re
@@ -36,6 +41,16 @@ from ..errors import (
     DatasetFormatError,
     MissingLabelFileError,
     SmallSubgroupError,
+)
+from ._files import (
+    FileOptions,
+    decode_all,
+    read_celeba_attrs,
+    read_csv,
+    refuse_outside,
+    report_skipped,
+    require_images,
+    split_outside,
 )
 from ._images import DEFAULT_CACHE, DecodeCache, decode_image, fit_tensor  # decode_image: kept importable from here
 from ._splits import DatasetWarning, _with_meta, balance, stratified_split
@@ -98,74 +113,43 @@ def _check_value(value: str, allowed: Sequence[str], column: str, where: str) ->
         raise DatasetFormatError(f"{where}: unknown {column} value {value!r}; allowed values are {list(allowed)}")
 
 
-def _read_csv(path: Path, required: Sequence[str]) -> list[tuple[str, dict[str, str]]]:
-    """Rows of a CSV file as (``"file line N"``, row); errors name the file and the expected header."""
-    header = ",".join(required)
-    if not path.is_file():
-        raise MissingLabelFileError(f"label file {str(path)!r} not found; expected a CSV with header {header!r}")
-    with open(path, newline="", encoding="utf-8-sig") as f:  # utf-8-sig: Excel-written files start with a BOM
-        reader = csv.DictReader(f)
-        found = reader.fieldnames or []
-        missing = [c for c in required if c not in found]
-        if missing:
-            raise DatasetFormatError(
-                f"{path}: missing column(s) {missing}; expected header {header!r}, found {','.join(found)!r}")
-        return [(f"{path.name} line {reader.line_num}", {k: (v or "").strip() for k, v in row.items() if k})
-                for row in reader]
-
-
 @dataclasses.dataclass
 class _Source:
-    """What a loader knows about its data: dataset name, meta, default group_by and known attribute values."""
+    """What a loader knows about its data: dataset name, meta, default group_by and known attribute values.
+
+    File loaders add the `root` image paths must stay under and what they `looked_for`, for error messages.
+    """
 
     name: str
     meta: dict
     group_by: Sequence[str]
     vocab: Mapping[str, Sequence[str]] = dataclasses.field(default_factory=dict)
+    root: Path = Path(".")
+    looked_for: str = ""
 
 
-def _decode_all(paths: Sequence[Path], size: int, cache: DecodeCache | None) -> tuple[list, list[int], list[dict]]:
-    """(images, kept positions, skipped) after decoding each path; unreadable files are skipped with the reason."""
-    cache = DEFAULT_CACHE if cache is None else cache
-    images, kept, skipped = [], [], []
-    for i, path in enumerate(paths):
-        try:
-            images.append(cache.load(path, size))
-            kept.append(i)
-        except (OSError, ValueError, SyntaxError, EOFError) as exc:  # PIL raises each of these for broken files
-            skipped.append({"path": str(path), "reason": f"unreadable image: {type(exc).__name__}: {exc}"})
-    return images, kept, skipped
-
-
-def _report_skipped(skipped: list[dict], total: int, strict: bool, name: str) -> None:
-    """Raise (strict) or warn once about skipped files, listing them."""
-    if not skipped:
-        return
-    listing = "; ".join(f"{s['path']} ({s['reason']})" for s in skipped[:20])
-    more = f"; and {len(skipped) - 20} more" if len(skipped) > 20 else ""
-    if strict:
-        raise CorruptImageError(f"{name}: {len(skipped)} of {total} files are unusable: {listing}{more}")
-    warnings.warn(f"{name}: skipped {len(skipped)} of {total} files (listed in meta['skipped']): {listing}{more}",
-                  DatasetWarning, stacklevel=4)
-
-
-def _from_files(records: list, columns: Sequence[str], label: LabelSpec, source: _Source, size: int, strict: bool,
-                cache: DecodeCache | None, skipped: list[dict], options: GroupOptions) -> SubgroupDataset:
-    """Shared tail of every file loader: labels, decoding with skip/strict, then `_finish`.
+def _from_files(records: list, columns: Sequence[str], label: LabelSpec, source: _Source, files: FileOptions,
+                skipped: list[dict], options: GroupOptions) -> SubgroupDataset:
+    """Shared tail of every file loader: root check, labels, full decoding with skip/strict, then `_finish`.
 
     `records` are ``(image path, string row, where)``; `where` locates the row in error messages.
+    `skipped` holds the files the loader already rejected (bad names).
     """
+    records, refused = split_outside(records, source.root, files.allow_outside_root)
+    if refused and not files.strict:  # refused in every mode; strict lists them below with every other bad file
+        refuse_outside(refused, source.root, source.name)
+    skipped = skipped + refused
     total = len(records) + len(skipped)
-    if strict and skipped:  # fail before spending minutes decoding
-        _report_skipped(skipped, total, strict, source.name)
     labels = _labels([r[1] for r in records], [r[2] for r in records], label)  # fail fast, before decoding
-    images, kept, bad = _decode_all([r[0] for r in records], size, cache)
+    # strict mode decodes too, even with bad names already known, so its error lists every unusable file at once
+    images, kept, bad = decode_all([r[0] for r in records], files.size, files.cache)
     skipped = skipped + bad
-    _report_skipped(skipped, total, strict, source.name)
-    stacked = torch.stack(images) if images else torch.zeros(0, 3, size, size)
-    source.meta.update(size=size, skipped=skipped, n_skipped=len(skipped))
+    if files.strict or kept:  # strict raises here; with nothing kept, require_images says so instead of a warning
+        report_skipped(skipped, total, files.strict, source.name)
+    require_images(len(kept), total, skipped, source.name, source.looked_for)
+    source.meta.update(size=files.size, skipped=skipped, n_skipped=len(skipped))
     attributes = {c: [records[i][1][c] for i in kept] for c in columns}
-    return _finish(stacked, [labels[i] for i in kept], attributes, source, options)
+    return _finish(torch.stack(images), [labels[i] for i in kept], attributes, source, options)
 
 
 # ---------------------------------------------------------------- groups
@@ -214,31 +198,39 @@ def _check_sizes(counts: Mapping[str, int], minimum: int, on_small: str, name: s
 # ---------------------------------------------------------------- public loaders
 def load_fairface(root: str | Path, split: Literal["train", "val"] = "train",
                   label: LabelSpec = ("gender", "Female"), size: int = 64, strict: bool = False,
-                  cache: DecodeCache | None = None, **options: Unpack[GroupOptions]) -> SubgroupDataset:
+                  cache: DecodeCache | None = None, *, allow_outside_root: bool = False,
+                  **options: Unpack[GroupOptions]) -> SubgroupDataset:
     """FairFace from `root` holding ``fairface_label_{split}.csv`` and the image folders it names.
 
     Attributes: ``age`` (bin like ``"20-29"``), ``gender``, ``race``, ``service_test``; default group_by race, gender.
+    Each ``file`` must resolve inside `root` (after ``..`` and symlinks), else `DatasetFormatError`;
+    `allow_outside_root=True` reads such paths anyway.
     """
     if split not in ("train", "val"):
         raise AuditConfigError(f"FairFace split={split!r}; use 'train' or 'val'")
     root = Path(root)
     columns = ("age", "gender", "race", "service_test")
     records = []
-    for where, row in _read_csv(root / f"fairface_label_{split}.csv", ("file", *columns)):
+    label_file = root / f"fairface_label_{split}.csv"
+    for where, row in read_csv(label_file, ("file", *columns)):
         _check_value(row["race"], FAIRFACE_RACES, "race", where)
         _check_value(row["gender"], GENDERS, "gender", where)
         records.append((root / row["file"], {c: row[c] for c in columns}, where))
     source = _Source(f"fairface-{split}", {"source": str(root), "split": split, "label": repr(label)},
-                     ("race", "gender"), {"race": FAIRFACE_RACES, "gender": GENDERS})
-    return _from_files(records, columns, label, source, size, strict, cache, [], options)
+                     ("race", "gender"), {"race": FAIRFACE_RACES, "gender": GENDERS}, root,
+                     f"rows below the header of {label_file}, image paths relative to folder {root}")
+    files = FileOptions(size, strict, cache, allow_outside_root)
+    return _from_files(records, columns, label, source, files, [], options)
 
 
 def load_utkface(root: str | Path, label: LabelSpec = ("gender", "Female"), size: int = 64, strict: bool = False,
-                 cache: DecodeCache | None = None, **options: Unpack[GroupOptions]) -> SubgroupDataset:
+                 cache: DecodeCache | None = None, *, allow_outside_root: bool = False,
+                 **options: Unpack[GroupOptions]) -> SubgroupDataset:
     """UTKFace: every file under `root` named ``[age]_[gender]_[race]_[datetime].jpg`` (or ``.jpg.chip.jpg``).
 
     Attributes: ``age`` (years, as a string), ``gender`` (Male/Female), ``race`` (White/Black/Asian/Indian/Others).
-    Badly named files are skipped and listed in ``meta["skipped"]`` (raised with `strict=True`).
+    Badly named files are skipped and listed in ``meta["skipped"]`` (raised with `strict=True`). A file that is a
+    symlink leading out of `root` raises `DatasetFormatError` unless `allow_outside_root=True`.
     """
     root = Path(root)
     if not root.is_dir():
@@ -252,48 +244,35 @@ def load_utkface(root: str | Path, label: LabelSpec = ("gender", "Female"), size
         age, gender, race = match.group(1, 2, 3)
         records.append((path, {"age": age, "gender": GENDERS[int(gender)], "race": UTK_RACES[int(race)]}, str(path)))
     source = _Source("utkface", {"source": str(root), "label": repr(label)}, ("race", "gender"),
-                     {"race": UTK_RACES, "gender": GENDERS})
-    return _from_files(records, ("age", "gender", "race"), label, source, size, strict, cache, skipped, options)
-
-
-def _read_celeba_attrs(path: Path) -> tuple[list[str], dict[str, list[str]]]:
-    """(attribute names, filename -> 40 values '1'/'-1') from ``list_attr_celeba.txt`` (runs of spaces)."""
-    if not path.is_file():
-        raise MissingLabelFileError(f"{str(path)!r} not found; expected a count line, 40 attribute names, then rows")
-    lines = path.read_text().splitlines()
-    names = lines[1].split() if len(lines) > 1 else []
-    rows = {}
-    for lineno, line in enumerate(lines[2:], start=3):
-        parts = line.split()  # split() with no argument: the file pads columns with runs of spaces
-        if not parts:
-            continue
-        if len(parts) != len(names) + 1 or not set(parts[1:]) <= {"1", "-1"}:
-            raise DatasetFormatError(f"{path.name} line {lineno}: expected a filename and {len(names)} values of 1/-1")
-        rows[parts[0]] = parts[1:]
-    if not lines or not lines[0].strip().isdigit() or int(lines[0]) != len(rows):
-        raise DatasetFormatError(f"{path.name}: line 1 must be the row count; found {lines[:1]} for {len(rows)} rows")
-    return names, rows
+                     {"race": UTK_RACES, "gender": GENDERS}, root,
+                     f"files named [age]_[gender]_[race]_[datetime].jpg (or .jpg.chip.jpg) in folder {root} "
+                     "and its subfolders")
+    files = FileOptions(size, strict, cache, allow_outside_root)
+    return _from_files(records, ("age", "gender", "race"), label, source, files, skipped, options)
 
 
 def load_celeba(root: str | Path, split: Literal["train", "valid", "test"] = "train", label: LabelSpec = "Smiling",
                 attributes: Sequence[str] = ("Male", "Young"), size: int = 64, strict: bool = False,
-                cache: DecodeCache | None = None, **options: Unpack[GroupOptions]) -> SubgroupDataset:
+                cache: DecodeCache | None = None, *, allow_outside_root: bool = False,
+                **options: Unpack[GroupOptions]) -> SubgroupDataset:
     """CelebA from `root` with ``list_attr_celeba.txt``, ``list_eval_partition.txt`` and ``img_align_celeba/``.
 
     Values are readable: attribute ``Male`` is ``"Male"`` or ``"not Male"``. A bare label name ``"Smiling"``
-    means 1 where Smiling is 1; label functions see all 40 attributes.
+    means 1 where Smiling is 1; label functions see all 40 attributes. Each filename must resolve inside
+    ``img_align_celeba/`` (which may itself be a symlink), else `DatasetFormatError`; `allow_outside_root=True`
+    reads such names anyway.
     """
     if split not in CELEBA_SPLITS:
         raise AuditConfigError(f"CelebA split={split!r}; use one of {list(CELEBA_SPLITS)}")
     root = Path(root)
-    names, values = _read_celeba_attrs(root / "list_attr_celeba.txt")
+    names, values = read_celeba_attrs(root / "list_attr_celeba.txt")
     for wanted in [*attributes, *([label] if isinstance(label, str) else [])]:
         if wanted not in names:
             raise DatasetFormatError(f"list_attr_celeba.txt has no attribute {wanted!r}; it has {names}")
     partition = root / "list_eval_partition.txt"
     if not partition.is_file():
         raise MissingLabelFileError(f"{str(partition)!r} not found; expected rows 'filename split' with split 0/1/2")
-    records = []
+    records, folder = [], root / "img_align_celeba"
     for lineno, line in enumerate(partition.read_text().splitlines(), start=1):
         parts = line.split()
         if len(parts) != 2 or parts[1] != CELEBA_SPLITS[split]:
@@ -301,29 +280,35 @@ def load_celeba(root: str | Path, split: Literal["train", "valid", "test"] = "tr
         if parts[0] not in values:
             raise DatasetFormatError(f"{partition.name} line {lineno}: {parts[0]!r} is not in list_attr_celeba.txt")
         row = {n: n if v == "1" else f"not {n}" for n, v in zip(names, values[parts[0]])}
-        records.append((root / "img_align_celeba" / parts[0], row, f"{partition.name} line {lineno}"))
+        records.append((folder / parts[0], row, f"{partition.name} line {lineno}"))
     label = (label, label) if isinstance(label, str) else label
     source = _Source(f"celeba-{split}", {"source": str(root), "split": split, "label": repr(label)},
-                     tuple(attributes), {a: (a, f"not {a}") for a in names})
-    return _from_files(records, attributes, label, source, size, strict, cache, [], options)
+                     tuple(attributes), {a: (a, f"not {a}") for a in names}, folder,
+                     f"rows of split {CELEBA_SPLITS[split]} ({split}) in {partition}, images in folder {folder}")
+    files = FileOptions(size, strict, cache, allow_outside_root)
+    return _from_files(records, attributes, label, source, files, [], options)
 
 
 def load_csv_manifest(csv_path: str | Path, image_column: str, label_column: str, attribute_columns: Sequence[str],
                       root: str | Path | None = None, label: object | Callable[[Row], int] | None = None,
-                      size: int = 64, strict: bool = False, cache: DecodeCache | None = None,
-                      **options: Unpack[GroupOptions]) -> SubgroupDataset:
+                      size: int = 64, strict: bool = False, cache: DecodeCache | None = None, *,
+                      allow_outside_root: bool = False, **options: Unpack[GroupOptions]) -> SubgroupDataset:
     """Any CSV listing an image path (relative to `root`, default the CSV's folder), a label and attributes.
 
     `label` None: `label_column` holds 0/1; a value or set of values: 1 where `label_column` matches;
-    a callable: ``row -> 0/1`` over all columns.
+    a callable: ``row -> 0/1`` over all columns. Each image path must resolve inside `root` (no ``..`` out,
+    no absolute path or symlink elsewhere), else `DatasetFormatError`; `allow_outside_root=True` reads it anyway.
     """
     csv_path = Path(csv_path)
     root = Path(root) if root is not None else csv_path.parent
     spec: LabelSpec = label if callable(label) else label_column if label is None else (label_column, label)
     required = list(dict.fromkeys([image_column, label_column, *attribute_columns]))
-    records = [(root / row[image_column], row, where) for where, row in _read_csv(csv_path, required)]
-    source = _Source(csv_path.stem, {"source": str(csv_path), "label": repr(spec)}, tuple(attribute_columns))
-    return _from_files(records, attribute_columns, spec, source, size, strict, cache, [], options)
+    records = [(root / row[image_column], row, where) for where, row in read_csv(csv_path, required)]
+    source = _Source(csv_path.stem, {"source": str(csv_path), "label": repr(spec)}, tuple(attribute_columns), {},
+                     root, f"rows below the header of {csv_path}, image paths in column {image_column!r} "
+                     f"relative to folder {root}")
+    files = FileOptions(size, strict, cache, allow_outside_root)
+    return _from_files(records, attribute_columns, spec, source, files, [], options)
 
 
 def _as_image(image: Any, size: int | None) -> torch.Tensor:

@@ -9,7 +9,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 
-from ..errors import EmptySubgroupError, MissingAttributeError
+from ..errors import EmptySubgroupError, InputDataError, MissingAttributeError
 
 _FINGERPRINT_MEMO = "_fingerprint_memo"  # instance attribute outside the dataclass fields
 
@@ -29,14 +29,18 @@ class SubgroupDataset:
     meta: Mapping[str, object] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.images, torch.Tensor) or not isinstance(self.labels, torch.Tensor):
+            raise InputDataError(f"{self.name}: images and labels must be torch tensors, got "
+                                 f"{type(self.images).__name__} and {type(self.labels).__name__}; use "
+                                 f"torch.as_tensor, or build the set with from_tensors()")
         n = len(self.images)
         if self.images.ndim != 4:
-            raise ValueError(f"{self.name}: images must be (N, C, H, W), got shape {tuple(self.images.shape)}")
+            raise InputDataError(f"{self.name}: images must be (N, C, H, W), got shape {tuple(self.images.shape)}")
         if len(self.labels) != n:
-            raise ValueError(f"{self.name}: {len(self.labels)} labels for {n} images")
+            raise InputDataError(f"{self.name}: {len(self.labels)} labels for {n} images")
         for attr, values in self.attributes.items():
             if len(values) != n:
-                raise ValueError(f"{self.name}: attribute {attr!r} has {len(values)} values for {n} images")
+                raise InputDataError(f"{self.name}: attribute {attr!r} has {len(values)} values for {n} images")
 
     def __len__(self) -> int:
         return len(self.images)

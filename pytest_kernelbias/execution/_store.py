@@ -20,6 +20,7 @@ import shutil
 import tempfile
 import uuid
 import warnings
+import weakref
 from pathlib import Path
 from typing import Callable, Mapping
 
@@ -31,6 +32,7 @@ from torch import nn
 
 from .. import __version__
 from ..errors import CacheWarning
+from ._records import ensure_folder, remove, seal, sha256_file, unseal
 
 WEIGHTS, META = "weights.safetensors", "meta.json"
 
@@ -63,14 +65,6 @@ def variant_key(spec: Mapping[str, object]) -> str:
     return hashlib.sha256(json.dumps(full, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _writable(root: Path) -> bool:
     try:
         root.mkdir(parents=True, exist_ok=True)
@@ -83,21 +77,38 @@ def _writable(root: Path) -> bool:
 
 
 class VariantCache:
-    """Trained variants under `root`, one folder per key: ``root/ab/abcdef.../``."""
+    """Trained variants under `root`, one folder per key: ``root/ab/abcdef.../``.
+
+    A read-only `root` is still read; new entries then go to a temporary
+    folder that is removed when the cache object goes (at the latest at exit).
+    """
 
     def __init__(self, root: str | os.PathLike):
         root = Path(root)
+        self.read_only: Path | None = None
         if not _writable(root):
             fallback = Path(tempfile.mkdtemp(prefix="kernel-audit-cache-"))
-            warnings.warn(CacheWarning(f"cache folder {root} is not writable; using {fallback} for this run"),
-                          stacklevel=2)
+            weakref.finalize(self, shutil.rmtree, str(fallback), True)
+            self.read_only = root if root.is_dir() else None
+            reading = "its entries are read, and " if self.read_only else ""
+            warnings.warn(CacheWarning(f"cache folder {root} is not writable; {reading}new entries go to "
+                                       f"{fallback}, removed at exit"), stacklevel=2)
             root = fallback
         self.root = root
         self.hits = 0
         self.trained = 0
 
-    def _entry(self, key: str) -> Path:
+    def _own(self, key: str) -> Path:
         return self.root / key[:2] / key
+
+    def _entry(self, key: str) -> Path:
+        """Where `key`'s entry is: under `root`, else in the read-only folder when only it has one."""
+        own = self._own(key)
+        if self.read_only is not None and not (own.exists() or own.is_symlink()):
+            theirs = self.read_only / key[:2] / key
+            if theirs.exists():
+                return theirs
+        return own
 
     def has(self, key: str) -> bool:
         """Whether an entry exists for `key` (intact or not: `load` checks that)."""
@@ -105,26 +116,36 @@ class VariantCache:
 
     def _lock(self, key: str) -> FileLock:
         locks = self.root / "locks"
-        locks.mkdir(exist_ok=True)
+        if ensure_folder(locks):
+            warnings.warn(CacheWarning(f"{locks} was not a folder; replaced it with one"), stacklevel=3)
         return FileLock(str(locks / f"{key}.lock"))
+
+    def _meta(self, key: str, entry: Path) -> dict:
+        """The entry's sealed metadata, after checking it belongs to `key` and the weights match it."""
+        if entry.is_symlink():
+            raise ValueError("the entry folder is a symbolic link, not a folder the cache wrote")
+        meta = unseal(entry / META)
+        if meta.get("key") != key or meta.get("package") != __version__:
+            raise ValueError("metadata does not match this key or package version")
+        if (entry / WEIGHTS).is_symlink() or sha256_file(entry / WEIGHTS) != meta.get("sha256"):
+            raise ValueError("weights checksum mismatch")
+        return meta
+
+    def _discard(self, path: Path, why: str) -> None:
+        gone = remove(path)
+        warnings.warn(CacheWarning(f"{why}" + ("" if gone else f" ({path} cannot be removed; left as it is)")),
+                      stacklevel=3)
 
     def load(self, key: str, model: nn.Module) -> dict | None:
         """Load the entry into `model` and return its metadata, or None when absent or damaged."""
         entry = self._entry(key)
-        if not entry.exists():
+        if not (entry.exists() or entry.is_symlink()):
             return None
         try:
-            meta = json.loads((entry / META).read_text())
-            if meta.get("key") != key or meta.get("package") != __version__:
-                raise ValueError("metadata does not match this key or package version")
-            if _sha256_file(entry / WEIGHTS) != meta["sha256"]:
-                raise ValueError("weights checksum mismatch")
-            state = load_file(str(entry / WEIGHTS))
-            model.load_state_dict(state, strict=True)
+            meta = self._meta(key, entry)
+            model.load_state_dict(load_file(str(entry / WEIGHTS)), strict=True)
         except Exception as exc:  # any damage means: retrain, never use doubtful weights
-            warnings.warn(CacheWarning(f"cache entry {entry} is unusable ({type(exc).__name__}: {exc}); "
-                                       "retraining it"), stacklevel=2)
-            shutil.rmtree(entry, ignore_errors=True)
+            self._discard(entry, f"cache entry {entry} is unusable ({type(exc).__name__}: {exc}); retraining it")
             return None
         return meta
 
@@ -140,18 +161,17 @@ class VariantCache:
 
     def store_state(self, key: str, state: Mapping[str, torch.Tensor], meta: Mapping[str, object]) -> Path:
         """`store` for weights that arrive without a model (e.g. from a Ray task on another machine)."""
-        entry = self._entry(key)
-        entry.parent.mkdir(parents=True, exist_ok=True)
+        entry = self._own(key)
+        ensure_folder(entry.parent)
         tmp = entry.parent / f".tmp-{key[:12]}-{uuid.uuid4().hex}"
         try:
             tmp.mkdir()
             # clone(): safetensors refuses tensors that share storage (tied weights, views).
             state = {k: v.detach().cpu().contiguous().clone() for k, v in state.items()}
             save_file(state, str(tmp / WEIGHTS))
-            full = {**meta, "key": key, "package": __version__, "sha256": _sha256_file(tmp / WEIGHTS)}
-            (tmp / META).write_text(json.dumps(full, indent=2, sort_keys=True, default=str))
-            if entry.exists():
-                shutil.rmtree(entry)
+            full = {**meta, "key": key, "package": __version__, "sha256": sha256_file(tmp / WEIGHTS)}
+            (tmp / META).write_text(seal(full))
+            remove(entry)  # a damaged entry, or a link put in its place
             os.replace(tmp, entry)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)  # a failed write (e.g. disk full) leaves nothing behind
@@ -173,48 +193,58 @@ class VariantCache:
         return True
 
     def _weights_intact(self, key: str) -> bool:
-        entry = self._entry(key)
         try:
-            meta = json.loads((entry / META).read_text())
-            return meta.get("package") == __version__ and _sha256_file(entry / WEIGHTS) == meta["sha256"]
-        except (OSError, ValueError, KeyError):
+            self._meta(key, self._entry(key))
+            return True
+        except (OSError, ValueError, TypeError):
             return False
 
     def load_evaluation(self, key: str, eval_key: str) -> dict | None:
-        """A variant's stored test-set evaluation (predictions per condition plus JSON extras), or None."""
+        """A variant's stored test-set evaluation (predictions per condition plus JSON extras), or None.
+
+        The whole record is sealed, and the predictions' checksum is part of it,
+        so no stored byte reaches a number without being checked.
+        """
         entry = self._entry(key)
         meta_path, arrays_path = entry / f"eval-{eval_key}.json", entry / f"eval-{eval_key}.safetensors"
-        if not meta_path.exists() or not self._weights_intact(key):
+        if not (meta_path.exists() or meta_path.is_symlink()) or not self._weights_intact(key):
             return None  # damaged weights are reported and retrained by get_or_train
         try:
-            meta = json.loads(meta_path.read_text())
-            if _sha256_file(arrays_path) != meta["sha256"]:
+            record = unseal(meta_path)
+            conditions, extra = record.get("conditions"), record.get("extra")
+            if not isinstance(conditions, list) or not all(isinstance(c, str) for c in conditions):
+                raise ValueError("conditions are not a list of names")
+            if not isinstance(extra, dict) or "preds" in extra:
+                raise ValueError("extras are not an object of measurements")
+            if arrays_path.is_symlink() or sha256_file(arrays_path) != record.get("sha256"):
                 raise ValueError("predictions checksum mismatch")
             preds = {k: v.numpy() for k, v in load_file(str(arrays_path)).items()}
-            if sorted(preds) != sorted(meta["conditions"]):
+            if sorted(preds) != sorted(conditions):
                 raise ValueError("conditions do not match")
         except Exception as exc:  # recompute rather than trust a damaged evaluation
-            warnings.warn(CacheWarning(f"cached evaluation {meta_path} is unusable ({type(exc).__name__}: {exc}); "
-                                       "evaluating again"), stacklevel=2)
             for path in (meta_path, arrays_path):
-                path.unlink(missing_ok=True)
+                remove(path)
+            self._discard(meta_path, f"cached evaluation {meta_path} is unusable ({type(exc).__name__}: {exc}); "
+                                     "evaluating again")
             return None
-        return {"preds": {c: preds[c] for c in meta["conditions"]}, **meta["extra"]}
+        return {**extra, "preds": {c: preds[c] for c in conditions}}
 
     def store_evaluation(self, key: str, eval_key: str, preds: Mapping[str, np.ndarray],
                          extra: Mapping[str, object]) -> None:
-        """Store predictions (safetensors) and extras (JSON, written last, with the predictions' checksum)."""
-        entry = self._entry(key)
-        if not entry.exists():
-            return
+        """Store predictions (safetensors) and the sealed record (JSON, written last, with their checksum)."""
+        entry = self._own(key)
+        if not entry.is_dir() or entry.is_symlink():
+            return  # no entry of ours (e.g. it lives in a read-only cache): evaluate again next time
         arrays_path, meta_path = entry / f"eval-{eval_key}.safetensors", entry / f"eval-{eval_key}.json"
         tag = uuid.uuid4().hex
         tmp_arrays, tmp_meta = entry / f".{tag}.safetensors", entry / f".{tag}.json"
         try:
             save_file({c: torch.as_tensor(v).contiguous() for c, v in preds.items()}, str(tmp_arrays))
+            remove(arrays_path)
             os.replace(tmp_arrays, arrays_path)
-            tmp_meta.write_text(json.dumps({"conditions": list(preds), "sha256": _sha256_file(arrays_path),
-                                            "extra": extra}, default=str))
+            tmp_meta.write_text(seal({"conditions": list(preds), "sha256": sha256_file(arrays_path),
+                                      "extra": dict(extra)}))
+            remove(meta_path)
             os.replace(tmp_meta, meta_path)
         finally:
             tmp_arrays.unlink(missing_ok=True)

@@ -14,8 +14,9 @@ from typing import Callable, Sequence, Union
 import torch
 from torch import nn
 
-from ..errors import InterventionError
+from ..errors import InterventionError, ModelOutputError
 from ._kinds import has_dynamic_same_pad
+from ._reach import check_kernel_reach
 from ._select import LayerSpec, conv_layers, kernel_of, resolve_layers
 from ._surgery import Rebuilt, asymmetric_pads, check_init, check_positive_int, rebuild_conv
 
@@ -267,9 +268,13 @@ class KernelIntervention:
         self.source = model_source(model, num_classes)
         self.layer = layer
         probe = self.source()
+        if not isinstance(probe, nn.Module):
+            raise ModelOutputError(f"the model factory {getattr(model, '__name__', model)!r} returned "
+                                   f"{type(probe).__name__}, not an nn.Module; make it return the built model")
         self.layers = resolve_layers(probe, layer, input_size)  # fail now, not after training
         self.table = describe_intervention(probe, self.layers, self.levels)  # also checks every level
         if input_size is not None:
+            check_kernel_reach(probe, self.layers, self.changes, tuple(input_size)[1:])
             example = torch.zeros(tuple(input_size))
             for change in self.changes:
                 changed, _ = _apply(probe, self.layers, change, "fresh", 0)
