@@ -92,6 +92,10 @@ class PerturbationError(KernelBiasError, ValueError):
     """A perturbation cannot be applied at this setting to images of this size."""
 
 
+class PerturbationSettingError(PerturbationError, AuditConfigError):
+    """A perturbation built with a setting out of range; also an AuditConfigError, so either `except` works."""
+
+
 class ReportWarning(UserWarning):
     """A report or baseline was not written, or was written marked incomplete."""
 

@@ -5,35 +5,49 @@ dtype and device, is deterministic given its seed, and has a `clip` option.
 Radii of spectral filters are fractions of Nyquist: 1.0 is `min(H, W) / 2`
 frequency bins from DC in the centred spectrum (`fftshift` puts DC at
 (H//2, W//2)). `Cls.sweep([...])` declares a severity sweep that an audit
-evaluates in one pass over the data.
+evaluates in one pass over the data. Valid ranges and blur border modes: docs/perturbations.md.
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
 
-from .errors import AuditConfigError
+from . import _blur
+from ._blur import gaussian_kernel1d  # noqa: F401  (public name, kept importable from here)
+from .errors import PerturbationError, PerturbationSettingError
+
+
+def _real(value: object) -> bool:
+    # numbers.Real admits numpy scalars (np.float32 is no `float`); bool is excluded on purpose.
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _fraction(name: str, value: object, lo_open: bool = True) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or not ((0 < value) if lo_open else (0 <= value)) or value > 1:
+    if not _real(value) or not ((0 < value) if lo_open else (0 <= value)) or value > 1:
         interval = "(0, 1]" if lo_open else "[0, 1]"
-        raise AuditConfigError(
+        raise PerturbationSettingError(
             f"{name} is a fraction of Nyquist and must lie in {interval}, got {value!r}; "
             "e.g. LowPass(0.4) keeps the lowest 40% of frequencies"
         )
     return float(value)
 
 
-def _non_negative(name: str, value: object, unit: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise AuditConfigError(f"{name} must be a finite number >= 0 ({unit}), got {value!r}")
+def _non_negative(name: str, value: object, unit: str, upper: float = math.inf) -> float:
+    if not _real(value) or value < 0 or value > upper:
+        bound = "" if upper == math.inf else f" and <= {upper:g}"
+        raise PerturbationSettingError(f"{name} must be a finite number >= 0{bound} ({unit}), got {value!r}")
     return float(value)
+
+
+def _integer(name: str, value: object, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not lo <= value <= hi:
+        raise PerturbationSettingError(f"{name} must be an int from {lo} to {hi}, got {value!r}")
+    return int(value)
 
 
 class Perturbation:
@@ -51,8 +65,15 @@ class Perturbation:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if not torch.is_floating_point(x) or x.ndim != 4:
             raise TypeError(f"{self!r} expects a float (N, C, H, W) tensor, got {x.dtype} of shape {tuple(x.shape)}")
-        out = self.apply(x)
-        return out.clamp(0, 1) if self.clip else out
+        if min(x.shape[-2:]) == 0:
+            raise PerturbationError(f"{self!r} needs images of at least 1x1 pixels, got shape {tuple(x.shape)}")
+        if x.numel() == 0:  # no images or no channels: nothing to do, and the FFT and JPEG backends refuse it
+            return x.clone()
+        # torch has no CPU FFT or antialiased resize in float16/bfloat16: compute in float32, round once at the end.
+        low = x.dtype in (torch.float16, torch.bfloat16)
+        out = self.apply(x.float() if low else x)
+        out = out.clamp(0, 1) if self.clip else out
+        return out.to(x.dtype) if low else out
 
     @property
     def name(self) -> str:
@@ -156,7 +177,7 @@ class BandPass(SpectralFilter):
         self.lo = _fraction("BandPass lo", lo, lo_open=False)
         self.hi = _fraction("BandPass hi", hi)
         if self.lo >= self.hi:
-            raise AuditConfigError(f"BandPass needs lo < hi (fractions of Nyquist), got lo={lo}, hi={hi}")
+            raise PerturbationSettingError(f"BandPass needs lo < hi (fractions of Nyquist), got lo={lo}, hi={hi}")
         self.clip = bool(clip)
 
     def transfer(self, distance: torch.Tensor, nyquist: float) -> torch.Tensor:
@@ -181,51 +202,62 @@ class GaussianLowPass(SpectralFilter):
         self.clip = bool(clip)
 
     def transfer(self, distance: torch.Tensor, nyquist: float) -> torch.Tensor:
-        if self.sigma == 0:
+        scale = self.sigma * nyquist
+        if scale == 0:
             return (distance == 0).double()  # the limit: only the mean survives
-        return torch.exp(-(distance ** 2) / (2 * (self.sigma * nyquist) ** 2))
+        # Dividing before squaring: (sigma * nyquist)**2 underflows to 0 for sigma ~1e-160 and DC became 0/0 = NaN.
+        return torch.exp(-0.5 * (distance / scale) ** 2)
 
     def __repr__(self) -> str:
         return self._repr(f"{self.sigma:g}")
 
 
-def gaussian_kernel1d(sigma: float, truncate: float = 4.0, dtype=torch.float64, device=None) -> torch.Tensor:
-    """Sampled, truncated (radius ceil(truncate*sigma) px) and normalized 1-D Gaussian."""
-    radius = max(1, math.ceil(truncate * sigma))
-    t = torch.arange(-radius, radius + 1, dtype=dtype, device=device)
-    k = torch.exp(-(t ** 2) / (2 * sigma ** 2))
-    return k / k.sum()
-
-
 class GaussianBlur(Perturbation):
-    """Pixel-space Gaussian blur with `sigma` in pixels (separable, truncated at 4 sigma).
+    """Pixel-space Gaussian blur, `sigma` in pixels (0 to 1e5): equals `scipy.ndimage.gaussian_filter`.
 
-    Its transfer function approximates exp(-2 pi^2 sigma^2 f^2), f in cycles/pixel.
-    `padding_mode` is how borders are extended ("reflect" or "circular").
+    Separable, truncated at radius int(4 sigma + 0.5) px like scipy (truncate=4.0);
+    its transfer function approximates exp(-2 pi^2 sigma^2 f^2), f in cycles/pixel.
+    Any sigma works on any image size, also when the kernel is wider than the image.
+    `padding_mode` is how borders are extended, named as in torch, with scipy's mode:
+
+    - "reflect" (default): scipy "mirror", ``d c b | a b c d | c b a`` (the edge is not repeated)
+    - "symmetric": scipy "reflect", ``c b a | a b c d | d c b`` (the edge is repeated)
+    - "replicate": scipy "nearest", ``a a a | a b c d | d d d``; ImageNet-C's gaussian_blur
+      (skimage.filters.gaussian, default mode "nearest") is ``GaussianBlur(c, padding_mode="replicate", clip=True)``
+    - "circular": scipy "wrap", ``b c d | a b c d | a b c``
+    - "zeros": scipy "constant" with cval=0
+
+    Each channel is blurred on its own (scipy's sigma=(0, 0, s, s) on the batch).
     """
 
     severity_name = "sigma"
 
     def __init__(self, sigma: float, clip: bool = False, padding_mode: str = "reflect"):
-        self.sigma = _non_negative("GaussianBlur sigma", sigma, "pixels")
-        if padding_mode not in ("reflect", "circular", "replicate"):
-            raise AuditConfigError(f"padding_mode must be reflect, circular or replicate, got {padding_mode!r}")
+        self.sigma = _non_negative("GaussianBlur sigma", sigma, "pixels", upper=_blur.MAX_SIGMA)
+        if padding_mode not in _blur.SCIPY_MODES:
+            raise PerturbationSettingError(
+                f"GaussianBlur padding_mode must be one of {', '.join(_blur.SCIPY_MODES)}, got {padding_mode!r}")
         self.padding_mode = padding_mode
         self.clip = bool(clip)
+        self._matrices: dict[tuple, torch.Tensor] = {}
+
+    def matrix(self, n: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+        """The (n, n) blur of one axis of n pixels, cached per size, device and dtype."""
+        key = (n, str(device), dtype)
+        if key not in self._matrices:
+            self._matrices[key] = _blur.blur_matrix(self.sigma, n, self.padding_mode).to(device=device, dtype=dtype)
+        return self._matrices[key]
 
     def apply(self, x: torch.Tensor) -> torch.Tensor:
         if self.sigma == 0:
             return x
-        k = gaussian_kernel1d(self.sigma, dtype=x.dtype, device=x.device)
-        r = len(k) // 2
-        n, c, h, w = x.shape
-        y = x.reshape(n * c, 1, h, w)
-        y = F.conv2d(F.pad(y, (r, r, 0, 0), mode=self.padding_mode), k.view(1, 1, 1, -1))
-        y = F.conv2d(F.pad(y, (0, 0, r, r), mode=self.padding_mode), k.view(1, 1, -1, 1))
-        return y.reshape(n, c, h, w)
+        h, w = x.shape[-2:]
+        return _blur.blur(x, self.matrix(h, x.device, x.dtype), self.matrix(w, x.device, x.dtype))
 
     def __repr__(self) -> str:
-        return self._repr(f"{self.sigma:g}")
+        # The mode is part of the name: conditions, and the cached evaluations keyed by them, must not collide.
+        mode = [] if self.padding_mode == "reflect" else [f"padding_mode={self.padding_mode!r}"]
+        return self._repr(f"{self.sigma:g}", *mode)
 
 
 class Downsample(Perturbation):
@@ -234,8 +266,8 @@ class Downsample(Perturbation):
     severity_name = "factor"
 
     def __init__(self, factor: float, clip: bool = False):
-        if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not math.isfinite(factor) or factor < 1:
-            raise AuditConfigError(f"Downsample factor must be a number >= 1, got {factor!r}")
+        if not _real(factor) or factor < 1:
+            raise PerturbationSettingError(f"Downsample factor must be a number >= 1 and finite, got {factor!r}")
         self.factor = float(factor)
         self.clip = bool(clip)
 
@@ -260,7 +292,7 @@ class GaussianNoise(Perturbation):
 
     def __init__(self, std: float, seed: int = 0, clip: bool = False):
         self.std = _non_negative("GaussianNoise std", std, "image units")
-        self.seed = int(seed)
+        self.seed = _integer("GaussianNoise seed", seed, 0, 2**64 - 1)  # what torch.Generator accepts
         self.clip = bool(clip)
         self._gens: dict[str, torch.Generator] = {}
 
@@ -291,9 +323,7 @@ class JPEG(Perturbation):
     severity_name = "quality"
 
     def __init__(self, quality: int, clip: bool = False):
-        if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
-            raise AuditConfigError(f"JPEG quality must be an int from 1 to 100, got {quality!r}")
-        self.quality = quality
+        self.quality = _integer("JPEG quality", quality, 1, 100)
         self.clip = bool(clip)
 
     def apply(self, x: torch.Tensor) -> torch.Tensor:
@@ -303,7 +333,9 @@ class JPEG(Perturbation):
         from PIL import Image
 
         if x.shape[1] not in (1, 3):
-            raise AuditConfigError(f"JPEG needs 1 or 3 channels, got {x.shape[1]}")
+            raise PerturbationSettingError(
+                f"JPEG needs images with 1 or 3 channels (grey or RGB), got {x.shape[1]}; "
+                "convert them first, or use another perturbation")
         u8 = (x.detach().clamp(0, 1) * 255).round().to(torch.uint8).cpu().permute(0, 2, 3, 1).numpy()
         out = []
         for img in u8:
@@ -323,7 +355,7 @@ class Compose(Perturbation):
 
     def __init__(self, *perturbations: Perturbation, clip: bool = False):
         if not perturbations or not all(isinstance(p, Perturbation) for p in perturbations):
-            raise AuditConfigError("Compose takes one or more Perturbation objects")
+            raise PerturbationSettingError("Compose takes one or more Perturbation objects")
         self.perturbations = perturbations
         self.clip = bool(clip)
 

@@ -18,8 +18,10 @@ from pytest_kernelbias import (
     GaussianLowPass,
     GaussianNoise,
     HighPass,
+    Identity,
     LowPass,
 )
+from pytest_kernelbias.errors import PerturbationError
 
 cutoffs = st.floats(0.02, 1.0)
 sizes = st.integers(4, 20)
@@ -119,23 +121,90 @@ def test_gaussian_blur_transfer_matches_the_analytic_gaussian(sigma, m):
     out = GaussianBlur(sigma, padding_mode="circular")(wave)
     measured = (out * wave).sum() / (wave * wave).sum()
     analytic = math.exp(-2 * math.pi ** 2 * sigma ** 2 * f ** 2)
-    radius = max(1, math.ceil(4 * sigma))
+    radius = int(4 * sigma + 0.5)  # scipy.ndimage's truncation, which GaussianBlur follows
     assert abs(measured.item() - analytic) <= _blur_tolerance(sigma, f, radius)
 
 
 @pytest.mark.parametrize("make,match", [
     (lambda: BandPass(0.5, 0.5), "lo < hi"),
     (lambda: BandPass(0.6, 0.2), "lo < hi"),
+    (lambda: BandPass(-0.1, 0.5), r"lo is a fraction of Nyquist and must lie in \[0, 1\]"),
     (lambda: GaussianBlur(-1), "sigma must be a finite number >= 0"),
+    (lambda: GaussianBlur(float("inf")), r"sigma must be a finite number >= 0 and <= 100000 \(pixels\)"),
+    (lambda: GaussianBlur(2e5), r"sigma must be a finite number >= 0 and <= 100000 \(pixels\)"),
+    (lambda: GaussianBlur(1, padding_mode="mirror"), "one of reflect, symmetric, replicate, circular, zeros"),
+    (lambda: GaussianLowPass(float("nan")), "sigma must be a finite number >= 0"),
     (lambda: GaussianNoise(-0.1), "std must be a finite number >= 0"),
+    (lambda: GaussianNoise(0.1, seed=-1), "seed must be an int from 0 to 18446744073709551615"),
+    (lambda: GaussianNoise(0.1, seed=1.5), "seed must be an int from 0"),
     (lambda: JPEG(0), "quality must be an int from 1 to 100"),
     (lambda: JPEG(101), "quality must be an int from 1 to 100"),
+    (lambda: JPEG(50.0), "quality must be an int from 1 to 100"),
     (lambda: HighPass(0), r"fraction of Nyquist"),
     (lambda: Downsample(0.5), "factor must be a number >= 1"),
+    (lambda: Downsample(float("inf")), "factor must be a number >= 1 and finite"),
+    (lambda: Compose(), "one or more Perturbation objects"),
 ])
-def test_bad_parameters_are_clear_errors(make, match):
-    with pytest.raises(AuditConfigError, match=match):
+def test_bad_parameters_are_clear_errors_at_construction(make, match):
+    # PerturbationError, and still the AuditConfigError these checks raised before.
+    with pytest.raises(PerturbationError, match=match) as info:
         make()
+    assert isinstance(info.value, AuditConfigError)
+
+
+def test_numpy_scalars_are_accepted_as_settings():
+    # np.float32 and np.int64 are not float/int subclasses, yet they are what sweeps built with numpy hold.
+    assert LowPass(np.float32(0.5)).cutoff == 0.5 and JPEG(np.int64(50)).quality == 50
+    assert GaussianNoise(0.1, seed=np.uint64(7)).seed == 7 and Downsample(np.float64(2)).factor == 2
+
+
+EVERY = [*ALL, Identity(), GaussianLowPass(0), GaussianBlur(1.9), GaussianBlur(5.0, padding_mode="circular"),
+         GaussianBlur(2.0, padding_mode="replicate"), GaussianBlur(3.0, padding_mode="symmetric"),
+         GaussianBlur(1.0, padding_mode="zeros"), Downsample(1), Downsample(1000), JPEG(1)]
+SMALL = [(1, 1, 1, 1), (1, 3, 1, 1), (2, 1, 2, 2), (1, 3, 2, 2), (1, 3, 3, 5), (1, 3, 7, 1), (1, 1, 8, 8)]
+
+
+@pytest.mark.parametrize("shape", SMALL, ids=str)
+@pytest.mark.parametrize("p", EVERY, ids=repr)
+def test_every_perturbation_works_on_tiny_images_and_any_batch_or_channel_count(p, shape):
+    x = torch.rand(shape, generator=torch.Generator().manual_seed(0))
+    y = p(x)
+    assert y.shape == x.shape and y.dtype == x.dtype and torch.isfinite(y).all()
+
+
+@pytest.mark.parametrize("p", EVERY, ids=repr)
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_is_computed_in_float32_and_rounded_once(p, dtype):
+    # torch has no CPU FFT or antialiased bicubic resize in half precision; the result is the float32 one, rounded.
+    x = torch.rand(2, 3, 9, 8).to(dtype)
+    p.reset()
+    got = p(x)
+    p.reset()
+    assert got.dtype == dtype and torch.equal(got, p(x.float()).to(dtype))
+
+
+@pytest.mark.parametrize("p", EVERY, ids=repr)
+def test_an_empty_batch_is_returned_unchanged(p):
+    for shape in [(0, 3, 8, 8), (2, 0, 8, 8)]:
+        x = torch.rand(shape)
+        assert p(x).shape == x.shape
+
+
+def test_images_without_pixels_are_a_clear_error():
+    with pytest.raises(PerturbationError, match="at least 1x1 pixels"):
+        LowPass(0.5)(torch.rand(1, 3, 0, 4))
+
+
+def test_jpeg_refuses_other_channel_counts_naming_what_it_needs():
+    with pytest.raises(PerturbationError, match="1 or 3 channels .* got 4"):
+        JPEG(50)(torch.rand(1, 4, 8, 8))
+
+
+def test_gaussian_low_pass_with_a_tiny_sigma_keeps_only_the_mean():
+    # (sigma * Nyquist)**2 underflowed to 0 for sigma ~1e-160, and the DC gain became 0/0 = NaN.
+    x = torch.rand(2, 3, 8, 6, dtype=torch.float64)
+    mean = x.mean(dim=(-2, -1), keepdim=True).expand_as(x)
+    torch.testing.assert_close(GaussianLowPass(1e-200)(x), mean, atol=1e-12, rtol=0)
 
 
 def test_sweep_declares_one_perturbation_per_severity_with_readable_names():

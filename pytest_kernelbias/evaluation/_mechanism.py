@@ -46,7 +46,17 @@ def measure_spectra(model, layer: str, level, seed, loaders, cutoff,
 
 
 def heat_maps(model, loaders, options: dict) -> dict:
-    """Fourier heat maps per subgroup on a fixed, seeded subset of each subgroup's test images."""
+    """Fourier heat maps per subgroup on a fixed, seeded subset of each subgroup's test images.
+
+    Layout (`fourier_heat_map`): cell (a, b) is centred frequency (i, j) = (a*step - H//2, b*step - W//2),
+    i vertical, j horizontal, for i < H - H//2 and j < W - W//2. With step=1 and even H, W the map is
+    H x W, DC at cell (H/2, W/2), and row 0 / column 0 are the Nyquist frequency -H/2 (= +H/2).
+    The common reference layout (Yin et al. 2019; the gatheluck/FourierHeatmap port) is
+    (H-1) x (W-1), cell (a', b') = frequency (a' - (H/2 - 1), b' - (W/2 - 1)), without the Nyquist
+    row and column: reference == map[1:, 1:] for step=1, and map[1:, 1:] == reference[s-1::s, s-1::s]
+    for step=s. Odd sizes have no Nyquist row or column, so all H x W cells are kept, DC in the middle.
+    See docs/perturbations.md.
+    """
     # A fixed subset keeps the cost bounded and the maps paired across levels.
     index, groups = _subset(loaders.groups, int(options.get("images", 256)))
     maps = fourier_heat_map(model, loaders.data.images[index], loaders.data.labels[index],
