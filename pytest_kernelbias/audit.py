@@ -14,10 +14,11 @@ from .data._loaders import SubgroupLoaders
 from .data._subgroups import SubgroupDataset
 from .data._synthfaces import synthfaces
 from .errors import AuditConfigError
-from .evaluation._evaluate import evaluate_plan, example_images
+from .evaluation._evaluate import EvaluationJob, evaluate_plan, example_images
 from .execution._base import choose_executor
 from .execution._job import TrainingJob
 from .execution._store import MemoryStore, VariantCache
+from .execution._threads import AUDIT_THREADS, audit_threads
 from .intervention._intervene import KernelIntervention, level_label
 from .plan import Plan, make_plan
 from .result import AuditResult
@@ -63,20 +64,33 @@ def prepare(spec: AuditSpec) -> tuple[Plan, TrainingJob, SubgroupLoaders]:
 
 
 def execute(spec: AuditSpec) -> AuditResult:
-    """Run the audit `spec` describes and return its frozen result (no assertion is made)."""
+    """Run the audit `spec` describes and return its frozen result (no assertion is made).
+
+    Training and evaluation run on one torch thread (the caller's count is
+    restored after), so the numbers never depend on the thread or worker count.
+    """
     started = time.time()
-    plan, job, loaders = prepare(spec)
-    execution = spec.execution
-    store = _store(execution.cache)
-    executor = choose_executor(execution, spec.recipe)
-    trained_ahead = executor.train_ahead(plan.variants, job, store, execution.retrain, execution.progress)
-    evaluations = evaluate_plan(plan, job, store, loaders, spec.mechanism, trained_ahead, execution.retrain,
-                                execution.progress)
-    analysis = analyze(spec, evaluations)
+    with audit_threads():
+        plan, job, loaders = prepare(spec)
+        execution = spec.execution
+        executor, why = choose_executor(execution, spec.recipe)
+        store = _store(execution.cache)
+        if executor.name == "pool" and store.root is None:
+            store = VariantCache.temporary_cache()  # workers meet in a folder; removed when the audit ends
+        if execution.progress is not None:
+            execution.progress(f"setup: {len(plan.variants)} models; {why}")
+        evaluation = EvaluationJob(loaders, job.layers[0], spec.mechanism, plan.weights_spec)
+        trained_ahead = executor.train_ahead(plan.variants, job, store, execution.retrain, execution.progress,
+                                             evaluation=evaluation)
+        reported = frozenset(trained_ahead) if getattr(executor, "evaluates", False) else frozenset()
+        evaluations = evaluate_plan(plan, job, store, evaluation, trained_ahead, execution.retrain,
+                                    execution.progress, reported)
+        analysis = analyze(spec, evaluations)
     from_cache = sum(ev.from_cache for ev in evaluations.items)
     facts = {"models": len(plan.variants), "from_cache": from_cache, "trained": len(plan.variants) - from_cache,
-             "cache": str(store.root) if store.root is not None else None, "executor": executor.name,
-             "seconds": round(time.time() - started, 1)}
+             "cache": str(store.root) if store.root is not None and not store.temporary else None,
+             "executor": executor.name, "workers": execution.workers if executor.name == "pool" else 1,
+             "threads": AUDIT_THREADS, "seconds": round(time.time() - started, 1)}
     return _result(spec, job, loaders, analysis, evaluations, facts)
 
 

@@ -19,6 +19,7 @@ import torch
 from .data._subgroups import SubgroupDataset
 from .evaluation._mechanism import SPECTRAL_IMAGES
 from .execution._store import source_fingerprint, variant_key
+from .execution._threads import numeric_environment
 from .intervention._intervene import KernelIntervention, Level, layer_seed, level_label
 from .spec import AuditSpec
 
@@ -65,7 +66,7 @@ def make_plan(spec: AuditSpec, intervention: KernelIntervention, train_data: Sub
                "init": spec.target.init, "paired": recipe.paired, "train": recipe.train_config.recipe(),
                "data": train_data.fingerprint(),
                "trainer": "default" if recipe.trainer is None else source_fingerprint(recipe.trainer),
-               "device": torch.device(recipe.device).type}
+               "device": torch.device(recipe.device).type, "numeric": numeric_environment(recipe.device)}
     evaluation = {"test": test_data.fingerprint(), "attributes": list(spec.data.attributes),
                   "conditions": list(spec.data.perturbations), "spectral_images": SPECTRAL_IMAGES}
     runs: list[tuple[int, Level, Role]] = [(s, level, "audit") for s in range(seeds) for level in intervention.levels]

@@ -28,6 +28,7 @@ from .data._synthfaces import CONFIGS, SynthFacesConfig
 from .errors import AuditConfigError
 from .evaluation._metrics import METRICS
 from .execution._base import executor_names
+from .execution._threads import default_workers
 from .intervention._select import Select
 from .intervention._surgery import check_init
 from .perturbations import LowPass, Perturbation
@@ -219,7 +220,7 @@ class ExecutionSpec:
     """Where and how variants train: executor, workers, Ray address, cache, retrain; and progress output."""
 
     executor: str = "local"
-    workers: int = 1
+    workers: int | None = None  # None: one per usable core (shared out under pytest-xdist)
     ray_address: str | None = None
     cache: str | os.PathLike | object | None = None
     retrain: bool = False
@@ -228,8 +229,11 @@ class ExecutionSpec:
     def __post_init__(self) -> None:
         if self.executor not in executor_names():
             raise AuditConfigError(f"executor must be one of {executor_names()}, got {self.executor!r}")
+        if self.workers is None:
+            object.__setattr__(self, "workers", default_workers())
         if not _is_int(self.workers) or self.workers < 1:
-            raise AuditConfigError(f"workers must be an int >= 1, got {self.workers!r}")
+            raise AuditConfigError(f"workers must be an int >= 1, or None for one per usable core; got "
+                                   f"{self.workers!r}")
         if self.ray_address is not None and not isinstance(self.ray_address, str):
             raise AuditConfigError(f"ray_address must be HOST:PORT, ray://HOST:PORT or 'auto', got "
                                    f"{self.ray_address!r}")

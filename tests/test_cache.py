@@ -113,11 +113,15 @@ def test_process_pool_gives_the_same_numbers_as_a_serial_run(tmp_path):
     assert [r.as_dict() for r in pooled.outcomes.rows] == [r.as_dict() for r in serial.outcomes.rows]
 
 
-def test_pool_refuses_a_factory_workers_cannot_import():
+def test_pool_refuses_a_factory_workers_cannot_import_and_local_trains_it_in_process():
     from pytest_kernelbias import AuditConfigError
 
-    with pytest.raises(AuditConfigError, match="workers > 1 needs `model` to be importable"):
-        run_audit(lambda: tiny_cnn(), "0", [3, 5], workers=2, **TRAIN)
+    with pytest.raises(AuditConfigError, match="`model` .* cannot be sent to worker processes"):
+        run_audit(lambda: tiny_cnn(), "0", [3, 5], workers=2, executor="pool", **TRAIN)
+    lines = []
+    local = run_audit(lambda: tiny_cnn(), "0", [3, 5], workers=2, **{**TRAIN, "progress": lines.append})
+    assert local.settings["trained"] == 4
+    assert sum("training in this process on one thread, not in 2 workers" in line for line in lines) == 1
 
 
 def test_warm_audit_reuses_stored_evaluations_and_a_damaged_one_is_recomputed(tmp_path):
@@ -179,8 +183,16 @@ def test_seed_batched_audit_stores_every_seed_and_matches_sequential_training(tm
     assert again.settings["trained"] == 4 and again.settings["from_cache"] == 0
 
 
-def test_auto_seed_batching_measures_both_strategies_and_says_which_it_chose():
+def test_auto_seed_batching_measures_both_strategies_and_says_which_it_chose(tmp_path):
     lines = []
-    run_audit(tiny_cnn, "0", [3, 5], **{**TRAIN, "progress": lines.append})
+    run_audit(tiny_cnn, "0", [3, 5], executor="seed-batched", cache=tmp_path, **{**TRAIN, "progress": lines.append})
     chosen = [line for line in lines if "seeds train" in line]
     assert len(chosen) == 2 and all("vmap/sequential = " in line for line in chosen)
+    assert (tmp_path / "decisions" / "seed-batching.json").exists()
+
+
+def test_local_skips_the_seed_batching_probe_on_cpu_and_says_so():
+    lines = []
+    run_audit(tiny_cnn, "0", [3, 5], workers=1, **{**TRAIN, "progress": lines.append})
+    assert not any("seeds train" in line for line in lines)
+    assert sum("seed batching skipped on CPU" in line for line in lines) == 1

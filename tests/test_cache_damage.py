@@ -46,8 +46,9 @@ def numbers(result):
 
 
 def rerun(cache_dir, match):
+    # workers=1: a worker process's warnings reach its stderr, not this process's warning filters.
     with pytest.warns(CacheWarning, match=match):
-        return run_audit(tiny_cnn, "0", [3, 5], cache=cache_dir, **TRAIN)
+        return run_audit(tiny_cnn, "0", [3, 5], cache=cache_dir, **{**TRAIN, "workers": 1})
 
 
 def evaluations(cache_dir):

@@ -8,7 +8,6 @@ from statsmodels.stats.multitest import multipletests
 
 from pytest_kernelbias import (
     AuditConfigError,
-    EmptySubgroupError,
     KernelAuditWarning,
     KernelBiasError,
     ModelsDidNotLearnError,
@@ -17,6 +16,7 @@ from pytest_kernelbias import (
     synthfaces,
 )
 from pytest_kernelbias.analysis._analyze import analyze
+from pytest_kernelbias.errors import InputDataError
 from pytest_kernelbias.evaluation._evaluate import Evaluation, Evaluations
 from pytest_kernelbias.execution._base import choose_executor
 from pytest_kernelbias.plan import Variant
@@ -193,16 +193,19 @@ def test_an_aa_audit_then_more_seeds_on_the_same_cache_measures_every_spectrum(t
 @pytest.mark.parametrize("name", ["serial", "seed-batched", "pool", "ray"])
 def test_every_registered_executor_is_chosen_by_its_name(name):
     spec = AuditSpec.from_kwargs(tiny_cnn, "0", [3, 5], executor=name)
-    assert choose_executor(spec.execution, spec.recipe).name == name
+    assert choose_executor(spec.execution, spec.recipe)[0].name == name
 
 
-@pytest.mark.parametrize("settings, chosen", [
-    ({}, "seed-batched"), ({"workers": 2}, "pool"), ({"trainer": lambda m, d, s: m}, "serial"),
-    ({"train_config": TrainConfig(seed_batching="sequential")}, "serial"),
+@pytest.mark.parametrize("settings, chosen, why", [
+    ({"workers": 1}, "serial", "seed batching skipped on CPU"), ({"workers": 2}, "pool", "2 worker processes"),
+    ({"workers": 1, "trainer": lambda m, d, s: m}, "serial", "one process"),
+    ({"workers": 2, "train_config": TrainConfig(seed_batching="vmap")}, "seed-batched", "seed_batching='vmap'"),
+    ({"workers": 2, "train_config": TrainConfig(seed_batching="sequential")}, "pool", "2 worker processes"),
 ])
-def test_local_picks_pool_seed_batched_or_serial_from_the_recipe(settings, chosen):
+def test_local_picks_pool_seed_batched_or_serial_from_the_recipe(settings, chosen, why):
     spec = AuditSpec.from_kwargs(tiny_cnn, "0", [3, 5], **settings)
-    assert choose_executor(spec.execution, spec.recipe).name == chosen
+    executor, reason = choose_executor(spec.execution, spec.recipe)
+    assert executor.name == chosen and why in reason and "1 torch thread per training" in reason
 
 
 def test_a_spread_over_one_subgroup_is_refused_before_any_model_trains():
@@ -210,7 +213,7 @@ def test_a_spread_over_one_subgroup_is_refused_before_any_model_trains():
         return data.subset(data.subgroup_indices("skin_tone")["skin_tone=dark"])
 
     trained = []
-    with pytest.raises(EmptySubgroupError, match="the spread needs at least two subgroups"):
+    with pytest.raises(InputDataError, match=r"give 1 subgroup\(s\) in the test set .*two or more"):
         run_audit(tiny_cnn, "0", [3, 5], seeds=2, data=only_dark(TRAIN["data"]),
                   test_data=only_dark(TRAIN["test_data"]), trainer=lambda m, d, s: trained.append(s) or m,
                   progress=None)

@@ -47,45 +47,68 @@ class Evaluations:
         return [e for e in self.items if e.variant.role == role]
 
 
-def _measure(model, variant: Variant, loaders: SubgroupLoaders, layer: str, cutoff: float | None,
-             heat_options: dict | None, from_cache: bool) -> Evaluation:
-    preds = {cond: p.numpy() for cond, p in loaders.predict(model).items()}
-    rows, kernel, heat = (), None, None
-    if variant.spectra:
-        rows, kernel = measure_spectra(model, layer, variant.level, variant.seed, loaders, cutoff)
-    if variant.heat_map:
-        heat = heat_maps(model, loaders, heat_options)
-    return Evaluation(variant, preds, tuple(rows), kernel, heat, from_cache)
+@dataclass(frozen=True)
+class EvaluationJob:
+    """What measuring a variant needs, in one object a worker process can receive: the test set and what to measure."""
+
+    loaders: SubgroupLoaders
+    layer: str  # the (first) intervened layer, whose spectra are measured
+    mechanism: object  # the spec's MechanismSpec: spectral cutoff and heat-map options
+    weights_spec: dict  # recorded in the metadata of any entry trained while evaluating
+
+    def measure(self, model, variant: Variant, from_cache: bool) -> Evaluation:
+        model = model.to(self.loaders.device)
+        preds = {cond: p.numpy() for cond, p in self.loaders.predict(model).items()}
+        rows, kernel, heat = (), None, None
+        if variant.spectra:
+            rows, kernel = measure_spectra(model, self.layer, variant.level, variant.seed, self.loaders,
+                                           self.mechanism.spectral_cutoff)
+        if variant.heat_map:
+            heat = heat_maps(model, self.loaders, self.mechanism.heat_map)
+        return Evaluation(variant, preds, tuple(rows), kernel, heat, from_cache)
+
+    def evaluate(self, variant: Variant, job, store, retrain: bool, fresh: bool,
+                 progress: Callable[[str], None] | None = None) -> Evaluation:
+        """`variant`'s evaluation from the store, else measured (training it first if the store lacks it) and stored.
+
+        `fresh` means the weights were written moments ago by this audit, so a
+        retrain is already satisfied for them.
+        """
+        cached = None if retrain and not fresh else store.load_evaluation(variant.key, variant.eval_key)
+        if cached is not None:
+            # Same weights, same test set, same conditions and measurements: the stored evaluation is this model's.
+            return Evaluation(variant, cached["preds"], tuple(cached["spectral"]), cached["kernel"],
+                              cached["heat_map"], from_cache=not fresh)
+        model, loaded = store.get_or_train(variant.key, lambda: job.build(variant),
+                                           lambda m: job.fit(m, variant, progress),
+                                           {"spec": self.weights_spec, **variant.meta()},
+                                           retrain=retrain and not fresh)
+        ev = self.measure(model, variant, from_cache=loaded and not fresh)
+        store.store_evaluation(variant.key, variant.eval_key, ev.preds,
+                               {"spectral": list(ev.spectral), "kernel": ev.kernel, "heat_map": ev.heat_map})
+        return ev
 
 
-def evaluate_plan(plan: Plan, job, store, loaders: SubgroupLoaders, mechanism, trained_ahead: set[str],
-                  retrain: bool, progress: Callable[[str], None] | None) -> Evaluations:
-    """Each variant's evaluation, in plan order; `trained_ahead` are keys the executor has just written."""
+def evaluate_plan(plan: Plan, job, store, evaluation: EvaluationJob, trained_ahead: set[str], retrain: bool,
+                  progress: Callable[[str], None] | None, reported: frozenset[str] = frozenset()) -> Evaluations:
+    """Each variant's evaluation, in plan order; `trained_ahead` are keys the executor has just written.
+
+    Variants in `reported` were trained and evaluated by the executor, which
+    already printed their progress lines.
+    """
     items: list[Evaluation] = []
     started = time.time()
     variants: Sequence[Variant] = plan.variants
     for done, v in enumerate(variants, start=1):
         t0 = time.time()
-        fresh = v.key in trained_ahead  # written moments ago: a retrain is already satisfied for it
-        cached = None if retrain and not fresh else store.load_evaluation(v.key, v.eval_key)
-        if cached is not None:
-            # Same weights, same test set, same conditions and measurements: the stored evaluation is this model's.
-            ev = Evaluation(v, cached["preds"], tuple(cached["spectral"]), cached["kernel"], cached["heat_map"],
-                            from_cache=not fresh)
-        else:
-            model, loaded = store.get_or_train(v.key, lambda v=v: job.build(v),
-                                               lambda m, v=v: job.fit(m, v, progress),
-                                               {"spec": plan.weights_spec, **v.meta()}, retrain=retrain and not fresh)
-            ev = _measure(model.to(loaders.device), v, loaders, job.layers[0], mechanism.spectral_cutoff,
-                          mechanism.heat_map, from_cache=loaded and not fresh)
-            store.store_evaluation(v.key, v.eval_key, ev.preds,
-                                   {"spectral": list(ev.spectral), "kernel": ev.kernel, "heat_map": ev.heat_map})
+        ev = evaluation.evaluate(v, job, store, retrain, fresh=v.key in trained_ahead, progress=progress)
         items.append(ev)
-        if progress is not None:
+        if progress is not None and v.key not in reported:
             # A variant the executor trained moments ago counts as trained by this audit, not as a cache hit.
             how = "loaded from cache+evaluated" if ev.from_cache else "trained+evaluated"
             eta = (time.time() - started) / done * (len(variants) - done)
             progress(f"{v.label} {how} in {time.time() - t0:.1f}s ({done}/{len(variants)} models, ETA {eta:.0f}s)")
+    loaders = evaluation.loaders
     codes, names = index_codes(loaders.groups, len(loaders.data))
     return Evaluations(loaders.data.labels.numpy(), codes, tuple(names), tuple(items))
 

@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import _threads
+
 if TYPE_CHECKING:
     from ..plan import Variant
     from ..spec import ExecutionSpec, RecipeSpec
@@ -73,13 +75,31 @@ def _load(name: str) -> type:
     return getattr(importlib.import_module(module, __package__), cls)
 
 
-def choose_executor(execution: "ExecutionSpec", recipe: "RecipeSpec") -> Executor:
-    """The executor the spec names; "local" is a pool with workers > 1, else seed-batched where it may apply."""
-    name = execution.executor
+def choose_executor(execution: "ExecutionSpec", recipe: "RecipeSpec") -> tuple[Executor, str]:
+    """The executor the spec names, and why, in words for the progress output.
+
+    "local" trains seed-batched where that can win (forced, or measured on a
+    GPU), else in a pool of `workers` one-thread processes, else serially.
+    """
+    name, why = execution.executor, f"executor {execution.executor!r} as asked"
     if name == LOCAL:
-        batchable = recipe.trainer is None and recipe.seeds > 1 and recipe.train_config.seed_batching != "sequential"
-        name = "pool" if execution.workers > 1 else ("seed-batched" if batchable else "serial")
-    return _load(name).from_spec(execution, recipe)
+        name, why = _local(execution, recipe)
+    executor = _load(name).from_spec(execution, recipe)
+    return executor, f"{why}; {_threads.AUDIT_THREADS} torch thread per training"
+
+
+def _local(execution: "ExecutionSpec", recipe: "RecipeSpec") -> tuple[str, str]:
+    batching = recipe.train_config.seed_batching
+    batchable = recipe.trainer is None and recipe.seeds > 1
+    if batchable and batching == "vmap":
+        return "seed-batched", "seeds of a level train together (seed_batching='vmap')"
+    if batchable and batching == "auto" and torch.device(recipe.device).type == "cuda":
+        return "seed-batched", "seed batching measured against sequential once per architecture on this GPU"
+    skipped = ("; seed batching skipped on CPU, where it lost in every cell of benchmarks/seed_batching.py "
+               "(seed_batching='vmap' forces it)") if batchable and batching == "auto" else ""
+    if execution.workers > 1:
+        return "pool", f"{execution.workers} worker processes{skipped}"
+    return "serial", f"one process (workers=1){skipped}"
 
 
 def pending(variants: Sequence["Variant"], store: VariantStore, retrain: bool) -> list["Variant"]:

@@ -2,7 +2,9 @@
 
 With `TrainConfig.seed_batching="auto"` each level's batch is first measured
 against sequential training on the device and trained batched only when that
-is faster; the variants it leaves are trained serially by evaluation. Each
+is faster; the decision is kept in the cache folder, so it is measured once per
+device, architecture and batch shape. The variants it leaves are trained
+serially by evaluation. Each
 seed's weights are stored separately, under the same key a serial run uses.
 """
 
@@ -22,7 +24,7 @@ class SeedBatchedExecutor:
     def from_spec(cls, execution, recipe) -> "SeedBatchedExecutor":
         return cls()
 
-    def train_ahead(self, variants, job, store, retrain, progress) -> set[str]:
+    def train_ahead(self, variants, job, store, retrain, progress, evaluation=None) -> set[str]:
         by_level: dict[str, list] = {}
         for v in pending(variants, store, retrain):
             by_level.setdefault(level_label(v.level), []).append(v)
@@ -32,8 +34,9 @@ class SeedBatchedExecutor:
                 continue
             level = batch[0].level
             if job.train_config.seed_batching == "auto":
+                memo = None if store.root is None else store.root / "decisions" / "seed-batching.json"
                 choice = choose_strategy(lambda: job.intervention().build(level, 0, paired=job.paired), job.data,
-                                         job.train_config, job.device, len(batch))
+                                         job.train_config, job.device, len(batch), memo=memo)
                 if progress is not None:
                     progress(f"{batch[0].label.rsplit(' seed ', 1)[0]}: {len(batch)} seeds train "
                              f"{choice.strategy}: {choice.reason}")

@@ -1,17 +1,26 @@
-"""Train an audit's variants in a process pool on one machine; results meet in the variant cache.
+"""Train and evaluate an audit's variants in a process pool on one machine; results meet in the variant cache.
 
-Each worker process receives the audit's `TrainingJob` and one `Variant`,
-rebuilds the paired model exactly as a serial audit would, trains it, and stores it in the shared cache under the
-same key; the audit then loads every variant from the cache. So a pool gives
-the same numbers as a serial run. Workers use spawn (not fork: forking a
-process that already ran OpenMP threads can hang), so the model factory and
-trainer must be importable (a module-level class or function, or a timm name).
+Each worker process receives the audit's `TrainingJob`, its `EvaluationJob`
+and one `Variant`, rebuilds the paired model exactly as a serial audit would,
+trains it on one torch thread, measures it, and stores both in the shared
+cache under the same keys; the audit then reads every variant from the cache.
+So a pool gives the same numbers as a serial run. Workers use spawn (not fork:
+forking a process that already ran OpenMP threads can hang), so the model
+factory and trainer must be importable (a module-level class or function, or a
+timm name); where they are not, the audit trains in its own process and says
+how to get parallel training. The pool outlives one audit (starting a worker
+imports torch again, seconds each), and is replaced when the worker count,
+`sys.path` or the environment it was started with changes.
 """
 
 from __future__ import annotations
 
+import atexit
+import hashlib
 import os
+import sys
 import tempfile
+import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
@@ -24,73 +33,153 @@ from ..errors import AuditConfigError, WorkerDiedError
 from ..plan import Variant
 from ._base import pending
 from ._job import TrainingJob
+from ._threads import AUDIT_THREADS
+
+_SHARED: dict[str, object] = {}  # "key", "pool", "started": the one pool this process keeps
 
 
-def _init(threads: int) -> None:
+def _init(threads: int, started) -> None:
+    # Runs only once the worker has imported the main module again (spawn): counting here tells a worker
+    # that died while starting up (e.g. a script without a __main__ guard) from one that died training.
+    with started.get_lock():
+        started.value += 1
     torch.set_num_threads(threads)
 
 
-def _train_job(job: TrainingJob, variant: Variant, root: str, retrain: bool) -> str:
+def _main_script() -> str:
+    main = sys.modules.get("__main__")
+    return getattr(main, "__file__", None) or "the main module"
+
+
+def _died_message(started: int, unfinished: int, example: str) -> str:
+    """Why the pool broke: no worker got past start-up (the spawn re-import of the main script), or one died."""
+    if started == 0:
+        return (f"no training worker could start, so no variant was trained. Workers use the spawn start method, "
+                f"which imports the main script ({_main_script()}) again in every worker; a script that starts "
+                "the audit at module level then starts workers from inside a worker while it is still starting "
+                "up, which Python refuses (the workers' RuntimeError about the 'bootstrapping phase' is printed "
+                "above). Put the script's audit code under `if __name__ == \"__main__\":`, or use workers=1.")
+    return (f"a training worker died abruptly (killed, or out of memory) while {unfinished} variant(s) were "
+            f"unfinished, e.g. {example}. Variants that finished are in the cache and an interrupted one never "
+            "is: run again to train only the missing ones, with fewer --kernel-audit-workers if memory ran out.")
+
+
+def _variant_task(job: TrainingJob, variant: Variant, root: str, retrain: bool, evaluation) -> tuple[str, float]:
     from ._store import VariantCache
 
-    VariantCache(root).get_or_train(variant.key, lambda: job.build(variant), lambda m: job.fit(m, variant),
-                                    variant.meta(), retrain=retrain)
-    return variant.label
+    t0 = time.time()
+    cache = VariantCache(root)
+    if evaluation is None:
+        cache.get_or_train(variant.key, lambda: job.build(variant), lambda m: job.fit(m, variant),
+                           variant.meta(), retrain=retrain)
+    else:
+        evaluation.evaluate(variant, job, cache, retrain, fresh=False)
+    return variant.label, time.time() - t0
 
 
-def check_picklable(**things: object) -> None:
-    # Serialize (never deserialize) with the pool's own serializer, to refuse early what spawn cannot send.
+def unsendable(**things: object) -> str | None:
+    """What of `things` spawn cannot send to a worker, in words; None when everything can go."""
+    # Serialize (never deserialize) with the pool's own serializer, to find early what spawn cannot send.
     for name, thing in things.items():
         try:
             ForkingPickler.dumps(thing)
         except Exception as exc:
-            raise AuditConfigError(
-                f"workers > 1 needs `{name}` to be importable by worker processes (a module-level class or "
-                f"function, or a timm model name); {thing!r} is not ({type(exc).__name__}). Use workers=1.") from None
+            return f"`{name}` ({thing!r}) cannot be sent to worker processes ({type(exc).__name__})"
+    return None
+
+
+def check_picklable(**things: object) -> None:
+    problem = unsendable(**things)
+    if problem is not None:
+        raise AuditConfigError(f"workers > 1 needs every model factory and trainer to be importable by worker "
+                               f"processes (a module-level class or function, or a timm model name): {problem}. "
+                               "Define it at module level, or use workers=1.")
+
+
+def _environment_key(workers: int) -> str:
+    # Workers copy sys.path and the environment when they start: a change to either needs fresh workers.
+    # PYTEST_CURRENT_TEST changes with every test and means nothing to a worker.
+    env = sorted((k, v) for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST")
+    text = repr((workers, sys.path, env))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def shared_pool(workers: int) -> tuple[ProcessPoolExecutor, object]:
+    """This process's pool of `workers` one-thread workers (started on first use), and its start counter."""
+    key = _environment_key(workers)
+    if _SHARED.get("key") != key:
+        close_pool()
+        context = get_context("spawn")
+        started = context.Value("i", 0)
+        pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init,
+                                   initargs=(AUDIT_THREADS, started))
+        _SHARED.update(key=key, pool=pool, started=started)
+    return _SHARED["pool"], _SHARED["started"]  # type: ignore[return-value]
+
+
+def close_pool() -> None:
+    pool = _SHARED.pop("pool", None)
+    _SHARED.clear()
+    if pool is not None:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+atexit.register(close_pool)
 
 
 def train_in_pool(job: TrainingJob, variants: Sequence[Variant], root: str, workers: int, retrain: bool,
-                  progress: Callable[[str], None] | None = None) -> None:
-    """Train `variants` into the cache at `root` on `workers` processes, threads split evenly over the cores."""
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init,
-                             initargs=(threads,)) as pool:
-        futures = {pool.submit(_train_job, job, v, root, retrain): v for v in variants}
-        for done, future in enumerate(as_completed(futures), start=1):
-            try:
-                label = future.result()  # re-raises a worker's error (e.g. non-finite loss) here
-            except BrokenProcessPool:
-                raise WorkerDiedError(
-                    f"a training worker died abruptly (killed, or out of memory) while {len(variants) - done + 1} "
-                    f"variant(s) were unfinished, e.g. {futures[future].label}. Variants that finished are "
-                    "in the cache and an interrupted one never is: run again to train only the missing ones, "
-                    "with fewer --kernel-audit-workers if memory ran out.") from None
-            if progress is not None:
-                progress(f"{label} trained in worker pool ({done}/{len(variants)})")
+                  progress: Callable[[str], None] | None = None, evaluation=None) -> None:
+    """Train (and, given `evaluation`, measure) `variants` into the cache at `root` on `workers` processes."""
+    pool, started = shared_pool(workers)
+    t0 = time.time()
+    futures = {pool.submit(_variant_task, job, v, root, retrain, evaluation): v for v in variants}
+    for done, future in enumerate(as_completed(futures), start=1):
+        try:
+            label, seconds = future.result()  # re-raises a worker's error (e.g. non-finite loss) here
+        except BrokenProcessPool:
+            close_pool()  # a broken pool takes no more work: the next audit starts a fresh one
+            raise WorkerDiedError(_died_message(started.value, len(variants) - done + 1,
+                                                futures[future].label)) from None
+        if progress is not None:
+            what = "trained+evaluated" if evaluation is not None else "trained"
+            eta = (time.time() - t0) / done * (len(variants) - done)
+            progress(f"{label} {what} in worker in {seconds:.1f}s ({done}/{len(variants)} models, ETA {eta:.0f}s)")
 
 
 class PoolExecutor:
-    """Variants train in `workers` spawned processes and meet in a disk cache the audit then reads."""
+    """Variants train (and are measured) in `workers` spawned processes and meet in a disk cache."""
 
     name: ClassVar[str] = "pool"
 
-    def __init__(self, workers: int):
+    def __init__(self, workers: int, fallback: bool = False):
         self.workers = workers
+        self.fallback = fallback  # chosen by "local": an unsendable factory trains in-process instead
+        self.evaluates = False
 
     @classmethod
     def from_spec(cls, execution, recipe) -> "PoolExecutor":
-        return cls(execution.workers)
+        return cls(execution.workers, fallback=execution.executor == "local")
 
-    def train_ahead(self, variants, job, store, retrain, progress) -> set[str]:
+    def train_ahead(self, variants, job, store, retrain, progress, evaluation=None) -> set[str]:
         from ._store import VariantCache
 
-        check_picklable(model=job.model, trainer=job.trainer)
+        problem = unsendable(model=job.model, trainer=job.trainer)
+        if problem is not None and not self.fallback:
+            check_picklable(model=job.model, trainer=job.trainer)
+        if problem is not None:
+            if progress is not None:
+                progress(f"setup: training in this process on one thread, not in {self.workers} workers: {problem}; "
+                         "define it at module level (or pass a timm name) for parallel training")
+            return set()
+        if unsendable(evaluation=evaluation) is not None:
+            evaluation = None  # e.g. a perturbation defined in a closure: measured in this process instead
         todo = pending(variants, store, retrain)
         if not todo:
             return set()
         # Workers write to disk; an in-memory store gets a temporary folder and the weights copied in after.
         disk = store if isinstance(store, VariantCache) else VariantCache(tempfile.mkdtemp(prefix="kernel-audit-pool-"))
-        train_in_pool(job, todo, str(disk.root), self.workers, retrain, progress)
+        train_in_pool(job, todo, str(disk.root), self.workers, retrain, progress, evaluation)
+        self.evaluates = evaluation is not None and disk is store
         if disk is not store:
             for v in todo:
                 store.put(v.key, disk.load_state(v.key), v.meta(), replace=retrain)

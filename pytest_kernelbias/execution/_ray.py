@@ -77,11 +77,12 @@ def connect(address: str | None) -> None:
 
 def _train_task(job: TrainingJob, variant: Variant) -> bytes:
     """Runs on a Ray worker: build, train, and send back the weights (safetensors, never pickle)."""
-    import ray
     from safetensors.torch import save
 
-    cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
-    torch.set_num_threads(max(1, int(cpus)))  # as many threads as Ray reserved cores for this task
+    from ._threads import AUDIT_THREADS
+
+    # The audit's thread policy (see _threads): one thread, so a cluster gives the numbers of a local run.
+    torch.set_num_threads(AUDIT_THREADS)
     model = job.fit(job.build(variant), variant)
     return save({k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()})
 
@@ -130,7 +131,7 @@ class RayExecutor:
     def from_spec(cls, execution, recipe) -> "RayExecutor":
         return cls(execution.ray_address)
 
-    def train_ahead(self, variants, job, store, retrain, progress) -> set[str]:
+    def train_ahead(self, variants, job, store, retrain, progress, evaluation=None) -> set[str]:
         check_picklable(model=job.model, trainer=job.trainer)
         todo = pending(variants, store, retrain)
         train_on_ray(job, todo, store, self.address, retrain, progress=progress)

@@ -16,5 +16,5 @@ class SerialExecutor:
     def from_spec(cls, execution, recipe) -> "SerialExecutor":
         return cls()
 
-    def train_ahead(self, variants, job, store, retrain, progress) -> set[str]:
+    def train_ahead(self, variants, job, store, retrain, progress, evaluation=None) -> set[str]:
         return set()

@@ -97,6 +97,15 @@ class VariantCache:
         self.root = root
         self.hits = 0
         self.trained = 0
+        self.temporary = False
+
+    @classmethod
+    def temporary_cache(cls) -> "VariantCache":
+        """A cache in a new temporary folder, removed when the object goes (at the latest at exit)."""
+        cache = cls(tempfile.mkdtemp(prefix="kernel-audit-run-"))
+        weakref.finalize(cache, shutil.rmtree, str(cache.root), True)
+        cache.temporary = True
+        return cache
 
     def _own(self, key: str) -> Path:
         return self.root / key[:2] / key

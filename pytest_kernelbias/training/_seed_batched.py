@@ -18,9 +18,12 @@ from __future__ import annotations
 import copy
 import dataclasses
 import hashlib
+import json
 import math
+import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 import torch
@@ -214,13 +217,16 @@ def choose_strategy(
     device: str | torch.device,
     seeds: int,
     probe_steps: int = 5,
+    memo: Path | None = None,
 ) -> StrategyChoice:
     """Measure sequential against seed-batched training of `seeds` models from `build` and pick the faster.
 
     Each candidate runs 2 warm-up steps, then `probe_steps` timed steps of the real
     trainer on the first images of `data`, twice, interleaved; the best run counts.
     Models that vmap cannot batch exactly get ``"sequential"`` unmeasured. The choice
-    is memoized per (architecture, device type, seeds, batch size, memory format, AMP, image shape).
+    is memoized per (architecture, device, seeds, batch size, memory format, AMP, image
+    shape, torch version): in this process, and in the JSON file `memo` when given, so
+    later runs on the same cache decide the same way without measuring again.
     """
     if seeds < 1 or probe_steps < 1:
         raise AuditConfigError(f"choose_strategy needs seeds >= 1 and probe_steps >= 1, got {seeds} and {probe_steps}")
@@ -229,11 +235,42 @@ def choose_strategy(
     device = torch.device(device)
     with torch.random.fork_rng(devices=[]):  # probing must not shift the caller's random stream
         fingerprint = architecture_fingerprint(build())
-    key = (fingerprint, device.type, seeds, config.batch_size, config.channels_last, config.amp,
-           tuple(data.images.shape[1:]))
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else torch.backends.cpu.get_cpu_capability()
+    key = json.dumps([fingerprint, device.type, name, seeds, config.batch_size, config.channels_last, config.amp,
+                      list(data.images.shape[1:]), torch.__version__])
     if key not in _CHOICES:
-        _CHOICES[key] = _probe(build, data, config, device, seeds, probe_steps)
+        known = _read_memo(memo).get(key)
+        if known is not None:
+            _CHOICES[key] = StrategyChoice(known["strategy"], known["sequential"], known["vmap"],
+                                           f"{known['reason']} (decided earlier, kept in {memo})")
+        else:
+            _CHOICES[key] = choice = _probe(build, data, config, device, seeds, probe_steps)
+            _write_memo(memo, key, choice)
     return _CHOICES[key]
+
+
+def _read_memo(memo: Path | None) -> dict:
+    try:
+        found = json.loads(memo.read_text()) if memo is not None else {}
+    except (OSError, ValueError):
+        return {}  # absent or damaged: measure again (a decision only ever costs time, never a number)
+    valid = {k: v for k, v in found.items() if isinstance(v, dict) and v.get("strategy") in ("vmap", "sequential")
+             and isinstance(v.get("reason"), str)} if isinstance(found, dict) else {}
+    return valid
+
+
+def _write_memo(memo: Path | None, key: str, choice: StrategyChoice) -> None:
+    if memo is None:
+        return
+    try:
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        known = {**_read_memo(memo), key: {"strategy": choice.strategy, "sequential": choice.sequential_img_per_s,
+                                           "vmap": choice.vmap_img_per_s, "reason": choice.reason}}
+        tmp = memo.with_name(f".{memo.name}.{os.getpid()}")
+        tmp.write_text(json.dumps(known, indent=1))
+        os.replace(tmp, memo)  # whole or absent: a concurrent reader never sees half a file
+    except OSError:
+        pass  # a read-only cache: the decision lives in this process only
 
 
 def _seconds(fn: Callable[[], object], device: torch.device) -> float:
