@@ -3,30 +3,55 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping
 
 import torch
 
 from .analysis._effects import check_rule, check_seeds, check_threshold
 from .errors import AuditConfigError
+from .reporting._baseline import check_name
 from .spec import ExecutionSpec
 
-# name -> (default, parser, help). Option --kernel-audit-NAME, ini kernel_audit_NAME.
+
+def _parse_workers(raw: object) -> int | None:
+    text = str(raw).strip().lower()
+    return None if text == "auto" else int(text)
+
+
+# name -> (the default as --help shows it, parser, help). Option --kernel-audit-NAME, ini kernel_audit_NAME.
+# The values themselves are AuditSettings' defaults; the help text never states a default of its own.
 OPTIONS: dict[str, tuple[Any, Any, str]] = {
     "seeds": (6, int, "seeds per intervention level (>= 2)"),
     "threshold": (0.05, float, "largest tolerated |effect| on the bias, in metric units"),
     "rule": ("estimate", str, "what is compared with the threshold: estimate, upper or lower (CI bound)"),
     "device": ("auto", str, "torch device for training and evaluation; auto picks cuda when available"),
-    "json": (None, str, "write a JSON report of every audit to this path"),
-    "html": (None, str, "write a self-contained HTML report with plots to this path"),
-    "cache": (None, str, "folder of trained variants (default: kernel-audit/ in pytest's cache dir)"),
-    "workers": (1, int, "processes that train variants in parallel (threads are split between them)"),
-    "retrain": (False, None, "ignore cached variants: train every one again and overwrite the cache"),
+    "json": ("off", str, "write a JSON report of every audit to this path"),
+    "html": ("off", str, "write a self-contained HTML report (summary cards, tables, plots) to this path"),
+    "cache": ("kernel-audit/ in pytest's cache dir", str, "folder of trained variants"),
+    "workers": ("auto", _parse_workers, "processes that train and measure variants in parallel, one torch thread "
+                                        "each; auto is one per usable core, shared out among pytest-xdist workers"),
+    "retrain": ("off", None, "ignore cached variants: train every one again and overwrite the cache"),
     "executor": ("local", str, "where variants train: local (a process pool with workers > 1, else seed-batched "
                                "where measured faster, else serial), serial, seed-batched, pool or ray"),
-    "ray_address": (None, str, "Ray cluster to train on with executor ray: HOST:PORT, ray://HOST:PORT or auto "
-                               "(empty: start a local Ray instance)"),
+    "ray_address": ("a local Ray instance", str, "Ray cluster to train on with executor ray: HOST:PORT, "
+                                                 "ray://HOST:PORT or auto"),
 }
+# ini types other than "string", with the pytest release that first accepts each: an older pytest reads
+# the value as a string, which the option's parser converts all the same.
+INI_TYPES: dict[str, tuple[Any, tuple[int, int]]] = {
+    "seeds": ("int", (8, 4)),
+    "threshold": ("float", (8, 4)),
+    "retrain": ("bool", (7, 0)),
+    "workers": (int | Literal["auto"], (9, 2)),
+}
+
+
+def ini_type(name: str, pytest_version: tuple) -> Any:
+    """The `type=` for parser.addini of option `name` under a pytest of `pytest_version` (major, minor, ...)."""
+    kind, since = INI_TYPES.get(name, ("string", (0, 0)))
+    return kind if tuple(pytest_version[:2]) >= since else "string"
+
+
 FLAGS = {"retrain"}  # options that take no value on the command line
 
 
@@ -66,7 +91,7 @@ class AuditSettings:
     json: str | None = None
     html: str | None = None
     cache: str | None = None
-    workers: int = 1
+    workers: int | None = None  # None ("auto"): one per usable core
     retrain: bool = False
     executor: str = "local"
     ray_address: str | None = None
@@ -87,13 +112,23 @@ class AuditSettings:
 
     def header(self) -> str:
         return (f"kernel-audit: seeds={self.seeds}, threshold={self.threshold:g}, rule={self.rule}, "
-                f"device={self.device}" + (f", json={self.json}" if self.json else "")
+                f"device={self.device}, workers={self.workers or 'auto'} x 1 torch thread"
+                + (f", json={self.json}" if self.json else "")
                 + (f", html={self.html}" if self.html else "")
                 + (f", cache={self.cache}" if self.cache else "") + (", retrain" if self.retrain else "")
                 + (f", executor=ray ({self.ray_address or 'local instance'})" if self.executor == "ray" else ""))
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+def check_baseline_names(save: str | None, compare: str | None) -> None:
+    """Refuse at startup a baseline name that is not a plain name: it would be a path outside the baselines folder,
+    found out only when the session ends (saving) or inside an audit test (comparing)."""
+    if save is not None:
+        check_name(save, "--kernel-audit-save")
+    if compare:  # "" (the option without a value) means the newest baseline
+        check_name(compare, "--kernel-audit-compare")
 
 
 def from_sources(cli: Mapping[str, Any], ini: Mapping[str, Any]) -> AuditSettings:
@@ -108,11 +143,10 @@ def from_sources(cli: Mapping[str, Any], ini: Mapping[str, Any]) -> AuditSetting
         if raw is None and ini.get(name) not in (None, ""):
             raw, source = ini[name], f"ini kernel_audit_{name}"
         if raw is None:
-            values[name] = default
-            continue
+            continue  # AuditSettings' own default, which `default` above only displays
         try:
             values[name] = parse(raw)
         except (TypeError, ValueError):
-            kind = "true/false" if parse is _parse_bool else parse.__name__
+            kind = {_parse_bool: "true/false", _parse_workers: "int >= 1 or auto"}.get(parse, parse.__name__)
             raise AuditConfigError(f"{source}={raw!r} is not a valid {kind}: {_help}") from None
     return AuditSettings(**values)

@@ -79,7 +79,7 @@ def execute(spec: AuditSpec) -> AuditResult:
             store = VariantCache.temporary_cache()  # workers meet in a folder; removed when the audit ends
         if execution.progress is not None:
             execution.progress(f"setup: {len(plan.variants)} models; {why}")
-        evaluation = EvaluationJob(loaders, job.layers[0], spec.mechanism, plan.weights_spec)
+        evaluation = EvaluationJob(loaders, job.layers[0], spec.mechanism)
         trained_ahead = executor.train_ahead(plan.variants, job, store, execution.retrain, execution.progress,
                                              evaluation=evaluation)
         reported = frozenset(trained_ahead) if getattr(executor, "evaluates", False) else frozenset()
@@ -89,7 +89,8 @@ def execute(spec: AuditSpec) -> AuditResult:
     from_cache = sum(ev.from_cache for ev in evaluations.items)
     facts = {"models": len(plan.variants), "from_cache": from_cache, "trained": len(plan.variants) - from_cache,
              "cache": str(store.root) if store.root is not None and not store.temporary else None,
-             "executor": executor.name, "workers": execution.workers if executor.name == "pool" else 1,
+             "executor": execution.executor, "executor_used": executor.name,
+             "workers": execution.workers if executor.name == "pool" else 1,
              "threads": AUDIT_THREADS, "seconds": round(time.time() - started, 1)}
     return _result(spec, job, loaders, analysis, evaluations, facts)
 

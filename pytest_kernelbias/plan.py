@@ -11,7 +11,7 @@ read back for another.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
@@ -39,10 +39,18 @@ class Variant:
     label: str  # e.g. "test_x kernel_size=7 seed 2/6"
     spectra: bool  # measure the intervened layer's activation spectra
     heat_map: bool  # draw Fourier heat maps
+    weights_spec: dict = field(default_factory=dict, compare=False, repr=False)  # the plan's, shared
 
     def meta(self) -> dict:
-        """What a stored entry records about where it came from (JSON)."""
-        return {"level": level_label(self.level), "seed": self.seed, "role": self.role, "label": self.label}
+        """What a stored entry records about where it came from (JSON), whichever executor trained it.
+
+        `seed` is the value the trainer receives (zero-based); `seed_number`
+        counts from one, as the progress label "seed 2/6" does. `spec` holds the
+        architecture, layers, training recipe, data fingerprint and numeric
+        environment every key of the plan shares.
+        """
+        return {"level": level_label(self.level), "seed": self.seed, "seed_number": self.seed + 1,
+                "role": self.role, "label": self.label, "spec": self.weights_spec}
 
 
 @dataclass(frozen=True)
@@ -82,5 +90,5 @@ def make_plan(spec: AuditSpec, intervention: KernelIntervention, train_data: Sub
                                 "heat_map": spec.mechanism.heat_map if heat else None})
         label = f"{spec.name} {level_label(level)} seed {seed + 1}/{seeds}" + (" (A/A placebo)" if role == "aa" else "")
         variants.append(Variant(level, seed, role, key, eval_key, order_seed(seed, level, recipe.paired), label,
-                                spectra, heat))
+                                spectra, heat, weights_spec=weights))
     return Plan(tuple(variants), weights)

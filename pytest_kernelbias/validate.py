@@ -145,5 +145,7 @@ def check_data(spec, train: SubgroupDataset, test: SubgroupDataset) -> tuple[Sub
     train = check_labels(check_images(train, "training"), "training")
     test = check_labels(check_images(test, "test"), "test")
     check_pair(train, test)
+    # Every subgroup trained on must be measurable: names the missing one (EmptySubgroupError).
+    test.subgroup_indices(list(spec.data.attributes), expected=list(train.subgroup_indices(list(spec.data.attributes))))
     check_groups(test, spec.data.attributes, spec.data.min_group_size, spec.data.on_small_group)
     return train, test

@@ -178,7 +178,7 @@ def test_describe_intervention_table_flags_placebo_and_unseen_pixels():
     model = timm.create_model("resnet18", pretrained=False)
     table = describe_intervention(model, "conv1", [7, 3, 1])
     rows = {r["level"]: r for r in table}
-    assert "placebo level" in "; ".join(rows["kernel_size=7"]["notes"])
+    assert "unchanged level" in "; ".join(rows["kernel_size=7"]["notes"])
     assert rows["kernel_size=3"]["params_change"] == 64 * 3 * (9 - 49)
     assert "never seen" in "; ".join(rows["kernel_size=1"]["notes"])
     text = str(table)

@@ -48,7 +48,9 @@ def check_seeds(n: int) -> int:
     if isinstance(n, bool) or not isinstance(n, int) or n < 2:
         raise AuditConfigError(
             f"an audit needs at least 2 seeds per level to form an interval, got {n!r}; "
-            "set --kernel-audit-seeds=N (N >= 2; 6 or more gives an exact p below 0.05)"
+            # Called for the marker, run_audit and the command line alike, so the hint names each of them.
+            "use N >= 2 seeds (6 or more gives an exact p below 0.05): seeds=N on @pytest.mark.kernel_audit or "
+            "run_audit, or --kernel-audit-seeds=N (ini kernel_audit_seeds) where neither of those sets it"
         )
     return n
 

@@ -14,7 +14,7 @@ from ..errors import EmptySubgroupError, InputDataError, MissingAttributeError
 _FINGERPRINT_MEMO = "_fingerprint_memo"  # instance attribute outside the dataclass fields
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class SubgroupDataset:
     """A labelled image set whose every image carries subgroup attributes.
 
@@ -44,6 +44,12 @@ class SubgroupDataset:
 
     def __len__(self) -> int:
         return len(self.images)
+
+    def __repr__(self) -> str:
+        # Short on purpose: failure reports and tracebacks show this, never thousands of pixel values.
+        shape = "x".join(map(str, tuple(self.images.shape[1:])))
+        return (f"SubgroupDataset({self.name!r}, n={len(self)}, images={shape} {self.images.dtype}, "
+                f"attributes={sorted(self.attributes)})")
 
     def group_keys(self, attributes: str | Sequence[str]) -> list[str]:
         """One subgroup key per image, e.g. ``"skin_tone=dark"`` or ``"skin_tone=dark&gender=f"``."""

@@ -54,7 +54,6 @@ class EvaluationJob:
     loaders: SubgroupLoaders
     layer: str  # the (first) intervened layer, whose spectra are measured
     mechanism: object  # the spec's MechanismSpec: spectral cutoff and heat-map options
-    weights_spec: dict  # recorded in the metadata of any entry trained while evaluating
 
     def measure(self, model, variant: Variant, from_cache: bool) -> Evaluation:
         model = model.to(self.loaders.device)
@@ -81,7 +80,7 @@ class EvaluationJob:
                               cached["heat_map"], from_cache=not fresh)
         model, loaded = store.get_or_train(variant.key, lambda: job.build(variant),
                                            lambda m: job.fit(m, variant, progress),
-                                           {"spec": self.weights_spec, **variant.meta()},
+                                           variant.meta(),
                                            retrain=retrain and not fresh)
         ev = self.measure(model, variant, from_cache=loaded and not fresh)
         store.store_evaluation(variant.key, variant.eval_key, ev.preds,

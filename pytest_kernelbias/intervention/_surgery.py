@@ -194,6 +194,7 @@ def rebuild_conv(
                 torch.manual_seed(seed)
             new.reset_parameters()
     if (k, d, s) == (k0, d0, s0) and tuple(conv.kernel_size) == (k0, k0):
-        notes.append("placebo level: hyperparameters equal the original's")
+        # Usually the reference level; "placebo" is reserved for the placebo checks, which are something else.
+        notes.append("unchanged level: hyperparameters equal the original's")
     new.train(conv.training)
     return Rebuilt(new, notes)
