@@ -1,6 +1,7 @@
 """Calibration of the audit statistics on simulated audits with a known true effect.
 
     python benchmarks/calibration.py [--audits 2000] [--image-audits 300] [--n-boot 500]
+                                     [--sequential-audits 2000] [--parts seed image sequential]
                                      [--seed 0] [--quick] [--json out.json]
 
 Nothing here trains a network: audits are drawn from generative models whose
@@ -46,8 +47,27 @@ paired t interval and of `hierarchical_bootstrap` (seeds and images
 resampled, n_boot draws), widths, the spread of the estimate across audits
 and its bias.
 
+Part 3, sequential seeds (analysis/_sequential.py). d_s ~ N(tau, sd) with sd
+0.0075 (SynthFaces, null example) and 0.03 (resnet18), threshold 0.05, tau in
+{0, 0.5, 1, 1.5, 2} x threshold, for the designs in SEQ_DESIGNS (Pocock at max_seeds 10 and 20, O'Brien-Fleming
+and Bonferroni at 10 for contrast); every audit is
+`run_sequential` (the audit's own code path, paired t intervals at the
+per-look levels). Reported per cell: P(pass), P(fail), P(undecided) with
+Monte Carlo SE, so the false-failure rate of rule "lower" and the false-pass
+rate of rule "upper" at tau = threshold (goal <= 5% each); rule "estimate"'s
+failure rate (undecided judged by |estimate|); the mean seeds per level; the
+fixed design (nominal 95% t interval, so the same error rate at the
+threshold) that settles correctly as often as the sequential one did, from
+the exact integral over the sample sd (`fixed_settle_probability`); and the
+fixed design for 80% power (`seeds_needed`). The draws are shared across tau
+(common random numbers). Part 3a first checks each boundary on independent
+null paths (direct per-seed draws, scipy t quantiles): the share whose K
+intervals miss tau at any look, for normal and t(5) differences, with the
+Monte Carlo SE; goal <= 5%.
+
 Every RNG is seeded from --seed (default 0) and the part / setting, so a run
-is reproducible; --quick uses 300 / 60 audits for iteration. The printed
+is reproducible; --quick uses 300 / 60 / 300 audits for iteration; --parts
+runs a subset (default all three). The printed
 table ends with the run time; --json PATH writes all numbers.
 """
 
@@ -61,11 +81,13 @@ import time
 import warnings
 
 import numpy as np
-from scipy import stats
+from scipy import integrate, special, stats
 
 from pytest_kernelbias import power
 from pytest_kernelbias.analysis._effects import paired_effect
 from pytest_kernelbias.analysis._estimators import hierarchical_bootstrap
+from pytest_kernelbias.analysis._power import seeds_needed
+from pytest_kernelbias.analysis._sequential import BOUNDARIES, SequentialDesign, look_alphas, run_sequential
 from pytest_kernelbias.evaluation._metrics import index_codes
 
 METHODS = ("t", "bootstrap", "permutation")
@@ -97,8 +119,19 @@ SIGMA_DROP_MODEL = 0.01                             # e: per model and group (de
 # noise is a large share of the total.
 SCENARIOS = ((0.0, SIGMA_DROP_MODEL), (0.8, SIGMA_DROP_MODEL), (0.95, 0.0025), (1.0, 0.0025))
 
+# Part 3: sequential seeds. Seed spreads measured on SynthFaces (null example: per-seed sd of d about
+# 0.0075) and resnet18 (+0.105, CI [+0.030, +0.180] over 3 seeds: sd about 0.03).
+SEQ_SDS = (0.0075, 0.03)
+SEQ_THRESHOLD = 0.05
+SEQ_MULTIPLES = (0.0, 0.5, 1.0, 1.5, 2.0)
+# (min_seeds, max_seeds, round_size, boundary): the default boundary at two caps, the other two for contrast.
+SEQ_DESIGNS = ((3, 10, 1, "pocock"), (3, 20, 1, "pocock"), (3, 10, 1, "obrien-fleming"), (3, 10, 1, "bonferroni"))
+BOUNDARY_DESIGNS = ((2, 6, 1), (3, 10, 1), (3, 12, 3), (3, 20, 1), (2, 20, 1), (4, 20, 4))
+SEQ_ERROR_GOAL = 0.05
+FIXED_LIMIT = 400                                   # matched fixed designs are searched up to this many seeds
+
 # Stream tags for the seeded generators.
-_COVERAGE, _POWER, _IMAGES = 1, 2, 3
+_COVERAGE, _POWER, _IMAGES, _BOUNDARY, _SEQUENTIAL = 1, 2, 3, 4, 5
 
 
 def rng_for(base: int, *tags: int) -> np.random.Generator:
@@ -278,12 +311,140 @@ def image_part(audits: int, n_boot: int, base: int, m: int = IMAGES_PER_GROUP,
     return rows
 
 
+# --------------------------------------------------------------------------- part 3
+def boundary_part(paths: int, base: int) -> list[dict]:
+    """Share of independent null paths whose intervals miss tau at any planned look, per boundary."""
+    rows = []
+    for j, (lo_n, hi_n, step) in enumerate(BOUNDARY_DESIGNS):
+        for b, boundary in enumerate(BOUNDARIES):
+            design = SequentialDesign(lo_n, hi_n, step, boundary)
+            counts = np.asarray(design.looks)
+            alphas = np.asarray(look_alphas(design, CONFIDENCE))
+            quantiles = special.stdtrit(counts - 1, 1 - alphas / 2)
+            for name in ("normal", "t5"):
+                rng = rng_for(base, _BOUNDARY, j, b, name == "t5")
+                d = rng.standard_normal((paths, hi_n)) if name == "normal" else rng.standard_t(5, (paths, hi_n))
+                mean = np.cumsum(d, axis=1)[:, counts - 1] / counts
+                sq = np.cumsum(d * d, axis=1)[:, counts - 1]
+                se = np.sqrt((sq - counts * mean**2) / (counts - 1) / counts)
+                t = mean / se  # true mean 0 for both distributions
+                any_miss = np.mean(np.any(np.abs(t) > quantiles, axis=1))
+                above = np.mean(np.any(t > quantiles, axis=1))  # interval entirely above tau: a false "fail"
+                rows.append({"design": [lo_n, hi_n, step], "looks": len(counts), "boundary": boundary,
+                             "distribution": name, "paths": paths, "per_look_alpha": [float(a) for a in alphas],
+                             "miss_any_look": float(any_miss), "mc_se": mc_se(float(any_miss), paths),
+                             "entirely_above_any_look": float(above),
+                             "meets_goal": bool(any_miss <= SEQ_ERROR_GOAL + 3 * mc_se(SEQ_ERROR_GOAL, paths))})
+    return rows
+
+
+def fixed_settle_probability(tau: float, sd: float, n: int, threshold: float, confidence: float = CONFIDENCE
+                             ) -> tuple[float, float]:
+    """P(pass), P(fail) of a fixed design: the n-seed t interval inside / beyond +-threshold.
+
+    Exact for normal differences: given the sample sd s, the mean is N(tau, sd / sqrt(n)), so both
+    are normal probabilities; they are integrated over s = sd * U / sqrt(n - 1), U ~ chi(n - 1).
+    """
+    crit = float(stats.t.ppf(0.5 + confidence / 2, n - 1))
+    se = sd / math.sqrt(n)
+
+    def given(u: float) -> tuple[float, float]:
+        h = crit * sd * u / math.sqrt(n - 1) / math.sqrt(n)
+        inside = max(0.0, stats.norm.cdf((threshold - h - tau) / se) - stats.norm.cdf((h - threshold - tau) / se))
+        beyond = stats.norm.cdf((tau - threshold - h) / se) + stats.norm.cdf((-threshold - h - tau) / se)
+        return inside, beyond
+
+    top = float(stats.chi.isf(1e-14, n - 1))
+    density = stats.chi(n - 1).pdf
+    p_pass = integrate.quad(lambda u: density(u) * given(u)[0], 0, top, limit=200)[0]
+    p_fail = integrate.quad(lambda u: density(u) * given(u)[1], 0, top, limit=200)[0]
+    return p_pass, p_fail
+
+
+def matched_fixed_seeds(tau: float, sd: float, threshold: float, target: float) -> int | None:
+    """Fewest seeds whose fixed design settles correctly (pass below, fail above the threshold) at `target`.
+
+    That probability grows with n, so doubling then bisecting finds the smallest n (None past FIXED_LIMIT).
+    """
+    side = 0 if abs(tau) < threshold else 1
+
+    def enough(n: int) -> bool:
+        return fixed_settle_probability(tau, sd, n, threshold)[side] >= target
+
+    if enough(2):
+        return 2
+    lo, hi = 2, 4
+    while not enough(hi):
+        if hi >= FIXED_LIMIT:
+            return None
+        lo, hi = hi, min(2 * hi, FIXED_LIMIT)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if not enough(mid) else (lo, mid)
+    return hi
+
+
+def sequential_part(audits: int, base: int) -> list[dict]:
+    rows = []
+    for j, (lo_n, hi_n, step, boundary) in enumerate(SEQ_DESIGNS):
+        design = SequentialDesign(lo_n, hi_n, step, boundary)
+        for i, sd in enumerate(SEQ_SDS):
+            z = rng_for(base, _SEQUENTIAL, j, i).standard_normal((audits, hi_n))  # shared across tau
+            for mult in SEQ_MULTIPLES:
+                tau = mult * SEQ_THRESHOLD
+                verdicts, seeds, est_fail = [], [], 0
+                for a in range(audits):
+                    path = run_sequential(tau + sd * z[a], design, SEQ_THRESHOLD, "lower", CONFIDENCE, p_method="t")
+                    verdicts.append(path.verdict)
+                    seeds.append(path.seeds)
+                    est_fail += path.verdict == "fail" or (
+                        path.verdict == "undecided" and abs(path.effect.estimate) > SEQ_THRESHOLD)
+                share = {v: verdicts.count(v) / audits for v in ("pass", "fail", "undecided")}
+                row = {"design": [lo_n, hi_n, step], "boundary": boundary, "sd": sd, "tau_over_threshold": mult,
+                       "tau": tau, "threshold": SEQ_THRESHOLD, "audits": audits,
+                       "per_look_alpha": list(look_alphas(design, CONFIDENCE)),
+                       "p_pass": share["pass"], "p_fail": share["fail"], "p_undecided": share["undecided"],
+                       "mc_se_pass": mc_se(share["pass"], audits), "mc_se_fail": mc_se(share["fail"], audits),
+                       "estimate_rule_fail": est_fail / audits, "mean_seeds": float(np.mean(seeds)),
+                       "far_from_threshold": abs(tau - SEQ_THRESHOLD) >= 2 * sd / math.sqrt(hi_n)}
+                if mult == 1.0:
+                    row["fixed_same_power"] = row["fixed_80"] = None
+                    row["lower_false_fail"], row["upper_false_pass"] = share["fail"], share["pass"]
+                    row["meets_goal"] = bool(share["fail"] <= SEQ_ERROR_GOAL and share["pass"] <= SEQ_ERROR_GOAL)
+                else:
+                    correct = share["pass"] if mult < 1 else share["fail"]
+                    # With every audit correct, the simulated power is only known to be above 1 - 1/(2N).
+                    row["power"] = correct
+                    row["fixed_same_power"] = matched_fixed_seeds(tau, sd, SEQ_THRESHOLD,
+                                                                  min(correct, 1 - 0.5 / audits))
+                    row["fixed_80"] = seeds_needed(abs(tau - SEQ_THRESHOLD), sd, 1 - CONFIDENCE, 0.8)
+                    fixed = row["fixed_same_power"]
+                    row["meets_goal"] = (not row["far_from_threshold"]) or fixed is None or \
+                        row["mean_seeds"] <= fixed
+                rows.append(row)
+    return rows
+
+
 # --------------------------------------------------------------------------- report
 def pct(x: float | None, digits: int = 1) -> str:
     return "   -" if x is None else f"{100 * x:.{digits}f}"
 
 
 def print_report(out: dict) -> None:
+    if "coverage" in out:
+        print_seed_level(out)
+    if "image" in out:
+        print_image_level(out)
+    if "sequential" in out:
+        print_sequential(out)
+    if any(out["warnings"].values()):
+        print(f"\nwarnings raised inside paired_effect (suppressed): {out['warnings']}")
+    parts = ", ".join(f"{k} {v:.1f}s" for k, v in out["seconds_by_part"].items())
+    print(f"\nrun time {out['seconds']:.1f}s ({parts}); seed {out['settings']['seed']}; "
+          f"python {sys.version.split()[0]}, numpy {np.__version__}")
+
+
+def print_seed_level(out: dict) -> None:
     p = print
     s = out["settings"]
     p(f"Part 1: seed-level model  b0={B0} sigma_seed={SIGMA_SEED} sigma_model={SIGMA_MODEL} "
@@ -310,6 +471,11 @@ def print_report(out: dict) -> None:
     for r in out["power"]:
         p(f"{r['n']:>3} {r['tau_over_sd']:>6.2f} {r['tau']:>7.4f} | {pct(r['analytic_t_power']):>8} {pct(r['t']):>6} "
           f"{pct(r['t_mc_se']):>5} {pct(r['bootstrap']):>9} {pct(r['permutation']):>11}")
+
+
+def print_image_level(out: dict) -> None:
+    p = print
+    s = out["settings"]
     p(f"\nPart 2: per-image model  m={IMAGES_PER_GROUP} images/group, {IMAGE_SEEDS} seeds, levels {K0} vs {K}, "
       f"clean acc {CLEAN_ACC}, drops {BASE_DROP[K0]} -> {BASE_DROP[K]},")
     p(f"        sigma(v_s)={SIGMA_ACC_SEED} sigma(u_s)={SIGMA_DROP_SEED}; n_boot={s['n_boot']}, "
@@ -326,10 +492,38 @@ def print_report(out: dict) -> None:
           f"{pct(r['hier_miss_below_above'][1]):>6} {r['hier_mean_width']:>7.4f}")
     p("   sd est: spread of the estimate over audits (the true standard error); rms se: the seed-level "
       "SE sd(d)/sqrt(n) the t interval uses")
-    if any(out["warnings"].values()):
-        p(f"\nwarnings raised inside paired_effect (suppressed): {out['warnings']}")
-    p(f"\nrun time {out['seconds']:.1f}s (part 1 {out['seconds_part1']:.1f}s, part 2 {out['seconds_part2']:.1f}s); "
-      f"seed {s['seed']}; python {sys.version.split()[0]}, numpy {np.__version__}")
+
+
+def _cell(x: int | None) -> str:
+    return f">{FIXED_LIMIT}" if x is None else str(x)
+
+
+def print_sequential(out: dict) -> None:
+    p = print
+    s = out["settings"]
+    p(f"\nPart 3a: boundaries on {s['boundary_paths']} independent null paths per row: share whose intervals "
+      f"miss tau at any look (goal <= {SEQ_ERROR_GOAL:.0%}); 'above' = entirely above tau at some look")
+    p(f"{'design':>12} {'K':>3} {'boundary':<15} {'dist':<6} {'alpha/look (first..last)':>24} | "
+      f"{'miss%':>6} {'±se':>5} {'above%':>6} {'goal':>5}")
+    for r in out["boundaries"]:
+        a = r["per_look_alpha"]
+        p(f"{str(tuple(r['design'])):>12} {r['looks']:>3} {r['boundary']:<15} {r['distribution']:<6} "
+          f"{a[0]:>11.5f}..{a[-1]:<11.5f} | {pct(r['miss_any_look'], 2):>6} {pct(r['mc_se'], 2):>5} "
+          f"{pct(r['entirely_above_any_look'], 2):>6} {'yes' if r['meets_goal'] else 'NO':>5}")
+    p(f"\nPart 3b: sequential audits, threshold {SEQ_THRESHOLD}, {s['sequential_audits']} audits "
+      "per cell; fixed = nominal 95% t design settling correctly as often (same power) / with 80% power")
+    p(f"{'design':>12} {'boundary':<15} {'sd':>6} {'tau/thr':>7} | {'pass%':>6} {'±se':>5} {'fail%':>6} {'±se':>5} "
+      f"{'undec%':>6} "
+      f"{'est fail%':>9} | {'mean seeds':>10} {'fixed same':>10} {'fixed 80%':>9} {'far':>4} {'goal':>5}")
+    for r in out["sequential"]:
+        p(f"{str(tuple(r['design'])):>12} {r['boundary']:<15} {r['sd']:>6.4f} {r['tau_over_threshold']:>7.1f} | "
+          f"{pct(r['p_pass']):>6} {pct(r['mc_se_pass']):>5} {pct(r['p_fail']):>6} {pct(r['mc_se_fail']):>5} "
+          f"{pct(r['p_undecided']):>6} {pct(r['estimate_rule_fail']):>9} | "
+          f"{r['mean_seeds']:>10.2f} {_cell(r['fixed_same_power']) if r['tau_over_threshold'] != 1.0 else '-':>10} "
+          f"{str(r['fixed_80']) if r['fixed_80'] is not None else '-':>9} "
+          f"{'yes' if r['far_from_threshold'] else 'no':>4} {'yes' if r['meets_goal'] else 'NO':>5}")
+    p("   at tau/thr = 1: fail% is rule 'lower''s false failures, pass% rule 'upper''s false passes (goal <= 5% each);"
+      " far: |tau - thr| >= 2 sd / sqrt(max_seeds),\n   where the goal is mean seeds <= fixed same")
 
 
 def main() -> None:
@@ -337,15 +531,22 @@ def main() -> None:
     ap.add_argument("--audits", type=int, default=2000, help="simulated audits per cell in part 1")
     ap.add_argument("--image-audits", type=int, default=300, help="simulated audits per scenario in part 2")
     ap.add_argument("--n-boot", type=int, default=500, help="hierarchical bootstrap replicates in part 2")
+    ap.add_argument("--sequential-audits", type=int, default=2000,
+                    help="simulated sequential audits per cell in part 3 (the boundary check uses 50x as many paths)")
+    ap.add_argument("--parts", nargs="+", choices=("seed", "image", "sequential"),
+                    default=["seed", "image", "sequential"], help="which parts to run (default all)")
     ap.add_argument("--seed", type=int, default=0, help="base seed of every RNG")
-    ap.add_argument("--quick", action="store_true", help="300 / 60 audits, for iteration")
+    ap.add_argument("--quick", action="store_true", help="300 / 60 / 300 audits, for iteration")
     ap.add_argument("--json", help="write every number to this path")
     args = ap.parse_args()
     if args.quick:
         args.audits, args.image_audits = min(args.audits, 300), min(args.image_audits, 60)
+        args.sequential_audits = min(args.sequential_audits, 300)
     t0 = time.time()
     warn_count: dict = {}
     out = {"settings": {"audits": args.audits, "image_audits": args.image_audits, "n_boot": args.n_boot,
+                        "sequential_audits": args.sequential_audits, "boundary_paths": 50 * args.sequential_audits,
+                        "parts": args.parts,
                         "seed": args.seed, "quick": args.quick, "confidence": CONFIDENCE, "threshold": THRESHOLD,
                         "b0": B0, "sigma_seed": SIGMA_SEED, "sigma_model": SIGMA_MODEL, "sigma_diff": SIGMA_DIFF,
                         "seed_counts": list(SEED_COUNTS), "power_multiples": list(POWER_MULTIPLES),
@@ -354,14 +555,27 @@ def main() -> None:
                                         "clean_shift": {str(k): v for k, v in CLEAN_SHIFT.items()},
                                         "base_drop": {str(k): v for k, v in BASE_DROP.items()},
                                         "sigma_acc_seed": SIGMA_ACC_SEED, "sigma_drop_seed": SIGMA_DROP_SEED,
-                                        "scenarios_rho_sigma_e": [list(x) for x in SCENARIOS]}}}
-    out["coverage"] = coverage_part(args.audits, args.seed, warn_count)
-    out["power"], out["estimate_null"] = power_part(args.audits, args.seed, warn_count)
-    t1 = time.time()
-    out["image"] = image_part(args.image_audits, args.n_boot, args.seed)
-    t2 = time.time()
+                                        "scenarios_rho_sigma_e": [list(x) for x in SCENARIOS]},
+                        "sequential": {"sds": list(SEQ_SDS), "threshold": SEQ_THRESHOLD,
+                                       "multiples": list(SEQ_MULTIPLES), "designs": [list(d) for d in SEQ_DESIGNS],
+                                       "boundary_designs": [list(d) for d in BOUNDARY_DESIGNS]}}}
+    seconds: dict = {}
+    if "seed" in args.parts:
+        t = time.time()
+        out["coverage"] = coverage_part(args.audits, args.seed, warn_count)
+        out["power"], out["estimate_null"] = power_part(args.audits, args.seed, warn_count)
+        seconds["part 1"] = time.time() - t
+    if "image" in args.parts:
+        t = time.time()
+        out["image"] = image_part(args.image_audits, args.n_boot, args.seed)
+        seconds["part 2"] = time.time() - t
+    if "sequential" in args.parts:
+        t = time.time()
+        out["boundaries"] = boundary_part(50 * args.sequential_audits, args.seed)
+        out["sequential"] = sequential_part(args.sequential_audits, args.seed)
+        seconds["part 3"] = time.time() - t
     out["warnings"] = warn_count
-    out["seconds_part1"], out["seconds_part2"], out["seconds"] = t1 - t0, t2 - t1, t2 - t0
+    out["seconds_by_part"], out["seconds"] = seconds, time.time() - t0
     print_report(out)
     if args.json:
         with open(args.json, "w") as fh:

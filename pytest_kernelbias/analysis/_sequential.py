@@ -1,0 +1,347 @@
+"""Sequential seeds: train a minimum, then add rounds of seeds only while the verdict is undecided.
+
+The audit plans K looks at n_1 < n_2 < ... < n_K = max_seeds seeds per level. At look k it forms
+the paired t interval of the first n_k differences at a per-look level 1 - a_k, stops with "pass"
+when that interval lies inside [-threshold, threshold] and with "fail" when it lies entirely beyond
+it, and otherwise trains one more round. At max_seeds an unsettled interval is "undecided".
+
+Why the intervals stay valid when the audit stops early: the per-look levels are chosen so that the
+K intervals cover the true effect *simultaneously* with probability >= confidence. Any stopping rule
+(this one, or a user stopping by hand at a planned look) only picks one of those intervals, so the
+interval it reports covers with at least that probability, and a wrong verdict needs a miss.
+
+Boundaries (all two-sided, on the t statistic of the n_k differences):
+  * "bonferroni": a_k = alpha / K. Valid for any interval by the union bound; wastes the strong
+    correlation of nested looks.
+  * "pocock" (default): one common a_k for every look, calibrated so that the K t intervals of
+    normal differences jointly miss with probability alpha. Under normal differences the joint law
+    of the K t statistics at the true effect does not depend on the mean or the spread (they are
+    scale-free functions of the same draws), so this calibration is exact for the unknown variance
+    at any n >= 2, up to Monte Carlo error: it is done on 2^17 seeded null paths and aimed 2 Monte
+    Carlo SE below alpha. It gave the fewest mean seeds of the three on the calibration grid
+    (docs/statistics.md, "Sequential seeds").
+  * "obrien-fleming": the Wang-Tsiatis shape with Delta = 0 (z boundary C * sqrt(N / n_k)),
+    calibrated the same way: almost no alpha early, close to the fixed design at max_seeds.
+
+A family of m effects (treated levels x perturbations) is Bonferroni-adjusted first (alpha / m per
+effect), then spread over the looks, so the m x K intervals jointly cover with >= confidence.
+Holm's step-down composes the same way: its j-th smallest p (of m) is compared with the look's
+alpha for a family of m - j + 1 (`look_alphas(design, confidence, family=m - j + 1)`).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+from scipy import special
+
+from ..errors import AuditConfigError
+from ._effects import Effect, check_rule, check_threshold, paired_effect
+from ._power import power
+
+BOUNDARIES = ("pocock", "obrien-fleming", "bonferroni")
+# Wang-Tsiatis shape parameter: the z boundary at look k is C * (n_k / N) ** (Delta - 1/2).
+_DELTA = {"pocock": 0.5, "obrien-fleming": 0.0}
+MAX_LOOKS = 50  # the calibration holds a (paths x looks) array; more looks would also add little
+FIXED_SEEDS_CAP = 10_000  # as `seeds_needed`: a design past this is reported as "10000 or more"
+CALIBRATION_PATHS = 2**17
+CALIBRATION_SEED = 20261129
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def looks(min_seeds: int, max_seeds: int, round_size: int) -> tuple[int, ...]:
+    """The planned seed counts per level: min_seeds, then one round more each time, ending at max_seeds.
+
+    A last round shorter than round_size is kept so the final look is always max_seeds,
+    e.g. looks(3, 10, 3) == (3, 6, 9, 10).
+    """
+    if not _whole(min_seeds) or min_seeds < 2:
+        raise AuditConfigError(f"min_seeds must be a whole number >= 2 (an interval needs 2 seeds per level), "
+                               f"got {min_seeds!r}; use min_seeds=3 or more")
+    if not _whole(max_seeds) or max_seeds < min_seeds:
+        raise AuditConfigError(f"max_seeds must be a whole number >= min_seeds={min_seeds}, got {max_seeds!r}; "
+                               "raise max_seeds or lower min_seeds (max_seeds == min_seeds is a fixed design)")
+    if not _whole(round_size) or round_size < 1:
+        raise AuditConfigError(f"round_size must be a whole number >= 1 (seeds added per level per round), "
+                               f"got {round_size!r}; use round_size=1 or more")
+    counts = list(range(min_seeds, max_seeds + 1, round_size))
+    if counts[-1] != max_seeds:
+        counts.append(max_seeds)
+    if len(counts) > MAX_LOOKS:
+        fewer = math.ceil((max_seeds - min_seeds) / (MAX_LOOKS - 1))
+        raise AuditConfigError(f"{len(counts)} looks from {min_seeds} to {max_seeds} seeds by {round_size} is more "
+                               f"than {MAX_LOOKS}; use round_size >= {fewer}")
+    return tuple(counts)
+
+
+@dataclass(frozen=True)
+class SequentialDesign:
+    """seeds='auto': train min_seeds, add round_size seeds per level while undecided, stop at max_seeds."""
+
+    min_seeds: int
+    max_seeds: int
+    round_size: int = 1
+    boundary: str = "pocock"
+
+    def __post_init__(self) -> None:
+        looks(self.min_seeds, self.max_seeds, self.round_size)  # validates, naming the fix
+        if self.boundary not in BOUNDARIES:
+            raise AuditConfigError(f"boundary must be one of {', '.join(map(repr, BOUNDARIES))}, "
+                                   f"got {self.boundary!r}")
+
+    @property
+    def looks(self) -> tuple[int, ...]:
+        return looks(self.min_seeds, self.max_seeds, self.round_size)
+
+
+def _null_t(counts: tuple[int, ...], paths: int, seed: int) -> np.ndarray:
+    """|t| of the first n_k of `paths` standard-normal sequences at each look, shape (paths, K).
+
+    A round of r draws enters the running mean and sum of squares only through its sum, N(0, r),
+    and its within-round sum of squares, chi2(r - 1), independent of each other: two draws per
+    round and path instead of r, so memory does not grow with max_seeds.
+    """
+    rng = np.random.default_rng([seed, *counts])
+    total, squares = np.zeros(paths), np.zeros(paths)
+    out = np.empty((paths, len(counts)))
+    previous = 0
+    for k, n in enumerate(counts):
+        r, previous = n - previous, n
+        round_sum = rng.standard_normal(paths) * math.sqrt(r)
+        within = rng.chisquare(r - 1, paths) if r > 1 else 0.0
+        total += round_sum
+        squares += within + round_sum**2 / r
+        mean = total / n
+        ss = np.maximum(squares - n * mean**2, 1e-300)  # > 0 for continuous draws; guards rounding
+        out[:, k] = np.abs(mean) * math.sqrt(n) / np.sqrt(ss / (n - 1))
+    return out
+
+
+def _alphas_for(c: float, counts: np.ndarray, delta: float) -> np.ndarray:
+    """Per-look two-sided alpha of the Wang-Tsiatis z boundary C * (n_k / N) ** (delta - 1/2)."""
+    return 2 * special.ndtr(-c * (counts / counts[-1]) ** (delta - 0.5))
+
+
+@functools.lru_cache(maxsize=64)
+def _calibrated(counts: tuple[int, ...], alpha: float, boundary: str) -> tuple[float, ...]:
+    """The boundary whose K t intervals jointly miss with probability alpha - 2 Monte Carlo SE."""
+    k = len(counts)
+    if k == 1:
+        return (alpha,)  # one look is the fixed design
+    if boundary == "bonferroni":
+        return (alpha / k,) * k
+    target = alpha - 2 * math.sqrt(alpha * (1 - alpha) / CALIBRATION_PATHS)
+    if target <= alpha / k:  # a family so large that Monte Carlo cannot resolve it: the union bound holds
+        return (alpha / k,) * k
+    abs_t = _null_t(counts, CALIBRATION_PATHS, CALIBRATION_SEED)
+    n, df, delta = np.asarray(counts, float), np.asarray(counts, float) - 1, _DELTA[boundary]
+
+    def crossing(c: float) -> float:
+        # |T_k| beyond the t quantile of level a_k at any look = that look's interval misses.
+        return float(np.mean(np.any(abs_t > special.stdtrit(df, 1 - _alphas_for(c, n, delta) / 2), axis=1)))
+
+    lo = float(special.ndtri(1 - alpha / 2)) * (n[0] / n[-1]) ** (0.5 - delta)  # misses at least alpha
+    hi = lo
+    while crossing(hi) > target:
+        hi *= 1.5
+    for _ in range(60):  # crossing() is monotone in C; bisect to the smallest C within the target
+        mid = (lo + hi) / 2
+        if crossing(mid) > target:
+            lo = mid
+        else:
+            hi = mid
+    return tuple(float(a) for a in _alphas_for(hi, n, delta))
+
+
+def _check_level(confidence: float, family: int) -> float:
+    if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0 < confidence < 1:
+        raise AuditConfigError(f"confidence must lie in (0, 1), e.g. 0.95; got {confidence!r}")
+    if not _whole(family) or family < 1:
+        raise AuditConfigError(f"family must be a whole number >= 1 (effects adjusted together), got {family!r}")
+    return (1 - confidence) / family
+
+
+def look_alphas(design: SequentialDesign, confidence: float = 0.95, family: int = 1) -> tuple[float, ...]:
+    """Two-sided alpha of the interval at each look, for `family` effects jointly covering at `confidence`."""
+    return _calibrated(design.looks, _check_level(confidence, family), design.boundary)
+
+
+def look_confidences(design: SequentialDesign, confidence: float = 0.95, family: int = 1) -> tuple[float, ...]:
+    """The confidence level of the interval at each look: 1 - `look_alphas`."""
+    return tuple(1 - a for a in look_alphas(design, confidence, family))
+
+
+def decide(interval: tuple[float, float], rule: str, threshold: float) -> str:
+    """"pass", "fail" or "continue" at one look, from that look's (adjusted) interval.
+
+    Stopping does not depend on the rule: "pass" when the largest |value| in the interval is within
+    the threshold (the effect is shown inside it; then every rule passes), "fail" when the smallest
+    |value| is beyond it (shown beyond; every rule fails, and |estimate| lies beyond too, so the
+    "estimate" rule agrees). The rule matters only for what an unsettled interval means at the end.
+    """
+    check_rule(rule)
+    threshold = check_threshold(threshold)
+    lo, hi = interval
+    if max(abs(lo), abs(hi)) <= threshold:
+        return "pass"
+    smallest = 0.0 if lo <= 0 <= hi else min(abs(lo), abs(hi))
+    return "fail" if smallest > threshold else "continue"
+
+
+def final_verdict(interval: tuple[float, float], rule: str, threshold: float) -> str:
+    """The verdict at max_seeds: "pass" or "fail" when the interval settles it, else "undecided"."""
+    decision = decide(interval, rule, threshold)
+    return "undecided" if decision == "continue" else decision
+
+
+def _seeds_for_power(effect: float, sd: float, alpha: float, target_power: float) -> int:
+    """`seeds_needed(effect, sd, alpha, target_power)`, found by bisection instead of counting up.
+
+    seeds_needed tries n = 2, 3, ... one exact power integral each; an estimate near the threshold
+    needs thousands. Power grows with n, so doubling then bisecting finds the same smallest n.
+    """
+    if power(effect, sd, 2, alpha) >= target_power:
+        return 2
+    lo, hi = 2, 4  # power(lo) < target throughout
+    while power(effect, sd, hi, alpha) < target_power:
+        if hi >= FIXED_SEEDS_CAP:
+            return FIXED_SEEDS_CAP
+        lo, hi = hi, min(2 * hi, FIXED_SEEDS_CAP)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if power(effect, sd, mid, alpha) < target_power else (lo, mid)
+    return hi
+
+
+def fixed_design_seeds(effect: Effect, threshold: float, confidence: float = 0.95, family: int = 1,
+                       target_power: float = 0.8) -> int | None:
+    """Seeds per level a fixed design needs to tell this |estimate| from the threshold, at the spread seen.
+
+    The `seeds_needed` count (paired t power at the family's alpha) for the distance
+    ||estimate| - threshold|; None when the estimate sits on the threshold (no number of seeds is enough).
+    """
+    distance = abs(abs(effect.estimate) - check_threshold(threshold))
+    sd = effect.sd
+    if distance == 0 or not math.isfinite(sd):
+        return None
+    return _seeds_for_power(distance, sd, _check_level(confidence, family), target_power)
+
+
+@dataclass(frozen=True)
+class Look:
+    """One look: the seeds per level so far, the interval's level, the effect and the decision."""
+
+    seeds: int
+    confidence: float
+    effect: Effect
+    decision: str
+
+
+@dataclass(frozen=True)
+class SequentialPath:
+    """The record of a sequential audit of one effect, look by look.
+
+    `verdict` is "pass" or "fail" (settled at `seeds`), "undecided" (max_seeds reached; `fixed_seeds`
+    says what a fixed design would need) or "continue" (the differences ran out before max_seeds;
+    train up to `next_seeds` per level and call again with all of them).
+    """
+
+    design: SequentialDesign
+    threshold: float
+    rule: str
+    looks: tuple[Look, ...]
+    verdict: str
+    next_seeds: int | None = None
+    confidence: float = 0.95
+    family: int = 1
+    target_power: float = 0.8
+
+    @property
+    def seeds(self) -> int:
+        return self.looks[-1].seeds
+
+    @property
+    def effect(self) -> Effect:
+        return self.looks[-1].effect
+
+    @functools.cached_property
+    def fixed_seeds(self) -> int | None:
+        """When undecided: seeds per level a fixed design needs (`fixed_design_seeds`); else None.
+
+        Computed on first use: it costs a dozen exact power integrals, which a simulation of
+        thousands of audits does not need.
+        """
+        if self.verdict != "undecided":
+            return None
+        return fixed_design_seeds(self.effect, self.threshold, self.confidence, self.family, self.target_power)
+
+    @property
+    def rule_verdict(self) -> str:
+        """What the fixed rule says of the last (adjusted) interval: `Effect.verdict`.
+
+        Equal to `verdict` when settled. When undecided it keeps the rule's meaning: "upper" gives
+        "fail" (the effect was not shown small), "lower" gives "warn", "estimate" judges |estimate|.
+        """
+        return self.effect.verdict(self.threshold, self.rule)
+
+    @property
+    def reason(self) -> str:
+        """Why the procedure stopped (or asks for more seeds), in words for the report."""
+        last = self.looks[-1]
+        lo, hi = last.effect.ci
+        where = f"the {last.confidence:.2%} CI [{lo:+.4g}, {hi:+.4g}] at {last.seeds} seeds"
+        if self.verdict == "pass":
+            return f"pass: {where} lies inside +-{self.threshold:g}"
+        if self.verdict == "fail":
+            return f"fail: {where} lies beyond +-{self.threshold:g}"
+        if self.verdict == "continue":
+            return (f"continue: {where} contains the threshold {self.threshold:g}; "
+                    f"train up to {self.next_seeds} seeds per level")
+        fixed = self.fixed_seeds
+        many = f"{fixed} or more" if fixed == FIXED_SEEDS_CAP else f"about {fixed}"
+        need = (f"a fixed design needs {many} seeds per level to tell |effect| {abs(last.effect.estimate):.4g} from "
+                f"the threshold with {self.target_power:.0%} power at the spread seen (sd {last.effect.sd:.3g})"
+                if fixed is not None else "no fixed design can tell an estimate on the threshold from it")
+        return f"undecided at max_seeds={last.seeds}: {where} contains the threshold {self.threshold:g}; {need}"
+
+
+def run_sequential(differences: Sequence[float], design: SequentialDesign, threshold: float,
+                   rule: str = "estimate", confidence: float = 0.95, family: int = 1, target_power: float = 0.8,
+                   p_method: str = "permutation", label: str = "effect") -> SequentialPath:
+    """Run the sequential procedure over per-seed differences d_s = B(k, s) - B(k0, s), in seed order.
+
+    Every look's interval is `paired_effect(..., method="t")` at that look's level from
+    `look_confidences`, so audits and the calibration share one interval. Looks past len(differences)
+    are not taken: with fewer than max_seeds differences and no decision the verdict is "continue".
+    `p_method` only sets the p-value each look's Effect carries (decisions use the interval).
+    """
+    d = np.asarray(differences, dtype=float)
+    threshold, rule = check_threshold(threshold), check_rule(rule)
+    if d.ndim != 1 or not design.min_seeds <= len(d) <= design.max_seeds:
+        raise AuditConfigError(f"sequential differences need one value per seed, between min_seeds="
+                               f"{design.min_seeds} and max_seeds={design.max_seeds} of them; got shape {d.shape}")
+    if not 0 < target_power < 1:
+        raise AuditConfigError(f"target_power must lie in (0, 1), e.g. 0.8; got {target_power!r}")
+    levels = look_confidences(design, confidence, family)
+    taken: list[Look] = []
+
+    def record(verdict: str, next_seeds: int | None = None) -> SequentialPath:
+        return SequentialPath(design, threshold, rule, tuple(taken), verdict, next_seeds, confidence, family,
+                              target_power)
+
+    for n, level in zip(design.looks, levels):
+        if n > len(d):
+            return record("continue", next_seeds=n)
+        effect = paired_effect(d[:n], np.zeros(n), confidence=level, method="t", label=label, p_method=p_method)
+        decision = decide(effect.ci, rule, threshold)
+        taken.append(Look(n, level, effect, decision))
+        if decision != "continue":
+            return record(decision)
+    return record("undecided")

@@ -1,0 +1,239 @@
+"""Sequential seeds (analysis/_sequential.py): the look schedule, per-look levels, decisions and error rates.
+
+Simulated rates are checked against binomial bounds: a rate whose true value is at most alpha
+exceeds alpha + 3 * sqrt(alpha (1 - alpha) / N) with probability about 0.1%; the generators are
+seeded, so each check is deterministic.
+"""
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from pytest_kernelbias import AuditConfigError, paired_effect
+from pytest_kernelbias.analysis._power import seeds_needed
+from pytest_kernelbias.analysis._sequential import (
+    BOUNDARIES,
+    SequentialDesign,
+    decide,
+    final_verdict,
+    fixed_design_seeds,
+    look_alphas,
+    look_confidences,
+    looks,
+    run_sequential,
+)
+
+ALPHA = 0.05
+
+
+def upper_bound(rate: float, n: int) -> float:
+    return rate + 3 * math.sqrt(rate * (1 - rate) / n)
+
+
+@pytest.mark.parametrize("args,expected", [
+    ((3, 10, 1), (3, 4, 5, 6, 7, 8, 9, 10)),
+    ((3, 12, 3), (3, 6, 9, 12)),
+    ((3, 10, 3), (3, 6, 9, 10)),  # a short last round keeps max_seeds the last look
+    ((4, 20, 4), (4, 8, 12, 16, 20)),
+    ((5, 5, 1), (5,)),
+    ((2, 3, 5), (2, 3)),
+])
+def test_look_schedule(args, expected):
+    assert looks(*args) == expected
+    assert SequentialDesign(*args).looks == expected
+
+
+@pytest.mark.parametrize("args,message", [
+    ((1, 10, 1), r"min_seeds must be a whole number >= 2 .* use min_seeds=3"),
+    ((True, 10, 1), r"min_seeds must be a whole number >= 2"),
+    ((3, 2, 1), r"max_seeds must be a whole number >= min_seeds=3, got 2; raise max_seeds or lower min_seeds"),
+    ((3, 10.0, 1), r"max_seeds must be a whole number"),
+    ((3, 10, 0), r"round_size must be a whole number >= 1 .* use round_size=1 or more"),
+    ((3, 10, 1.5), r"round_size must be a whole number >= 1"),
+    ((2, 200, 1), r"199 looks .* more than 50; use round_size >= 5"),
+])
+def test_looks_refuses_bad_settings_naming_the_fix(args, message):
+    with pytest.raises(AuditConfigError, match=message):
+        looks(*args)
+    with pytest.raises(AuditConfigError, match=message):
+        SequentialDesign(*args)
+
+
+def test_round_size_from_the_too_many_looks_message_is_accepted():
+    assert len(looks(2, 200, 5)) <= 50
+
+
+def test_design_refuses_an_unknown_boundary():
+    with pytest.raises(AuditConfigError, match="boundary must be one of 'pocock', 'obrien-fleming', 'bonferroni'"):
+        SequentialDesign(3, 10, 1, "haybittle")
+
+
+@pytest.mark.parametrize("confidence,family", [(0.95, 1), (0.95, 3), (0.9, 2)])
+def test_bonferroni_level_is_alpha_over_family_over_looks(confidence, family):
+    design = SequentialDesign(3, 10, 1, "bonferroni")
+    expected = (1 - confidence) / family / 8
+    assert look_alphas(design, confidence, family) == pytest.approx((expected,) * 8, rel=1e-12)
+    assert look_confidences(design, confidence, family) == pytest.approx((1 - expected,) * 8, rel=1e-12)
+
+
+@pytest.mark.parametrize("boundary", BOUNDARIES)
+def test_one_look_is_the_fixed_design(boundary):
+    assert look_alphas(SequentialDesign(6, 6, 1, boundary)) == (pytest.approx(0.05, abs=1e-15),)
+    assert look_alphas(SequentialDesign(6, 6, 1, boundary), 0.95, 2) == (pytest.approx(0.025, abs=1e-15),)
+
+
+@pytest.mark.parametrize("boundary", ["pocock", "obrien-fleming"])
+def test_family_is_bonferroni_first_then_looks(boundary):
+    design = SequentialDesign(3, 8, 1, boundary)
+    assert look_alphas(design, 0.95, 4) == look_alphas(design, 1 - 0.05 / 4, 1)
+
+
+def test_boundary_shapes():
+    k = 8
+    pocock = look_alphas(SequentialDesign(3, 10, 1, "pocock"))
+    assert len(set(pocock)) == 1 and ALPHA / k < pocock[0] < ALPHA  # correlated looks: above Bonferroni
+    obf = look_alphas(SequentialDesign(3, 10, 1, "obrien-fleming"))
+    assert all(a < b for a, b in zip(obf, obf[1:])) and obf[-1] < ALPHA
+
+
+@pytest.mark.parametrize("boundary", BOUNDARIES)
+@pytest.mark.parametrize("design_args", [(2, 6, 1), (3, 10, 1), (3, 12, 3)])
+def test_joint_miss_rate_on_independent_null_paths(boundary, design_args):
+    """The per-look levels, checked another way: per-seed draws (not the calibration's round sums),
+    a fresh generator, scipy's t quantiles. The K intervals must jointly miss at most alpha; the
+    calibrated boundaries must also not waste it (the calibration aims 2 of its own SE below alpha)."""
+    design = SequentialDesign(*design_args, boundary)
+    counts = np.asarray(design.looks)
+    crit = stats.t.ppf(1 - np.asarray(look_alphas(design)) / 2, counts - 1)
+    paths = 40_000
+    d = np.random.default_rng(12345).standard_normal((paths, design.max_seeds))
+    mean = np.cumsum(d, axis=1)[:, counts - 1] / counts
+    sd = np.array([d[:, :n].std(axis=1, ddof=1) for n in counts]).T
+    t = mean / (sd / np.sqrt(counts))
+    miss = float(np.mean(np.any(np.abs(t) > crit, axis=1)))
+    se = math.sqrt(ALPHA * (1 - ALPHA) / paths)
+    assert miss <= ALPHA + 3 * se
+    if boundary != "bonferroni" and len(counts) > 1:
+        assert miss >= ALPHA - 3 * se - 2 * math.sqrt(ALPHA * (1 - ALPHA) / 2**17)
+
+
+@pytest.mark.parametrize("interval,threshold,expected", [
+    ((-0.01, 0.04), 0.05, "pass"),
+    ((-0.05, 0.05), 0.05, "pass"),       # on the threshold passes, as Effect.passes (<=)
+    ((0.06, 0.10), 0.05, "fail"),
+    ((-0.10, -0.06), 0.05, "fail"),      # harm in either direction
+    ((0.05, 0.07), 0.05, "continue"),    # smallest |value| 0.05 is not beyond 0.05
+    ((0.04, 0.06), 0.05, "continue"),
+    ((-0.06, 0.01), 0.05, "continue"),
+    ((-0.01, 0.01), 0.0, "continue"),
+    ((0.0, 0.0), 0.0, "pass"),
+])
+@pytest.mark.parametrize("rule", ["estimate", "upper", "lower"])
+def test_decide(interval, threshold, expected, rule):
+    assert decide(interval, rule, threshold) == expected
+    assert final_verdict(interval, rule, threshold) == ("undecided" if expected == "continue" else expected)
+
+
+def test_decide_refuses_bad_rule_and_threshold():
+    with pytest.raises(AuditConfigError, match="rule must be one of"):
+        decide((0, 1), "both", 0.1)
+    with pytest.raises(AuditConfigError, match="threshold must be a finite number >= 0"):
+        decide((0, 1), "upper", -0.1)
+
+
+def test_one_look_agrees_with_the_effects_own_verdict():
+    """With K = 1 the design is the fixed design: same interval, and decide() maps onto Effect.verdict."""
+    rng = np.random.default_rng(7)
+    seen = set()
+    for _ in range(150):
+        n = int(rng.integers(2, 9))
+        d = rng.normal(rng.normal(0, 0.05), rng.uniform(0.005, 0.05), n)
+        threshold = abs(d.mean()) * rng.uniform(0.2, 2.0)
+        design = SequentialDesign(n, n, 1)
+        effect = paired_effect(d, np.zeros(n), confidence=0.95)
+        for rule in ("estimate", "upper", "lower"):
+            path = run_sequential(d, design, threshold, rule, p_method="t")
+            assert path.effect.ci == pytest.approx(effect.ci, abs=1e-14)
+            fixed = effect.verdict(threshold, rule)
+            assert path.rule_verdict == fixed
+            if rule == "lower":
+                assert path.verdict == {"pass": "pass", "fail": "fail", "warn": "undecided"}[fixed]
+            if rule == "upper":
+                assert (path.verdict == "pass") == (fixed == "pass")
+                assert path.verdict != "fail" or fixed == "fail"
+            if rule == "estimate" and path.verdict != "undecided":
+                assert path.verdict == fixed
+            seen.add(path.verdict)
+    assert seen == {"pass", "fail", "undecided"}
+
+
+def test_each_look_is_paired_effect_at_its_adjusted_level():
+    d = np.random.default_rng(3).normal(0.05, 0.03, 10)
+    design = SequentialDesign(3, 10, 1)
+    levels = look_confidences(design)
+    path = run_sequential(d, design, 0.05, "lower", p_method="t")
+    assert [look.seeds for look in path.looks] == list(design.looks[:len(path.looks)])
+    for k, look in enumerate(path.looks):
+        reference = paired_effect(d[:look.seeds], np.zeros(look.seeds), confidence=levels[k], method="t",
+                                  p_method="t")
+        assert look.confidence == levels[k]
+        assert look.effect.ci == reference.ci and look.effect.estimate == reference.estimate
+        assert look.decision == decide(reference.ci, "lower", 0.05)
+
+
+@pytest.mark.parametrize("mean,verdict", [(0.0, "pass"), (0.2, "fail"), (-0.2, "fail")])
+def test_stops_at_the_first_look_on_a_clear_effect(mean, verdict):
+    d = np.random.default_rng(11).normal(mean, 0.0075, 10)  # the SynthFaces seed spread
+    path = run_sequential(d, SequentialDesign(3, 10, 1), 0.05)
+    assert path.verdict == verdict and path.seeds == 3 and len(path.looks) == 1
+    assert path.reason.startswith(verdict) and ("inside" if verdict == "pass" else "beyond") in path.reason
+    assert path.fixed_seeds is None
+
+
+def test_undecided_at_max_seeds_gives_the_fixed_design_seeds():
+    d = 0.05 + np.array([0.02, -0.01, 0.012, -0.018, 0.005, 0.01])
+    design = SequentialDesign(3, 6, 1)
+    path = run_sequential(d, design, 0.05, "upper")
+    assert path.verdict == "undecided" and path.seeds == 6
+    e = path.effect
+    expected = seeds_needed(abs(abs(e.estimate) - 0.05), e.sd, 0.05, 0.8)
+    assert path.fixed_seeds == expected == fixed_design_seeds(e, 0.05)
+    assert f"about {expected} seeds per level" in path.reason and "max_seeds=6" in path.reason
+    assert path.rule_verdict == "fail"  # "upper": not shown small
+    assert run_sequential(d, design, 0.05, "lower").rule_verdict == "warn"
+
+
+@pytest.mark.parametrize("effect,sd", [(0.025, 0.03), (0.005, 0.03), (0.3, 1.0)])
+def test_fixed_design_seeds_equals_seeds_needed(effect, sd):
+    e = paired_effect(0.05 + effect + sd * np.array([-1.0, 1.0]) / math.sqrt(2), [0.0, 0.0])
+    assert e.sd == pytest.approx(sd)
+    assert fixed_design_seeds(e, 0.05) == seeds_needed(effect, sd, 0.05, 0.8)
+    assert fixed_design_seeds(e, 0.05, family=2, target_power=0.9) == seeds_needed(effect, sd, 0.025, 0.9)
+
+
+def test_an_estimate_on_the_threshold_has_no_fixed_design():
+    assert fixed_design_seeds(paired_effect([0.04, 0.06], [0.0, 0.0]), 0.05) is None
+
+
+def test_continue_when_the_differences_run_out():
+    d = 0.05 + np.array([0.02, -0.01, 0.012, -0.018, 0.005, 0.01])
+    path = run_sequential(d, SequentialDesign(3, 10, 2), 0.05)
+    assert path.verdict == "continue" and path.next_seeds == 7
+    assert [look.seeds for look in path.looks] == [3, 5] and "train up to 7 seeds" in path.reason
+
+
+@pytest.mark.parametrize("d", [[0.1, 0.2], list(range(11)), [[0.1, 0.2, 0.3]] * 2])
+def test_run_refuses_differences_outside_the_design(d):
+    with pytest.raises(AuditConfigError, match="between min_seeds=3 and max_seeds=10"):
+        run_sequential(d, SequentialDesign(3, 10, 1), 0.05)
+
+
+def test_error_rates_at_the_threshold():
+    """tau = threshold, resnet18-like spread: rule "lower" fails (a false failure) and rule "upper"
+    passes (a false pass) each at most alpha, through the audit's own procedure."""
+    audits, design = 600, SequentialDesign(3, 8, 1)
+    z = np.random.default_rng(2026).standard_normal((audits, 8))
+    verdicts = [run_sequential(0.05 + 0.03 * row, design, 0.05, "lower", p_method="t").verdict for row in z]
+    assert verdicts.count("fail") / audits <= upper_bound(ALPHA, audits)
+    assert verdicts.count("pass") / audits <= upper_bound(ALPHA, audits)
