@@ -44,9 +44,10 @@ pool, lazy imports on the first optimizer) are paid once, untimed, before either
   --threads N      torch's thread count for both sides. With 2 threads on a machine shared with
                    other processes, ops can wait a scheduler slice for their second thread, so
                    times swing several-fold; one thread per side is far steadier.
-  --workers W      pass workers=W to run_audit (a pool of W training processes, the cores split
-                   between them); the naive side stays one sequential process. Off by default:
-                   the comparison asked for is the default pipeline.
+  --workers W      pass workers=W to run_audit; the default is run_audit's own (one one-thread
+                   process per usable core), because the comparison asked for is the default
+                   pipeline against what one would write by hand. The naive side stays one
+                   sequential process on torch's default threads.
   --no-weight-check  skip training one model (kernel 3, seed 0) with training.train in both memory
                    formats, outside the compared times, which shows the hand loop is the same
                    recipe (NCHW matches it bit for bit) and how far channels_last moves each tensor.
@@ -173,7 +174,7 @@ def naive_audit(models: dict, sigma: float, seeds: int, n_train: int, n_test: in
 
 # ---------------------------------------------------------------- the pipeline
 
-def pipeline_audit(perturbation, seeds: int, quick: dict | None, workers: int = 1) -> object:
+def pipeline_audit(perturbation, seeds: int, quick: dict | None, workers: int | None = None) -> object:
     if quick is None:
         return run_audit(SynthFacesCNN, "conv1", list(LEVELS), data="planted", perturbation=perturbation,
                          seeds=seeds, cache=None, placebos=(), spectral_cutoff=None, progress=None, workers=workers)
@@ -206,7 +207,7 @@ def warm_up() -> None:
     GaussianBlur(1.0, padding_mode="replicate")(x)
 
 
-def cold_pipeline(perturbation, seeds: int, quick: dict | None, workers: int = 1):
+def cold_pipeline(perturbation, seeds: int, quick: dict | None, workers: int | None = None):
     """The pipeline with nothing remembered from an earlier run in this process."""
     if seed_batching is not None:
         # The measured sequential-vs-vmap choice is memoized per process; a fresh process measures it.
@@ -258,7 +259,8 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="smoke run: 800 train images, 1 epoch, 500 test images")
     ap.add_argument("--no-weight-check", action="store_true")
     ap.add_argument("--threads", type=int, help="torch threads for both sides (default: torch's own choice)")
-    ap.add_argument("--workers", type=int, default=1, help="run_audit(workers=...) on the pipeline side only")
+    ap.add_argument("--workers", type=int, default=None,
+                    help="run_audit(workers=...) on the pipeline side only (default: run_audit's, usable cores)")
     args = ap.parse_args()
     if args.threads:
         # Every op of a multi-threaded forward/backward ends in a barrier; under outside load the
@@ -275,7 +277,7 @@ def main() -> None:
           f"{n_train} train / {n_test} test images, {epochs} epochs, blur sigma {args.sigma:g} px"
           + ("  [--quick smoke run: times mean nothing]" if quick else ""))
     print(f"pipeline perturbation {pert_name}"
-          + (f", workers={args.workers}" if args.workers > 1 else "")
+          + f", workers={args.workers or 'default (usable cores)'}"
           + f"; naive: PIL.ImageFilter.GaussianBlur({args.sigma:g}) per uint8 image\n")
 
     intervention = KernelIntervention(SynthFacesCNN, "conv1", list(LEVELS), num_classes=2)

@@ -7,6 +7,7 @@ from .analysis._estimand import Estimand
 from .analysis._multiplicity import benjamini_hochberg, holm
 from .analysis._outcomes import Outcome, Outcomes, estimate_effects
 from .analysis._power import minimum_detectable_effect, power, seeds_needed
+from .analysis._sequential import SequentialDesign, run_sequential
 from .audit import default_data, execute, run_audit
 from .data._faces import (
     from_tensors,
@@ -23,15 +24,23 @@ from .data._synthfaces import NULL, PLANTED, SynthFacesConfig, synthfaces
 from .errors import (
     AuditConfigError,
     AuditFailure,
+    BaselineWarning,
     CacheWarning,
     DatasetFormatError,
+    DatasetWarning,
     EmptySubgroupError,
+    InputDataError,
+    InputDataWarning,
     InterventionError,
     KernelAuditWarning,
     KernelBiasError,
     MissingAttributeError,
+    ModelOutputError,
     ModelsDidNotLearnError,
     NonFiniteLossError,
+    PerturbationError,
+    PerturbationSettingError,
+    ReportWarning,
     UnknownLayerError,
     WorkerDiedError,
 )
@@ -91,11 +100,11 @@ __all__ = [
     # training and stores
     "MemoryStore", "TrainConfig", "VariantCache", "train",
     # statistics
-    "Effect", "Outcome", "Outcomes", "benjamini_hochberg", "estimate_effects", "holm", "minimum_detectable_effect",
-    "paired_effect", "power", "seeds_needed",
+    "Effect", "Outcome", "Outcomes", "SequentialDesign", "benjamini_hochberg", "estimate_effects", "holm", "minimum_detectable_effect",
+    "paired_effect", "power", "run_sequential", "seeds_needed",
     # errors and warnings
-    "AuditConfigError", "AuditFailure", "CacheWarning", "DatasetFormatError", "EmptySubgroupError",
-    "InterventionError", "KernelAuditWarning", "KernelBiasError", "MissingAttributeError", "ModelsDidNotLearnError",
-    "NonFiniteLossError",
-    "UnknownLayerError", "WorkerDiedError",
+    "AuditConfigError", "AuditFailure", "BaselineWarning", "CacheWarning", "DatasetFormatError", "DatasetWarning",
+    "EmptySubgroupError", "InputDataError", "InputDataWarning", "InterventionError", "KernelAuditWarning",
+    "KernelBiasError", "MissingAttributeError", "ModelOutputError", "ModelsDidNotLearnError", "NonFiniteLossError",
+    "PerturbationError", "PerturbationSettingError", "ReportWarning", "UnknownLayerError", "WorkerDiedError",
 ]

@@ -7,9 +7,11 @@ one step (a new executor, estimand or measurement) never touches the others.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any, Sequence
 
 from .analysis._analyze import Analysis, analyze
+from .analysis._sequential import decide, fixed_design_seeds, look_confidences
 from .data._loaders import SubgroupLoaders
 from .data._subgroups import SubgroupDataset
 from .data._synthfaces import synthfaces
@@ -68,7 +70,76 @@ def execute(spec: AuditSpec) -> AuditResult:
 
     Training and evaluation run on one torch thread (the caller's count is
     restored after), so the numbers never depend on the thread or worker count.
+    With seeds="auto" the audit runs look after look (see `execute_sequential`).
     """
+    if spec.recipe.design is not None:
+        return execute_sequential(spec)
+    return _execute_fixed(spec)
+
+
+def execute_sequential(spec: AuditSpec) -> AuditResult:
+    """seeds="auto": min_seeds per level, then one round more while any effect is undecided, up to max_seeds.
+
+    Each look is an ordinary audit with that many seeds, its intervals at the
+    look's level from the design's boundary (so they stay valid however early
+    it stops); the store keeps earlier seeds, so a look trains only the new ones.
+    The result is the last look's, with the path in `result.sequential`.
+    """
+    design, inference, execution = spec.recipe.design, spec.inference, spec.execution
+    store = execution.cache if execution.cache is not None else VariantCache.temporary_cache()
+    path: list[dict] = []
+    for k, (n, confidence) in enumerate(zip(design.looks, look_confidences(design, inference.confidence)), 1):
+        look = replace(spec, recipe=replace(spec.recipe, seeds=n, look=True),
+                       inference=replace(inference, confidence=confidence), execution=replace(execution, cache=store))
+        result = _execute_fixed(look)
+        decision = _look_decision(result, inference.rule, inference.threshold, last=n == design.max_seeds)
+        path.append({"seeds": n, "confidence": confidence, "decision": decision,
+                     "intervals": {e.label: [e.ci[0], e.ci[1]] for e in result.all_effects.values()}})
+        if execution.progress is not None:
+            execution.progress(f"setup: seeds=auto look {k}/{len(design.looks)}: {n} seeds per level, "
+                               f"{confidence:.2%} intervals: {decision}")
+        if decision != "continue":
+            break
+    return replace(result, sequential=_sequential_record(spec, result, path))
+
+
+def _look_decision(result: AuditResult, rule: str, threshold: float, last: bool) -> str:
+    """"pass" or "fail" when every effect's interval is settled, else "continue" ("undecided" at the last look)."""
+    decisions = []
+    for e in result.all_effects.values():
+        d = decide(e.ci, rule, threshold)
+        if d == "fail" and rule == "lower" and e.verdict(threshold, rule) != "fail":
+            d = "continue"  # the family-adjusted sign-flip p must also reach alpha, as in the fixed design
+        decisions.append(d)
+    if "continue" in decisions:
+        return "undecided" if last else "continue"
+    return "fail" if "fail" in decisions else "pass"
+
+
+def _sequential_record(spec: AuditSpec, result: AuditResult, path: list[dict]) -> dict:
+    design, inference = spec.recipe.design, spec.inference
+    decision = path[-1]["decision"]
+    record = {"min_seeds": design.min_seeds, "max_seeds": design.max_seeds, "round": design.round_size,
+              "boundary": design.boundary, "looks": path, "decision": decision, "fixed_seeds": None}
+    if decision == "undecided":
+        # The effect nearest the threshold is the one that needs the most seeds to settle.
+        worst = min(result.all_effects.values(), key=lambda e: abs(abs(e.estimate) - inference.threshold))
+        record["fixed_seeds"] = fixed_design_seeds(worst, inference.threshold, inference.confidence,
+                                                   family=len(result.all_effects))
+        need = record["fixed_seeds"]
+        record["reason"] = (f"undecided at max_seeds={design.max_seeds}: {worst.label} has interval "
+                            f"[{worst.ci[0]:+.4f}, {worst.ci[1]:+.4f}] across the threshold {inference.threshold:g}; "
+                            + (f"a fixed design would need about {need} seeds per level" if need else
+                               "its estimate sits on the threshold, so no seed count settles it"))
+    else:
+        record["reason"] = (f"{decision} at {path[-1]['seeds']} seeds per level (look {len(path)} of "
+                            f"{len(design.looks)}): every interval lies " +
+                            ("inside" if decision == "pass" else "beyond, for the failing effect,")
+                            + f" the threshold {inference.threshold:g}")
+    return record
+
+
+def _execute_fixed(spec: AuditSpec) -> AuditResult:
     started = time.time()
     with audit_threads():
         plan, job, loaders = prepare(spec)

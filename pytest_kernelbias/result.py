@@ -84,6 +84,7 @@ class AuditResult:
     test_names: tuple = field(default=(), repr=False)  # the subgroups `test_codes` index
     learning: tuple = field(default=(), repr=False)  # per audited model: clean accuracy vs the majority rate
     gaps: dict = field(default_factory=dict)  # perturbation -> the bias at the reference level itself (Effect)
+    sequential: Optional[dict] = None  # seeds="auto": the looks (seeds, level, intervals, decision) and why it stopped
     # Told every verdict `assert_below` reaches (the pytest fixture records it for the reports).
     on_verdict: Optional[Callable[[Verdict], None]] = field(default=None, repr=False, compare=False)
 
@@ -134,8 +135,9 @@ class AuditResult:
     def assert_below(self, threshold: float | None = None, rule: str | None = None) -> Verdict:
         """Return the `Verdict`, or raise `AuditFailure` (an AssertionError with the outcome table) when any
         effect fails the rule; warn on the warn tier. The result itself does not change."""
+        __tracebackhide__ = True  # pytest shows the caller's line and the message (the table), not this frame
         verdict = self.judge(threshold, rule)
-        if verdict.rule == "lower":  # the spec checked its own rule; one given here is checked now
+        if verdict.rule == "lower" and self.sequential is None:  # the spec checked its own rule; this one now
             levels = {level for _, level in self.all_effects}
             check_can_fail("lower", len(self.outcomes.seeds), len(levels), len(self.all_effects) // max(1, len(levels)),
                            self.correction, self.settings.get("confidence", 0.95))
@@ -143,6 +145,8 @@ class AuditResult:
             self._warn_if_upper_cannot_pass(verdict.threshold)
         if self.on_verdict is not None:
             self.on_verdict(verdict)
+        if self.sequential is not None and self.sequential["decision"] == "undecided":
+            warnings.warn(KernelAuditWarning(f"{self.name}: seeds=auto: {self.sequential['reason']}"), stacklevel=2)
         bad = {k: self.all_effects[k] for k, v in verdict.by_effect.items() if v == "fail"}
         if bad:
             worst_key = max(bad, key=lambda k: bad[k].statistic(verdict.rule))
@@ -174,6 +178,7 @@ class AuditResult:
 
     def assert_spectral_shift_below(self, threshold: float, rule: str = "estimate") -> "AuditResult":
         """Fail when the level's effect on any subgroup's activation high-frequency ratio passes `threshold`."""
+        __tracebackhide__ = True  # as in assert_below: the caller's line and the message
         threshold, rule = check_threshold(threshold), check_rule(rule)
         if not self.spectral_effects:
             raise AuditConfigError("this audit measured no spectra; run it with spectral_cutoff set (e.g. 0.5)")
@@ -283,6 +288,7 @@ class AuditResult:
             "clean_accuracy": self.clean_accuracy(),
             "learning": [{"model": m.label, "accuracy": m.accuracy, "ci_low": m.ci[0], "ci_high": m.ci[1],
                           "majority": m.majority} for m in self.learning],
+            "sequential": self.sequential,
         }
 
     def __repr__(self) -> str:
@@ -296,6 +302,9 @@ class AuditResult:
         for by_group in self.spectral_effects.values():
             lines += ["  " + e.summary() for e in by_group.values()]
         lines += ["  " + e.summary() for e in self.placebos.values()]
+        if self.sequential is not None:
+            looks = ", ".join(f"{look['seeds']}: {look['decision']}" for look in self.sequential["looks"])
+            lines.append(f"  seeds=auto looks ({looks}): {self.sequential['reason']}")
         lines.append(f"  verdict: {self.verdict} (threshold {self.threshold:g}, rule {self.rule!r}: "
                      f"{RULE_MEANING[self.rule]}; p adjusted by {self.correction})")
         return "\n".join(lines)

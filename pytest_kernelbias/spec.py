@@ -22,6 +22,7 @@ from .analysis._design import check_can_fail
 from .analysis._effects import METHODS, check_rule, check_seeds, check_threshold
 from .analysis._estimand import Estimand
 from .analysis._multiplicity import CORRECTIONS
+from .analysis._sequential import SequentialDesign, look_confidences
 from .data._loaders import as_perturbations
 from .data._subgroups import SubgroupDataset
 from .data._synthfaces import CONFIGS, SynthFacesConfig
@@ -125,14 +126,22 @@ class DataSpec:
 class RecipeSpec:
     """How each variant is trained: seeds per level, the recipe or a user's trainer, pairing and device."""
 
-    seeds: int = 6
+    seeds: int | str = 6  # or "auto": min_seeds first, then seed_round more per level while undecided
     train_config: TrainConfig = TrainConfig()
     trainer: Trainer | None = None
     paired: bool = True
     device: str = "cpu"
+    min_seeds: int = 3
+    max_seeds: int = 10
+    seed_round: int = 1
+    boundary: str = "pocock"  # how the looks share alpha: "pocock", "obrien-fleming" or "bonferroni"
+    look: bool = False  # set by the audit on each look of seeds="auto": the design was checked as a whole
 
     def __post_init__(self) -> None:
-        check_seeds(self.seeds)
+        if self.seeds == "auto":
+            SequentialDesign(self.min_seeds, self.max_seeds, self.seed_round, self.boundary)  # checks each
+        else:
+            check_seeds(self.seeds)
         if not isinstance(self.train_config, TrainConfig):
             raise AuditConfigError(f"train_config must be a TrainConfig, e.g. TrainConfig(epochs=4); got "
                                    f"{type(self.train_config).__name__}")
@@ -147,6 +156,17 @@ class RecipeSpec:
             raise AuditConfigError(f"device {self.device!r} is not a torch device ({exc}); use cpu, cuda or "
                                    "cuda:1") from None
         object.__setattr__(self, "device", str(device))
+
+    @property
+    def design(self) -> SequentialDesign | None:
+        """The sequential design of seeds="auto", else None."""
+        if self.seeds != "auto":
+            return None
+        return SequentialDesign(self.min_seeds, self.max_seeds, self.seed_round, self.boundary)
+
+    @property
+    def most_seeds(self) -> int:
+        return self.max_seeds if self.seeds == "auto" else self.seeds  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -249,7 +269,7 @@ _KEYWORDS: dict[str, tuple[str, str]] = {
     **{f.name: ("target", f.name) for f in fields(TargetSpec) if f.name not in ("model", "layer", "levels")},
     **{f.name: ("data", f.name) for f in fields(DataSpec) if f.name != "perturbations"},
     "perturbation": ("data", "perturbations"),
-    **{f.name: ("recipe", f.name) for f in fields(RecipeSpec)},
+    **{f.name: ("recipe", f.name) for f in fields(RecipeSpec) if f.name != "look"},
     "bias": ("estimand", "form"), "contrast": ("estimand", "contrast"), "outcome": ("estimand", "outcome"),
     **{f.name: ("inference", f.name) for f in fields(InferenceSpec)},
     **{f.name: ("mechanism", f.name) for f in fields(MechanismSpec)},
@@ -283,11 +303,12 @@ class AuditSpec:
     name: str = "audit"
 
     def __post_init__(self) -> None:
-        if "aa" in self.inference.placebos and self.recipe.seeds < 2:
-            raise AuditConfigError("the A/A placebo needs at least 2 seeds")
-        inference = self.inference
-        check_can_fail(inference.rule, self.recipe.seeds, len(self.target.treatments), len(self.data.perturbations),
-                       inference.correction, inference.confidence)
+        inference, design = self.inference, self.recipe.design
+        # seeds="auto" is checked at its last look, at that look's level; each look it runs is then exempt.
+        confidence = inference.confidence if design is None else look_confidences(design, inference.confidence)[-1]
+        if not self.recipe.look:
+            check_can_fail(inference.rule, self.recipe.most_seeds, len(self.target.treatments),
+                           len(self.data.perturbations), inference.correction, confidence)
         if self.execution.executor == "seed-batched" and self.recipe.trainer is not None:
             raise AuditConfigError("executor 'seed-batched' trains with the default trainer only; drop trainer= "
                                    "or use executor='local'")

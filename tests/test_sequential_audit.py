@@ -1,0 +1,63 @@
+"""seeds="auto" in a real audit: looks, early stops, undecided warnings and incremental caching (issue 16)."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_kernelbias import AuditConfigError, KernelAuditWarning, TrainConfig, run_audit, synthfaces
+from pytest_kernelbias.analysis._sequential import SequentialDesign, look_confidences
+
+from .conftest import tiny_cnn
+
+TRAIN = dict(data=synthfaces(300, 0, "planted"), test_data=synthfaces(200, 0, "planted", split="test"),
+             train_config=TrainConfig(epochs=1, batch_size=32), progress=None, spectral_cutoff=None,
+             placebos=(), require_learning=False, min_group_size=1, workers=1)
+
+
+def test_a_wide_threshold_is_settled_at_the_first_look(tmp_path):
+    lines = []
+    result = run_audit(tiny_cnn, "0", [3, 5], seeds="auto", min_seeds=3, max_seeds=6, threshold=0.5,
+                       cache=tmp_path, **{**TRAIN, "progress": lines.append})
+    path = result.sequential
+    assert [look["seeds"] for look in path["looks"]] == [3] and path["decision"] == "pass"
+    assert result.settings["trained"] == 6 and len(result.outcomes.seeds) == 3
+    # The look's interval is at the design's per-look level, not the nominal 95%.
+    (first,) = look_confidences(SequentialDesign(3, 6, 1, "pocock"))[:1]
+    assert result.effect.confidence == pytest.approx(first) and first > 0.95
+    assert sum("seeds=auto look 1/4: 3 seeds per level" in line for line in lines) == 1
+    assert result.assert_below().overall == "pass"
+
+
+def test_an_unsettled_audit_adds_rounds_to_max_seeds_and_warns_with_the_fixed_design(tmp_path):
+    # threshold 0 under rule "estimate": no interval of a noisy effect lies wholly beyond 0, so it never settles.
+    result = run_audit(tiny_cnn, "0", [3, 5], seeds="auto", min_seeds=2, max_seeds=4, seed_round=1,
+                       threshold=0.0, cache=tmp_path, **TRAIN)
+    path = result.sequential
+    assert [look["seeds"] for look in path["looks"]] == [2, 3, 4] and path["decision"] == "undecided"
+    # Each look trains only the new seeds: 2 levels x 4 seeds in all, every earlier one from the store.
+    assert result.settings["from_cache"] == 6 and result.settings["trained"] == 2
+    assert "undecided at max_seeds=4" in path["reason"]
+    with pytest.warns(KernelAuditWarning, match="seeds=auto: undecided at max_seeds=4"):
+        try:
+            result.assert_below()
+        except AssertionError:
+            pass  # the verdict itself follows the rule on the last look's interval
+
+
+def test_a_later_run_with_more_max_seeds_trains_only_the_new_seeds(tmp_path):
+    run_audit(tiny_cnn, "0", [3, 5], seeds="auto", min_seeds=2, max_seeds=3, threshold=0.0, cache=tmp_path, **TRAIN)
+    more = run_audit(tiny_cnn, "0", [3, 5], seeds="auto", min_seeds=2, max_seeds=4, threshold=0.0, cache=tmp_path,
+                     **TRAIN)
+    assert more.settings["trained"] == 2 and more.settings["from_cache"] == 6
+
+
+@pytest.mark.parametrize("settings", [dict(min_seeds=1), dict(max_seeds=2, min_seeds=3), dict(seed_round=0),
+                                      dict(boundary="haybittle")])
+def test_bad_sequential_settings_are_refused_before_training(settings):
+    with pytest.raises(AuditConfigError):
+        run_audit(tiny_cnn, "0", [3, 5], seeds="auto", **settings, **TRAIN)
+
+
+def test_a_lower_rule_design_that_cannot_fail_even_at_max_seeds_is_refused():
+    with pytest.raises(AuditConfigError, match="can never fail"):
+        run_audit(tiny_cnn, "0", [3, 5], seeds="auto", min_seeds=2, max_seeds=4, rule="lower", **TRAIN)
