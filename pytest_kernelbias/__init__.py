@@ -100,7 +100,8 @@ __all__ = [
     # training and stores
     "MemoryStore", "TrainConfig", "VariantCache", "train",
     # statistics
-    "Effect", "Outcome", "Outcomes", "SequentialDesign", "benjamini_hochberg", "estimate_effects", "holm", "minimum_detectable_effect",
+    "Effect", "Outcome", "Outcomes", "SequentialDesign", "benjamini_hochberg", "estimate_effects", "holm",
+    "minimum_detectable_effect",
     "paired_effect", "power", "run_sequential", "seeds_needed",
     # errors and warnings
     "AuditConfigError", "AuditFailure", "BaselineWarning", "CacheWarning", "DatasetFormatError", "DatasetWarning",
