@@ -13,6 +13,11 @@ from .reporting._baseline import check_name
 from .spec import ExecutionSpec
 
 
+def _parse_seeds(raw: object) -> int | str:
+    text = str(raw).strip().lower()
+    return "auto" if text == "auto" else int(text)
+
+
 def _parse_workers(raw: object) -> int | None:
     text = str(raw).strip().lower()
     return None if text == "auto" else int(text)
@@ -21,7 +26,8 @@ def _parse_workers(raw: object) -> int | None:
 # name -> (the default as --help shows it, parser, help). Option --kernel-audit-NAME, ini kernel_audit_NAME.
 # The values themselves are AuditSettings' defaults; the help text never states a default of its own.
 OPTIONS: dict[str, tuple[Any, Any, str]] = {
-    "seeds": (6, int, "seeds per intervention level (>= 2)"),
+    "seeds": (6, _parse_seeds, "seeds per intervention level (>= 2), or auto: train more only while the "
+                               "verdict is undecided (min_seeds, max_seeds, seed_round on the marker)"),
     "threshold": (0.05, float, "largest tolerated |effect| on the bias, in metric units"),
     "rule": ("estimate", str, "what is compared with the threshold: estimate, upper or lower (CI bound)"),
     "device": ("auto", str, "torch device for training and evaluation; auto picks cuda when available"),
@@ -31,15 +37,16 @@ OPTIONS: dict[str, tuple[Any, Any, str]] = {
     "workers": ("auto", _parse_workers, "processes that train and measure variants in parallel, one torch thread "
                                         "each; auto is one per usable core, shared out among pytest-xdist workers"),
     "retrain": ("off", None, "ignore cached variants: train every one again and overwrite the cache"),
-    "executor": ("local", str, "where variants train: local (a process pool with workers > 1, else seed-batched "
-                               "where measured faster, else serial), serial, seed-batched, pool or ray"),
+    "executor": ("local", str, "where variants train: local (seed-batched where it can win: a GPU, or "
+                               "seed_batching='vmap'; else a process pool with workers > 1; else serial), "
+                               "serial, seed-batched, pool or ray"),
     "ray_address": ("a local Ray instance", str, "Ray cluster to train on with executor ray: HOST:PORT, "
                                                  "ray://HOST:PORT or auto"),
 }
 # ini types other than "string", with the pytest release that first accepts each: an older pytest reads
 # the value as a string, which the option's parser converts all the same.
 INI_TYPES: dict[str, tuple[Any, tuple[int, int]]] = {
-    "seeds": ("int", (8, 4)),
+    "seeds": (int | Literal["auto"], (9, 2)),
     "threshold": ("float", (8, 4)),
     "retrain": ("bool", (7, 0)),
     "workers": (int | Literal["auto"], (9, 2)),
@@ -84,7 +91,7 @@ def resolve_device(device: str) -> str:
 
 @dataclass(frozen=True)
 class AuditSettings:
-    seeds: int = 6
+    seeds: int | str = 6  # or "auto"
     threshold: float = 0.05
     rule: str = "estimate"
     device: str = "auto"
@@ -97,7 +104,8 @@ class AuditSettings:
     ray_address: str | None = None
 
     def __post_init__(self) -> None:
-        check_seeds(self.seeds)
+        if self.seeds != "auto":
+            check_seeds(self.seeds)
         check_threshold(self.threshold)
         check_rule(self.rule)
         resolve_device(self.device)
@@ -147,6 +155,7 @@ def from_sources(cli: Mapping[str, Any], ini: Mapping[str, Any]) -> AuditSetting
         try:
             values[name] = parse(raw)
         except (TypeError, ValueError):
-            kind = {_parse_bool: "true/false", _parse_workers: "int >= 1 or auto"}.get(parse, parse.__name__)
+            kind = {_parse_bool: "true/false", _parse_workers: "int >= 1 or auto",
+                    _parse_seeds: "int >= 2 or auto"}.get(parse, parse.__name__)
             raise AuditConfigError(f"{source}={raw!r} is not a valid {kind}: {_help}") from None
     return AuditSettings(**values)

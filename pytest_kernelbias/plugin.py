@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import replace
+from pathlib import Path
+from types import TracebackType
 
 import pytest
 
-from ._options import FLAGS, OPTIONS, AuditSettings, flag, from_sources, resolve_device
+from ._options import FLAGS, OPTIONS, AuditSettings, check_baseline_names, flag, from_sources, ini_type, resolve_device
 from .analysis._outcomes import estimate_effects
 from .audit import run_audit
 from .data._loaders import SubgroupLoaders
-from .errors import AuditConfigError
+from .errors import AuditConfigError, AuditFailure, KernelBiasError
 from .execution._store import VariantCache
 from .intervention._intervene import KernelIntervention
-from .reporting import WRITERS
-from .reporting._baseline import compare, load_baseline, regression_message, save_baseline
-from .reporting._text import summary_lines
+from .reporting._baseline import compare, load_baseline, regression_message
+from .reporting._session import Notes, SessionProgress, write_outputs
+from .reporting._text import summary_lines, wrap_id
 from .spec import check_keywords
 
 MARKER = "kernel_audit"
@@ -37,12 +40,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "(default: off; per test: @pytest.mark.kernel_audit(compare_fail=DELTA))")
     for name, (default, _parse, text) in OPTIONS.items():
         if name in FLAGS:
-            group.addoption(f"--kernel-audit-{flag(name)}", action="store_true", default=False,
-                            help=f"{text} (default: off; ini: kernel_audit_{name})")
+            kind = {"action": "store_true", "default": False}
         else:
-            group.addoption(f"--kernel-audit-{flag(name)}", default=None, metavar=name.upper(),
-                            help=f"{text} (default: {default}; ini: kernel_audit_{name})")
-        parser.addini(f"kernel_audit_{name}", f"{text} (default: {default})", default=None)
+            kind = {"default": None, "metavar": name.upper()}
+        group.addoption(f"--kernel-audit-{flag(name)}", **kind,
+                        help=f"{text} (default: {default}; ini: kernel_audit_{name})")
+        # default=None: an ini setting left out defers to the command line's and AuditSettings' defaults.
+        parser.addini(f"kernel_audit_{name}", f"{text} (default: {default})",
+                      type=ini_type(name, pytest.version_tuple), default=None)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -50,9 +55,15 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", f"{MARKER}(**overrides): a causal kernel-size bias audit; runs only with --kernel-audit. "
         "Keyword arguments (seeds, threshold, rule, device, or any run_audit argument) override the options.")
     cli = {name: config.getoption(f"kernel_audit_{name}") for name in OPTIONS}
-    ini = {name: config.getini(f"kernel_audit_{name}") for name in OPTIONS}
+    ini = {}
+    for name, (_default, _parse, text) in OPTIONS.items():
+        try:
+            ini[name] = config.getini(f"kernel_audit_{name}")
+        except pytest.UsageError as exc:  # pytest's own type check names neither the setting's meaning nor its fix
+            raise pytest.UsageError(f"ini kernel_audit_{name}: {exc} (kernel_audit_{name}: {text})") from None
     try:
         config.stash[_SETTINGS] = from_sources(cli, ini)
+        check_baseline_names(config.getoption("kernel_audit_save"), config.getoption("kernel_audit_compare"))
     except AuditConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.pluginmanager.register(AuditRecorder(config), "kernel-audit-recorder")
@@ -125,8 +136,9 @@ def kernel_audit(request: pytest.FixtureRequest, kernel_audit_settings: AuditSet
     runs: list[dict] = []
 
     def progress(msg: str) -> None:
-        # Per-model lines always; per-epoch lines only with -v, training is the long part.
-        if reporter is None or not (verbose or "+evaluated" in msg) or request.config.getoption("verbose") < 0:
+        # Setup decisions and per-model lines always; per-epoch lines only with -v, training is the long part.
+        shown = verbose or "+evaluated" in msg or msg.startswith("setup:")
+        if reporter is None or not shown or request.config.getoption("verbose") < 0:
             return
         if capman is None:
             reporter.write_line(f"[kernel-audit] {msg}")
@@ -135,6 +147,7 @@ def kernel_audit(request: pytest.FixtureRequest, kernel_audit_settings: AuditSet
             reporter.write_line(f"[kernel-audit] {msg}")
 
     def audit(model, layer, levels, **kwargs):
+        __tracebackhide__ = True  # a failure shows the user's test line, not this wrapper
         options = {"seeds": settings.seeds, "threshold": settings.threshold, "rule": settings.rule,
                    "device": resolve_device(settings.device), "name": request.node.name, "progress": progress,
                    "cache": _variant_cache(request.config, settings), "retrain": settings.retrain,
@@ -174,9 +187,38 @@ def kernel_audit(request: pytest.FixtureRequest, kernel_audit_settings: AuditSet
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     outcome = yield
+    report = outcome.get_result()
     if call.when == "teardown" and _RECORDS in item.stash:
         # A report attribute, not a user property: whole records (example images included) stay out of JUnit XML.
-        setattr(outcome.get_result(), RECORDS_ATTR, item.stash[_RECORDS])
+        setattr(report, RECORDS_ATTR, item.stash[_RECORDS])
+    if call.when == "call" and report.failed and call.excinfo is not None:
+        _hide_package_frames(item, call.excinfo, report)
+
+
+_PACKAGE = str(Path(__file__).resolve().parent) + os.sep
+
+
+def _hide_package_frames(item: pytest.Item, excinfo: pytest.ExceptionInfo, report: pytest.TestReport) -> None:
+    """An audit failure, or an error the package raised on purpose, shows the user's frames and the message.
+
+    The message (the audit's table, or what to change) is the whole story; this package's frames in
+    between would only add its internals and, in long style, the reprs of their arguments (datasets
+    with their tensors). --fulltrace keeps every frame, and a bug (any other exception) is left as is.
+    """
+    if item.config.getoption("fulltrace", False) or not excinfo.errisinstance((AuditFailure, KernelBiasError)):
+        return
+    # A new chain of the raw traceback: pytest re-reads the raw chain when it cuts to the test function,
+    # so filtering only pytest's Traceback view would not last.
+    kept, tb = [], excinfo.tb
+    while tb is not None:
+        if not os.path.realpath(tb.tb_frame.f_code.co_filename).startswith(_PACKAGE):
+            kept.append(tb)
+        tb = tb.tb_next
+    pruned = None
+    for entry in reversed(kept):
+        pruned = TracebackType(pruned, entry.tb_frame, entry.tb_lasti, entry.tb_lineno)
+    if pruned is not None and len(kept) < len(excinfo.traceback):
+        report.longrepr = item.repr_failure(pytest.ExceptionInfo.from_exc_info((excinfo.type, excinfo.value, pruned)))
 
 
 _RECORDS = pytest.StashKey[list]()
@@ -197,7 +239,8 @@ def _baseline(config: pytest.Config):
 def _variant_cache(config: pytest.Config, settings: AuditSettings) -> VariantCache:
     """One cache per session: --kernel-audit-cache, else kernel-audit/ in pytest's own cache dir."""
     if _CACHE not in config.stash:
-        root = settings.cache or (config.cache.mkdir("kernel-audit") if config.cache is not None else None)
+        cache = getattr(config, "cache", None)  # absent under -p no:cacheprovider
+        root = settings.cache or (cache.mkdir("kernel-audit") if cache is not None else None)
         config.stash[_CACHE] = VariantCache(root or ".kernel-audit-cache")
     return config.stash[_CACHE]
 
@@ -209,8 +252,19 @@ class AuditRecorder:
         self.config = config
         self.audits: dict[tuple[str, str], dict] = {}
         self.outcomes: dict[str, str] = {}
+        self.progress = SessionProgress()
+        self.notes = Notes()  # what happened to the reports and the baseline, for the terminal
+
+    def pytest_runtest_logstart(self, nodeid: str) -> None:
+        self.progress.start(nodeid)
+
+    def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo) -> None:
+        # Ctrl-C, pytest.exit, or collection errors (pytest stops with its Interrupted exception).
+        self.progress.interrupt(str(excinfo.value) or excinfo.typename)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "teardown":
+            self.progress.finish(report.nodeid)
         if report.when == "call":
             xfail = hasattr(report, "wasxfail")
             self.outcomes[report.nodeid] = ("xfailed" if report.skipped else "xpassed") if xfail else report.outcome
@@ -231,21 +285,27 @@ class AuditRecorder:
             trained = sum(r["settings"].get("trained", 0) for r in records)
             cached = sum(r["settings"].get("from_cache", 0) for r in records)
             caches = sorted({r["settings"].get("cache") for r in records if r["settings"].get("cache")})
-            terminalreporter.write_line(f"{trained} variants trained, {cached} loaded from the cache"
-                                        + (f" ({', '.join(caches)})" if caches else ""))
-            for r in records:
-                for row in (r.get("baseline") or {}).get("rows", []):
-                    terminalreporter.write_line(f"baseline: {row['key']}: effect {row['then']:+.4f} -> "
-                                                f"{row['now']:+.4f} (|effect| change {row['growth']:+.4f})")
+            tail = [f"{trained} variants trained, {cached} loaded from the cache"
+                    + (f" ({', '.join(caches)})" if caches else "")]
+            tail += [f"baseline: {row['key']}: effect {row['then']:+.4f} -> {row['now']:+.4f} (|effect| change "
+                     f"{row['growth']:+.4f})" for r in records for row in (r.get("baseline") or {}).get("rows", [])]
+            for line in tail:  # long paths and test ids wrap at their separators, as in the table above
+                for part in wrap_id(line):
+                    terminalreporter.write_line(part)
+        if self.notes and not lines:
+            terminalreporter.write_sep("=", "kernel audit")
+        for note in self.notes:
+            terminalreporter.write_line(f"kernel-audit: {note}", yellow=True, bold=True)
 
-    def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        settings = self.config.stash[_SETTINGS]
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        # Runs before pytest's terminal summary, which then shows self.notes.
         if hasattr(self.config, "workerinput"):
             return  # xdist workers report to the controller, which writes one merged report
-        for option, write in WRITERS.items():
-            path = getattr(settings, option)
-            if path:
-                write(path, self.records(), settings.as_dict())
-        name = self.config.getoption("kernel_audit_save")
-        if name:
-            save_baseline(self.config.rootpath, name, self.records())
+        stopped = session.shouldfail or session.shouldstop
+        reason = self.progress.incomplete_reason(exitstatus == pytest.ExitCode.INTERRUPTED,
+                                                 stopped if isinstance(stopped, str) else "",
+                                                 getattr(session, "testscollected", 0))
+        self.notes = write_outputs(self.records(), self.config.stash[_SETTINGS].as_dict(), reason,
+                                   self.config.getoption("kernel_audit_save"), self.config.rootpath)
+        if self.notes.as_errors and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED  # -W error::ReportWarning: fail, without a traceback

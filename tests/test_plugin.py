@@ -48,8 +48,13 @@ def test_marker_is_registered_so_strict_markers_is_clean(pytester):
 @pytest.mark.slow
 def test_failing_audit_prints_table_and_summary_and_writes_json(pytester):
     pytester.makepyfile(AUDIT_TEST)
-    result = pytester.runpytest("--kernel-audit", "--kernel-audit-json", "out/report.json")
+    # A subprocess: torch operators first registered inside an in-process run cannot be registered again by
+    # later tests in this process, once pytester has dropped the modules that run imported.
+    result = pytester.runpytest_subprocess("--kernel-audit", "--kernel-audit-json", "out/report.json", "--tb=short")
     result.assert_outcomes(failed=1)
+    # The failure is the test's own line and the audit's table: no frame of the plugin or of assert_below.
+    assert re.findall(r"^(\S+\.py):\d+: in ", result.stdout.str(), re.M) == ["test_failing_audit_prints_table_and_"
+                                                                         "summary_and_writes_json.py"]
     result.stdout.fnmatch_lines([
         "*kernel audit failed: kernel_size=7 vs kernel_size=3: spread of drop*",
         "*estimate rule: fails when |estimate| > threshold;*> threshold 0 by*",
@@ -59,9 +64,13 @@ def test_failing_audit_prints_table_and_summary_and_writes_json(pytester):
         "*effect*95% CI*p=*n=2 seeds*",
         "*the gap itself at kernel_size=3: *",
         "*kernel audit summary*",
-        "test*contrast*perturbation*effect*95% CI*p*threshold*verdict*gap at k0*clean acc*",
-        "*test_tiny_audit*kernel_size=7 vs kernel_size=3*LowPass(0.4)*fail*",
+        "  level k*perturbation*effect*95% CI*p adj*verdict*gap at k0 [[]95% CI[]]*clean acc k",
+        "test_failing_audit_prints_table_and_summary_and_writes_json.py::test_tiny_audit",
+        "  failed; k0 = kernel_size=3 (clean acc *, majority class *); threshold 0, rule estimate",
+        "  kernel_size=7*LowPass(0.4)*fail*",
+        "verdict: pass = within threshold | warn = *| fail = *| xfailed = *",
     ])
+    assert max(len(line) for line in result.stdout.str().split("kernel audit summary")[1].splitlines()) <= 120
     result.stdout.fnmatch_lines(["*[[]kernel-audit[]] test_tiny_audit kernel_size=3 seed 1/2 trained+evaluated*"])
     report = json.loads((pytester.path / "out" / "report.json").read_text())
     assert report["schema_version"] == 1
@@ -82,7 +91,8 @@ def test_report_header_shows_active_settings(pytester):
     pytester.makeini("[pytest]\nkernel_audit_seeds = 4\n")
     pytester.makepyfile(SETTINGS_TEST)
     result = pytester.runpytest("--kernel-audit-device", "cpu")
-    result.stdout.fnmatch_lines(["kernel-audit: seeds=4, threshold=0.05, rule=estimate, device=cpu, audits off*"])
+    result.stdout.fnmatch_lines(["kernel-audit: seeds=4, threshold=0.05, rule=estimate, device=cpu, "
+                                 "workers=auto x 1 torch thread, audits off*"])
 
 
 def test_header_names_the_ray_cluster_when_audits_train_there(pytester):
@@ -104,7 +114,8 @@ def test_executor_ray_trains_on_a_local_ray_instance_and_reports_it(pytester):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--kernel-audit-seeds", "1"], "at least 2 seeds*--kernel-audit-seeds=N*"),
+    (["--kernel-audit-seeds", "1"], "at least 2 seeds*seeds=N on @pytest.mark.kernel_audit or run_audit, or "
+                                    "--kernel-audit-seeds=N*"),
     (["--kernel-audit-seeds", "many"], "--kernel-audit-seeds='many' is not a valid int*"),
     (["--kernel-audit-rule", "mean"], "rule must be one of*"),
     (["--kernel-audit-device", "gpu0"], "device 'gpu0' is not a torch device*"),
@@ -129,13 +140,13 @@ def test_second_run_loads_variants_from_the_cache_and_says_so(pytester):
     pytester.makepyfile(AUDIT_TEST)
     # Subprocesses: in-process reruns would re-import torch submodules that register operators once only.
     first = pytester.runpytest_subprocess("--kernel-audit", "--kernel-audit-cache", "variants")
-    first.stdout.fnmatch_lines(["4 variants trained, 0 loaded from the cache (*variants)"])
+    first.stdout.fnmatch_lines(["4 variants trained, 0 loaded from the cache (*"])
     second = pytester.runpytest_subprocess("--kernel-audit", "--kernel-audit-cache", "variants")
     second.stdout.fnmatch_lines(["*loaded from cache+evaluated*"])
-    second.stdout.fnmatch_lines(["0 variants trained, 4 loaded from the cache (*variants)"])
+    second.stdout.fnmatch_lines(["0 variants trained, 4 loaded from the cache (*"])
     third = pytester.runpytest_subprocess("--kernel-audit", "--kernel-audit-cache", "variants",
                                           "--kernel-audit-retrain")
-    third.stdout.fnmatch_lines(["4 variants trained, 0 loaded from the cache (*variants)"])
+    third.stdout.fnmatch_lines(["4 variants trained, 0 loaded from the cache (*"])
 
 
 @pytest.mark.slow
@@ -147,8 +158,10 @@ def test_xdist_workers_merge_into_one_summary_and_one_json_report(pytester):
                                            "--kernel-audit-cache", "variants")
     result.assert_outcomes(failed=2)
     result.stdout.fnmatch_lines(["*kernel audit summary*"])
-    result.stdout.fnmatch_lines(["*test_one.py::test_tiny_audit *kernel_size=7 vs kernel_size=3*"])
-    result.stdout.fnmatch_lines(["*test_two.py::test_tiny_audit_again *kernel_size=7 vs kernel_size=3*"])
+    result.stdout.fnmatch_lines(["test_one.py::test_tiny_audit", "  failed; k0 = kernel_size=3*",
+                                 "  kernel_size=7*LowPass(0.4)*fail*"])
+    result.stdout.fnmatch_lines(["test_two.py::test_tiny_audit_again", "  failed; k0 = kernel_size=3*",
+                                 "  kernel_size=7*LowPass(0.4)*fail*"])
     report = json.loads((pytester.path / "report.json").read_text())
     assert sorted(a["test"] for a in report["audits"]) == ["test_one.py::test_tiny_audit",
                                                            "test_two.py::test_tiny_audit_again"]
@@ -166,8 +179,9 @@ def test_baseline_save_compare_and_regression_failure(pytester):
     assert (pytester.path / ".kernel-audit" / "baselines" / "main.json").exists()
     same = pytester.runpytest_subprocess(*common, "--kernel-audit-compare")
     same.assert_outcomes(passed=1)
-    same.stdout.fnmatch_lines(["baseline: *test_tiny_audit | kernel_size=7 vs kernel_size=3 | LowPass(0.4): effect*"
-                               "(|effect| change +0.0000)"])
+    unwrapped = re.sub(r"\n {4}", "", same.stdout.str())  # a long line continues on indented lines
+    assert re.search(r"^baseline: \S*test_tiny_audit \| kernel_size=7 vs kernel_size=3 \| LowPass\(0\.4\): effect .*"
+                     r"\(\|effect\| change \+0\.0000\)$", unwrapped, re.M)
     # A negative tolerance turns "no change" into a regression: proves the failing path end to end.
     strict = pytester.runpytest_subprocess(*common, "--kernel-audit-compare", "main",
                                            "--kernel-audit-compare-fail", "-5")
@@ -207,3 +221,39 @@ def test_a_misspelt_marker_keyword_is_a_usage_error_listing_the_valid_names(pyte
     result.stdout.fnmatch_lines(["*@pytest.mark.kernel_audit got an unknown setting 'seed'; did you mean 'seeds'?*"
                                  "valid settings are*threshold*"])
     result.assert_outcomes(errors=1)
+
+
+def test_help_shows_one_default_per_option_and_typed_ini_settings(pytester):
+    result = pytester.runpytest("--help")
+    out = result.stdout.str()
+    text = " ".join(out.split())
+    # The option group runs from its title to the blank line that ends it.
+    group = " ".join(out.split("causal kernel-size bias audits:")[1].split("\n\n")[0].split())
+    options = re.split(r" (?=--kernel-audit)", " " + group)[1:]
+    assert len(options) == 15
+    for option in options:
+        assert option.count("(default:") == 1, option
+    assert "folder of trained variants (default: kernel-audit/ in pytest's cache dir; ini: kernel_audit_cache)" in text
+    expected = {"seeds": "int | 'auto'", "threshold": "float", "retrain": "bool", "workers": "int | 'auto'",
+                "rule": "string"}
+    for name, kind in expected.items():
+        since = {"seeds": (9, 2), "threshold": (8, 4), "workers": (9, 2)}.get(name, (7, 0))
+        kind = kind if pytest.version_tuple[:2] >= since else "string"
+        assert f"kernel_audit_{name} ({kind}):" in text
+
+
+def test_typed_ini_settings_are_read_and_a_bad_one_names_the_setting(pytester):
+    pytester.makeini("[pytest]\nkernel_audit_seeds = 3\nkernel_audit_threshold = 0.2\nkernel_audit_retrain = yes\n"
+                     "kernel_audit_workers = 2\n")
+    pytester.makepyfile(SETTINGS_TEST.replace('print("SETTINGS", s.seeds, s.threshold, s.rule)',
+                                              'print("SETTINGS", s.seeds, s.threshold, s.retrain, s.workers)'))
+    result = pytester.runpytest("--kernel-audit", "-s")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*SETTINGS 3 0.2 True 2*"])
+    pytester.makeini("[pytest]\nkernel_audit_workers = auto\n")
+    result = pytester.runpytest("--kernel-audit", "-s")
+    result.stdout.fnmatch_lines(["*SETTINGS 6 0.05 False None*"])
+    pytester.makeini("[pytest]\nkernel_audit_seeds = many\n")
+    result = pytester.runpytest("--kernel-audit")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*kernel_audit_seeds*many*seeds per intervention level*"])

@@ -61,3 +61,13 @@ def test_bad_sequential_settings_are_refused_before_training(settings):
 def test_a_lower_rule_design_that_cannot_fail_even_at_max_seeds_is_refused():
     with pytest.raises(AuditConfigError, match="can never fail"):
         run_audit(tiny_cnn, "0", [3, 5], seeds="auto", min_seeds=2, max_seeds=4, rule="lower", **TRAIN)
+
+
+def test_the_seeds_option_and_ini_take_auto():
+    from pytest_kernelbias._options import from_sources
+
+    assert from_sources({"seeds": "auto"}, {}).seeds == "auto"
+    assert from_sources({}, {"seeds": "auto"}).seeds == "auto"
+    assert from_sources({}, {"seeds": "4"}).seeds == 4
+    with pytest.raises(AuditConfigError, match="int >= 2 or auto"):
+        from_sources({"seeds": "many"}, {})

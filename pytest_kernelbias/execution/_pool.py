@@ -19,7 +19,6 @@ import atexit
 import hashlib
 import os
 import sys
-import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -177,7 +176,7 @@ class PoolExecutor:
         if not todo:
             return set()
         # Workers write to disk; an in-memory store gets a temporary folder and the weights copied in after.
-        disk = store if isinstance(store, VariantCache) else VariantCache(tempfile.mkdtemp(prefix="kernel-audit-pool-"))
+        disk = store if isinstance(store, VariantCache) else VariantCache.temporary_cache()
         train_in_pool(job, todo, str(disk.root), self.workers, retrain, progress, evaluation)
         self.evaluates = evaluation is not None and disk is store
         if disk is not store:

@@ -17,7 +17,6 @@ import inspect
 import json
 import os
 import shutil
-import tempfile
 import uuid
 import warnings
 import weakref
@@ -32,7 +31,7 @@ from torch import nn
 
 from .. import __version__
 from ..errors import CacheWarning
-from ._records import ensure_folder, remove, seal, sha256_file, unseal
+from ._records import ensure_folder, honour_umask, make_temp_folder, remove, seal, sha256_file, unseal
 
 WEIGHTS, META = "weights.safetensors", "meta.json"
 
@@ -87,7 +86,7 @@ class VariantCache:
         root = Path(root)
         self.read_only: Path | None = None
         if not _writable(root):
-            fallback = Path(tempfile.mkdtemp(prefix="kernel-audit-cache-"))
+            fallback = make_temp_folder("kernel-audit-cache-")
             weakref.finalize(self, shutil.rmtree, str(fallback), True)
             self.read_only = root if root.is_dir() else None
             reading = "its entries are read, and " if self.read_only else ""
@@ -102,7 +101,7 @@ class VariantCache:
     @classmethod
     def temporary_cache(cls) -> "VariantCache":
         """A cache in a new temporary folder, removed when the object goes (at the latest at exit)."""
-        cache = cls(tempfile.mkdtemp(prefix="kernel-audit-run-"))
+        cache = cls(make_temp_folder("kernel-audit-run-"))
         weakref.finalize(cache, shutil.rmtree, str(cache.root), True)
         cache.temporary = True
         return cache
@@ -178,6 +177,7 @@ class VariantCache:
             # clone(): safetensors refuses tensors that share storage (tied weights, views).
             state = {k: v.detach().cpu().contiguous().clone() for k, v in state.items()}
             save_file(state, str(tmp / WEIGHTS))
+            honour_umask(tmp / WEIGHTS)  # safetensors writes 0600
             full = {**meta, "key": key, "package": __version__, "sha256": sha256_file(tmp / WEIGHTS)}
             (tmp / META).write_text(seal(full))
             remove(entry)  # a damaged entry, or a link put in its place
@@ -249,6 +249,7 @@ class VariantCache:
         tmp_arrays, tmp_meta = entry / f".{tag}.safetensors", entry / f".{tag}.json"
         try:
             save_file({c: torch.as_tensor(v).contiguous() for c, v in preds.items()}, str(tmp_arrays))
+            honour_umask(tmp_arrays)  # safetensors writes 0600
             remove(arrays_path)
             os.replace(tmp_arrays, arrays_path)
             tmp_meta.write_text(seal({"conditions": list(preds), "sha256": sha256_file(arrays_path),

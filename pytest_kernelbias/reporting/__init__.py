@@ -2,6 +2,8 @@
 
 `WRITERS` maps a report option (`--kernel-audit-<name>`) to the function that writes that file
 from the session's audit records; adding a report is one module plus one entry here (and its option).
+A writer also gets the run's status, ``{"complete": bool, "incomplete_reason": str | None}``, and
+must show it (`_session.py` decides where an incomplete report goes).
 """
 
 from __future__ import annotations
@@ -11,9 +13,9 @@ from typing import Callable, Mapping
 from ._html import write_html
 from ._json import environment, write_json
 
-Writer = Callable[[str, list, Mapping], object]  # (path, audit records, settings) -> the file written
+Writer = Callable[[str, list, Mapping, Mapping], object]  # (path, audit records, settings, status) -> the file
 
 WRITERS: dict[str, Writer] = {
     "json": write_json,
-    "html": lambda path, records, settings: write_html(path, records, environment(), settings),
+    "html": lambda path, records, settings, status: write_html(path, records, environment(), settings, status),
 }

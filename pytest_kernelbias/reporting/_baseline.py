@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import warnings
 from pathlib import Path
 from typing import Mapping
 
-from ..errors import BaselineWarning
+from ..errors import AuditConfigError, BaselineWarning
 from ._files import write_atomic
 from ._json import SCHEMA_VERSION, environment
 
@@ -24,8 +25,26 @@ def _key(test: str, effect: Mapping) -> str:
     return f"{test} | {effect['contrast']} | {effect['perturbation']}"
 
 
+def check_name(name: object, option: str = "baseline name") -> str:
+    """A baseline name is a plain file name inside FOLDER; anything that could point elsewhere is refused."""
+    text = name if isinstance(name, str) else ""
+    seps = {"/", "\\", os.sep, os.altsep or "/"}
+    problem = ("it is empty" if not text.strip() else
+               "it contains a path separator" if any(sep in text for sep in seps) else
+               "it contains '..'" if ".." in text else
+               "it starts with '.'" if text.startswith(".") else
+               "it contains a control character" if any(ord(c) < 32 for c in text) else "")
+    if problem:
+        raise AuditConfigError(
+            f"{option} {name!r} is not a baseline name: {problem}. A baseline name is a plain name such as main "
+            f"or before-refactor, saved as {FOLDER.as_posix()}/NAME.json under the rootdir; to keep a copy "
+            "elsewhere, copy that file after the run.")
+    return text
+
+
 def save_baseline(root: Path, name: str, audits: list[Mapping]) -> Path:
     """Store the effects of this run as baseline `name` (atomic write)."""
+    check_name(name)
     folder = root / FOLDER
     folder.mkdir(parents=True, exist_ok=True)
     doc = {"schema_version": SCHEMA_VERSION, "name": name, "environment": environment(),
@@ -39,7 +58,7 @@ def load_baseline(root: Path, name: str | None) -> dict | None:
     """Baseline `name`, or the newest one when `name` is empty; None (with a warning) when unusable."""
     folder = root / FOLDER
     if name:
-        path = folder / f"{name}.json"
+        path = folder / f"{check_name(name)}.json"
     else:
         saved = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime) if folder.exists() else []
         if not saved:
@@ -56,17 +75,62 @@ def load_baseline(root: Path, name: str | None) -> dict | None:
         warnings.warn(BaselineWarning(f"baseline {path} is not valid JSON ({exc}); comparison skipped, "
                                       "this run's results are still reported. Save a new one with --kernel-audit-save"))
         return None
-    if doc.get("schema_version") != SCHEMA_VERSION:
-        warnings.warn(BaselineWarning(f"baseline {path} has schema version {doc.get('schema_version')!r}, this "
+    version = doc.get("schema_version") if isinstance(doc, dict) else None
+    if isinstance(doc, dict) and (type(version) is not int or version != SCHEMA_VERSION):
+        warnings.warn(BaselineWarning(f"baseline {path} has schema version {version!r}, this "
                                       f"package writes {SCHEMA_VERSION}; comparison skipped. Save a new baseline."))
         return None
+    problem = shape_problem(doc)
+    if problem:
+        # Hand-edited or written by something else: compare() would fail inside the audit test instead.
+        warnings.warn(BaselineWarning(f"baseline {path} is malformed ({problem}); comparison skipped, this run's "
+                                      "results are still reported. Save a new one with --kernel-audit-save"))
+        return None
     now = environment()
-    if doc.get("environment", {}).get("package") != now["package"]:
-        warnings.warn(BaselineWarning(f"baseline {path.name} was saved by pytest-kernelbias "
-                                      f"{doc['environment'].get('package')}, this is {now['package']}: "
-                                      "differences may come from the package, not the model"))
+    package = doc.get("environment", {}).get("package")
+    if package != now["package"]:
+        warnings.warn(BaselineWarning(f"baseline {path.name} was saved by pytest-kernelbias {package}, this is "
+                                      f"{now['package']}: differences may come from the package, not the model"))
     doc["path"] = str(path)
     return doc
+
+
+def _kind(value: object) -> str:
+    """A value's JSON type, for messages about a malformed baseline."""
+    if value is _MISSING:
+        return "missing"
+    for kind, types in (("null", type(None)), ("a boolean", bool), ("a number", (int, float)), ("a string", str),
+                        ("an array", list), ("an object", dict)):
+        if isinstance(value, types):
+            return kind
+    return type(value).__name__
+
+
+_MISSING = object()
+
+
+def shape_problem(doc: object) -> str:
+    """What is wrong with the types of a parsed baseline ("" when every field compare() reads has its type)."""
+    if not isinstance(doc, dict):
+        return f"the document is {_kind(doc)}, not an object"
+    effects = doc.get("effects", _MISSING)
+    if not isinstance(effects, dict):
+        return f'"effects" is {_kind(effects)}, not an object of effect rows'
+    for key, row in effects.items():
+        if not isinstance(row, dict):
+            return f"effect {key!r} is {_kind(row)}, not an object"
+        for field in ("effect", "ci_low", "ci_high"):
+            value = row.get(field, _MISSING)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                return f"effect {key!r}: {field!r} is {_kind(value)}, not a number"
+            # An interval may be infinite (too few seeds); a NaN anywhere, or an infinite estimate, compares
+            # as "no growth" and would let every regression pass.
+            if math.isnan(value) or (field == "effect" and math.isinf(value)):
+                return f"effect {key!r}: {field!r} is {value}, not a finite number"
+    for field in ("data", "environment"):
+        if not isinstance(doc.get(field, {}), dict):
+            return f"{field!r} is {_kind(doc[field])}, not an object"
+    return ""
 
 
 def compare(audit: Mapping, baseline: Mapping) -> list[dict]:

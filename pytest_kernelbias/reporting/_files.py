@@ -6,17 +6,23 @@ import os
 import tempfile
 from pathlib import Path
 
+from ..execution._records import honour_umask
+
 
 def write_atomic(target: Path, text: str, what: str) -> Path:
-    """Write `text` to `target` atomically, creating its folder; `what` names the file in errors."""
+    """Write `text` to `target` atomically, creating its folder; `what` names the file in errors.
+
+    The file gets the mode a plain write would give it (0o666 less the umask), not mkstemp's private 0600.
+    """
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OSError(f"cannot create the folder for the {what} {target}: {exc}") from exc
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as fh:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:  # the HTML report is UTF-8 whatever the locale
             fh.write(text)
+        honour_umask(tmp)
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):

@@ -1,201 +1,128 @@
-"""A self-contained HTML report: the summary table and matplotlib figures embedded as PNG data URIs.
+"""A self-contained HTML report built for reading: verdict cards first, then every effect in one table,
+then one section per audit with its design, every result it computed and its figures.
 
-Built from the same audit records as the JSON report, so under pytest-xdist
-the controller renders one report from every worker's results. No network
-fetches: no scripts, fonts or styles from elsewhere.
+Built from the same audit records as the JSON report, so under pytest-xdist the controller renders
+one report from every worker's results. Nothing is fetched from elsewhere: the styles are inline,
+figures are PNG data URIs and forest rows inline SVG. The layout wraps rather than scrolls: at 1280 px
+or wider nothing is clipped and the page never scrolls sideways; a table too wide for a narrower
+window scrolls inside its own card.
 """
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 import os
-from collections import defaultdict
 from pathlib import Path
-from typing import Iterable, Mapping
-
-import numpy as np
+from typing import Mapping
 
 from ._files import write_atomic
-from ._text import COLUMNS, summary_lines
+from ._html_audit import anchor, audit_section
+from ._html_cards import audit_card, legend, status_line, summary_table
+from ._html_parts import esc
+from ._json import COMPLETE
+
+# Report text (test ids, subgroup values, perturbation names) is data, never markup: with "$" in it,
+# matplotlib would parse it as mathtext (or LaTeX under a user's usetex) and fail or garble it. The rc
+# default reaches every Text the figures create: titles, axis and tick labels, legends, colour bars.
+PLAIN_TEXT = {"text.parse_math": False, "text.usetex": False}
+
+STYLE = """
+*{box-sizing:border-box}
+body{margin:0;background:#f3f4f6;color:#1f2328;font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif}
+main{max-width:1240px;margin:0 auto;padding:12px 20px 40px}
+h1{font-size:1.6em;margin:.4em 0 .2em}
+h2{font-size:1.25em;margin:.2em 0 .4em}
+h3{font-size:1.05em;margin:1.1em 0 .35em}
+.card{background:#fff;border:1px solid #d6d9de;border-radius:8px;padding:12px 16px;margin:14px 0;min-width:0}
+.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(min(100%,540px),1fr));gap:14px;margin:12px 0}
+.cards .card{margin:0;border-left:6px solid #8c959f}
+.ov-pass{border-left-color:#1a7f37!important}.ov-warn{border-left-color:#d97a00!important}
+.ov-fail{border-left-color:#c62828!important}
+.ov h3{margin:0 0 .3em}.ov p{margin:.35em 0}
+.id,.lbl{overflow-wrap:anywhere}
+a.id{color:inherit}
+.tw{max-width:100%;overflow-x:auto}
+table{border-collapse:collapse;font-size:13.5px;margin:.2em 0 .6em}
+th,td{padding:4px 7px;border-bottom:1px solid #e3e5e8;text-align:left;vertical-align:top}
+thead th{background:#f0f2f5;font-weight:600}
+tr.hn td{border-bottom:none}tr.noterow td{padding-top:0;color:#555;font-size:.92em}
+tr.grp th{background:#f8f9fb;border-top:2px solid #c9ced4;font-weight:600;padding-top:7px}
+table.kv th{width:12em;background:none;font-weight:600;color:#444}
+table.mini td,table.mini th{padding:3px 6px}
+.strip{margin-bottom:6px}
+.n{white-space:nowrap;font-variant-numeric:tabular-nums}
+.dim{color:#656d76}.note{color:#555;font-size:.92em;margin:.15em 0 .45em}.k{font-weight:600}
+.badge{display:inline-block;padding:0 8px;border-radius:10px;border:1px solid;font-size:.86em;font-weight:600;
+  white-space:nowrap}
+.b-pass{background:#dafbe1;color:#116329;border-color:#1a7f37}.b-warn{background:#fff1d6;color:#8a4600;border-color:#d97a00}
+.b-fail{background:#ffe3e3;color:#b42318;border-color:#c62828}.b-ok{background:#eef1f4;color:#24292f;border-color:#8c959f}
+.b-bad{background:#b42318;color:#fff;border-color:#b42318}.b-expected{background:#f1e8ff;color:#5a32a3;border-color:#8250df}
+.b-other{background:#fff;color:#57606a;border-color:#8c959f}
+.v-pass{color:#1a7f37;font-weight:600}.v-warn{color:#b35900;font-weight:600}.v-fail{color:#c62828;font-weight:600}
+.lv{white-space:nowrap}.sw{display:inline-block;width:.8em;height:.8em;border-radius:2px;margin-right:.35em;vertical-align:-.05em}
+.forest{vertical-align:middle;max-width:100%}
+img{max-width:100%;height:auto}img.px{image-rendering:pixelated}
+figure{margin:0;min-width:0}figcaption{font-weight:600;margin-bottom:4px}
+.figs{display:grid;grid-template-columns:repeat(auto-fill,minmax(min(100%,540px),1fr));gap:18px 24px;margin-top:16px}
+.figs .wide{grid-column:1/-1}
+details summary{cursor:pointer;font-weight:600;margin:.6em 0 .3em}
+ul.inline{display:block;margin:.2em 0 0;padding:0}ul.inline li{display:inline-block;margin-right:1.2em}
+.incomplete{background:#fdd;border:2px solid #b00;padding:1em;font-weight:bold;border-radius:8px}
+.legend,.status{margin:.3em 0}
+"""
 
 
-def _png(fig) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
-
-
-def forest_plot(audits: list[Mapping]) -> str:
-    """Every effect with its CI, against the +-threshold band."""
-    import matplotlib.pyplot as plt
-
-    rows = [(f"{a['name']}: {e['contrast']} | {e['perturbation']}", e) for a in audits for e in a["effects"]]
-    fig, ax = plt.subplots(figsize=(8, 0.45 * len(rows) + 1.2))
-    colours = {"pass": "tab:green", "warn": "tab:orange", "fail": "tab:red"}
-    for i, (_label, e) in enumerate(rows):
-        lo, hi = e["ci_low"], e["ci_high"]
-        lo, hi = (lo if np.isfinite(lo) else -1.0), (hi if np.isfinite(hi) else 1.0)
-        ax.plot([lo, hi], [i, i], color=colours.get(e["verdict"], "k"), lw=2)
-        ax.plot(e["effect"], i, "o", color=colours.get(e["verdict"], "k"))
-        ax.axvspan(-e["threshold"], e["threshold"], ymin=(i + 0.1) / len(rows), ymax=(i + 0.9) / len(rows),
-                   color="0.9", zorder=0)
-    ax.axvline(0, color="k", lw=0.8)
-    ax.set_yticks(range(len(rows)), [r[0] for r in rows], fontsize=8)
-    ax.set_xlabel("effect on the bias (metric units); grey band: |effect| <= threshold")
-    ax.invert_yaxis()
-    return _png(fig)
-
-
-def _means(outcomes: Iterable[Mapping], key: str) -> dict:
-    acc = defaultdict(list)
-    for r in outcomes:
-        acc[(r["level"], r["perturbation"], r["subgroup"])].append(r[key])
-    return {k: (float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else 0.0) for k, v in acc.items()}
-
-
-def severity_plot(audit: Mapping) -> str:
-    """Each subgroup's perturbed metric per perturbation (severity), one line per level."""
-    import matplotlib.pyplot as plt
-
-    means = _means(audit["outcomes"], "perturbed")
-    clean = _means(audit["outcomes"], "clean")
-    perts = audit["perturbations"]
-    levels = list(dict.fromkeys(r["level"] for r in audit["outcomes"]))
-    groups = list(dict.fromkeys(r["subgroup"] for r in audit["outcomes"]))
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    for li, level in enumerate(levels):
-        for gi, g in enumerate(groups):
-            ys = [clean[(level, perts[0], g)][0]] + [means[(level, p, g)][0] for p in perts]
-            ax.plot(range(len(ys)), ys, marker="o", linestyle=["-", "--", ":", "-."][li % 4], color=f"C{gi}",
-                    label=f"{level} | {g}")
-    ax.set_xticks(range(len(perts) + 1), ["clean", *perts], rotation=20, fontsize=8)
-    ax.set_ylabel("metric (mean over seeds)")
-    ax.legend(fontsize=7)
-    return _png(fig)
-
-
-def drop_plot(audit: Mapping) -> str:
-    """Drop per subgroup and level under the first perturbation, mean +- sd over seeds."""
-    import matplotlib.pyplot as plt
-
-    means = _means(audit["outcomes"], "drop")
-    pert = audit["perturbation"]
-    levels = list(dict.fromkeys(r["level"] for r in audit["outcomes"]))
-    groups = list(dict.fromkeys(r["subgroup"] for r in audit["outcomes"]))
-    fig, ax = plt.subplots(figsize=(7, 3.2))
-    width = 0.8 / len(levels)
-    for li, level in enumerate(levels):
-        xs = np.arange(len(groups)) + li * width
-        vals = [means[(level, pert, g)] for g in groups]
-        ax.bar(xs, [v[0] for v in vals], width, yerr=[v[1] for v in vals], label=level, capsize=3)
-    ax.set_xticks(np.arange(len(groups)) + 0.4 - width / 2, groups, fontsize=8)
-    ax.set_ylabel(f"drop under {pert}")
-    ax.legend(fontsize=8)
-    return _png(fig)
-
-
-def spectra_plot(audit: Mapping) -> str | None:
-    """Radial power spectrum of the intervened layer's kernels, per level."""
-    if not audit.get("kernel_spectra"):
-        return None
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3))
-    for level, spectrum in audit["kernel_spectra"].items():
-        s = np.asarray(spectrum)
-        ax.semilogy(np.linspace(0, 1, len(s)), s + 1e-12, label=level)
-    ax.set_xlabel("frequency (fraction of Nyquist)")
-    ax.set_ylabel("kernel power")
-    ax.legend(fontsize=8)
-    return _png(fig)
-
-
-def heat_map_plot(audit: Mapping) -> str | None:
-    """Fourier heat maps (error rate) per level and subgroup."""
-    maps = audit.get("heat_maps") or {}
-    if not maps:
-        return None
-    import matplotlib.pyplot as plt
-
-    levels = list(maps)
-    groups = list(next(iter(maps.values())))
-    fig, axes = plt.subplots(len(levels), len(groups), figsize=(2.6 * len(groups), 2.4 * len(levels)), squeeze=False)
-    for i, level in enumerate(levels):
-        for j, g in enumerate(groups):
-            im = axes[i][j].imshow(np.asarray(maps[level][g]), vmin=0, vmax=1, cmap="magma")
-            axes[i][j].set_title(f"{level}\n{g}", fontsize=7)
-            axes[i][j].axis("off")
-    fig.colorbar(im, ax=axes, shrink=0.7, label="error")
-    return _png(fig)
-
-
-def examples_plot(audit: Mapping) -> str | None:
-    """A strip of example test images, clean and under each perturbation."""
-    examples = audit.get("examples") or {}
-    if not examples:
-        return None
-    import matplotlib.pyplot as plt
-
-    conds = list(examples)
-    n = len(examples[conds[0]])
-    fig, axes = plt.subplots(len(conds), n, figsize=(1.3 * n, 1.4 * len(conds)), squeeze=False)
-    for i, cond in enumerate(conds):
-        for j, img in enumerate(examples[cond]):
-            axes[i][j].imshow(np.clip(np.asarray(img, dtype=float).transpose(1, 2, 0) / 255, 0, 1))
-            axes[i][j].axis("off")
-        axes[i][0].set_title(cond, fontsize=7, loc="left")
-    return _png(fig)
-
-
-def render_html(audits: list[Mapping], environment: Mapping, settings: Mapping) -> str:
+def render_html(audits: list[Mapping], environment: Mapping, settings: Mapping,
+                status: Mapping = COMPLETE) -> str:
     import matplotlib
 
     matplotlib.use("Agg")  # no display: render straight to PNG
-    esc = html.escape
-    lines = summary_lines(audits)
+    with matplotlib.rc_context(PLAIN_TEXT):
+        return _render(audits, environment, settings, status)
+
+
+def _banner(status: Mapping) -> list[str]:
+    """A banner no reader can miss when the run was not whole."""
+    if status["complete"]:
+        return []
+    return ["<p class='incomplete'>"
+            f"INCOMPLETE REPORT: {esc(status.get('incomplete_reason') or 'the run did not finish')}. "
+            "Only the audits that finished are shown; do not read this as the whole suite's result.</p>"]
+
+
+def _run_card(environment: Mapping, settings: Mapping) -> str:
+    env = " · ".join(f"{esc(k)} {esc(v)}" for k, v in environment.items())
+    defaults = " · ".join(f"{esc(k)}={esc(v)}" for k, v in settings.items())
+    return ("<section class='card'><h2>Run</h2>"
+            f"<p><span class='k'>Environment</span> <span class='id'>{env}</span></p>"
+            f"<p><span class='k'>Session defaults</span> <span class='id'>{defaults or 'none recorded'}</span></p>"
+            "<p class='note'>A test's @pytest.mark.kernel_audit(...) or its own keyword arguments override these "
+            "defaults; each audit's section lists the seeds, levels and recipe it actually used.</p></section>")
+
+
+def _render(audits: list[Mapping], environment: Mapping, settings: Mapping, status: Mapping) -> str:
+    title = "kernel audit report" + ("" if status["complete"] else " (INCOMPLETE)")
+    audits = [a for a in audits if a.get("effects")]  # a record without effects has nothing to report
+    anchors = [anchor(i) for i in range(1, len(audits) + 1)]
     parts = [
-        "<!doctype html><html><head><meta charset='utf-8'><title>kernel audit report</title>",
-        "<style>body{font-family:sans-serif;margin:2em;color:#222}pre{background:#f6f6f6;padding:1em;"
-        "overflow-x:auto}img{max-width:100%}h2{border-bottom:1px solid #ccc}.fail{color:#b00}"
-        ".warn{color:#b60}.pass{color:#070}</style></head><body>",
-        "<h1>Kernel audit report</h1>",
-        f"<p>{esc(', '.join(f'{k} {v}' for k, v in environment.items()))}</p>",
-        f"<p>settings: {esc(', '.join(f'{k}={v}' for k, v in settings.items()))}</p>",
-        "<h2>Summary</h2>",
-        "<pre>" + esc("\n".join(lines) if lines else "no audits ran") + "</pre>",
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>",
+        f"<title>{title}</title><style>{STYLE}</style></head><body><main>",
+        f"<h1>{title[0].upper()}{title[1:]}</h1>", *_banner(status),
     ]
     if audits:
-        parts += ["<h2>Effects against the threshold</h2>", f"<img alt='forest plot' src='{forest_plot(audits)}'>"]
-    for a in audits:
-        parts += [f"<h2 class='{esc(a['verdict'])}'>{esc(a['test'])}: {esc(a['verdict'])}</h2>",
-                  f"<p>{esc(a['intervention'])}<br>data: {esc(a['data'])} {esc(str(a['group_counts']))}"
-                  f"<br>bias: {esc(a['bias'])}</p>"]
-        table = a.get("settings", {}).get("intervention_table") or []
-        if table:
-            text = "\n".join(f"{r['level']:<24} {r['layer']:<24} {r['class']:<18} {r['old']} -> {r['new']}  "
-                             f"params {r['params']}{r['params_change']:+d}  {'; '.join(r['notes'])}" for r in table)
-            parts += ["<h3>Layers touched</h3>", f"<pre>{esc(text)}</pre>"]
-        for title, img in (("Metric against perturbation, per level", severity_plot(a)),
-                           ("Drops by subgroup and level", drop_plot(a)),
-                           ("Kernel spectra per level", spectra_plot(a)),
-                           ("Fourier heat maps per subgroup", heat_map_plot(a)),
-                           ("Example perturbed images", examples_plot(a))):
-            if img:
-                parts += [f"<h3>{esc(title)}</h3>", f"<img alt='{esc(title)}' src='{img}'>"]
-        if a.get("placebos"):
-            rows = "".join(f"<li>{esc(p['placebo'])}: effect {p['effect']:+.4f}, CI [{p['ci_low']:+.4f}, "
-                           f"{p['ci_high']:+.4f}], p={p['p_value']:.3g}</li>" for p in a["placebos"])
-            parts += ["<h3>Placebo checks</h3>", f"<ul>{rows}</ul>", f"<p>{esc(a.get('placebo_meaning', ''))}</p>"]
-    parts.append(f"<p style='color:#888'>columns: {esc(', '.join(COLUMNS))}</p></body></html>")
+        parts += [status_line(audits), legend(), "<div class='cards'>",
+                  *(audit_card(a, anc) for a, anc in zip(audits, anchors)), "</div>",
+                  "<section class='card'><h2>All effects against the threshold</h2>",
+                  summary_table(audits, anchors), "</section>",
+                  *(audit_section(a, i) for i, a in enumerate(audits, 1))]
+    else:
+        parts.append("<p>No audit ran.</p>")
+    parts += [_run_card(environment, settings), "</main></body></html>"]
     return "\n".join(parts)
 
 
-def write_html(path: str | os.PathLike, audits: list[Mapping], environment: Mapping, settings: Mapping) -> Path:
+def write_html(path: str | os.PathLike, audits: list[Mapping], environment: Mapping, settings: Mapping,
+               status: Mapping = COMPLETE) -> Path:
     """Write the report atomically; create the folder if needed."""
     target = Path(path)
-    return write_atomic(target, render_html(audits, environment, settings), "kernel-audit HTML report")
+    return write_atomic(target, render_html(audits, environment, settings, status), "kernel-audit HTML report")

@@ -38,9 +38,18 @@ def environment() -> dict:
     }
 
 
-def write_json(path: str | os.PathLike, audits: list[Mapping], settings: Mapping) -> Path:
-    """Write the versioned JSON report atomically; create the folder if needed."""
+COMPLETE = {"complete": True, "incomplete_reason": None}
+
+
+def write_json(path: str | os.PathLike, audits: list[Mapping], settings: Mapping,
+               status: Mapping = COMPLETE) -> Path:
+    """Write the versioned JSON report atomically; create the folder if needed.
+
+    `status` says whether the run was whole; a reader must check "complete" before trusting "audits" as
+    every audit of the suite.
+    """
     target = Path(path)
-    doc = {"schema_version": SCHEMA_VERSION, "environment": environment(), "settings": dict(settings),
-           "audits": list(audits)}
+    doc = {"schema_version": SCHEMA_VERSION, "complete": bool(status["complete"]),
+           "incomplete_reason": status.get("incomplete_reason"), "environment": environment(),
+           "settings": dict(settings), "audits": list(audits)}
     return write_atomic(target, json.dumps(doc, indent=2, sort_keys=True), "kernel-audit JSON report")

@@ -1,40 +1,104 @@
-"""The terminal summary table: one row per audit effect."""
+"""The terminal summary: one block per audit test, one row per effect, fitted to 120 characters.
+
+A test id names its own line (wrapped at its separators when longer than the width), followed by
+what the rows share: the pytest outcome, the reference level k0 with its clean accuracy, and the
+threshold and rule; each row then needs only the treated level and its numbers.
+"""
 
 from __future__ import annotations
 
+import re
+import textwrap
 from typing import Iterable, Mapping
 
-COLUMNS = ("test", "contrast", "perturbation", "effect", "95% CI", "p", "p adj", "threshold", "verdict",
-           "gap at k0", "clean acc k0/k (majority)")
+WIDTH = 120
+COLUMNS = ("level k", "perturbation", "effect", "95% CI", "p", "p adj", "verdict", "gap at k0 [95% CI]",
+           "clean acc k")
+WRAPPABLE = (0, 1)  # level and perturbation labels may wrap inside their column; numbers never do
+INDENT = "  "
+LEGEND = ("verdict: pass = within threshold | warn = passed, CI reaches past it | fail = rule broken | "
+          "xfailed = failed as marked")
 
 
-def _context(e: Mapping) -> tuple[str, str]:
-    """The gap at the reference level and the clean accuracies, shown beside the effect of k."""
-    gap = "" if e.get("gap") is None else f"{e['gap']:+.4f} [{e['gap_ci_low']:+.4f}, {e['gap_ci_high']:+.4f}]"
-    if e.get("clean_reference") is None:
-        return gap, ""
-    return gap, f"{e['clean_reference']:.3f}/{e['clean_level']:.3f} ({e['majority']:.3f})"
+def _num(value: float | None, digits: int = 3) -> str:
+    return "" if value is None else f"{value:+.{digits}f}"
 
 
-def summary_lines(audits: Iterable[Mapping]) -> list[str]:
-    """One row per (audit, treated level): the terminal summary's body."""
-    rows, notes = [], []
-    for audit in audits:
-        for e in audit["effects"]:
-            verdict = e["verdict"]
-            if audit.get("test_outcome") in ("xfailed", "xpassed"):
-                verdict += f" ({audit['test_outcome']})"
-            p_adj = "" if e.get("p_adjusted") is None else f"{e['p_adjusted']:.3g}"
-            rows.append((
-                audit["test"], e["contrast"], e["perturbation"], f"{e['effect']:+.4f}",
-                f"[{e['ci_low']:+.4f}, {e['ci_high']:+.4f}]", f"{e['p_value']:.3g}", p_adj,
-                f"{e['threshold']:g} ({e['rule']})", verdict, *_context(e),
-            ))
-            if e.get("note"):
-                notes.append(f"warn: {audit['test']} {e['contrast']}: passed; {e['note']}")
-    if not rows:
+def _interval(low: float | None, high: float | None) -> str:
+    return "" if low is None else f"[{_num(low)}, {_num(high)}]"
+
+
+def _row(e: Mapping) -> tuple[str, ...]:
+    level = e["contrast"].split(" vs ")[0]
+    gap = "" if e.get("gap") is None else f"{_num(e['gap'])} {_interval(e['gap_ci_low'], e['gap_ci_high'])}"
+    p_adj = "" if e.get("p_adjusted") is None else f"{e['p_adjusted']:.3g}"
+    clean = "" if e.get("clean_level") is None else f"{e['clean_level']:.3f}"
+    return (level, e["perturbation"], _num(e["effect"]), _interval(e["ci_low"], e["ci_high"]),
+            f"{e['p_value']:.3g}", p_adj, e["verdict"], gap, clean)
+
+
+def wrap_id(text: str, width: int = WIDTH, indent: str = "    ") -> list[str]:
+    """A long test id (or any line) over several lines, broken after '/', '::', '[', '-', '_' or a space
+    (inside a word only when a part alone is too long); continuation lines are indented."""
+    parts = re.findall(r".+?(?:::|/|\[|-|_| |$)", text) or [text]
+    lines, line = [], ""
+    for part in parts:
+        room = width - (len(indent) if lines else 0)
+        if line and len(line) + len(part) > room:
+            lines.append(line)
+            line = ""
+        while len(part) > width - len(indent):  # one part wider than a line: cut it
+            cut = width - len(indent) - len(line)
+            lines.append(line + part[:cut])
+            line, part = "", part[cut:]
+        line += part
+    lines.append(line)
+    return [lines[0]] + [indent + rest for rest in lines[1:]]
+
+
+def _context(audit: Mapping) -> str:
+    """What an audit's rows share: outcome, k0 with its clean accuracy, threshold and rule."""
+    first = audit["effects"][0]
+    reference = audit.get("reference") or first["contrast"].split(" vs ")[-1]
+    clean = "" if first.get("clean_reference") is None else (
+        f" (clean acc {first['clean_reference']:.3f}, majority class {first['majority']:.3f})")
+    return (f"{audit.get('test_outcome', 'unknown')}; k0 = {reference}{clean}; "
+            f"threshold {first['threshold']:g}, rule {first['rule']}")
+
+
+def _widths(rows: list[tuple[str, ...]], room: int) -> list[int]:
+    """Column widths: natural, then the wrappable columns narrowed (widest first) until the row fits."""
+    widths = [max(len(r[i]) for r in rows + [COLUMNS]) for i in range(len(COLUMNS))]
+    while sum(widths) + 2 * (len(widths) - 1) > room:
+        i = max(WRAPPABLE, key=lambda j: widths[j])
+        if widths[i] <= 8:
+            break  # numbers never wrap: a table still too wide overflows rather than lose digits
+        widths[i] -= 1
+    return widths
+
+
+def _table_lines(cells: tuple[str, ...], widths: list[int]) -> list[str]:
+    columns = [textwrap.wrap(c, w, break_on_hyphens=False) or [""] if i in WRAPPABLE else [c]
+               for i, (c, w) in enumerate(zip(cells, widths))]
+    height = max(len(c) for c in columns)
+    return [(INDENT + "  ".join((c[k] if k < len(c) else "").ljust(w) for c, w in zip(columns, widths))).rstrip()
+            for k in range(height)]
+
+
+def summary_lines(audits: Iterable[Mapping], width: int = WIDTH) -> list[str]:
+    """The terminal summary's body: per audit its test line(s), context line and effect rows (a warned
+    row with its note below it), then the verdict legend."""
+    audits = [a for a in audits if a.get("effects")]
+    if not audits:
         return []
-    widths = [max(len(str(r[i])) for r in rows + [COLUMNS]) for i in range(len(COLUMNS))]
-    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
-    lines = [fmt.format(*COLUMNS), fmt.format(*("-" * w for w in widths))] + [fmt.format(*r) for r in rows]
-    return [line.rstrip() for line in lines] + notes
+    widths = _widths([_row(e) for a in audits for e in a["effects"]], width - len(INDENT))
+    lines = _table_lines(COLUMNS, widths) + [INDENT + "  ".join("-" * w for w in widths)]
+    for audit in audits:
+        lines += wrap_id(audit["test"], width)
+        lines += textwrap.wrap(_context(audit), width, initial_indent=INDENT, subsequent_indent=INDENT * 2)
+        for e in audit["effects"]:
+            lines += _table_lines(_row(e), widths)
+            if e.get("note"):  # under its row, where the test and contrast are already named
+                lines += textwrap.wrap(f"warn: passed; {e['note']}", width, initial_indent=INDENT * 2,
+                                       subsequent_indent=INDENT * 3, break_on_hyphens=False)
+    return lines + [LEGEND]

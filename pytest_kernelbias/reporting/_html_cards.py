@@ -1,0 +1,146 @@
+"""The report's first screen: run counts, the verdict legend, one card per audit, and every effect in one
+table. A reader who stops here knows which audits passed, which warned and why, and each subgroup gap."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Mapping
+
+from ..analysis._effects import RULE_MEANING
+from ._html_parts import (
+    VERDICT_MEANING,
+    badge,
+    esc,
+    forest_scale,
+    forest_svg,
+    interval,
+    num,
+    outcome_badge,
+    pval,
+    swatch,
+    verdict_badge,
+)
+
+VERDICT_RANK = {"pass": 0, "warn": 1, "fail": 2}
+CARD_EFFECTS = 6  # effects a card lists; the summary table below has them all
+
+
+def _worst_first(effects: list[Mapping]) -> list[Mapping]:
+    return sorted(effects, key=lambda e: (-VERDICT_RANK.get(e["verdict"], 0), -abs(e["effect"])))
+
+
+def _why(a: Mapping) -> str:
+    """The verdict in words: what failed and by which rule, what a warning could not rule out, or all clear."""
+    effects, outcome = _worst_first(a["effects"]), a.get("test_outcome", "")
+    worst = effects[0]
+    rule = a.get("rule", worst.get("rule", ""))
+    meaning = RULE_MEANING.get(rule, "")
+    if a["verdict"] == "fail":
+        text = (f"{worst['contrast']} under {worst['perturbation']}: effect {num(worst['effect'])} "
+                f"{interval(worst)} breaks the threshold {worst['threshold']:g} by rule {rule} "
+                f"({meaning}).")
+    elif a["verdict"] == "warn":
+        text = f"Passed, but {worst['contrast']} under {worst['perturbation']}: {worst.get('note') or 'see the table'}."
+    else:
+        text = f"Every effect within the threshold {worst['threshold']:g} by rule {rule} ({meaning})."
+    if outcome == "xfailed":
+        text += (" The test is marked xfail: this failure was expected." if a["verdict"] == "fail" else
+                 " The test failed as its xfail mark expects, though not by this verdict.")
+    elif outcome == "passed" and a["verdict"] == "fail":
+        text += " Yet the test passed: it did not assert this verdict (no assert_below, or the failure was caught)."
+    elif outcome == "failed" and a["verdict"] != "fail":
+        text += " The test failed for another reason (see pytest's output): not this verdict."
+    return esc(text)
+
+
+def _gaps(a: Mapping) -> str:
+    """The bias at the reference level itself, once per perturbation."""
+    seen = {}
+    for e in a["effects"]:
+        if e.get("gap") is not None:
+            seen.setdefault(e["perturbation"], e)
+    return "; ".join(f"<b class='n'>{num(e['gap'])}</b> <span class='n'>{interval(e, 'gap_ci_low', 'gap_ci_high')}"
+                     f"</span> under {esc(p)}" for p, e in seen.items()) or "not measured"
+
+
+def audit_card(a: Mapping, anchor: str) -> str:
+    effects = _worst_first(a["effects"])
+    scale = forest_scale(effects)
+    rows = "".join(
+        f"<tr><td>{swatch(a, e['contrast'].split(' vs ')[0])}<br>"
+        f"<span class='dim lbl'>{esc(e['perturbation'])}</span></td>"
+        f"<td>{forest_svg(e, scale, width=140)}</td><td><span class='n'>{num(e['effect'])}</span> "
+        f"<span class='n dim'>{interval(e)}</span></td><td class='v-{esc(e['verdict'])}'>{esc(e['verdict'])}</td></tr>"
+        for e in effects[:CARD_EFFECTS])
+    more = len(effects) - CARD_EFFECTS
+    settings = a.get("settings", {})
+    levels = settings.get("levels", [])
+    seq = a.get("sequential") or {}
+    looks = (f" (seeds=auto: {esc(seq.get('decision', ''))} after {len(seq.get('looks', []))} looks)"
+             if seq else "")
+    return "".join([
+        f"<article class='card ov ov-{esc(a['verdict'])}'>",
+        f"<h3><a class='id' href='#{anchor}'>{esc(a['test'])}</a></h3>",
+        f"<p class='badges'>{outcome_badge(a.get('test_outcome', 'unknown'))} {verdict_badge(a['verdict'])}</p>",
+        f"<p class='why'>{_why(a)}</p>",
+        f"<div class='tw'><table class='mini'><thead><tr><th>level k vs {esc(a.get('reference', 'k0'))}</th>"
+        f"<th>effect vs ±{a['effects'][0]['threshold']:g}</th><th>effect [95% CI]</th><th>verdict</th></tr></thead>"
+        f"<tbody>{rows}</tbody></table></div>",
+        f"<p class='dim'>and {more} more effects in the table below</p>" if more > 0 else "",
+        f"<p><span class='k'>Subgroup gap at k0</span> ({esc(a.get('bias', ''))}): {_gaps(a)}</p>",
+        f"<p><span class='k'>Seeds</span> {esc(settings.get('seeds', '?'))} per level{looks} × {len(levels)} levels"
+        f" ({esc(', '.join(levels))}); threshold {a['effects'][0]['threshold']:g}, rule {esc(a.get('rule', ''))}</p>",
+        "</article>",
+    ])
+
+
+def status_line(audits: list[Mapping]) -> str:
+    outcomes = Counter(a.get("test_outcome", "unknown") for a in audits)
+    verdicts = Counter(a["verdict"] for a in audits)
+    return (f"<p class='status'><b>{len(audits)} audit{'s' if len(audits) != 1 else ''}</b> · pytest: "
+            + ", ".join(f"{n} {esc(o)}" for o, n in outcomes.items()) + " · verdicts: "
+            + ", ".join(f"<span class='v-{esc(v)}'>{n} {esc(v)}</span>" for v, n in sorted(
+                verdicts.items(), key=lambda kv: VERDICT_RANK.get(kv[0], 3))) + "</p>")
+
+
+def legend() -> str:
+    """What each verdict means, in one line; xfailed is a pytest outcome, the others audit verdicts."""
+    items = [badge(v, v if v in VERDICT_RANK else "expected") + f" {esc(meaning)}"
+             for v, meaning in VERDICT_MEANING.items()]
+    return "<p class='legend'>" + " <span class='dim'>|</span> ".join(items) + "</p>"
+
+
+def summary_table(audits: list[Mapping], anchors: list[str]) -> str:
+    """Every effect of every audit against its threshold, grouped by test (a header row per test)."""
+    scale = forest_scale([e for a in audits for e in a["effects"]])
+    headers = ("level k", "perturbation", "effect vs ±threshold", "effect [95% CI]", "p", "p adj", "MDE",
+               "verdict", "gap at k0 [95% CI]", "clean acc k0 / k (majority)")
+    groups = []
+    for a, anchor in zip(audits, anchors):
+        e0 = a["effects"][0]
+        head = (f"<tr class='grp'><th colspan='{len(headers)}'><a class='id' href='#{anchor}'>{esc(a['test'])}</a> "
+                f"{outcome_badge(a.get('test_outcome', 'unknown'))} {verdict_badge(a['verdict'])} "
+                f"<span class='dim'>k0 {esc(a.get('reference', ''))}; threshold {e0['threshold']:g}, rule "
+                f"{esc(e0['rule'])}</span></th></tr>")
+        rows = [head] + [
+            "<tr>" + "".join(f"<td>{c}</td>" for c in (
+                swatch(a, e["contrast"].split(" vs ")[0]), f"<span class='lbl'>{esc(e['perturbation'])}</span>",
+                forest_svg(e, scale),
+                f"<span class='n'>{num(e['effect'])}</span> <span class='n'>{interval(e)}</span>",
+                pval(e.get("p_value")), pval(e.get("p_adjusted")), num(e.get("mde"), 3, sign=False),
+                f"<span class='v-{esc(e['verdict'])}'>{esc(e['verdict'])}</span>",
+                f"<span class='n'>{num(e.get('gap'))}</span> <span class='n'>"
+                f"{interval(e, 'gap_ci_low', 'gap_ci_high')}</span>", _clean(e))) + "</tr>"
+            for e in a["effects"]]
+        groups.append("<tbody>" + "".join(rows) + "</tbody>")
+    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
+    return (f"<div class='tw'><table class='summary'><thead><tr>{head}</tr></thead>{''.join(groups)}</table></div>"
+            "<p class='note'>Forest rows share one axis across the table: grey band |effect| ≤ threshold, line the "
+            "95% CI, dot the estimate, an arrow a bound off the axis.</p>")
+
+
+def _clean(e: Mapping) -> str:
+    if e.get("clean_reference") is None:
+        return ""
+    return (f"<span class='n'>{num(e['clean_reference'], 3, False)} / {num(e['clean_level'], 3, False)}</span> "
+            f"<span class='n dim'>({num(e['majority'], 3, False)})</span>")

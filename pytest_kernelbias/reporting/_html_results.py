@@ -1,0 +1,153 @@
+"""Tables of every number an audit computed: its effects, the dose-response slope, per-subgroup and
+pairwise effects, spectral effects and the high-frequency shares they rest on, and the placebos."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Mapping
+
+import numpy as np
+
+from ._html_parts import esc, forest_scale, forest_svg, interval, num, pval, swatch, table
+
+STAT_HEADERS = ("effect", "95% CI", "p", "p adj", "p method", "seeds")
+
+
+def _stats(row: Mapping) -> list[str]:
+    """An effect's cells: estimate, CI, raw and adjusted p, the p's method, seeds."""
+    return [f"<span class='n'>{num(row['effect'], 4)}</span>", f"<span class='n'>{interval(row)}</span>",
+            pval(row.get("p_value")), pval(row.get("p_adjusted")), esc(row.get("p_method", "")), esc(row.get("n", ""))]
+
+
+def _level(audit: Mapping, contrast_or_level: str) -> str:
+    """A treated level with its plot colour, from a level or a 'k vs k0' contrast."""
+    return swatch(audit, contrast_or_level.split(" vs ")[0])
+
+
+def _section(title: str, body: str, note: str = "") -> str:
+    return f"<h3>{esc(title)}</h3>" + (f"<p class='note'>{note}</p>" if note else "") + body
+
+
+def effects_table(audit: Mapping) -> str:
+    """The effects the verdict rests on, with the forest row, MDE, verdict and the gap at k0; a warned
+    effect's note on a row of its own beneath it."""
+    rows, scale = [], forest_scale(audit["effects"])
+    headers = (f"level k (vs {esc(audit.get('reference', 'k0'))})", "perturbation", "effect vs ±threshold",
+               *STAT_HEADERS, "MDE (80% power)", "verdict", "gap at k0 [95% CI]")
+    for e in audit["effects"]:
+        cells = [_level(audit, e["contrast"]), f"<span class='lbl'>{esc(e['perturbation'])}</span>",
+                 forest_svg(e, scale, width=150), *_stats(e),
+                 f"<span class='n'>{num(e.get('mde'), 3, sign=False)}</span>",
+                 f"<span class='v-{esc(e['verdict'])}'>{esc(e['verdict'])}</span>",
+                 f"<span class='n'>{num(e.get('gap'))}</span> <span class='n'>"
+                 f"{interval(e, 'gap_ci_low', 'gap_ci_high')}</span>"]
+        note = e.get("note")
+        rows.append(f"<tr{' class=hn' if note else ''}>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+        if note:
+            rows.append(f"<tr class='noterow'><td></td><td colspan='{len(headers) - 1}'><span class='v-warn'>warn:"
+                        f"</span> passed; {esc(note)}</td></tr>")
+    return _section("Effects on the bias", table(headers, rows),
+                    f"{esc(audit.get('bias', ''))}: the change the level causes, paired by seed. MDE: the smallest "
+                    "effect these seeds detect with 80% power. Gap at k0: the bias at the reference level itself.")
+
+
+def _pivot(audit: Mapping, rows: list[Mapping], keys: tuple[str, ...], title: str, note: str) -> str:
+    """Effects per subgroup as a grid: a row per (perturbation,) level, a column per subgroup; each cell
+    the estimate (bold when its CI excludes 0), the CI and the p values."""
+    groups = list(dict.fromkeys(r["subgroup"] for r in rows))
+    cells: dict = {}
+    for r in rows:
+        cells[tuple(r[k] for k in keys)] = cells.get(tuple(r[k] for k in keys), {}) | {r["subgroup"]: r}
+    body = []
+    for key, by_group in cells.items():
+        lead = [esc(k) if name != "level" else swatch(audit, k) for name, k in zip(keys, key)]
+        body.append(lead + [_cell(by_group[g]) if g in by_group else "" for g in groups])
+    first = next(iter(rows))
+    method = f" p: {esc(first.get('p_method', ''))} over {esc(first.get('n', ''))} seeds; p adj within the family."
+    headers = (*("level k" if k == "level" else k for k in keys),
+               *(f"<span class='lbl'>{esc(g)}</span>" for g in groups))
+    return _section(title, table(headers, body, "grid"), note + method + " Bold: the CI excludes 0.")
+
+
+def _cell(r: Mapping) -> str:
+    excludes = r["ci_low"] > 0 or r["ci_high"] < 0
+    estimate = f"<b>{num(r['effect'])}</b>" if excludes else num(r["effect"])
+    adj = "" if r.get("p_adjusted") is None else f" (adj {pval(r['p_adjusted'])})"
+    return (f"<span class='n'>{estimate}</span><br><span class='n dim'>{interval(r)}</span><br>"
+            f"<span class='n dim'>p {pval(r.get('p_value'))}{adj}</span>")
+
+
+def dose_response_table(audit: Mapping) -> str:
+    rows = audit.get("dose_response") or []
+    if not rows:
+        return ""
+    body = [[esc(r["perturbation"]), *_stats(r), esc(r.get("method", ""))] for r in rows]
+    return _section("Dose-response", table(("perturbation", *STAT_HEADERS, "method"), body),
+                    "Slope of the bias per unit of the level, across all levels (seed fixed effects).")
+
+
+def subgroup_tables(audit: Mapping) -> str:
+    """Per-subgroup effects (a grid) and the pairwise differences-in-differences (folded: they are many)."""
+    out = ""
+    rows = audit.get("subgroup_effects") or []
+    if rows:
+        out += _pivot(audit, rows, ("perturbation", "level"), "Effects on each subgroup's drop",
+                      "How much the level changed each subgroup's drop, paired by seed.")
+    pairs = audit.get("pairwise") or []
+    if pairs:
+        body = [[esc(r["perturbation"]), _level(audit, r["level"]),
+                 " − ".join(f"<span class='lbl'>{esc(g)}</span>" for g in r["subgroups"]), *_stats(r)] for r in pairs]
+        out += (f"<details><summary>Pairwise differences between subgroups ({len(pairs)} rows)</summary>"
+                + table(("perturbation", "level k", "subgroups", *STAT_HEADERS), body) + "</details>")
+    return out
+
+
+def spectral_tables(audit: Mapping) -> str:
+    """The level's effect on each subgroup's activation high-frequency share, and the shares themselves."""
+    out = ""
+    rows = audit.get("spectral_effects") or []
+    if rows:
+        cutoff = audit.get("settings", {}).get("spectral_cutoff")
+        out += _pivot(audit, rows, ("level",), "Spectral effects per subgroup",
+                      "Paired change in the high-frequency share of the intervened layer's activations"
+                      + (f" (above {cutoff:g} of Nyquist)." if isinstance(cutoff, (int, float)) else "."))
+    shares = audit.get("spectral") or []
+    if shares:
+        acc = defaultdict(list)
+        for r in shares:
+            acc[(r["level"], r.get("layer", ""), r["subgroup"])].append(r["hf_ratio"])
+        groups = list(dict.fromkeys(r["subgroup"] for r in shares))
+        keys = list(dict.fromkeys((lv, layer) for lv, layer, _g in acc))
+        body = [[swatch(audit, lv), esc(layer)] + [f"<span class='n'>{num(np.mean(acc[(lv, layer, g)]), 3, False)}"
+                                                   "</span>" if (lv, layer, g) in acc else "" for g in groups]
+                for lv, layer in keys]
+        headers = ("level", "layer", *(f"<span class='lbl'>{esc(g)}</span>" for g in groups))
+        out += ("<details open><summary>High-frequency share of activations, mean over seeds</summary>"
+                + table(headers, body) + "</details>")
+    return out
+
+
+def sequential_table(audit: Mapping) -> str:
+    """seeds="auto": every look (seeds per level, interval level, decision, each effect's interval) and why
+    the audit stopped where it did."""
+    seq = audit.get("sequential") or {}
+    if not seq:
+        return ""
+    body = [[str(i), esc(look["seeds"]), f"{look['confidence']:.2%}", f"<b>{esc(look['decision'])}</b>",
+             "<br>".join(f"<span class='lbl'>{esc(label)}</span> <span class='n'>[{num(lo)}, {num(hi)}]</span>"
+                         for label, (lo, hi) in look.get("intervals", {}).items())]
+            for i, look in enumerate(seq.get("looks", []), 1)]
+    design = (f"{esc(seq.get('min_seeds'))} to {esc(seq.get('max_seeds'))} seeds per level in rounds of "
+              f"{esc(seq.get('round'))}, {esc(seq.get('boundary'))} boundary. {esc(seq.get('reason', ''))}"
+              + (f" A fixed design would need about {esc(seq['fixed_seeds'])} seeds per level."
+                 if seq.get("fixed_seeds") and "fixed design" not in seq.get("reason", "") else ""))
+    return _section(f"Sequential seeds (seeds=auto): {seq.get('decision', '')}",
+                    table(("look", "seeds per level", "interval level", "decision", "intervals"), body), design)
+
+
+def placebo_table(audit: Mapping) -> str:
+    rows = audit.get("placebos") or []
+    if not rows:
+        return ""
+    body = [[esc(r["placebo"]), *_stats(r)] for r in rows]
+    return _section("Placebo checks", table(("placebo", *STAT_HEADERS), body), esc(audit.get("placebo_meaning", "")))
