@@ -88,19 +88,24 @@ def execute_sequential(spec: AuditSpec) -> AuditResult:
     design, inference, execution = spec.recipe.design, spec.inference, spec.execution
     store = execution.cache if execution.cache is not None else VariantCache.temporary_cache()
     path: list[dict] = []
+    trained = 0
     for k, (n, confidence) in enumerate(zip(design.looks, look_confidences(design, inference.confidence)), 1):
         look = replace(spec, recipe=replace(spec.recipe, seeds=n, look=True),
                        inference=replace(inference, confidence=confidence), execution=replace(execution, cache=store))
         result = _execute_fixed(look)
+        trained += result.settings["trained"]
         decision = _look_decision(result, inference.rule, inference.threshold, last=n == design.max_seeds)
-        path.append({"seeds": n, "confidence": confidence, "decision": decision,
+        path.append({"seeds": n, "confidence": confidence, "decision": decision, "trained": result.settings["trained"],
                      "intervals": {e.label: [e.ci[0], e.ci[1]] for e in result.all_effects.values()}})
         if execution.progress is not None:
             execution.progress(f"setup: seeds=auto look {k}/{len(design.looks)}: {n} seeds per level, "
                                f"{confidence:.2%} intervals: {decision}")
         if decision != "continue":
             break
-    return replace(result, sequential=_sequential_record(spec, result, path))
+    # Counted over every look: a seed trained at an earlier look of this audit is not a cache hit of it.
+    models = result.settings["models"]
+    settings = {**result.settings, "trained": trained, "from_cache": models - trained}
+    return replace(result, settings=settings, sequential=_sequential_record(spec, result, path))
 
 
 def _look_decision(result: AuditResult, rule: str, threshold: float, last: bool) -> str:

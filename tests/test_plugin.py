@@ -64,9 +64,9 @@ def test_failing_audit_prints_table_and_summary_and_writes_json(pytester):
         "*effect*95% CI*p=*n=2 seeds*",
         "*the gap itself at kernel_size=3: *",
         "*kernel audit summary*",
-        "  level k*perturbation*effect*95% CI*p adj*verdict*gap at k0 [[]95% CI[]]*clean acc k",
+        "  level k*perturbation*effect*CI*p adj*verdict*gap at k0 [[]CI[]]*clean acc k",
         "test_failing_audit_prints_table_and_summary_and_writes_json.py::test_tiny_audit",
-        "  failed; k0 = kernel_size=3 (clean acc *, majority class *); threshold 0, rule estimate",
+        "  failed; k0 = kernel_size=3 (clean acc *, majority class *); threshold 0, rule estimate; 0.95 CI, 2 seeds",
         "  kernel_size=7*LowPass(0.4)*fail*",
         "verdict: pass = within threshold | warn = *| fail = *| xfailed = *",
     ])

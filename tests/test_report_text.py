@@ -28,8 +28,8 @@ def test_summary_fits_120_columns_with_a_long_test_id_and_a_long_perturbation_na
              "test_outcome": "passed"}
     lines = summary_lines([short, long])
     assert max(len(line) for line in lines) <= WIDTH
-    assert lines[0].split() == ["level", "k", "perturbation", "effect", "95%", "CI", "p", "p", "adj", "verdict", "gap",
-                                "at", "k0", "[95%", "CI]", "clean", "acc", "k"]
+    assert lines[0].split() == ["level", "k", "perturbation", "effect", "CI", "p", "p", "adj", "verdict", "gap",
+                                "at", "k0", "[CI]", "clean", "acc", "k"]
     start = lines.index("tests/test_a.py::test_stem")
     assert lines[start + 1].startswith("  passed; k0 = kernel_size=3 (clean acc ")
     assert lines[start + 2].split()[:2] == ["kernel_size=5", "LowPass(0.6)"] and "pass" in lines[start + 2].split()

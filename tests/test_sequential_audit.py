@@ -34,8 +34,9 @@ def test_an_unsettled_audit_adds_rounds_to_max_seeds_and_warns_with_the_fixed_de
                        threshold=0.0, cache=tmp_path, **TRAIN)
     path = result.sequential
     assert [look["seeds"] for look in path["looks"]] == [2, 3, 4] and path["decision"] == "undecided"
-    # Each look trains only the new seeds: 2 levels x 4 seeds in all, every earlier one from the store.
-    assert result.settings["from_cache"] == 6 and result.settings["trained"] == 2
+    # Each look trains only the new seeds (2 levels x 2, then 2 x 1 twice); the audit counts all 8 as trained.
+    assert [look["trained"] for look in path["looks"]] == [4, 2, 2]
+    assert result.settings["from_cache"] == 0 and result.settings["trained"] == 8
     assert "undecided at max_seeds=4" in path["reason"]
     with pytest.warns(KernelAuditWarning, match="seeds=auto: undecided at max_seeds=4"):
         try:

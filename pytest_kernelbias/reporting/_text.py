@@ -12,7 +12,7 @@ import textwrap
 from typing import Iterable, Mapping
 
 WIDTH = 120
-COLUMNS = ("level k", "perturbation", "effect", "95% CI", "p", "p adj", "verdict", "gap at k0 [95% CI]",
+COLUMNS = ("level k", "perturbation", "effect", "CI", "p", "p adj", "verdict", "gap at k0 [CI]",
            "clean acc k")
 WRAPPABLE = (0, 1)  # level and perturbation labels may wrap inside their column; numbers never do
 INDENT = "  "
@@ -62,8 +62,14 @@ def _context(audit: Mapping) -> str:
     reference = audit.get("reference") or first["contrast"].split(" vs ")[-1]
     clean = "" if first.get("clean_reference") is None else (
         f" (clean acc {first['clean_reference']:.3f}, majority class {first['majority']:.3f})")
+    settings = audit.get("settings") or {}
+    level = f"; {settings['confidence']:.4g} CI" if isinstance(settings.get("confidence"), float) else ""
+    # The level is the audit's own: a seeds="auto" look widens it (e.g. 0.9819 at its first look).
+    seeds = f", {first['n']} seeds" if first.get("n") else ""
+    looks = (audit.get("sequential") or {}).get("decision")
+    auto = f" (seeds=auto: {looks})" if looks else ""
     return (f"{audit.get('test_outcome', 'unknown')}; k0 = {reference}{clean}; "
-            f"threshold {first['threshold']:g}, rule {first['rule']}")
+            f"threshold {first['threshold']:g}, rule {first['rule']}{level}{seeds}{auto}")
 
 
 def _widths(rows: list[tuple[str, ...]], room: int) -> list[int]:
