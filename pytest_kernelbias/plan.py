@@ -58,7 +58,6 @@ class Plan:
     """The variants in evaluation order: seeds 0..n-1 at every level, then A/A seeds at the reference."""
 
     variants: tuple[Variant, ...]
-    weights_spec: dict  # what every weights key shares, recorded in each entry's metadata
 
 
 def order_seed(seed: int, level: Level, paired: bool) -> int:
@@ -91,4 +90,4 @@ def make_plan(spec: AuditSpec, intervention: KernelIntervention, train_data: Sub
         label = f"{spec.name} {level_label(level)} seed {seed + 1}/{seeds}" + (" (A/A placebo)" if role == "aa" else "")
         variants.append(Variant(level, seed, role, key, eval_key, order_seed(seed, level, recipe.paired), label,
                                 spectra, heat, weights_spec=weights))
-    return Plan(tuple(variants), weights)
+    return Plan(tuple(variants))

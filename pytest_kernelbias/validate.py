@@ -79,9 +79,9 @@ def check_pair(train: SubgroupDataset, test: SubgroupDataset) -> None:
                       f"learn them, so every such test image counts as an error", InputDataWarning, stacklevel=4)
 
 
-def check_groups(test: SubgroupDataset, attributes: Sequence[str], min_size: int, on_small: str) -> None:
+def check_groups(test: SubgroupDataset, counts: dict[str, int], attributes: Sequence[str], min_size: int,
+                 on_small: str) -> None:
     """At least two test subgroups; those under `min_size` images warn (or raise with on_small="error")."""
-    counts = test.counts(list(attributes))
     if len(counts) < 2:
         raise InputDataError(f"attributes={list(attributes)} give {len(counts)} subgroup(s) in the test set "
                              f"{test.name!r} ({sorted(counts)}); an audit compares two or more: choose an "
@@ -145,7 +145,10 @@ def check_data(spec, train: SubgroupDataset, test: SubgroupDataset) -> tuple[Sub
     train = check_labels(check_images(train, "training"), "training")
     test = check_labels(check_images(test, "test"), "test")
     check_pair(train, test)
-    # Every subgroup trained on must be measurable: names the missing one (EmptySubgroupError).
-    test.subgroup_indices(list(spec.data.attributes), expected=list(train.subgroup_indices(list(spec.data.attributes))))
-    check_groups(test, spec.data.attributes, spec.data.min_group_size, spec.data.on_small_group)
+    # Every subgroup trained on must be measurable: names the missing one (EmptySubgroupError). One pass over
+    # each set's attributes; the loaders built after this need not check again.
+    attributes = list(spec.data.attributes)
+    groups = test.subgroup_indices(attributes, expected=list(train.subgroup_indices(attributes)))
+    check_groups(test, {k: len(v) for k, v in groups.items()}, attributes, spec.data.min_group_size,
+                 spec.data.on_small_group)
     return train, test

@@ -87,12 +87,16 @@ def unsendable(**things: object) -> str | None:
     return None
 
 
+def _refusal(problem: str) -> AuditConfigError:
+    return AuditConfigError(f"workers > 1 needs every model factory and trainer to be importable by worker "
+                            f"processes (a module-level class or function, or a timm model name): {problem}. "
+                            "Define it at module level, or use workers=1.")
+
+
 def check_picklable(**things: object) -> None:
     problem = unsendable(**things)
     if problem is not None:
-        raise AuditConfigError(f"workers > 1 needs every model factory and trainer to be importable by worker "
-                               f"processes (a module-level class or function, or a timm model name): {problem}. "
-                               "Define it at module level, or use workers=1.")
+        raise _refusal(problem)
 
 
 def _environment_key(workers: int) -> str:
@@ -164,7 +168,7 @@ class PoolExecutor:
 
         problem = unsendable(model=job.model, trainer=job.trainer)
         if problem is not None and not self.fallback:
-            check_picklable(model=job.model, trainer=job.trainer)
+            raise _refusal(problem)
         if problem is not None:
             if progress is not None:
                 progress(f"setup: training in this process on one thread, not in {self.workers} workers: {problem}; "
