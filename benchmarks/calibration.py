@@ -49,8 +49,8 @@ and its bias.
 
 Part 3, sequential seeds (analysis/_sequential.py). d_s ~ N(tau, sd) with sd
 0.0075 (SynthFaces, null example) and 0.03 (resnet18), threshold 0.05, tau in
-{0, 0.5, 1, 1.5, 2} x threshold, for the designs in SEQ_DESIGNS (Pocock at max_seeds 10 and 20, O'Brien-Fleming
-and Bonferroni at 10 for contrast); every audit is
+{0, 0.5, 1, 1.5, 2} x threshold, for the designs in SEQ_DESIGNS (the default, Pocock with futility 0.1,
+at max_seeds 10 and 20; for contrast Pocock without futility, O'Brien-Fleming and Bonferroni at 10); every audit is
 `run_sequential` (the audit's own code path, paired t intervals at the
 per-look levels). Reported per cell: P(pass), P(fail), P(undecided) with
 Monte Carlo SE, so the false-failure rate of rule "lower" and the false-pass
@@ -124,8 +124,10 @@ SCENARIOS = ((0.0, SIGMA_DROP_MODEL), (0.8, SIGMA_DROP_MODEL), (0.95, 0.0025), (
 SEQ_SDS = (0.0075, 0.03)
 SEQ_THRESHOLD = 0.05
 SEQ_MULTIPLES = (0.0, 0.5, 1.0, 1.5, 2.0)
-# (min_seeds, max_seeds, round_size, boundary): the default boundary at two caps, the other two for contrast.
-SEQ_DESIGNS = ((3, 10, 1, "pocock"), (3, 20, 1, "pocock"), (3, 10, 1, "obrien-fleming"), (3, 10, 1, "bonferroni"))
+# (min_seeds, max_seeds, round_size, boundary, futility): the default at two caps, then for contrast the
+# default boundary without futility and the other two boundaries.
+SEQ_DESIGNS = ((3, 10, 1, "pocock", 0.1), (3, 20, 1, "pocock", 0.1), (3, 10, 1, "pocock", 0.0),
+               (3, 20, 1, "pocock", 0.0), (3, 10, 1, "obrien-fleming", 0.1), (3, 10, 1, "bonferroni", 0.1))
 BOUNDARY_DESIGNS = ((2, 6, 1), (3, 10, 1), (3, 12, 3), (3, 20, 1), (2, 20, 1), (4, 20, 4))
 SEQ_ERROR_GOAL = 0.05
 FIXED_LIMIT = 400                                   # matched fixed designs are searched up to this many seeds
@@ -386,8 +388,8 @@ def matched_fixed_seeds(tau: float, sd: float, threshold: float, target: float) 
 
 def sequential_part(audits: int, base: int) -> list[dict]:
     rows = []
-    for j, (lo_n, hi_n, step, boundary) in enumerate(SEQ_DESIGNS):
-        design = SequentialDesign(lo_n, hi_n, step, boundary)
+    for j, (lo_n, hi_n, step, boundary, futility) in enumerate(SEQ_DESIGNS):
+        design = SequentialDesign(lo_n, hi_n, step, boundary, futility)
         for i, sd in enumerate(SEQ_SDS):
             z = rng_for(base, _SEQUENTIAL, j, i).standard_normal((audits, hi_n))  # shared across tau
             for mult in SEQ_MULTIPLES:
@@ -400,7 +402,8 @@ def sequential_part(audits: int, base: int) -> list[dict]:
                     est_fail += path.verdict == "fail" or (
                         path.verdict == "undecided" and abs(path.effect.estimate) > SEQ_THRESHOLD)
                 share = {v: verdicts.count(v) / audits for v in ("pass", "fail", "undecided")}
-                row = {"design": [lo_n, hi_n, step], "boundary": boundary, "sd": sd, "tau_over_threshold": mult,
+                row = {"design": [lo_n, hi_n, step], "boundary": boundary, "futility": futility, "sd": sd,
+                       "tau_over_threshold": mult,
                        "tau": tau, "threshold": SEQ_THRESHOLD, "audits": audits,
                        "per_look_alpha": list(look_alphas(design, CONFIDENCE)),
                        "p_pass": share["pass"], "p_fail": share["fail"], "p_undecided": share["undecided"],
@@ -512,11 +515,13 @@ def print_sequential(out: dict) -> None:
           f"{pct(r['entirely_above_any_look'], 2):>6} {'yes' if r['meets_goal'] else 'NO':>5}")
     p(f"\nPart 3b: sequential audits, threshold {SEQ_THRESHOLD}, {s['sequential_audits']} audits "
       "per cell; fixed = nominal 95% t design settling correctly as often (same power) / with 80% power")
-    p(f"{'design':>12} {'boundary':<15} {'sd':>6} {'tau/thr':>7} | {'pass%':>6} {'±se':>5} {'fail%':>6} {'±se':>5} "
+    p(f"{'design':>12} {'boundary':<15} {'fut':>4} {'sd':>6} {'tau/thr':>7} | {'pass%':>6} {'±se':>5} "
+      f"{'fail%':>6} {'±se':>5} "
       f"{'undec%':>6} "
       f"{'est fail%':>9} | {'mean seeds':>10} {'fixed same':>10} {'fixed 80%':>9} {'far':>4} {'goal':>5}")
     for r in out["sequential"]:
-        p(f"{str(tuple(r['design'])):>12} {r['boundary']:<15} {r['sd']:>6.4f} {r['tau_over_threshold']:>7.1f} | "
+        p(f"{str(tuple(r['design'])):>12} {r['boundary']:<15} {r['futility']:>4.2g} {r['sd']:>6.4f} "
+          f"{r['tau_over_threshold']:>7.1f} | "
           f"{pct(r['p_pass']):>6} {pct(r['mc_se_pass']):>5} {pct(r['p_fail']):>6} {pct(r['mc_se_fail']):>5} "
           f"{pct(r['p_undecided']):>6} {pct(r['estimate_rule_fail']):>9} | "
           f"{r['mean_seeds']:>10.2f} {_cell(r['fixed_same_power']) if r['tau_over_threshold'] != 1.0 else '-':>10} "

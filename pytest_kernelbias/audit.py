@@ -11,6 +11,7 @@ from dataclasses import replace
 from typing import Any, Sequence
 
 from .analysis._analyze import Analysis, analyze
+from .analysis._futility import settle_chance
 from .analysis._sequential import decide, fixed_design_seeds, look_confidences
 from .data._loaders import SubgroupLoaders
 from .data._subgroups import SubgroupDataset
@@ -88,17 +89,23 @@ def execute_sequential(spec: AuditSpec) -> AuditResult:
     store = execution.cache if execution.cache is not None else VariantCache.temporary_cache()
     path: list[dict] = []
     trained = 0
-    for k, (n, confidence) in enumerate(zip(design.looks, look_confidences(design, inference.confidence)), 1):
+    levels = look_confidences(design, inference.confidence)
+    for k, (n, confidence) in enumerate(zip(design.looks, levels), 1):
         look = replace(spec, recipe=replace(spec.recipe, seeds=n, look=True),
                        inference=replace(inference, confidence=confidence), execution=replace(execution, cache=store))
         result = _execute_fixed(look)
         trained += result.settings["trained"]
         decision = _look_decision(result, inference.rule, inference.threshold, last=n == design.max_seeds)
+        chance = _settle_chance(result, design, levels[-1], inference.threshold) if decision == "continue" else None
+        if chance is not None and chance < design.futility:
+            decision = "undecided"  # max_seeds would very probably not settle it: stop training now
         path.append({"seeds": n, "confidence": confidence, "decision": decision, "trained": result.settings["trained"],
+                     "settle_chance": chance,
                      "intervals": {e.label: [e.ci[0], e.ci[1]] for e in result.all_effects.values()}})
         if execution.progress is not None:
+            odds = "" if chance is None else f" (chance max_seeds settles it: {chance:.1%})"
             execution.progress(f"setup: seeds=auto look {k}/{len(design.looks)}: {n} seeds per level, "
-                               f"{confidence:.2%} intervals: {decision}")
+                               f"{confidence:.2%} intervals: {decision}{odds}")
         if decision != "continue":
             break
     # Counted over every look: a seed trained at an earlier look of this audit is not a cache hit of it.
@@ -120,18 +127,35 @@ def _look_decision(result: AuditResult, rule: str, threshold: float, last: bool)
     return "fail" if "fail" in decisions else "pass"
 
 
+def _settle_chance(result: AuditResult, design, final_confidence: float, threshold: float) -> float | None:
+    """The smallest chance, over the effects with an unsettled interval, that max_seeds settles one.
+
+    The audit is decided only when every effect is, so its least settleable effect bounds it. None
+    when every interval is settled (a "lower" failure waiting for its sign-flip p): no basis to stop.
+    """
+    n = len(result.outcomes.seeds)
+    chances = [settle_chance(e.estimate, e.sd, n, design.max_seeds, final_confidence, threshold)
+               for e in result.all_effects.values() if decide(e.ci, result.rule, threshold) == "continue"]
+    return min(chances) if chances else None
+
+
 def _sequential_record(spec: AuditSpec, result: AuditResult, path: list[dict]) -> dict:
     design, inference = spec.recipe.design, spec.inference
     decision = path[-1]["decision"]
     record = {"min_seeds": design.min_seeds, "max_seeds": design.max_seeds, "round": design.round_size,
-              "boundary": design.boundary, "looks": path, "decision": decision, "fixed_seeds": None}
+              "boundary": design.boundary, "futility": design.futility, "looks": path, "decision": decision,
+              "fixed_seeds": None}
     if decision == "undecided":
         # The effect nearest the threshold is the one that needs the most seeds to settle.
         worst = min(result.all_effects.values(), key=lambda e: abs(abs(e.estimate) - inference.threshold))
         record["fixed_seeds"] = fixed_design_seeds(worst, inference.threshold, inference.confidence,
                                                    family=len(result.all_effects))
         need = record["fixed_seeds"]
-        record["reason"] = (f"undecided at max_seeds={design.max_seeds}: {worst.label} has interval "
+        seeds = path[-1]["seeds"]
+        where = (f"max_seeds={seeds}" if seeds == design.max_seeds else
+                 f"{seeds} of max_seeds={design.max_seeds} seeds (futility: max_seeds would settle it with chance "
+                 f"{path[-1]['settle_chance']:.1%}, under {design.futility:g})")
+        record["reason"] = (f"undecided at {where}: {worst.label} has interval "
                             f"[{worst.ci[0]:+.4f}, {worst.ci[1]:+.4f}] across the threshold {inference.threshold:g}; "
                             + (f"a fixed design would need about {need} seeds per level" if need else
                                "its estimate sits on the threshold, so no seed count settles it"))

@@ -21,6 +21,7 @@ from torch import nn
 from .analysis._design import check_can_fail
 from .analysis._effects import METHODS, check_rule, check_seeds, check_threshold
 from .analysis._estimand import Estimand
+from .analysis._futility import DEFAULT_FUTILITY
 from .analysis._multiplicity import CORRECTIONS
 from .analysis._sequential import SequentialDesign, look_confidences
 from .data._loaders import as_perturbations
@@ -135,11 +136,12 @@ class RecipeSpec:
     max_seeds: int = 10
     seed_round: int = 1
     boundary: str = "pocock"  # how the looks share alpha: "pocock", "obrien-fleming" or "bonferroni"
+    futility: float = DEFAULT_FUTILITY  # stop undecided early when max_seeds would settle it with less chance
     look: bool = False  # set by the audit on each look of seeds="auto": the design was checked as a whole
 
     def __post_init__(self) -> None:
         if self.seeds == "auto":
-            SequentialDesign(self.min_seeds, self.max_seeds, self.seed_round, self.boundary)  # checks each
+            _ = self.design  # building the SequentialDesign checks each setting, naming the fix
         else:
             check_seeds(self.seeds)
         if not isinstance(self.train_config, TrainConfig):
@@ -162,7 +164,7 @@ class RecipeSpec:
         """The sequential design of seeds="auto", else None."""
         if self.seeds != "auto":
             return None
-        return SequentialDesign(self.min_seeds, self.max_seeds, self.seed_round, self.boundary)
+        return SequentialDesign(self.min_seeds, self.max_seeds, self.seed_round, self.boundary, self.futility)
 
     @property
     def most_seeds(self) -> int:

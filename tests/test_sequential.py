@@ -11,6 +11,7 @@ import pytest
 from scipy import stats
 
 from pytest_kernelbias import AuditConfigError, paired_effect
+from pytest_kernelbias.analysis._futility import settle_chance
 from pytest_kernelbias.analysis._power import seeds_needed
 from pytest_kernelbias.analysis._sequential import (
     BOUNDARIES,
@@ -193,7 +194,7 @@ def test_stops_at_the_first_look_on_a_clear_effect(mean, verdict):
 
 def test_undecided_at_max_seeds_gives_the_fixed_design_seeds():
     d = 0.05 + np.array([0.02, -0.01, 0.012, -0.018, 0.005, 0.01])
-    design = SequentialDesign(3, 6, 1)
+    design = SequentialDesign(3, 6, 1, futility=0)  # no early stop: this test is about reaching max_seeds
     path = run_sequential(d, design, 0.05, "upper")
     assert path.verdict == "undecided" and path.seeds == 6
     e = path.effect
@@ -218,7 +219,7 @@ def test_an_estimate_on_the_threshold_has_no_fixed_design():
 
 def test_continue_when_the_differences_run_out():
     d = 0.05 + np.array([0.02, -0.01, 0.012, -0.018, 0.005, 0.01])
-    path = run_sequential(d, SequentialDesign(3, 10, 2), 0.05)
+    path = run_sequential(d, SequentialDesign(3, 10, 2, futility=0), 0.05)
     assert path.verdict == "continue" and path.next_seeds == 7
     assert [look.seeds for look in path.looks] == [3, 5] and "train up to 7 seeds" in path.reason
 
@@ -237,3 +238,49 @@ def test_error_rates_at_the_threshold():
     verdicts = [run_sequential(0.05 + 0.03 * row, design, 0.05, "lower", p_method="t").verdict for row in z]
     assert verdicts.count("fail") / audits <= upper_bound(ALPHA, audits)
     assert verdicts.count("pass") / audits <= upper_bound(ALPHA, audits)
+
+
+@pytest.mark.parametrize("estimate,sd,n", [(0.06, 0.03, 3), (0.03, 0.03, 4), (0.0, 0.0075, 3), (0.05, 0.02, 5),
+                                           (-0.09, 0.03, 3)])
+def test_settle_chance_matches_a_simulation_of_the_predictive_model(estimate, sd, n):
+    """The closed form against the model it claims: the true effect mu ~ N(estimate, sd^2 / n), the
+    N - n new differences ~ N(mu, sd), the final t interval at max_seeds with the spread as seen.
+    Tolerance: 4 binomial SE of the simulated share."""
+    max_seeds, confidence, threshold, draws = 10, 0.988, 0.05, 200_000
+    rng = np.random.default_rng(7)
+    mu = estimate + sd / math.sqrt(n) * rng.standard_normal(draws)
+    rest = mu + sd / math.sqrt(max_seeds - n) * rng.standard_normal(draws)  # mean of the new differences
+    final = (n * estimate + (max_seeds - n) * rest) / max_seeds
+    half = stats.t.ppf(0.5 + confidence / 2, max_seeds - 1) * sd / math.sqrt(max_seeds)
+    settled = (np.abs(final) + half <= threshold) | (np.abs(final) - half > threshold)
+    share = settled.mean()
+    chance = settle_chance(estimate, sd, n, max_seeds, confidence, threshold)
+    assert chance == pytest.approx(share, abs=4 * math.sqrt(max(share * (1 - share), 1e-6) / draws))
+
+
+def test_settle_chance_edges():
+    assert settle_chance(0.06, 0.03, 10, 10, 0.95, 0.05) == 0.0  # nothing left to train
+    assert settle_chance(0.06, 0.0, 3, 10, 0.95, 0.05) == 1.0  # no spread seen: never stop on it
+    with pytest.raises(AuditConfigError, match="futility must be a number in \\[0, 1\\)"):
+        SequentialDesign(3, 10, 1, futility=1.0)
+
+
+def test_futility_only_turns_more_seeds_into_undecided():
+    """Over many paths, a design with futility settles exactly as the one without, or stops undecided
+    earlier; it never gives another verdict, so it cannot raise either error rate."""
+    z = np.random.default_rng(5).standard_normal((400, 10))
+    plain, early = SequentialDesign(3, 10, 1, futility=0), SequentialDesign(3, 10, 1, futility=0.1)
+    stopped = 0
+    for row in z:
+        a = run_sequential(0.05 + 0.03 * row, plain, 0.05, "lower", p_method="t")
+        b = run_sequential(0.05 + 0.03 * row, early, 0.05, "lower", p_method="t")
+        assert b.verdict in (a.verdict, "undecided") and b.seeds <= a.seeds
+        if b.verdict != "undecided":
+            assert (b.verdict, b.seeds) == (a.verdict, a.seeds)
+        stopped += b.seeds < a.seeds
+    assert stopped > 200  # at tau = threshold most paths are futile, which is the point
+    futile = next(run_sequential(0.05 + 0.03 * row, early, 0.05) for row in z
+                  if run_sequential(0.05 + 0.03 * row, early, 0.05).seeds < 10)
+    last = futile.looks[-1]
+    assert futile.verdict == "undecided" and last.settle_chance < 0.1
+    assert f"undecided at {last.seeds} seeds (futility)" in futile.reason and "a fixed design needs" in futile.reason

@@ -13,9 +13,26 @@ from pytest_kernelbias.training._seed_batched import choose_strategy, clear_stra
 
 from .conftest import tiny_cnn
 
+XDIST_AUDIT = """
+import json
+from pytest_kernelbias import TrainConfig, run_audit, synthfaces
+
+def test_audit(tmp_path):
+    data = synthfaces(512, 0, "planted"), synthfaces(256, 0, "planted", "test")
+    result = run_audit("mobilenetv3_small_050", "conv_stem", [3, 5], data=data[0], test_data=data[1], seeds=2,
+                       placebos=(), spectral_cutoff=None, train_config=TrainConfig(epochs=2, batch_size=32),
+                       require_learning=False, progress=None, cache=tmp_path)
+    with open("xdist-run.json", "w") as out:
+        json.dump([[r.as_dict() for r in result.outcomes.rows], result.effect.estimate, result.settings["workers"]],
+                  out)
+
+def test_busy_neighbour():
+    sum(i * i for i in range(3_000_000))  # keeps the other xdist worker busy meanwhile
+"""
+
 
 @pytest.mark.slow
-def test_a_thread_sensitive_timm_model_gives_identical_numbers_on_1_or_2_threads_and_2_workers(tmp_path):
+def test_a_thread_sensitive_timm_model_gives_identical_numbers_on_1_or_2_threads_and_2_workers(tmp_path, pytester):
     # mobilenetv3's depthwise and pointwise convs sum in a thread-dependent order: before the one-thread
     # policy this audit's effect moved from +0.0446 (1 thread) to +0.0079 (2 threads).
     data = synthfaces(512, 0, "planted"), synthfaces(256, 0, "planted", "test")
@@ -30,6 +47,12 @@ def test_a_thread_sensitive_timm_model_gives_identical_numbers_on_1_or_2_threads
         assert result.settings["trained"] == 4
         runs[(threads, workers)] = ([r.as_dict() for r in result.outcomes.rows], result.effect.estimate)
     assert runs[(1, 1)] == runs[(2, 1)] == runs[(2, 2)]
+    # Under pytest -n 2 the audit runs in an xdist worker with the default workers (cores shared out).
+    pytester.makepyfile(XDIST_AUDIT)
+    pytester.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider").assert_outcomes(passed=2)
+    rows, estimate, workers = json.loads((pytester.path / "xdist-run.json").read_text())
+    assert workers == max(1, usable_cores() // 2)
+    assert [rows, estimate] == json.loads(json.dumps(runs[(1, 1)]))  # bit-identical, floats by repr
 
 
 def test_workers_default_to_the_usable_cores_shared_among_xdist_workers(monkeypatch):

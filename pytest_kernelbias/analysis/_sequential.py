@@ -3,7 +3,8 @@
 The audit plans K looks at n_1 < n_2 < ... < n_K = max_seeds seeds per level. At look k it forms
 the paired t interval of the first n_k differences at a per-look level 1 - a_k, stops with "pass"
 when that interval lies inside [-threshold, threshold] and with "fail" when it lies entirely beyond
-it, and otherwise trains one more round. At max_seeds an unsettled interval is "undecided".
+it, and otherwise trains one more round. At max_seeds an unsettled interval is "undecided"; so is
+one that max_seeds would very probably leave unsettled (futility, `_futility.settle_chance`).
 
 Why the intervals stay valid when the audit stops early: the per-look levels are chosen so that the
 K intervals cover the true effect *simultaneously* with probability >= confidence. Any stopping rule
@@ -41,6 +42,7 @@ from scipy import special
 
 from ..errors import AuditConfigError
 from ._effects import Effect, check_rule, check_threshold, paired_effect
+from ._futility import DEFAULT_FUTILITY, check_futility, settle_chance
 from ._power import power
 
 BOUNDARIES = ("pocock", "obrien-fleming", "bonferroni")
@@ -89,9 +91,11 @@ class SequentialDesign:
     max_seeds: int
     round_size: int = 1
     boundary: str = "pocock"
+    futility: float = DEFAULT_FUTILITY  # stop undecided when max_seeds would settle it with less chance (_futility)
 
     def __post_init__(self) -> None:
         looks(self.min_seeds, self.max_seeds, self.round_size)  # validates, naming the fix
+        object.__setattr__(self, "futility", check_futility(self.futility))
         if self.boundary not in BOUNDARIES:
             raise AuditConfigError(f"boundary must be one of {', '.join(map(repr, BOUNDARIES))}, "
                                    f"got {self.boundary!r}")
@@ -242,14 +246,16 @@ class Look:
     confidence: float
     effect: Effect
     decision: str
+    settle_chance: float | None = None  # at an unsettled look before max_seeds: the chance max_seeds settles it
 
 
 @dataclass(frozen=True)
 class SequentialPath:
     """The record of a sequential audit of one effect, look by look.
 
-    `verdict` is "pass" or "fail" (settled at `seeds`), "undecided" (max_seeds reached; `fixed_seeds`
-    says what a fixed design would need) or "continue" (the differences ran out before max_seeds;
+    `verdict` is "pass" or "fail" (settled at `seeds`), "undecided" (max_seeds reached, or stopped
+    early for futility; `fixed_seeds` says what a fixed design would need) or "continue" (the
+    differences ran out before max_seeds;
     train up to `next_seeds` per level and call again with all of them).
     """
 
@@ -309,6 +315,10 @@ class SequentialPath:
         need = (f"a fixed design needs {many} seeds per level to tell |effect| {abs(last.effect.estimate):.4g} from "
                 f"the threshold with {self.target_power:.0%} power at the spread seen (sd {last.effect.sd:.3g})"
                 if fixed is not None else "no fixed design can tell an estimate on the threshold from it")
+        if last.seeds < self.design.max_seeds:
+            return (f"undecided at {last.seeds} seeds (futility): {where} contains the threshold "
+                    f"{self.threshold:g}, and max_seeds={self.design.max_seeds} would settle it with chance "
+                    f"{last.settle_chance:.1%} (< {self.design.futility:g}); {need}")
         return f"undecided at max_seeds={last.seeds}: {where} contains the threshold {self.threshold:g}; {need}"
 
 
@@ -341,7 +351,12 @@ def run_sequential(differences: Sequence[float], design: SequentialDesign, thres
             return record("continue", next_seeds=n)
         effect = paired_effect(d[:n], np.zeros(n), confidence=level, method="t", label=label, p_method=p_method)
         decision = decide(effect.ci, rule, threshold)
-        taken.append(Look(n, level, effect, decision))
+        chance = None
+        if decision == "continue" and n < design.max_seeds:
+            chance = settle_chance(effect.estimate, effect.sd, n, design.max_seeds, levels[-1], threshold)
+        taken.append(Look(n, level, effect, decision, chance))
         if decision != "continue":
             return record(decision)
+        if chance is not None and chance < design.futility:
+            return record("undecided")
     return record("undecided")
