@@ -134,15 +134,19 @@ def sequential_table(audit: Mapping) -> str:
     if not seq:
         return ""
     body = [[str(i), esc(look["seeds"]), f"{look['confidence']:.2%}", f"<b>{esc(look['decision'])}</b>",
+             "" if look.get("settle_chance") is None else f"{look['settle_chance']:.1%}",
              "<br>".join(f"<span class='lbl'>{esc(label)}</span> <span class='n'>[{num(lo)}, {num(hi)}]</span>"
                          for label, (lo, hi) in look.get("intervals", {}).items())]
             for i, look in enumerate(seq.get("looks", []), 1)]
     design = (f"{esc(seq.get('min_seeds'))} to {esc(seq.get('max_seeds'))} seeds per level in rounds of "
-              f"{esc(seq.get('round'))}, {esc(seq.get('boundary'))} boundary. {esc(seq.get('reason', ''))}"
+              f"{esc(seq.get('round'))}, {esc(seq.get('boundary'))} boundary, futility "
+              f"{esc(seq.get('futility', 0))} (stop undecided when max_seeds would settle it with less chance). "
+              f"{esc(seq.get('reason', ''))}"
               + (f" A fixed design would need about {esc(seq['fixed_seeds'])} seeds per level."
                  if seq.get("fixed_seeds") and "fixed design" not in seq.get("reason", "") else ""))
     return _section(f"Sequential seeds (seeds=auto): {seq.get('decision', '')}",
-                    table(("look", "seeds per level", "interval level", "decision", "intervals"), body), design)
+                    table(("look", "seeds per level", "interval level", "decision", "chance max_seeds settles it",
+                           "intervals"), body), design)
 
 
 def placebo_table(audit: Mapping) -> str:
