@@ -18,6 +18,7 @@ import torch
 
 from .data._subgroups import SubgroupDataset
 from .evaluation._mechanism import SPECTRAL_IMAGES
+from .evaluation._predict import eval_batch
 from .execution._store import source_fingerprint, variant_key
 from .execution._threads import numeric_environment
 from .intervention._intervene import KernelIntervention, Level, layer_seed, level_label
@@ -75,7 +76,8 @@ def make_plan(spec: AuditSpec, intervention: KernelIntervention, train_data: Sub
                "trainer": "default" if recipe.trainer is None else source_fingerprint(recipe.trainer),
                "device": torch.device(recipe.device).type, "numeric": numeric_environment(recipe.device)}
     evaluation = {"test": test_data.fingerprint(), "attributes": list(spec.data.attributes),
-                  "conditions": list(spec.data.perturbations), "spectral_images": SPECTRAL_IMAGES}
+                  "conditions": list(spec.data.perturbations), "spectral_images": SPECTRAL_IMAGES,
+                  "eval_batch": eval_batch(recipe.device)}
     runs: list[tuple[int, Level, Role]] = [(s, level, "audit") for s in range(seeds) for level in intervention.levels]
     if "aa" in spec.inference.placebos:  # fresh seeds for the reference level only
         runs += [(s, intervention.reference, "aa") for s in range(seeds, 2 * seeds)]

@@ -100,6 +100,26 @@ def _numpy_share(maps: np.ndarray, cutoff: float) -> float:
     return float(power[..., high].sum() / power[..., r > 0].sum())
 
 
+@pytest.mark.parametrize("shape", [(32, 32), (31, 31), (12, 20), (9, 14), (14, 9), (1, 1), (2, 3)])
+@pytest.mark.parametrize("remove_mean", [True, False])
+def test_radial_spectrum_is_the_full_spectrum_mean_power_per_bin(shape, remove_mean):
+    # numpy's full (not half) spectrum, centred, binned coefficient by coefficient.
+    h, w = shape
+    maps = np.random.default_rng(3).standard_normal((5, h, w))
+    x = maps - maps.mean(axis=(-2, -1), keepdims=True) if remove_mean else maps
+    power = np.abs(np.fft.fftshift(np.fft.fft2(x), axes=(-2, -1))) ** 2
+    n_bins = min(h, w) // 2 + 1
+    expected = np.zeros((5, n_bins))
+    for i in range(h):
+        for j in range(w):
+            r = min(int(np.rint(math.hypot(i - h // 2, j - w // 2))), n_bins - 1)
+            expected[:, r] += power[:, i, j] / sum(min(int(np.rint(math.hypot(a - h // 2, b - w // 2))),
+                                                       n_bins - 1) == r for a in range(h) for b in range(w))
+    got = radial_power_spectrum(torch.from_numpy(maps), remove_mean).numpy()
+    # float64 sums of at most h*w terms: rounding stays near h*w*eps relative to the largest bin.
+    assert np.allclose(got, expected, rtol=0, atol=h * w * 1e-15 * max(1.0, np.abs(expected).max()))
+
+
 @pytest.mark.parametrize("shape", [(32, 32), (16, 16), (12, 20), (9, 14)])
 @pytest.mark.parametrize("cutoff", [0.25, 0.5, 0.75])
 def test_high_frequency_ratio_is_the_energy_share_numpy_computes(shape, cutoff):

@@ -10,7 +10,7 @@ from torch import nn
 
 from ..errors import AuditConfigError
 from ..evaluation._metrics import check_defined, group_metric, index_codes
-from ..evaluation._predict import CLEAN, predict_conditions
+from ..evaluation._predict import CLEAN, eval_batch, predict_conditions
 from ..perturbations import Perturbation
 from ._subgroups import SubgroupDataset
 
@@ -42,15 +42,15 @@ class SubgroupLoaders:
         data: SubgroupDataset,
         attributes: str | Sequence[str],
         perturbation: Perturbation | Sequence[Perturbation] | Mapping[str, Perturbation],
-        batch_size: int = 512,
+        batch_size: int | None = None,  # None: eval_batch(device), small on a CPU
         device: str | torch.device = "cpu",
         expected_groups: Sequence[str] | None = None,
     ):
         self.data = data
         self.attributes = [attributes] if isinstance(attributes, str) else list(attributes)
         self.perturbations = as_perturbations(perturbation)
-        self.batch_size = batch_size
         self.device = torch.device(device)
+        self.batch_size = batch_size or eval_batch(self.device)
         self.groups = data.subgroup_indices(self.attributes, expected=expected_groups)
 
     def __len__(self) -> int:
