@@ -29,7 +29,7 @@ def test_planted_synthfaces_kernel_bias_is_caught(kernel_audit):
 
 @pytest.mark.xfail(raises=AuditFailure,
                    reason="measured on 2026-11-29: kernel_size=3 vs 7 on resnet18.conv1 raised the LowPass(0.4) "
-                          "drop spread by about +0.09 (3 seeds), above the 0.05 threshold; 4 seeds cannot settle "
+                          "drop spread by about +0.07 (3 seeds), above the 0.05 threshold; 4 seeds cannot settle "
                           "it, so seeds=auto stops undecided (futility) and says how many a fixed design needs")
 @pytest.mark.kernel_audit(seeds="auto", min_seeds=3, max_seeds=4, threshold=0.05, rule="estimate")
 def test_resnet18_stem_kernel(kernel_audit):

@@ -11,7 +11,7 @@ from dataclasses import replace
 from typing import Any, Sequence
 
 from .analysis._analyze import Analysis, analyze
-from .analysis._futility import settle_chance
+from .analysis._futility import chance_text, settle_chance
 from .analysis._sequential import decide, fixed_design_seeds, look_confidences
 from .data._loaders import SubgroupLoaders
 from .data._subgroups import SubgroupDataset
@@ -103,7 +103,7 @@ def execute_sequential(spec: AuditSpec) -> AuditResult:
                      "settle_chance": chance,
                      "intervals": {e.label: [e.ci[0], e.ci[1]] for e in result.all_effects.values()}})
         if execution.progress is not None:
-            odds = "" if chance is None else f" (chance max_seeds settles it: {chance:.1%})"
+            odds = "" if chance is None else f" (chance max_seeds settles it: {chance_text(chance)})"
             execution.progress(f"setup: seeds=auto look {k}/{len(design.looks)}: {n} seeds per level, "
                                f"{confidence:.2%} intervals: {decision}{odds}")
         if decision != "continue":
@@ -154,7 +154,7 @@ def _sequential_record(spec: AuditSpec, result: AuditResult, path: list[dict]) -
         seeds = path[-1]["seeds"]
         where = (f"max_seeds={seeds}" if seeds == design.max_seeds else
                  f"{seeds} of max_seeds={design.max_seeds} seeds (futility: max_seeds would settle it with chance "
-                 f"{path[-1]['settle_chance']:.1%}, under {design.futility:g})")
+                 f"{chance_text(path[-1]['settle_chance'])}, under {design.futility:g})")
         record["reason"] = (f"undecided at {where}: {worst.label} has interval "
                             f"[{worst.ci[0]:+.4f}, {worst.ci[1]:+.4f}] across the threshold {inference.threshold:g}; "
                             + (f"a fixed design would need about {need} seeds per level" if need else

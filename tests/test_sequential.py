@@ -11,7 +11,7 @@ import pytest
 from scipy import stats
 
 from pytest_kernelbias import AuditConfigError, paired_effect
-from pytest_kernelbias.analysis._futility import settle_chance
+from pytest_kernelbias.analysis._futility import chance_text, settle_chance
 from pytest_kernelbias.analysis._power import seeds_needed
 from pytest_kernelbias.analysis._sequential import (
     BOUNDARIES,
@@ -258,6 +258,11 @@ def test_settle_chance_matches_a_simulation_of_the_predictive_model(estimate, sd
     assert chance == pytest.approx(share, abs=4 * math.sqrt(max(share * (1 - share), 1e-6) / draws))
 
 
+def test_chance_text_never_prints_a_zero_chance():
+    assert chance_text(0.0) == chance_text(0.0004) == "< 0.1%"
+    assert chance_text(0.0006) == "0.1%" and chance_text(0.1234) == "12.3%"
+
+
 def test_settle_chance_edges():
     assert settle_chance(0.06, 0.03, 10, 10, 0.95, 0.05) == 0.0  # nothing left to train
     assert settle_chance(0.06, 0.0, 3, 10, 0.95, 0.05) == 1.0  # no spread seen: never stop on it
@@ -283,4 +288,5 @@ def test_futility_only_turns_more_seeds_into_undecided():
                   if run_sequential(0.05 + 0.03 * row, early, 0.05).seeds < 10)
     last = futile.looks[-1]
     assert futile.verdict == "undecided" and last.settle_chance < 0.1
-    assert f"undecided at {last.seeds} seeds (futility)" in futile.reason and "a fixed design needs" in futile.reason
+    assert f"undecided at {last.seeds} of max_seeds=10 seeds (futility: max_seeds would settle it" in futile.reason
+    assert "a fixed design needs" in futile.reason

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pytest_kernelbias import AuditConfigError, KernelAuditWarning, TrainConfig, run_audit, synthfaces
+from pytest_kernelbias.analysis._futility import chance_text
 from pytest_kernelbias.analysis._sequential import SequentialDesign, look_confidences
 
 from .conftest import tiny_cnn
@@ -56,7 +57,7 @@ def test_futility_stops_training_when_max_seeds_would_not_settle_it(tmp_path):
     assert last["seeds"] < 6 and path["decision"] == "undecided" and 0 <= last["settle_chance"] < 0.99
     assert result.settings["trained"] == 2 * last["seeds"] and path["futility"] == 0.99
     assert (f"undecided at {last['seeds']} of max_seeds=6 seeds (futility: max_seeds would settle it with chance "
-            f"{last['settle_chance']:.1%}, under 0.99)") in path["reason"]
+            f"{chance_text(last['settle_chance'])}, under 0.99)") in path["reason"]
     assert sum(f"seeds=auto look {len(before) + 1}/5: {last['seeds']} seeds per level" in line and
                "intervals: undecided (chance max_seeds settles it" in line for line in lines) == 1
     with pytest.warns(KernelAuditWarning, match="futility"):

@@ -37,6 +37,11 @@ def check_futility(value: object) -> float:
     return float(value)
 
 
+def chance_text(chance: float) -> str:
+    """A settle chance in words: one decimal of a percent, and "< 0.1%" rather than a misleading "0.0%"."""
+    return "< 0.1%" if chance < 0.0005 else f"{chance:.1%}"
+
+
 def settle_chance(estimate: float, sd: float, n: int, max_seeds: int, final_confidence: float,
                   threshold: float) -> float:
     """Predictive probability that the t interval of max_seeds differences settles against `threshold`.

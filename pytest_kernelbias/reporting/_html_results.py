@@ -8,6 +8,7 @@ from typing import Mapping
 
 import numpy as np
 
+from ..analysis._futility import chance_text
 from ._html_parts import esc, forest_scale, forest_svg, interval, num, pval, swatch, table
 
 STAT_HEADERS = ("effect", "95% CI", "p", "p adj", "p method", "seeds")
@@ -134,7 +135,7 @@ def sequential_table(audit: Mapping) -> str:
     if not seq:
         return ""
     body = [[str(i), esc(look["seeds"]), f"{look['confidence']:.2%}", f"<b>{esc(look['decision'])}</b>",
-             "" if look.get("settle_chance") is None else f"{look['settle_chance']:.1%}",
+             "" if look.get("settle_chance") is None else chance_text(look['settle_chance']),
              "<br>".join(f"<span class='lbl'>{esc(label)}</span> <span class='n'>[{num(lo)}, {num(hi)}]</span>"
                          for label, (lo, hi) in look.get("intervals", {}).items())]
             for i, look in enumerate(seq.get("looks", []), 1)]
