@@ -61,3 +61,15 @@ def test_wrap_id_cuts_inside_a_part_only_when_the_part_alone_is_too_long():
     assert wrap_id("pkg/mod.py::test_one_two", 16) == ["pkg/mod.py::", "    test_one_two"]
     lines = wrap_id("x" * 30, 12)
     assert all(len(line) <= 12 for line in lines) and "".join(line.strip() for line in lines) == "x" * 30
+
+
+@pytest.mark.parametrize("stopped_at,expected", [(3, "(seeds=auto: undecided, futility)"),
+                                                 (4, "(seeds=auto: undecided)")])
+def test_the_audit_line_says_when_futility_ended_a_sequential_audit(result, stopped_at, expected):
+    sequential = {"decision": "undecided", "max_seeds": 4, "looks": [{"seeds": n} for n in range(3, stopped_at + 1)]}
+    audit = {**result.to_dict(), "test": "t.py::test_auto", "test_outcome": "xfailed", "sequential": sequential}
+    lines = summary_lines([audit])
+    start = next(i for i, line in enumerate(lines) if line.startswith("  xfailed; k0 = "))
+    # The audit line wraps at 120 columns; the sequential note ends it, maybe on the next line.
+    joined = " ".join(line.strip() for line in lines[start:start + 2])
+    assert expected in joined and joined.count("seeds=auto") == 1

@@ -66,8 +66,11 @@ def _context(audit: Mapping) -> str:
     level = f"; {settings['confidence']:.4g} CI" if isinstance(settings.get("confidence"), float) else ""
     # The level is the audit's own: a seeds="auto" look widens it (e.g. 0.9819 at its first look).
     seeds = f", {first['n']} seeds" if first.get("n") else ""
-    looks = (audit.get("sequential") or {}).get("decision")
-    auto = f" (seeds=auto: {looks})" if looks else ""
+    sequential = audit.get("sequential") or {}
+    looks = sequential.get("decision")
+    # Undecided before max_seeds means the futility stop ended it, not the cap.
+    early = looks == "undecided" and (sequential.get("looks") or [{}])[-1].get("seeds") != sequential.get("max_seeds")
+    auto = f" (seeds=auto: {looks}{', futility' if early else ''})" if looks else ""
     return (f"{audit.get('test_outcome', 'unknown')}; k0 = {reference}{clean}; "
             f"threshold {first['threshold']:g}, rule {first['rule']}{level}{seeds}{auto}")
 
