@@ -11,7 +11,7 @@ from dataclasses import replace
 from typing import Any, Sequence
 
 from .analysis._analyze import Analysis, analyze
-from .analysis._futility import chance_text, settle_chance
+from .analysis._futility import chance_text, settle_chance, stop_point
 from .analysis._sequential import decide, fixed_design_seeds, look_confidences
 from .data._loaders import SubgroupLoaders
 from .data._subgroups import SubgroupDataset
@@ -95,10 +95,7 @@ def execute_sequential(spec: AuditSpec) -> AuditResult:
                        inference=replace(inference, confidence=confidence), execution=replace(execution, cache=store))
         result = _execute_fixed(look)
         trained += result.settings["trained"]
-        decision = _look_decision(result, inference.rule, inference.threshold, last=n == design.max_seeds)
-        chance = _settle_chance(result, design, levels[-1], inference.threshold) if decision == "continue" else None
-        if chance is not None and chance < design.futility:
-            decision = "undecided"  # max_seeds would very probably not settle it: stop training now
+        decision, chance = _look_decision(result, design, levels[-1], inference.rule, inference.threshold)
         path.append({"seeds": n, "confidence": confidence, "decision": decision, "trained": result.settings["trained"],
                      "settle_chance": chance,
                      "intervals": {e.label: [e.ci[0], e.ci[1]] for e in result.all_effects.values()}})
@@ -114,29 +111,30 @@ def execute_sequential(spec: AuditSpec) -> AuditResult:
     return replace(result, settings=settings, sequential=_sequential_record(spec, result, path))
 
 
-def _look_decision(result: AuditResult, rule: str, threshold: float, last: bool) -> str:
-    """"pass" or "fail" when every effect's interval is settled, else "continue" ("undecided" at the last look)."""
-    decisions = []
-    for e in result.all_effects.values():
-        d = decide(e.ci, rule, threshold)
-        if d == "fail" and rule == "lower" and e.verdict(threshold, rule) != "fail":
-            d = "continue"  # the family-adjusted sign-flip p must also reach alpha, as in the fixed design
-        decisions.append(d)
-    if "continue" in decisions:
-        return "undecided" if last else "continue"
-    return "fail" if "fail" in decisions else "pass"
+def _look_decision(result: AuditResult, design, final_confidence: float, rule: str,
+                   threshold: float) -> tuple[str, float | None]:
+    """The look's decision and, while it would continue, the chance that max_seeds settles it.
 
-
-def _settle_chance(result: AuditResult, design, final_confidence: float, threshold: float) -> float | None:
-    """The smallest chance, over the effects with an unsettled interval, that max_seeds settles one.
-
-    The audit is decided only when every effect is, so its least settleable effect bounds it. None
-    when every interval is settled (a "lower" failure waiting for its sign-flip p): no basis to stop.
+    "pass" or "fail" when every effect's interval is settled; otherwise "continue", or "undecided"
+    at max_seeds or when the least settleable unsettled effect (the audit is decided only when every
+    effect is) would settle at max_seeds with a chance under the design's futility level.
     """
     n = len(result.outcomes.seeds)
-    chances = [settle_chance(e.estimate, e.sd, n, design.max_seeds, final_confidence, threshold)
-               for e in result.all_effects.values() if decide(e.ci, result.rule, threshold) == "continue"]
-    return min(chances) if chances else None
+    decisions, chances = [], []
+    for e in result.all_effects.values():
+        d = decide(e.ci, rule, threshold)
+        if d == "continue":
+            chances.append(settle_chance(e.estimate, e.sd, n, design.max_seeds, final_confidence, threshold))
+        elif d == "fail" and rule == "lower" and e.verdict(threshold, rule) != "fail":
+            d = "continue"  # the family-adjusted sign-flip p must also reach alpha, as in the fixed design
+        decisions.append(d)
+    if "continue" not in decisions:
+        return ("fail" if "fail" in decisions else "pass"), None
+    if n == design.max_seeds:
+        return "undecided", None
+    # None when only "lower" failures wait for their sign-flip p: no basis to stop early.
+    chance = min(chances) if chances else None
+    return ("undecided" if chance is not None and chance < design.futility else "continue"), chance
 
 
 def _sequential_record(spec: AuditSpec, result: AuditResult, path: list[dict]) -> dict:
@@ -151,10 +149,7 @@ def _sequential_record(spec: AuditSpec, result: AuditResult, path: list[dict]) -
         record["fixed_seeds"] = fixed_design_seeds(worst, inference.threshold, inference.confidence,
                                                    family=len(result.all_effects))
         need = record["fixed_seeds"]
-        seeds = path[-1]["seeds"]
-        where = (f"max_seeds={seeds}" if seeds == design.max_seeds else
-                 f"{seeds} of max_seeds={design.max_seeds} seeds (futility: max_seeds would settle it with chance "
-                 f"{chance_text(path[-1]['settle_chance'])}, under {design.futility:g})")
+        where = stop_point(path[-1]["seeds"], design.max_seeds, path[-1]["settle_chance"], design.futility)
         record["reason"] = (f"undecided at {where}: {worst.label} has interval "
                             f"[{worst.ci[0]:+.4f}, {worst.ci[1]:+.4f}] across the threshold {inference.threshold:g}; "
                             + (f"a fixed design would need about {need} seeds per level" if need else

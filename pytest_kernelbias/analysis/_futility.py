@@ -42,6 +42,14 @@ def chance_text(chance: float) -> str:
     return "< 0.1%" if chance < 0.0005 else f"{chance:.1%}"
 
 
+def stop_point(seeds: int, max_seeds: int, chance: float | None, futility: float) -> str:
+    """Where an undecided audit stopped, in words: at max_seeds, or earlier for futility and why."""
+    if seeds == max_seeds:
+        return f"max_seeds={seeds}"
+    return (f"{seeds} of max_seeds={max_seeds} seeds (futility: max_seeds would settle it with chance "
+            f"{chance_text(chance)}, under {futility:g})")
+
+
 def settle_chance(estimate: float, sd: float, n: int, max_seeds: int, final_confidence: float,
                   threshold: float) -> float:
     """Predictive probability that the t interval of max_seeds differences settles against `threshold`.

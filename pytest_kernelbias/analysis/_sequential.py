@@ -42,7 +42,7 @@ from scipy import special
 
 from ..errors import AuditConfigError
 from ._effects import Effect, check_rule, check_threshold, paired_effect
-from ._futility import DEFAULT_FUTILITY, chance_text, check_futility, settle_chance
+from ._futility import DEFAULT_FUTILITY, check_futility, settle_chance, stop_point
 from ._power import power
 
 BOUNDARIES = ("pocock", "obrien-fleming", "bonferroni")
@@ -315,11 +315,8 @@ class SequentialPath:
         need = (f"a fixed design needs {many} seeds per level to tell |effect| {abs(last.effect.estimate):.4g} from "
                 f"the threshold with {self.target_power:.0%} power at the spread seen (sd {last.effect.sd:.3g})"
                 if fixed is not None else "no fixed design can tell an estimate on the threshold from it")
-        if last.seeds < self.design.max_seeds:
-            return (f"undecided at {last.seeds} of max_seeds={self.design.max_seeds} seeds (futility: max_seeds "
-                    f"would settle it with chance {chance_text(last.settle_chance)}, under {self.design.futility:g})"
-                    f": {where} contains the threshold {self.threshold:g}; {need}")
-        return f"undecided at max_seeds={last.seeds}: {where} contains the threshold {self.threshold:g}; {need}"
+        at = stop_point(last.seeds, self.design.max_seeds, last.settle_chance, self.design.futility)
+        return f"undecided at {at}: {where} contains the threshold {self.threshold:g}; {need}"
 
 
 def run_sequential(differences: Sequence[float], design: SequentialDesign, threshold: float,
