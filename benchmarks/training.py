@@ -7,9 +7,12 @@ Side by side in one run, interleaved so background load hits each alike:
   channels_last   model and batches in channels_last memory format (the default)
   compiled        channels_last plus torch.compile; steady-state rate, and the
                   compile time (first step) reported on its own line
+  1 proc x 1 thr  channels_last in one spawned one-thread process with the other
+                  core idle: what each worker could reach alone
   2 procs x 1 thr channels_last in two spawned processes of one thread each,
                   both training at once (what --kernel-audit-workers 2 does); the
-                  sum of their rates
+                  sum of their rates, and each one's rate against the process alone
+                  (below 100% where the two cores share execution units or caches)
 Achieved training FLOP/s use forward FLOPs from torch's FlopCounterMode, x3 for
 backward, against a dense float32 matmul measured in the same run.
 """
@@ -90,7 +93,7 @@ def main() -> None:
             "channels_last": dict(memory_format=torch.channels_last)}
     if not args.no_compile:
         runs["compiled"] = dict(memory_format=torch.channels_last, compile_model=True)
-    rates = {k: [] for k in [*runs, "2 procs x 1 thr"]}
+    rates = {k: [] for k in [*runs, "1 proc x 1 thr", "2 procs x 1 thr"]}
     compile_s, peaks = [], []
     with ProcessPoolExecutor(2, mp_context=get_context("spawn")) as pool:
         for _ in range(args.repeats):
@@ -99,6 +102,7 @@ def main() -> None:
                 rates[name].append(sps)
                 if name == "compiled":
                     compile_s.append(first)
+            rates["1 proc x 1 thr"].append(pool.submit(_one_thread_rate, (args.steps, args.batch)).result())
             rates["2 procs x 1 thr"].append(two_single_thread_processes(pool, args.steps, args.batch))
             peaks.append(matmul_flops())
     flops = training_flops(args.batch)
@@ -111,6 +115,8 @@ def main() -> None:
         sps = statistics.median(values)
         print(f"  {name:<16} {sps * args.batch:8.0f} img/s  {sps * flops / 1e9:6.1f} GFLOP/s "
               f"= {100 * sps * flops / peak:5.1f}% of matmul   {sps / base:4.2f}x NCHW")
+    alone, both = statistics.median(rates["1 proc x 1 thr"]), statistics.median(rates["2 procs x 1 thr"])
+    print(f"two one-thread processes at once each train at {100 * both / 2 / alone:.0f}% of one alone")
     if compile_s:
         c, eager, comp = statistics.median(compile_s), statistics.median(rates["channels_last"]), \
             statistics.median(rates["compiled"])

@@ -19,7 +19,7 @@ def test_quickstart_is_two_commands_install_and_audit_then_tests():
     install_and_audit, tests = quickstart_commands()
     assert "pip install -c constraints-ci.txt" in install_and_audit
     assert install_and_audit.endswith("pytest --kernel-audit example_audits")
-    assert tests == ".venv/bin/pytest"
+    assert tests == ".venv/bin/pytest -n auto"  # one xdist worker per core
 
 
 def test_ci_runs_exactly_the_readme_commands():
