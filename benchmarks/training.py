@@ -10,8 +10,9 @@ Side by side in one run, interleaved so background load hits each alike:
   1 proc x 1 thr  channels_last in one spawned one-thread process with the other
                   core idle: what each worker could reach alone
   2 procs x 1 thr channels_last in two spawned processes of one thread each,
-                  both training at once (what --kernel-audit-workers 2 does); the
-                  sum of their rates, and each one's rate against the process alone
+                  both training at once from a common start (what the default
+                  pool of 2 workers does); twice the slower one's rate, and each
+                  one's rate against the process alone
                   (below 100% where the two cores share execution units or caches)
 Achieved training FLOP/s use forward FLOPs from torch's FlopCounterMode, x3 for
 backward, against a dense float32 matmul measured in the same run.
@@ -33,8 +34,12 @@ WARMUP = 3
 
 
 def steps_per_second(memory_format, steps: int, batch: int, compile_model: bool = False,
-                     threads: int | None = None) -> tuple[float, float]:
-    """(training steps per second after warm-up, seconds the first step took)."""
+                     threads: int | None = None, start=None) -> tuple[float, float]:
+    """(training steps per second after warm-up, seconds the first step took).
+
+    `start`, a barrier shared with other processes, holds the timed steps until all of them have
+    warmed up, so processes meant to train at once do (spawned workers start seconds apart).
+    """
     if threads is not None:
         torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -49,6 +54,8 @@ def steps_per_second(memory_format, steps: int, batch: int, compile_model: bool 
         if i == 1:
             first = time.perf_counter() - t_first
         if i == WARMUP:
+            if start is not None:
+                start.wait()
             t0 = time.perf_counter()  # the first steps warm up allocators, kernels and the compiler
         opt.zero_grad(set_to_none=True)
         loss_fn(step_model(x), y).backward()
@@ -56,13 +63,19 @@ def steps_per_second(memory_format, steps: int, batch: int, compile_model: bool 
     return steps / (time.perf_counter() - t0), first
 
 
-def _one_thread_rate(args: tuple[int, int]) -> float:
-    steps, batch = args
-    return steps_per_second(torch.channels_last, steps, batch, threads=1)[0]
+def _one_thread_rate(args: tuple) -> float:
+    steps, batch, start = args
+    return steps_per_second(torch.channels_last, steps, batch, threads=1, start=start)[0]
 
 
-def two_single_thread_processes(pool: ProcessPoolExecutor, steps: int, batch: int) -> float:
-    return sum(pool.map(_one_thread_rate, [(steps, batch)] * 2))
+def two_single_thread_processes(pool: ProcessPoolExecutor, manager, steps: int, batch: int) -> float:
+    """Steps per second of two one-thread processes training at once, from a common start.
+
+    Counted over the slower one's time (2 x steps / its seconds): the faster one finishes first
+    and the other then trains alone, which must not count as both training at once.
+    """
+    start = manager.Barrier(2)
+    return 2 * min(pool.map(_one_thread_rate, [(steps, batch, start)] * 2))
 
 
 def training_flops(batch: int) -> float:
@@ -95,15 +108,16 @@ def main() -> None:
         runs["compiled"] = dict(memory_format=torch.channels_last, compile_model=True)
     rates = {k: [] for k in [*runs, "1 proc x 1 thr", "2 procs x 1 thr"]}
     compile_s, peaks = [], []
-    with ProcessPoolExecutor(2, mp_context=get_context("spawn")) as pool:
+    context = get_context("spawn")
+    with context.Manager() as manager, ProcessPoolExecutor(2, mp_context=context) as pool:
         for _ in range(args.repeats):
             for name, kw in runs.items():
                 sps, first = steps_per_second(steps=args.steps, batch=args.batch, threads=threads, **kw)
                 rates[name].append(sps)
                 if name == "compiled":
                     compile_s.append(first)
-            rates["1 proc x 1 thr"].append(pool.submit(_one_thread_rate, (args.steps, args.batch)).result())
-            rates["2 procs x 1 thr"].append(two_single_thread_processes(pool, args.steps, args.batch))
+            rates["1 proc x 1 thr"].append(pool.submit(_one_thread_rate, (args.steps, args.batch, None)).result())
+            rates["2 procs x 1 thr"].append(two_single_thread_processes(pool, manager, args.steps, args.batch))
             peaks.append(matmul_flops())
     flops = training_flops(args.batch)
     peak = statistics.median(peaks)
