@@ -5,7 +5,7 @@ import warnings
 import pytest
 import torch
 
-from pytest_kernelbias import TrainConfig, VariantCache, run_audit, synthfaces
+from pytest_kernelbias import TrainConfig, VariantCache, run_audit, synthfaces, train
 from pytest_kernelbias.execution._store import CacheWarning, variant_key
 
 from .conftest import tiny_cnn
@@ -111,6 +111,24 @@ def test_process_pool_gives_the_same_numbers_as_a_serial_run(tmp_path):
     pooled = run_audit(tiny_cnn, "0", [3, 5], cache=tmp_path, workers=2, **TRAIN)
     assert pooled.settings["trained"] == 4 and pooled.settings["from_cache"] == 0
     assert [r.as_dict() for r in pooled.outcomes.rows] == [r.as_dict() for r in serial.outcomes.rows]
+
+
+def warning_trainer(model, data, seed):
+    """A user's trainer that warns; module level, so pool workers can import it."""
+    warnings.warn(f"warning_trainer: seed {seed} trained with a custom recipe", UserWarning)
+    return train(model, data, seed, TRAIN["train_config"])
+
+
+def test_warnings_raised_in_pool_workers_reach_the_audits_process(tmp_path):
+    # Before: they went to the workers' stderr, unseen by pytest's warning summary and by -W error.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pooled = run_audit(tiny_cnn, "0", [3, 5], cache=tmp_path, workers=2, trainer=warning_trainer, **TRAIN)
+    assert pooled.settings["trained"] == 4
+    seen = sorted(str(w.message) for w in caught if "warning_trainer" in str(w.message))
+    # Paired seeds: both levels of a seed train with the same order seed, so 2 distinct messages, 4 warnings.
+    assert len(seen) == 4 and len(set(seen)) == 2
+    assert all(w.category is UserWarning for w in caught if "warning_trainer" in str(w.message))
 
 
 def test_pool_refuses_a_factory_workers_cannot_import_and_local_trains_it_in_process():

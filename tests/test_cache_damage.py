@@ -46,7 +46,7 @@ def numbers(result):
 
 
 def rerun(cache_dir, match):
-    # workers=1: a worker process's warnings reach its stderr, not this process's warning filters.
+    # workers=1 keeps these quick; a pool worker's warnings reach this process too (test_cache.py).
     with pytest.warns(CacheWarning, match=match):
         return run_audit(tiny_cnn, "0", [3, 5], cache=cache_dir, **{**TRAIN, "workers": 1})
 

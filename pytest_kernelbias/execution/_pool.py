@@ -20,6 +20,7 @@ import hashlib
 import os
 import sys
 import time
+import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
@@ -63,17 +64,37 @@ def _died_message(started: int, unfinished: int, example: str) -> str:
             "is: run again to train only the missing ones, with fewer --kernel-audit-workers if memory ran out.")
 
 
-def _variant_task(job: TrainingJob, variant: Variant, root: str, retrain: bool, evaluation) -> tuple[str, float]:
+def _variant_task(job: TrainingJob, variant: Variant, root: str, retrain: bool,
+                  evaluation) -> tuple[str, float, list[tuple]]:
+    """Train (and measure) one variant; also returns the warnings it raised, for the audit's process.
+
+    A worker's own warnings would only reach its stderr, out of sight of pytest and of the caller's
+    filters: a damaged cache entry found here, say, must warn like it does in a serial run.
+    """
     from ._store import VariantCache
 
     t0 = time.time()
-    cache = VariantCache(root)
-    if evaluation is None:
-        cache.get_or_train(variant.key, lambda: job.build(variant), lambda m: job.fit(m, variant),
-                           variant.meta(), retrain=retrain)
-    else:
-        evaluation.evaluate(variant, job, cache, retrain, fresh=False)
-    return variant.label, time.time() - t0
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")  # the audit's process applies its own filters when it re-issues them
+        cache = VariantCache(root)
+        if evaluation is None:
+            cache.get_or_train(variant.key, lambda: job.build(variant), lambda m: job.fit(m, variant),
+                               variant.meta(), retrain=retrain)
+        else:
+            evaluation.evaluate(variant, job, cache, retrain, fresh=False)
+    return variant.label, time.time() - t0, [_sendable(w) for w in caught]
+
+
+def _sendable(w: warnings.WarningMessage) -> tuple:
+    # The category travels by reference (a class importable in both processes); the message as text,
+    # since a warning object may hold things that do not pickle.
+    return w.category, str(w.message), w.filename, w.lineno
+
+
+def reissue(caught: Sequence[tuple]) -> None:
+    """Raise a worker's warnings again in this process, at the worker's code location."""
+    for category, message, filename, lineno in caught:
+        warnings.warn_explicit(message, category, filename, lineno)
 
 
 def unsendable(**things: object) -> str | None:
@@ -138,11 +159,12 @@ def train_in_pool(job: TrainingJob, variants: Sequence[Variant], root: str, work
     futures = {pool.submit(_variant_task, job, v, root, retrain, evaluation): v for v in variants}
     for done, future in enumerate(as_completed(futures), start=1):
         try:
-            label, seconds = future.result()  # re-raises a worker's error (e.g. non-finite loss) here
+            label, seconds, caught = future.result()  # re-raises a worker's error (e.g. non-finite loss) here
         except BrokenProcessPool:
             close_pool()  # a broken pool takes no more work: the next audit starts a fresh one
             raise WorkerDiedError(_died_message(started.value, len(variants) - done + 1,
                                                 futures[future].label)) from None
+        reissue(caught)
         if progress is not None:
             what = "trained+evaluated" if evaluation is not None else "trained"
             eta = (time.time() - t0) / done * (len(variants) - done)
