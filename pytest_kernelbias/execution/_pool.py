@@ -91,10 +91,13 @@ def _sendable(w: warnings.WarningMessage) -> tuple:
     return w.category, str(w.message), w.filename, w.lineno
 
 
+_REISSUED: dict = {}  # warn_explicit's registry: under the "default" action each warning shows once
+
+
 def reissue(caught: Sequence[tuple]) -> None:
     """Raise a worker's warnings again in this process, at the worker's code location."""
     for category, message, filename, lineno in caught:
-        warnings.warn_explicit(message, category, filename, lineno)
+        warnings.warn_explicit(message, category, filename, lineno, registry=_REISSUED)
 
 
 def unsendable(**things: object) -> str | None:
