@@ -1,5 +1,6 @@
 import socket
 import sys
+import warnings
 
 import pytest
 import torch
@@ -8,6 +9,7 @@ from pytest_kernelbias import AuditConfigError, TrainConfig, run_audit, synthfac
 from pytest_kernelbias.execution._ray import check_reachable
 
 from .conftest import tiny_cnn
+from .test_cache import warning_trainer
 
 TRAIN = dict(data=synthfaces(300, 0, "planted"), test_data=synthfaces(200, 0, "planted", split="test"),
              train_config=TrainConfig(epochs=1, batch_size=32), progress=None, seeds=2, spectral_cutoff=None,
@@ -32,6 +34,18 @@ def test_ray_tasks_on_a_local_instance_give_the_same_numbers_as_local_training(t
     assert [r.as_dict() for r in on_ray.outcomes.rows] == [r.as_dict() for r in serial.outcomes.rows]
     again = run_audit(tiny_cnn, "0", [3, 5], cache=tmp_path, executor="ray", **TRAIN)
     assert again.settings["from_cache"] == 4 and again.effect.estimate == on_ray.effect.estimate
+
+
+@pytest.mark.slow
+def test_warnings_raised_in_ray_tasks_reach_the_audits_process():
+    pytest.importorskip("ray", reason="Ray is in the [test] and [ray] extras")
+    # Ray runs with log_to_driver=False, so before this a task's warnings were lost altogether.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        on_ray = run_audit(tiny_cnn, "0", [3, 5], executor="ray", trainer=warning_trainer, **TRAIN)
+    assert on_ray.settings["trained"] == 4
+    seen = [w for w in caught if "warning_trainer" in str(w.message)]
+    assert len(seen) == 4 and {w.category for w in seen} == {UserWarning}
 
 
 def test_an_unreachable_ray_address_is_named_in_the_error_within_seconds():

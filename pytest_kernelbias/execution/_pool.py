@@ -20,7 +20,6 @@ import hashlib
 import os
 import sys
 import time
-import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
@@ -33,6 +32,7 @@ from ..errors import AuditConfigError, WorkerDiedError
 from ..plan import Variant
 from ._base import pending
 from ._job import TrainingJob
+from ._relay import Relayed, recording, reissue
 from ._threads import AUDIT_THREADS
 
 _SHARED: dict[str, object] = {}  # "key", "pool", "started": the one pool this process keeps
@@ -65,39 +65,21 @@ def _died_message(started: int, unfinished: int, example: str) -> str:
 
 
 def _variant_task(job: TrainingJob, variant: Variant, root: str, retrain: bool,
-                  evaluation) -> tuple[str, float, list[tuple]]:
-    """Train (and measure) one variant; also returns the warnings it raised, for the audit's process.
-
-    A worker's own warnings would only reach its stderr, out of sight of pytest and of the caller's
-    filters: a damaged cache entry found here, say, must warn like it does in a serial run.
-    """
+                  evaluation) -> tuple[str, float, list[Relayed]]:
+    """Train (and measure) one variant; also returns the warnings it raised, for the audit's process."""
     from ._store import VariantCache
 
-    t0 = time.time()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")  # the audit's process applies its own filters when it re-issues them
+    def work() -> None:
         cache = VariantCache(root)
         if evaluation is None:
             cache.get_or_train(variant.key, lambda: job.build(variant), lambda m: job.fit(m, variant),
                                variant.meta(), retrain=retrain)
         else:
             evaluation.evaluate(variant, job, cache, retrain, fresh=False)
-    return variant.label, time.time() - t0, [_sendable(w) for w in caught]
 
-
-def _sendable(w: warnings.WarningMessage) -> tuple:
-    # The category travels by reference (a class importable in both processes); the message as text,
-    # since a warning object may hold things that do not pickle.
-    return w.category, str(w.message), w.filename, w.lineno
-
-
-_REISSUED: dict = {}  # warn_explicit's registry: under the "default" action each warning shows once
-
-
-def reissue(caught: Sequence[tuple]) -> None:
-    """Raise a worker's warnings again in this process, at the worker's code location."""
-    for category, message, filename, lineno in caught:
-        warnings.warn_explicit(message, category, filename, lineno, registry=_REISSUED)
+    t0 = time.time()
+    _, caught = recording(work)
+    return variant.label, time.time() - t0, caught
 
 
 def unsendable(**things: object) -> str | None:

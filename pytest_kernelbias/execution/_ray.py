@@ -22,6 +22,7 @@ from ..plan import Variant
 from ._base import pending
 from ._job import TrainingJob
 from ._pool import check_picklable
+from ._relay import recording, reissue
 
 _connected_to: str | None = None  # the address this process joined (None: a local instance)
 RAY_HINT = "install Ray with `pip install 'pytest-kernelbias[ray]'` (or `pip install ray`)"
@@ -75,16 +76,19 @@ def connect(address: str | None) -> None:
     _connected_to = address or None
 
 
-def _train_task(job: TrainingJob, variant: Variant) -> bytes:
-    """Runs on a Ray worker: build, train, and send back the weights (safetensors, never pickle)."""
+def _train_task(job: TrainingJob, variant: Variant) -> tuple[bytes, list]:
+    """Runs on a Ray worker: build, train, and send back the weights (safetensors, never pickle).
+
+    Also sends back the warnings the training raised: Ray does not show a task's output here.
+    """
     from safetensors.torch import save
 
     from ._threads import AUDIT_THREADS
 
     # The audit's thread policy (see _threads): one thread, so a cluster gives the numbers of a local run.
     torch.set_num_threads(AUDIT_THREADS)
-    model = job.fit(job.build(variant), variant)
-    return save({k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()})
+    model, caught = recording(lambda: job.fit(job.build(variant), variant))
+    return save({k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}), caught
 
 
 def train_on_ray(job: TrainingJob, variants: Sequence[Variant], store, address: str | None = None,
@@ -107,9 +111,10 @@ def train_on_ray(job: TrainingJob, variants: Sequence[Variant], store, address: 
             ready, _ = ray.wait(list(pending_refs), num_returns=1)
             variant = pending_refs.pop(ready[0])
             try:
-                blob = ray.get(ready[0])
+                blob, caught = ray.get(ready[0])
             except ray.exceptions.RayTaskError as exc:
                 raise exc.as_instanceof_cause() from None  # e.g. NonFiniteLossError, as a local run raises it
+            reissue(caught)
             store.put(variant.key, load(blob), variant.meta(), replace=retrain)
             done_count += 1
             if progress is not None:
