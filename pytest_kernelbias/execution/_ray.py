@@ -22,7 +22,7 @@ from ..plan import Variant
 from ._base import pending
 from ._job import TrainingJob
 from ._pool import check_picklable
-from ._relay import recording, reissue
+from ._relay import Relayed, recording, reissue
 
 _connected_to: str | None = None  # the address this process joined (None: a local instance)
 RAY_HINT = "install Ray with `pip install 'pytest-kernelbias[ray]'` (or `pip install ray`)"
@@ -76,7 +76,7 @@ def connect(address: str | None) -> None:
     _connected_to = address or None
 
 
-def _train_task(job: TrainingJob, variant: Variant) -> tuple[bytes, list]:
+def _train_task(job: TrainingJob, variant: Variant) -> tuple[bytes, list[Relayed]]:
     """Runs on a Ray worker: build, train, and send back the weights (safetensors, never pickle).
 
     Also sends back the warnings the training raised: Ray does not show a task's output here.
