@@ -111,3 +111,15 @@ def pending(variants: Sequence["Variant"], store: VariantStore, retrain: bool) -
             seen.add(v.key)
             out.append(v)
     return out
+
+
+def longest_first(variants: Sequence["Variant"], job: "TrainingJob") -> list["Variant"]:
+    """`variants` with the costliest levels first (seed order kept within a level).
+
+    Parallel executors hand out work in this order. Started last, a long model
+    runs alone while the other workers idle: measured on SynthFacesCNN with
+    levels [3, 9] and 3 seeds on 2 workers, plan order left the three k=9 models
+    on one worker and finished 20 s after the other.
+    """
+    intervention = job.intervention()
+    return sorted(variants, key=lambda v: -intervention.cost(v.level))

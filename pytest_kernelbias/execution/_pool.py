@@ -30,8 +30,9 @@ import torch
 
 from ..errors import AuditConfigError, WorkerDiedError
 from ..plan import Variant
-from ._base import pending
+from ._base import longest_first, pending
 from ._job import TrainingJob
+from ._memory import keep_freed_memory
 from ._relay import Relayed, recording, reissue
 from ._threads import AUDIT_THREADS
 
@@ -44,6 +45,7 @@ def _init(threads: int, started) -> None:
     with started.get_lock():
         started.value += 1
     torch.set_num_threads(threads)
+    keep_freed_memory()
 
 
 def _main_script() -> str:
@@ -183,7 +185,7 @@ class PoolExecutor:
             return set()
         if unsendable(evaluation=evaluation) is not None:
             evaluation = None  # e.g. a perturbation defined in a closure: measured in this process instead
-        todo = pending(variants, store, retrain)
+        todo = longest_first(pending(variants, store, retrain), job)
         if not todo:
             return set()
         # Workers write to disk; an in-memory store gets a temporary folder and the weights copied in after.

@@ -19,7 +19,7 @@ import torch
 
 from ..errors import AuditConfigError
 from ..plan import Variant
-from ._base import pending
+from ._base import longest_first, pending
 from ._job import TrainingJob
 from ._pool import check_picklable
 from ._relay import Relayed, recording, reissue
@@ -83,10 +83,12 @@ def _train_task(job: TrainingJob, variant: Variant) -> tuple[bytes, list[Relayed
     """
     from safetensors.torch import save
 
+    from ._memory import keep_freed_memory
     from ._threads import AUDIT_THREADS
 
     # The audit's thread policy (see _threads): one thread, so a cluster gives the numbers of a local run.
     torch.set_num_threads(AUDIT_THREADS)
+    keep_freed_memory()  # the job arrives through Ray's shared object store, as a pool's through shared memory
     model, caught = recording(lambda: job.fit(job.build(variant), variant))
     return save({k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}), caught
 
@@ -138,6 +140,6 @@ class RayExecutor:
 
     def train_ahead(self, variants, job, store, retrain, progress, evaluation=None) -> set[str]:
         check_picklable(model=job.model, trainer=job.trainer)
-        todo = pending(variants, store, retrain)
+        todo = longest_first(pending(variants, store, retrain), job)
         train_on_ray(job, todo, store, self.address, retrain, progress=progress)
         return {v.key for v in todo}

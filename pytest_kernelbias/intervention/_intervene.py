@@ -199,6 +199,13 @@ def describe_intervention(model: nn.Module, layer: LayerSpec, levels: Sequence[L
     return InterventionTable(rows)
 
 
+def _conv_shape(conv: nn.Module) -> tuple[tuple[int, int], int, int]:
+    """Kernel, stride and (input channels per group x output channels) of a conv, for `cost`."""
+    groups = getattr(conv, "groups", 1) or 1
+    channels = (getattr(conv, "in_channels", 1) // groups) * getattr(conv, "out_channels", 1)
+    return kernel_of(conv), int(conv.stride[0]), channels
+
+
 def _hyper(conv: nn.Module) -> str:
     k = kernel_of(conv)
     pad = "dynamic SAME" if has_dynamic_same_pad(conv) else conv.padding
@@ -280,6 +287,23 @@ class KernelIntervention:
                 changed, _ = _apply(probe, self.layers, change, "fresh", 0)
                 check_output_shapes(probe, changed, self.layers, example, allow_change=change.stride is not None)
         self.model_name = model if isinstance(model, str) else getattr(model, "__name__", type(probe).__name__)
+        convs = conv_layers(probe)
+        self._shapes = {name: _conv_shape(convs[name]) for name in self.layers}
+
+    def cost(self, level: Level) -> float:
+        """Multiply-adds per input pixel of the intervened layers at `level`: a training-cost order, not a time.
+
+        Every level shares the rest of the model, so this orders levels by how long
+        they train (larger kernels and finer strides cost more); pools start the
+        longest first so that no long model is left running alone at the end.
+        """
+        change = as_intervention(level)
+        total = 0.0
+        for (kh, kw), stride, channel_products in self._shapes.values():
+            k = (change.kernel_size, change.kernel_size) if change.kernel_size else (kh, kw)
+            s = change.stride or stride
+            total += k[0] * k[1] * channel_products / (s * s)
+        return total
 
     def build(self, level: Level, seed: int, paired: bool = True) -> nn.Module:
         """The seed-`seed` model at `level`. `paired=False` decorrelates levels (for comparison only)."""
