@@ -231,10 +231,26 @@ def machine_busy_seconds() -> float | None:
     return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
 
 
+def live_children_seconds() -> float:
+    """CPU seconds of this process's running children (Linux /proc), e.g. the worker pool run_audit keeps."""
+    total, me = 0.0, str(os.getpid())
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+        except OSError:  # exited meanwhile
+            continue
+        if fields[1] == me:  # ppid
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+    return total
+
+
 def cpu_seconds() -> float:
-    """CPU seconds of this process and of its finished children (run_audit's worker pool, if any)."""
+    """CPU seconds of this process and of its children, finished or (like run_audit's pool) still running."""
     t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
+    return t.user + t.system + t.children_user + t.children_system + live_children_seconds()
 
 
 def timed(fn):
