@@ -35,7 +35,9 @@ passes round on their own. The script prints how far the two blurred test sets a
 It prints, per model, clean and perturbed accuracy per subgroup from both sides and their largest
 difference, the share of identical predictions, both effects with their CIs, the wall and CPU
 time of each side with the cores other processes kept busy meanwhile (from /proc/stat), the
-ratio naive / pipeline and a breakdown of the naive time. torch's one-off process costs (thread
+ratio naive / pipeline, a breakdown of the naive time, and the ceiling: the FLOPs both sides must
+compute (FlopCounterMode) at the dense matmul rate measured at the end of the run, which bounds any
+pipeline's time from below and so the ratio any pipeline could reach from above. torch's one-off process costs (thread
 pool, lazy imports on the first optimizer) are paid once, untimed, before either side runs.
 
   --repeats R      run the sides R times in alternating order (P N, N P, ...) so background load
@@ -70,6 +72,8 @@ import torch
 from PIL import Image, ImageFilter
 from scipy import stats
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+from training import matmul_flops  # benchmarks/training.py: this script's folder is on sys.path
 
 from pytest_kernelbias import GaussianBlur, KernelIntervention, SynthFacesCNN, run_audit, synthfaces
 from pytest_kernelbias.training._trainer import TrainConfig, train
@@ -265,6 +269,36 @@ def timed(fn):
     return out, wall, cpu, others
 
 
+# ---------------------------------------------------------------- the ceiling
+
+def audit_flops(intervention: KernelIntervention, seeds: int, n_train: int, n_test: int, epochs: int) -> float:
+    """FLOPs either side must compute: every model's training (forward and backward) and its evaluation.
+
+    Counted by torch's FlopCounterMode on one batch of 64 per level; evaluation is one forward per
+    test image and condition (clean and blurred).
+    """
+    total = 0.0
+    for level in LEVELS:
+        model = intervention.build(level, 0)
+        x = torch.rand(64, 3, 32, 32)
+        with FlopCounterMode(display=False) as train_count:
+            model.train()(x).sum().backward()
+        with FlopCounterMode(display=False) as eval_count, torch.no_grad():
+            model.eval()(x)
+        per_image_train, per_image_eval = train_count.get_total_flops() / 64, eval_count.get_total_flops() / 64
+        total += seeds * (per_image_train * n_train * epochs + per_image_eval * 2 * n_test)
+    return total
+
+
+def print_ceiling(flops: float, peak: float, p_wall: list[float], n_wall: list[float]) -> None:
+    """How fast the pipeline could be at all: its FLOPs at the matmul rate, and the ratio that would give."""
+    floor = flops / peak
+    print(f"  ceiling: both sides compute {flops / 1e12:.2f} TFLOP; at this run's dense matmul rate "
+          f"({peak / 1e9:.1f} GFLOP/s on all cores) that alone takes {floor:.1f} s, so no pipeline could beat "
+          f"the naive script by more than {min(n_wall) / floor:.2f}x (fastest naive run / that time); the "
+          f"fastest pipeline run computed at {100 * floor / min(p_wall):.0f}% of the matmul rate")
+
+
 # ---------------------------------------------------------------- report
 
 def main() -> None:
@@ -412,6 +446,9 @@ def main() -> None:
         # Outside load only ever adds time, so each side's fastest run is its least disturbed one.
         print(f"  ratio of the fastest runs: wall {min(n_wall) / min(p_wall):.2f}x "
               f"({min(n_wall):.1f} s / {min(p_wall):.1f} s)")
+    torch.set_num_threads(os.cpu_count() or 1)  # dense matmul on every core, whatever --threads said: the peak
+    print_ceiling(audit_flops(intervention, args.seeds, n_train, n_test, epochs),
+                  statistics.median(matmul_flops() for _ in range(3)), p_wall, n_wall)
 
 
 if __name__ == "__main__":

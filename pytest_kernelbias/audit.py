@@ -142,13 +142,14 @@ def _sequential_record(spec: AuditSpec, result: AuditResult, path: list[dict]) -
     decision = path[-1]["decision"]
     record = {"min_seeds": design.min_seeds, "max_seeds": design.max_seeds, "round": design.round_size,
               "boundary": design.boundary, "futility": design.futility, "looks": path, "decision": decision,
-              "fixed_seeds": None}
+              "fixed_seeds": None, "stopped_for": None}
     if decision == "undecided":
         # The effect nearest the threshold is the one that needs the most seeds to settle.
         worst = min(result.all_effects.values(), key=lambda e: abs(abs(e.estimate) - inference.threshold))
         record["fixed_seeds"] = fixed_design_seeds(worst, inference.threshold, inference.confidence,
                                                    family=len(result.all_effects))
         need = record["fixed_seeds"]
+        record["stopped_for"] = "max_seeds" if path[-1]["seeds"] == design.max_seeds else "futility"
         where = stop_point(path[-1]["seeds"], design.max_seeds, path[-1]["settle_chance"], design.futility)
         record["reason"] = (f"undecided at {where}: {worst.label} has interval "
                             f"[{worst.ci[0]:+.4f}, {worst.ci[1]:+.4f}] across the threshold {inference.threshold:g}; "

@@ -38,7 +38,7 @@ def test_an_unsettled_audit_adds_rounds_to_max_seeds_and_warns_with_the_fixed_de
     # Each look trains only the new seeds (2 levels x 2, then 2 x 1 twice); the audit counts all 8 as trained.
     assert [look["trained"] for look in path["looks"]] == [4, 2, 2]
     assert result.settings["from_cache"] == 0 and result.settings["trained"] == 8
-    assert "undecided at max_seeds=4" in path["reason"]
+    assert "undecided at max_seeds=4" in path["reason"] and path["stopped_for"] == "max_seeds"
     with pytest.warns(KernelAuditWarning, match="seeds=auto: undecided at max_seeds=4"):
         try:
             result.assert_below()
@@ -56,6 +56,7 @@ def test_futility_stops_training_when_max_seeds_would_not_settle_it(tmp_path):
     assert all(look["decision"] == "continue" and look["settle_chance"] >= 0.99 for look in before)
     assert last["seeds"] < 6 and path["decision"] == "undecided" and 0 <= last["settle_chance"] < 0.99
     assert result.settings["trained"] == 2 * last["seeds"] and path["futility"] == 0.99
+    assert path["stopped_for"] == "futility"
     assert (f"undecided at {last['seeds']} of max_seeds=6 seeds (futility: max_seeds would settle it with chance "
             f"{chance_text(last['settle_chance'])}, under 0.99)") in path["reason"]
     assert sum(f"seeds=auto look {len(before) + 1}/5: {last['seeds']} seeds per level" in line and

@@ -68,8 +68,7 @@ def _context(audit: Mapping) -> str:
     seeds = f", {first['n']} seeds" if first.get("n") else ""
     sequential = audit.get("sequential") or {}
     looks = sequential.get("decision")
-    # Undecided before max_seeds means the futility stop ended it, not the cap.
-    early = looks == "undecided" and (sequential.get("looks") or [{}])[-1].get("seeds") != sequential.get("max_seeds")
+    early = sequential.get("stopped_for") == "futility"
     auto = f" (seeds=auto: {looks}{', futility' if early else ''})" if looks else ""
     return (f"{audit.get('test_outcome', 'unknown')}; k0 = {reference}{clean}; "
             f"threshold {first['threshold']:g}, rule {first['rule']}{level}{seeds}{auto}")
