@@ -119,7 +119,7 @@ def longest_first(variants: Sequence["Variant"], job: "TrainingJob") -> list["Va
     Parallel executors hand out work in this order. Started last, a long model
     runs alone while the other workers idle: measured on SynthFacesCNN with
     levels [3, 9] and 3 seeds on 2 workers, plan order left the three k=9 models
-    on one worker and finished 20 s after the other.
+    on one worker, which finished 23 s after the other.
     """
     intervention = job.intervention()
     return sorted(variants, key=lambda v: -intervention.cost(v.level))

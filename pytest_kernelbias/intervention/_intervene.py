@@ -203,7 +203,8 @@ def _conv_shape(conv: nn.Module) -> tuple[tuple[int, int], int, int]:
     """Kernel, stride and (input channels per group x output channels) of a conv, for `cost`."""
     groups = getattr(conv, "groups", 1) or 1
     channels = (getattr(conv, "in_channels", 1) // groups) * getattr(conv, "out_channels", 1)
-    return kernel_of(conv), int(conv.stride[0]), channels
+    stride = conv.stride if isinstance(conv.stride, int) else conv.stride[0]
+    return kernel_of(conv), int(stride), channels
 
 
 def _hyper(conv: nn.Module) -> str:
