@@ -11,6 +11,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from pytest_kernelbias import KernelIntervention, SynthFacesCNN, synthfaces
 from pytest_kernelbias.execution._base import longest_first
+from pytest_kernelbias.execution._eta import PoolEta
 from pytest_kernelbias.execution._job import TrainingJob
 from pytest_kernelbias.intervention._intervene import Intervention
 from pytest_kernelbias.plan import Variant
@@ -91,3 +92,42 @@ def test_a_worker_that_keeps_freed_memory_stops_faulting_its_buffers_back_in():
     # the counted ones map no new page; a tenth of one buffer leaves room for Python's own allocations.
     assert without >= 10 * pages
     assert with_keep <= pages // 10
+
+
+def _fifo_schedule(times: list[float], workers: int) -> list[tuple[float, int, float]]:
+    """(finish time, worker, seconds) of each model when `workers` take `times` in order, each as it frees."""
+    free = [(0.0, w) for w in range(workers)]
+    events = []
+    for t in times:
+        free.sort()
+        start, w = free.pop(0)
+        events.append((start + t, w, t))
+        free.append((start + t, w))
+    return sorted(events)
+
+
+@pytest.mark.parametrize("n, workers", [(6, 2), (7, 2), (9, 3), (4, 4), (3, 5)])
+def test_the_pools_time_left_is_exact_when_every_model_takes_as_long(n, workers):
+    events = _fifo_schedule([10.0] * n, workers)
+    end = events[-1][0]
+    eta = PoolEta(workers, n, start=0.0)
+    for finish, worker, seconds in events:
+        # With equal models the mean is the true model time, so the estimate is the schedule's own.
+        assert eta.finished(worker, seconds, finish) == pytest.approx(end - finish, abs=1e-9)
+
+
+def test_the_pools_time_left_counts_the_models_still_running():
+    # Longest first, as the pool hands them out: three 25 s models, then three 17 s ones, on 2 workers.
+    events = _fifo_schedule([25.0] * 3 + [17.0] * 3, 2)
+    end = events[-1][0]
+    eta = PoolEta(2, 6, start=0.0)
+    first_finish, worker, seconds = events[0]
+    left = eta.finished(worker, seconds, first_finish)
+    naive = first_finish / 1 * 5  # elapsed per finished model x models left: every other worker idle
+    # 42 s are left; the naive estimate says 125 s. This one gives the three 17 s models the 25 s of
+    # the first, so it is off by their difference, 8 s, on the chain of the worker that ends last.
+    assert end - first_finish == 42.0 and naive == 125.0
+    assert left == pytest.approx(42.0 + (25.0 - 17.0))
+    for finish, worker, seconds in events[1:]:
+        left = eta.finished(worker, seconds, finish)
+    assert left == 0.0

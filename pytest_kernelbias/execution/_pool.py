@@ -31,6 +31,7 @@ import torch
 from ..errors import AuditConfigError, WorkerDiedError
 from ..plan import Variant
 from ._base import longest_first, pending
+from ._eta import PoolEta
 from ._job import TrainingJob
 from ._memory import keep_freed_memory
 from ._relay import Relayed, recording, reissue
@@ -67,8 +68,9 @@ def _died_message(started: int, unfinished: int, example: str) -> str:
 
 
 def _variant_task(job: TrainingJob, variant: Variant, root: str, retrain: bool,
-                  evaluation) -> tuple[str, float, list[Relayed]]:
-    """Train (and measure) one variant; also returns the warnings it raised, for the audit's process."""
+                  evaluation) -> tuple[str, float, list[Relayed], int]:
+    """Train (and measure) one variant; also returns the warnings it raised, for the audit's process, and
+    which worker it ran in, for the progress output's time left."""
     from ._store import VariantCache
 
     def work() -> None:
@@ -81,7 +83,7 @@ def _variant_task(job: TrainingJob, variant: Variant, root: str, retrain: bool,
 
     t0 = time.time()
     _, caught = recording(work)
-    return variant.label, time.time() - t0, caught
+    return variant.label, time.time() - t0, caught, os.getpid()
 
 
 def unsendable(**things: object) -> str | None:
@@ -142,11 +144,11 @@ def train_in_pool(job: TrainingJob, variants: Sequence[Variant], root: str, work
                   progress: Callable[[str], None] | None = None, evaluation=None) -> None:
     """Train (and, given `evaluation`, measure) `variants` into the cache at `root` on `workers` processes."""
     pool, started = shared_pool(workers)
-    t0 = time.time()
+    eta = PoolEta(workers, len(variants), time.time())
     futures = {pool.submit(_variant_task, job, v, root, retrain, evaluation): v for v in variants}
     for done, future in enumerate(as_completed(futures), start=1):
         try:
-            label, seconds, caught = future.result()  # re-raises a worker's error (e.g. non-finite loss) here
+            label, seconds, caught, worker = future.result()  # re-raises a worker's error (e.g. non-finite loss)
         except BrokenProcessPool:
             close_pool()  # a broken pool takes no more work: the next audit starts a fresh one
             raise WorkerDiedError(_died_message(started.value, len(variants) - done + 1,
@@ -154,8 +156,8 @@ def train_in_pool(job: TrainingJob, variants: Sequence[Variant], root: str, work
         reissue(caught)
         if progress is not None:
             what = "trained+evaluated" if evaluation is not None else "trained"
-            eta = (time.time() - t0) / done * (len(variants) - done)
-            progress(f"{label} {what} in worker in {seconds:.1f}s ({done}/{len(variants)} models, ETA {eta:.0f}s)")
+            left = eta.finished(worker, seconds, time.time())
+            progress(f"{label} {what} in worker in {seconds:.1f}s ({done}/{len(variants)} models, ETA {left:.0f}s)")
 
 
 class PoolExecutor:
