@@ -37,8 +37,9 @@ difference, the share of identical predictions, both effects with their CIs, the
 time of each side with the cores other processes kept busy meanwhile (from /proc/stat), the
 ratio naive / pipeline, a breakdown of the naive time, and the ceiling: the FLOPs both sides must
 compute (FlopCounterMode) at the dense matmul rate measured at the end of the run, which bounds any
-pipeline's time from below and so the ratio any pipeline could reach from above. torch's one-off process costs (thread
-pool, lazy imports on the first optimizer) are paid once, untimed, before either side runs.
+pipeline's time from below and so the ratio any pipeline could reach from above. torch's one-off
+process costs (thread pool, lazy imports on the first optimizer) are paid once, untimed, before
+either side runs.
 
   --repeats R      run the sides R times in alternating order (P N, N P, ...) so background load
                    hits both alike; the ratio is total naive over total pipeline time, and also
