@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 
 _M_TRIM_THRESHOLD = -1  # glibc's mallopt parameters (malloc.h)
 _M_MMAP_MAX = -4
 
 
+@functools.cache  # a process-wide setting: a Ray worker runs many tasks, and each asks again
 def keep_freed_memory() -> bool:
     """In this process, reuse freed heap memory rather than returning it; False where libc is not glibc."""
     try:

@@ -201,10 +201,8 @@ def describe_intervention(model: nn.Module, layer: LayerSpec, levels: Sequence[L
 
 def _conv_shape(conv: nn.Module) -> tuple[tuple[int, int], int, int]:
     """Kernel, stride and (input channels per group x output channels) of a conv, for `cost`."""
-    groups = getattr(conv, "groups", 1) or 1
-    channels = (getattr(conv, "in_channels", 1) // groups) * getattr(conv, "out_channels", 1)
-    stride = conv.stride if isinstance(conv.stride, int) else conv.stride[0]
-    return kernel_of(conv), int(stride), channels
+    # Every kind `is_conv` admits (nn.Conv2d and its subclasses, timm's CondConv2d) keeps 2-tuples here.
+    return kernel_of(conv), int(conv.stride[0]), conv.in_channels // conv.groups * conv.out_channels
 
 
 def _hyper(conv: nn.Module) -> str:
