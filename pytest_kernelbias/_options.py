@@ -26,10 +26,12 @@ def _parse_workers(raw: object) -> int | None:
 # name -> (the default as --help shows it, parser, help). Option --kernel-audit-NAME, ini kernel_audit_NAME.
 # The values themselves are AuditSettings' defaults; the help text never states a default of its own.
 OPTIONS: dict[str, tuple[Any, Any, str]] = {
-    "seeds": (6, _parse_seeds, "seeds per intervention level (>= 2), or auto: train more only while the "
-                               "verdict is undecided (min_seeds, max_seeds, seed_round on the marker)"),
+    "seeds": ("auto", _parse_seeds, "seeds per intervention level: auto trains more only while the verdict is "
+                                    "undecided (min_seeds, max_seeds, seed_round on the marker), or a fixed N >= 2"),
     "threshold": (0.05, float, "largest tolerated |effect| on the bias, in metric units"),
-    "rule": ("estimate", str, "what is compared with the threshold: estimate, upper or lower (CI bound)"),
+    "rule": ("evidence", str, "how the family-adjusted CI is read against the threshold: evidence (fail when "
+                              "beyond, pass when inside, else undecided), estimate, upper or lower"),
+    "strict": ("off", None, "a warn or undecided verdict fails the test too (for merge gates)"),
     "device": ("auto", str, "torch device for training and evaluation; auto picks cuda when available"),
     "json": ("off", str, "write a JSON report of every audit to this path"),
     "html": ("off", str, "write a self-contained HTML report (summary cards, tables, plots) to this path"),
@@ -49,6 +51,7 @@ INI_TYPES: dict[str, tuple[Any, tuple[int, int]]] = {
     "seeds": (int | Literal["auto"], (9, 2)),
     "threshold": ("float", (8, 4)),
     "retrain": ("bool", (7, 0)),
+    "strict": ("bool", (7, 0)),
     "workers": (int | Literal["auto"], (9, 2)),
 }
 
@@ -59,7 +62,7 @@ def ini_type(name: str, pytest_version: tuple) -> Any:
     return kind if tuple(pytest_version[:2]) >= since else "string"
 
 
-FLAGS = {"retrain"}  # options that take no value on the command line
+FLAGS = {"retrain", "strict"}  # options that take no value on the command line
 
 
 def flag(name: str) -> str:
@@ -91,9 +94,10 @@ def resolve_device(device: str) -> str:
 
 @dataclass(frozen=True)
 class AuditSettings:
-    seeds: int | str = 6  # or "auto"
+    seeds: int | str = "auto"  # or a fixed count >= 2
     threshold: float = 0.05
-    rule: str = "estimate"
+    rule: str = "evidence"
+    strict: bool = False
     device: str = "auto"
     json: str | None = None
     html: str | None = None
@@ -120,6 +124,7 @@ class AuditSettings:
 
     def header(self) -> str:
         return (f"kernel-audit: seeds={self.seeds}, threshold={self.threshold:g}, rule={self.rule}, "
+                + ("strict, " if self.strict else "") +
                 f"device={self.device}, workers={self.workers or 'auto'} x 1 torch thread"
                 + (f", json={self.json}" if self.json else "")
                 + (f", html={self.html}" if self.html else "")

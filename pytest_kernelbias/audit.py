@@ -11,8 +11,9 @@ from dataclasses import replace
 from typing import Any, Sequence
 
 from .analysis._analyze import Analysis, analyze
-from .analysis._futility import chance_text, settle_chance, stop_point
-from .analysis._sequential import decide, fixed_design_seeds, look_confidences
+from .analysis._decision import SequentialPath
+from .analysis._futility import chance_text
+from .analysis._sequential import SequentialDesign
 from .data._loaders import SubgroupLoaders
 from .data._subgroups import SubgroupDataset
 from .data._synthfaces import synthfaces
@@ -78,92 +79,53 @@ def execute(spec: AuditSpec) -> AuditResult:
 
 
 def execute_sequential(spec: AuditSpec) -> AuditResult:
-    """seeds="auto": min_seeds per level, then one round more while any effect is undecided, up to max_seeds.
+    """seeds="auto": min_seeds per level, then one round more while the family is undecided, up to max_seeds.
 
-    Each look is an ordinary audit with that many seeds, its intervals at the
-    look's level from the design's boundary (so they stay valid however early
-    it stops); the store keeps earlier seeds, so a look trains only the new ones.
-    The result is the last look's, with the path in `result.sequential`.
+    Each look is an ordinary audit with that many seeds whose family is decided by `run_sequential`
+    under the whole design (so its intervals are at the look's level and stay valid however early it
+    stops); the store keeps earlier seeds, so a look trains only the new ones. The result is the last
+    look's, with the path in `result.sequential`.
     """
-    design, inference, execution = spec.recipe.design, spec.inference, spec.execution
+    design, execution = spec.recipe.design, spec.execution
     store = execution.cache if execution.cache is not None else VariantCache.temporary_cache()
-    path: list[dict] = []
-    trained = 0
-    levels = look_confidences(design, inference.confidence)
-    for k, (n, confidence) in enumerate(zip(design.looks, levels), 1):
-        look = replace(spec, recipe=replace(spec.recipe, seeds=n, look=True),
-                       inference=replace(inference, confidence=confidence), execution=replace(execution, cache=store))
-        result = _execute_fixed(look)
-        trained += result.settings["trained"]
-        decision, chance = _look_decision(result, design, levels[-1], inference.rule, inference.threshold)
-        path.append({"seeds": n, "confidence": confidence, "decision": decision, "trained": result.settings["trained"],
-                     "settle_chance": chance,
-                     "intervals": {e.label: [e.ci[0], e.ci[1]] for e in result.all_effects.values()}})
+    trained: list[int] = []
+    for k, n in enumerate(design.looks, 1):
+        look = replace(spec, recipe=replace(spec.recipe, seeds=n, look=True), execution=replace(execution, cache=store))
+        result = _execute_fixed(look, design)
+        trained.append(result.settings["trained"])
+        last = result.path.looks[-1]
         if execution.progress is not None:
-            odds = "" if chance is None else f" (chance max_seeds settles it: {chance_text(chance)})"
+            odds = "" if last.settle_chance is None else f" (chance max_seeds settles it: {chance_text(last.settle_chance)})"
+            decision = "continue" if result.path.verdict == "continue" else result.path.verdict
+            each = "" if spec.family == 1 else f" (each of {spec.family} effects)"
             execution.progress(f"setup: seeds=auto look {k}/{len(design.looks)}: {n} seeds per level, "
-                               f"{confidence:.2%} intervals: {decision}{odds}")
-        if decision != "continue":
+                               f"{last.confidence:.2%} intervals{each}: {decision}{odds}")
+        if result.path.verdict != "continue":
             break
     # Counted over every look: a seed trained at an earlier look of this audit is not a cache hit of it.
     models = result.settings["models"]
-    settings = {**result.settings, "trained": trained, "from_cache": models - trained}
-    return replace(result, settings=settings, sequential=_sequential_record(spec, result, path))
+    settings = {**result.settings, "trained": sum(trained), "from_cache": models - sum(trained)}
+    return replace(result, settings=settings, sequential=_sequential_record(spec, result.path, trained))
 
 
-def _look_decision(result: AuditResult, design, final_confidence: float, rule: str,
-                   threshold: float) -> tuple[str, float | None]:
-    """The look's decision and, while it would continue, the chance that max_seeds settles it.
-
-    "pass" or "fail" when every effect's interval is settled; otherwise "continue", or "undecided"
-    at max_seeds or when the least settleable unsettled effect (the audit is decided only when every
-    effect is) would settle at max_seeds with a chance under the design's futility level.
-    """
-    n = len(result.outcomes.seeds)
-    decisions, chances = [], []
-    for e in result.all_effects.values():
-        d = decide(e.ci, rule, threshold)
-        if d == "continue":
-            chances.append(settle_chance(e.estimate, e.sd, n, design.max_seeds, final_confidence, threshold))
-        elif d == "fail" and rule == "lower" and e.verdict(threshold, rule) != "fail":
-            d = "continue"  # the family-adjusted sign-flip p must also reach alpha, as in the fixed design
-        decisions.append(d)
-    if "continue" not in decisions:
-        return ("fail" if "fail" in decisions else "pass"), None
-    if n == design.max_seeds:
-        return "undecided", None
-    # None when only "lower" failures wait for their sign-flip p: no basis to stop early.
-    chance = min(chances) if chances else None
-    return ("undecided" if chance is not None and chance < design.futility else "continue"), chance
+def _sequential_record(spec: AuditSpec, path: SequentialPath, trained: list[int]) -> dict:
+    """The JSON-ready record of a seeds="auto" audit: every look and why it stopped."""
+    design = spec.recipe.design
+    looks = [{"seeds": look.seeds, "confidence": look.confidence, "decision": look.decision, "trained": count,
+              "settle_chance": look.settle_chance, "intervals": {e.label: [e.ci[0], e.ci[1]] for e in look.effects}}
+             for look, count in zip(path.looks, trained)]
+    if path.verdict == "undecided":
+        looks[-1]["decision"] = "undecided"
+    stopped = None
+    if path.verdict == "undecided":
+        stopped = "max_seeds" if path.seeds == design.max_seeds else "futility"
+    return {"min_seeds": design.min_seeds, "max_seeds": design.max_seeds, "round": design.round_size,
+            "boundary": design.boundary, "futility": design.futility, "family": path.family, "looks": looks,
+            "decision": path.verdict, "fixed_seeds": path.fixed_seeds, "stopped_for": stopped,
+            "reason": path.reason}
 
 
-def _sequential_record(spec: AuditSpec, result: AuditResult, path: list[dict]) -> dict:
-    design, inference = spec.recipe.design, spec.inference
-    decision = path[-1]["decision"]
-    record = {"min_seeds": design.min_seeds, "max_seeds": design.max_seeds, "round": design.round_size,
-              "boundary": design.boundary, "futility": design.futility, "looks": path, "decision": decision,
-              "fixed_seeds": None, "stopped_for": None}
-    if decision == "undecided":
-        # The effect nearest the threshold is the one that needs the most seeds to settle.
-        worst = min(result.all_effects.values(), key=lambda e: abs(abs(e.estimate) - inference.threshold))
-        record["fixed_seeds"] = fixed_design_seeds(worst, inference.threshold, inference.confidence,
-                                                   family=len(result.all_effects))
-        need = record["fixed_seeds"]
-        record["stopped_for"] = "max_seeds" if path[-1]["seeds"] == design.max_seeds else "futility"
-        where = stop_point(path[-1]["seeds"], design.max_seeds, path[-1]["settle_chance"], design.futility)
-        record["reason"] = (f"undecided at {where}: {worst.label} has interval "
-                            f"[{worst.ci[0]:+.4f}, {worst.ci[1]:+.4f}] across the threshold {inference.threshold:g}; "
-                            + (f"a fixed design would need about {need} seeds per level" if need else
-                               "its estimate sits on the threshold, so no seed count settles it"))
-    else:
-        record["reason"] = (f"{decision} at {path[-1]['seeds']} seeds per level (look {len(path)} of "
-                            f"{len(design.looks)}): every interval lies " +
-                            ("inside" if decision == "pass" else "beyond, for the failing effect,")
-                            + f" the threshold {inference.threshold:g}")
-    return record
-
-
-def _execute_fixed(spec: AuditSpec) -> AuditResult:
+def _execute_fixed(spec: AuditSpec, design: SequentialDesign | None = None) -> AuditResult:
     started = time.time()
     with audit_threads():
         plan, job, loaders = prepare(spec)
@@ -180,7 +142,7 @@ def _execute_fixed(spec: AuditSpec) -> AuditResult:
         reported = frozenset(trained_ahead) if getattr(executor, "evaluates", False) else frozenset()
         evaluations = evaluate_plan(plan, job, store, evaluation, trained_ahead, execution.retrain,
                                     execution.progress, reported)
-        analysis = analyze(spec, evaluations)
+        analysis = analyze(spec, evaluations, design)
     from_cache = sum(ev.from_cache for ev in evaluations.items)
     facts = {"models": len(plan.variants), "from_cache": from_cache, "trained": len(plan.variants) - from_cache,
              "cache": str(store.root) if store.root is not None and not store.temporary else None,
@@ -199,6 +161,8 @@ def _result(spec: AuditSpec, job: TrainingJob, loaders: SubgroupLoaders, analysi
                 "attributes": list(spec.data.attributes), "train": recipe.train_config.as_dict(),
                 "device": recipe.device, "paired": recipe.paired, "metric": inference.metric,
                 "interval": inference.interval, "confidence": inference.confidence,
+                "effect_confidence": analysis.path.looks[-1].confidence, "family": analysis.path.family,
+                "test_noise": inference.test_noise and inference.interval == "t", "strict": inference.strict,
                 "contrast": list(spec.estimand.contrast) or None, "outcome": spec.estimand.outcome,
                 "placebos": list(inference.placebos), "spectral_cutoff": spec.mechanism.spectral_cutoff, **facts}
     return AuditResult(
@@ -212,7 +176,7 @@ def _result(spec: AuditSpec, job: TrainingJob, loaders: SubgroupLoaders, analysi
         heat_maps=analysis.heat_maps, examples=example_images(loaders), correction=inference.correction,
         warn_tier=inference.warn_tier, predictions=analysis.predictions, test_labels=evaluations.labels,
         test_codes=evaluations.codes, test_names=evaluations.names, learning=analysis.learning,
-        gaps=analysis.gaps)
+        gaps=analysis.gaps, path=analysis.path, strict=inference.strict)
 
 
 def run_audit(model: object, layer: object = None, levels: Sequence | None = None, **settings: Any) -> AuditResult:
@@ -229,14 +193,15 @@ def run_audit(model: object, layer: object = None, levels: Sequence | None = Non
       training `SubgroupDataset` with `test_data`), `attributes`, `perturbation`
       (one, a list for a sweep, or a dict by name; default LowPass(0.4)).
     - target: `reference` (default: the first level), `init` ("fresh").
-    - recipe: `seeds` (6), `train_config` (`TrainConfig()`), `trainer`
+    - recipe: `seeds` ("auto"; or a fixed count >= 2), `train_config` (`TrainConfig()`), `trainer`
       (your own `train(model, data, seed)`), `paired` (True), `device` ("cpu").
     - estimand: `bias` ("spread", "contrast", "to_reference"), `contrast`
       (two subgroups, or the reference subgroup), `outcome` ("drop" or "perturbed").
     - inference: `metric` ("accuracy", "error", "balanced_accuracy", "tpr",
       "fpr"), `confidence` (0.95), `interval` ("t", "bootstrap",
       "permutation"), `correction` ("holm", "bh", "none"), `threshold` (0.05),
-      `rule` ("estimate", "upper", "lower"), `warn_tier` (True), `placebos`
+      `rule` ("evidence", "estimate", "upper", "lower"), `strict` (False: a warn or undecided
+      verdict fails too when True), `test_noise` (True), `warn_tier` (True), `placebos`
       (("shuffle",); add "aa" to train `seeds` more reference models).
     - mechanism: `spectral_cutoff` (0.5 of Nyquist; None skips spectra),
       `heat_map` (e.g. dict(eps=4.0, step=4, images=256)).

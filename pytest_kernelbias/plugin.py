@@ -149,6 +149,7 @@ def kernel_audit(request: pytest.FixtureRequest, kernel_audit_settings: AuditSet
     def audit(model, layer, levels, **kwargs):
         __tracebackhide__ = True  # a failure shows the user's test line, not this wrapper
         options = {"seeds": settings.seeds, "threshold": settings.threshold, "rule": settings.rule,
+                   "strict": settings.strict,
                    "device": resolve_device(settings.device), "name": request.node.name, "progress": progress,
                    "cache": _variant_cache(request.config, settings), "retrain": settings.retrain,
                    "workers": settings.workers, "executor": settings.executor, "ray_address": settings.ray_address,

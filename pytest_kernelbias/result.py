@@ -8,15 +8,16 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from .analysis._design import check_can_fail, narrowest_half_width, seeds_to_pass_upper
-from .analysis._effects import RULE_MEANING, Effect, KernelAuditWarning, check_rule, check_threshold
+from .analysis._decision import VERDICT_RANK, SequentialPath
+from .analysis._design import narrowest_half_width, seeds_to_pass_upper
+from .analysis._effects import RULE_MEANING, Effect, KernelAuditWarning, check_rule, check_threshold, level_text
 from .analysis._estimand import Estimand
 from .analysis._estimators import hierarchical_bootstrap
 from .analysis._outcomes import Outcomes
 from .errors import AuditConfigError, AuditFailure
 from .intervention._intervene import level_label
 
-VERDICT_ORDER = {"pass": 0, "warn": 1, "fail": 2}
+VERDICT_ORDER = VERDICT_RANK
 
 PLACEBO_MEANING = (
     "A placebo effect should be near 0. One whose CI excludes 0 is not proof of a bug (that happens in 5% of "
@@ -32,7 +33,8 @@ class Verdict:
 
     threshold: float
     rule: str
-    by_effect: dict  # (perturbation, level) -> "pass" | "warn" | "fail"
+    by_effect: dict  # (perturbation, level) -> "pass" | "warn" | "undecided" | "fail"
+    strict: bool = False  # "warn" and "undecided" fail the test too
 
     @property
     def overall(self) -> str:
@@ -40,7 +42,8 @@ class Verdict:
 
     @property
     def passed(self) -> bool:
-        return self.overall != "fail"
+        """The test passes: nothing failed (and, when strict, nothing was left at warn or undecided)."""
+        return self.overall == "pass" or (self.overall in ("warn", "undecided") and not self.strict)
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,8 @@ class AuditResult:
     learning: tuple = field(default=(), repr=False)  # per audited model: clean accuracy vs the majority rate
     gaps: dict = field(default_factory=dict)  # perturbation -> the bias at the reference level itself (Effect)
     sequential: Optional[dict] = None  # seeds="auto": the looks (seeds, level, intervals, decision) and why it stopped
+    path: Optional[SequentialPath] = field(default=None, repr=False)  # the decision procedure's record, every audit
+    strict: bool = False  # a warn or undecided verdict fails assert_below too
     # Told every verdict `assert_below` reaches (the pytest fixture records it for the reports).
     on_verdict: Optional[Callable[[Verdict], None]] = field(default=None, repr=False, compare=False)
 
@@ -122,30 +127,33 @@ class AuditResult:
         """(perturbation, level) -> "pass" | "warn" | "fail" at `threshold` and `rule` (default: the audit's)."""
         return self.judge(threshold, rule).by_effect
 
-    def judge(self, threshold: float | None = None, rule: str | None = None) -> Verdict:
-        """The verdict at `threshold` and `rule` (default: the audit's own), asserting nothing."""
+    def judge(self, threshold: float | None = None, rule: str | None = None, strict: bool | None = None) -> Verdict:
+        """The verdict at `threshold` and `rule` (default: the audit's own), asserting nothing.
+
+        Each effect's interval is already adjusted for the family and the looks, so any threshold and
+        rule read from them keeps the family-wise error rate.
+        """
         t = self.threshold if threshold is None else check_threshold(threshold)
         r = check_rule(rule or self.rule)
-        return Verdict(t, r, {k: e.verdict(t, r, self.warn_tier) for k, e in self.all_effects.items()})
+        s = self.strict if strict is None else bool(strict)
+        return Verdict(t, r, {k: e.verdict(t, r, self.warn_tier) for k, e in self.all_effects.items()}, s)
 
     @property
     def verdict(self) -> str:
         return self.judge().overall
 
-    def assert_below(self, threshold: float | None = None, rule: str | None = None) -> Verdict:
+    def assert_below(self, threshold: float | None = None, rule: str | None = None,
+                     strict: bool | None = None) -> Verdict:
         """Return the `Verdict`, or raise `AuditFailure` (an AssertionError with the outcome table) when any
-        effect fails the rule; warn on the warn tier. The result itself does not change."""
+        effect fails the rule, or, when strict, is left at warn or undecided; otherwise warn on those.
+        The result itself does not change."""
         __tracebackhide__ = True  # pytest shows the caller's line and the message (the table), not this frame
-        verdict = self.judge(threshold, rule)
-        if verdict.rule == "lower" and self.sequential is None:  # the spec checked its own rule; this one now
-            levels = {level for _, level in self.all_effects}
-            check_can_fail("lower", len(self.outcomes.seeds), len(levels), len(self.all_effects) // max(1, len(levels)),
-                           self.correction, self.settings.get("confidence", 0.95))
-        if verdict.rule == "upper":
-            self._warn_if_upper_cannot_pass(verdict.threshold)
+        verdict = self.judge(threshold, rule, strict)
+        if verdict.rule in ("upper", "evidence"):
+            self._warn_if_cannot_pass(verdict.threshold, verdict.rule)
         if self.on_verdict is not None:
             self.on_verdict(verdict)
-        if self.sequential is not None and self.sequential["decision"] == "undecided":
+        if self.sequential is not None and self.sequential["decision"] == "undecided" and not verdict.strict:
             warnings.warn(KernelAuditWarning(f"{self.name}: seeds=auto: {self.sequential['reason']}"), stacklevel=2)
         bad = {k: self.all_effects[k] for k, v in verdict.by_effect.items() if v == "fail"}
         if bad:
@@ -156,23 +164,38 @@ class AuditResult:
             if others:
                 msg += "\n  also failing:\n" + "\n".join("    " + o for o in others)
             raise AuditFailure(f"{self.name}: {msg}", verdict)
-        for key, v in verdict.by_effect.items():
-            if v == "warn":
-                e = self.all_effects[key]
-                warnings.warn(KernelAuditWarning(f"{self.name}: {e.label}: passed; "
-                                                 f"{e.power_note(verdict.threshold)}"), stacklevel=2)
+        open_ = {k: v for k, v in verdict.by_effect.items() if v in ("warn", "undecided")}
+        notes = [f"{self.all_effects[k].label}: {'undecided: ' if v == 'undecided' else ''}"
+                 f"{self.open_note(k, v, verdict.threshold)}" for k, v in open_.items()]
+        if open_ and verdict.strict:
+            raise AuditFailure(f"{self.name}: strict: {len(open_)} effect(s) not settled within the threshold "
+                               f"{verdict.threshold:g} (a strict audit fails on warn and undecided)\n  "
+                               + "\n  ".join(notes), verdict)
+        for note in notes:
+            warnings.warn(KernelAuditWarning(f"{self.name}: {note}"), stacklevel=2)
         return verdict
 
-    def _warn_if_upper_cannot_pass(self, threshold: float) -> None:
-        """Rule "upper" passes only when the whole interval fits in +-threshold; say when it cannot."""
-        confidence = self.settings.get("confidence", 0.95)
+    def open_note(self, key: tuple, verdict: str, threshold: float) -> str:
+        """Why an effect is "warn" or "undecided", in one sentence for warnings and reports."""
+        e = self.all_effects[key]
+        lo, hi = e.ci
+        side = lo if abs(lo) > abs(hi) else hi
+        if verdict == "undecided":
+            return (f"the {e.confidence:.2%} CI [{lo:+.3g}, {hi:+.3g}] reaches both within and beyond "
+                    f"+-{threshold:g}, so {e.n} seeds show neither; at this spread {e.n} seeds detect effects of "
+                    f"{e.minimum_detectable_effect():.3g} (80% power)")
+        return f"passed; {e.power_note(threshold)} (its bound {side:+.3g} lies beyond +-{threshold:g})"
+
+    def _warn_if_cannot_pass(self, threshold: float, rule: str) -> None:
+        """Rules "upper" and "evidence" pass only when the whole interval fits in +-threshold; say when it cannot."""
         for e in self.all_effects.values():
+            confidence = e.confidence  # the family- and look-adjusted level the verdict reads
             half = narrowest_half_width(e.sd, e.n, confidence)
             if half > threshold:
                 need = seeds_to_pass_upper(e.sd, threshold, confidence)
                 warnings.warn(KernelAuditWarning(
-                    f"{self.name}: {e.label}: rule='upper' cannot pass with {e.n} seeds: even an effect of 0 has a "
-                    f"{confidence:.0%} t interval of +-{half:.4g} (sd of differences {e.sd:.4g}) > threshold "
+                    f"{self.name}: {e.label}: rule={rule!r} cannot pass with {e.n} seeds: even an effect of 0 has a "
+                    f"{level_text(confidence)} t interval of +-{half:.4g} (sd of differences {e.sd:.4g}) > threshold "
                     f"{threshold:g}; " + (f"about {need} seeds would let it pass" if need else
                                           "no seed count makes the interval that narrow")), stacklevel=3)
 
@@ -246,7 +269,9 @@ class AuditResult:
                 "p_adjusted": e.p_adjusted, "p_method": e.p_name, "n": e.n, "threshold": verdict.threshold,
                 "rule": verdict.rule,
                 "verdict": verdicts[key], "mde": e.minimum_detectable_effect(),
-                "note": e.power_note(verdict.threshold) if verdicts[key] == "warn" else "",
+                "note": self.open_note(key, verdicts[key], verdict.threshold)
+                if verdicts[key] in ("warn", "undecided") else "",
+                "confidence": e.confidence, "shared_variance": e.shared_variance,
                 **self._context_cells(pert, level),
             })
         return rows

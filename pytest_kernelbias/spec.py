@@ -18,7 +18,7 @@ from typing import Any, Callable, Literal, Mapping, Sequence, get_args
 import torch
 from torch import nn
 
-from .analysis._design import check_can_fail
+from .analysis._design import check_can_decide
 from .analysis._effects import METHODS, check_rule, check_seeds, check_threshold
 from .analysis._estimand import Estimand
 from .analysis._futility import DEFAULT_FUTILITY
@@ -127,7 +127,7 @@ class DataSpec:
 class RecipeSpec:
     """How each variant is trained: seeds per level, the recipe or a user's trainer, pairing and device."""
 
-    seeds: int | str = 6  # or "auto": min_seeds first, then seed_round more per level while undecided
+    seeds: int | str = "auto"  # min_seeds first, then seed_round more per level while undecided; or a fixed count
     train_config: TrainConfig = TrainConfig()
     trainer: Trainer | None = None
     paired: bool = True
@@ -170,6 +170,11 @@ class RecipeSpec:
     def most_seeds(self) -> int:
         return self.max_seeds if self.seeds == "auto" else self.seeds  # type: ignore[return-value]
 
+    @property
+    def decision_design(self) -> SequentialDesign:
+        """The design verdicts are decided under: seeds="auto"'s looks, or one look at a fixed seed count."""
+        return self.design or SequentialDesign(self.seeds, self.seeds)  # type: ignore[arg-type]
+
 
 @dataclass(frozen=True)
 class InferenceSpec:
@@ -180,8 +185,10 @@ class InferenceSpec:
     interval: str = "t"
     correction: str = "holm"
     threshold: float = 0.05
-    rule: str = "estimate"
+    rule: str = "evidence"
     warn_tier: bool = True
+    strict: bool = False  # a "warn" or "undecided" verdict fails the test too (for merge gates)
+    test_noise: bool = True  # the t interval counts the finite test set's noise (analysis/_test_noise.py)
     placebos: tuple[str, ...] = ("shuffle",)
     require_learning: bool = True  # no verdict on models whose clean accuracy is at the majority-class rate
     learning_gain: float = 0.05  # warn when clean accuracy is less than this above the majority-class rate
@@ -201,8 +208,9 @@ class InferenceSpec:
         if unknown:
             raise AuditConfigError(f"unknown placebo {unknown[0]!r}; choose from {PLACEBOS}")
         object.__setattr__(self, "placebos", placebos)
-        if not isinstance(self.require_learning, bool):
-            raise AuditConfigError(f"require_learning must be True or False, got {self.require_learning!r}")
+        for name in ("require_learning", "strict", "test_noise", "warn_tier"):
+            if not isinstance(getattr(self, name), bool):
+                raise AuditConfigError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if isinstance(self.learning_gain, bool) or not isinstance(self.learning_gain, (int, float)) \
                 or not 0 <= self.learning_gain < 1:
             raise AuditConfigError(f"learning_gain must lie in [0, 1) (accuracy above the majority-class rate), "
@@ -304,13 +312,17 @@ class AuditSpec:
     execution: ExecutionSpec = ExecutionSpec()
     name: str = "audit"
 
+    @property
+    def family(self) -> int:
+        """The effects the verdict rests on: treated levels x perturbations."""
+        return len(self.target.treatments) * len(self.data.perturbations)
+
     def __post_init__(self) -> None:
-        inference, design = self.inference, self.recipe.design
+        inference = self.inference
         # seeds="auto" is checked at its last look, at that look's level; each look it runs is then exempt.
-        confidence = inference.confidence if design is None else look_confidences(design, inference.confidence)[-1]
         if not self.recipe.look:
-            check_can_fail(inference.rule, self.recipe.most_seeds, len(self.target.treatments),
-                           len(self.data.perturbations), inference.correction, confidence)
+            level = look_confidences(self.recipe.decision_design, inference.confidence, self.family)[-1]
+            check_can_decide(inference.rule, inference.interval, self.recipe.most_seeds, self.family, level)
         if self.execution.executor == "seed-batched" and self.recipe.trainer is not None:
             raise AuditConfigError("executor 'seed-batched' trains with the default trainer only; drop trainer= "
                                    "or use executor='local'")

@@ -88,14 +88,15 @@ def test_every_effect_carries_a_holm_adjusted_p_within_its_family(audit):
     assert all(e.p_adjusted is not None and e.p_adjusted >= e.p_value - 1e-12 for e in audit.family())
 
 
-def test_lower_rule_needs_the_adjusted_p_too_and_says_so_when_it_is_missing():
+def test_rule_lower_reads_the_interval_alone_the_p_at_zero_is_descriptive():
     from pytest_kernelbias import paired_effect
 
     e = paired_effect([0.05, 0.06, 0.07, 0.08, 0.09, 0.1], [0] * 6, p_method="permutation")
     assert e.verdict(0.0, "lower") == "fail"
-    e = dataclasses.replace(e, p_adjusted=0.09)  # as if two more tests shared its family
-    assert e.verdict(0.0, "lower") == "warn"
-    assert "excludes the threshold 0, but the family-adjusted p=0.09" in e.power_note(0.0)
+    # A family's adjusted p tests tau = 0, not the threshold; the interval is what is adjusted for the family.
+    assert dataclasses.replace(e, p_adjusted=0.09).verdict(0.0, "lower") == "fail"
+    assert e.verdict(0.2, "lower") == "pass" and e.verdict(0.2, "evidence") == "pass"
+    assert e.verdict(0.06, "evidence") == "undecided" and e.verdict(0.06, "lower") == "warn"
 
 
 def test_subgroup_effects_and_difference_in_differences_are_consistent(audit):

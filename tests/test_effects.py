@@ -61,7 +61,7 @@ def test_lower_rule_treats_an_interval_covering_zero_as_no_evidence():
 def test_failure_message_says_by_how_much_and_how_sure():
     e = paired_effect([0.08, 0.10, 0.12], [0, 0, 0], label="k=9 vs 3", context="  TABLE", p_method="permutation")
     with pytest.raises(AssertionError) as info:
-        e.assert_below(0.05)
+        e.assert_below(0.05, rule="estimate")
     msg = str(info.value)
     assert "0.1000 > threshold 0.05 by 0.0500" in msg and "TABLE" in msg
     assert "95% CI [+0.0503, +0.1497]" in msg and "p=0.25" in msg and "n=3 seeds" in msg

@@ -223,40 +223,41 @@ def test_a_spread_over_one_subgroup_is_refused_before_any_model_trains():
 # --- designs that cannot decide are refused with the numbers --------------------------------------------------
 
 
-def _smallest_family_p(n: int, m: int, correction: str) -> float:
-    """By enumeration: the sign-flip p of n equal-signed differences (the smallest any data gives), adjusted."""
+def _sign_flip_interval_can_be_finite(n: int, alpha: float) -> bool:
+    """By enumeration: n equal-signed differences (the most extreme data) give a sign-flip p below alpha."""
     import itertools
 
-    obs = float(n)
-    p = np.mean([abs(sum(s)) >= obs for s in itertools.product((-1, 1), repeat=n)])
-    method = {"holm": "holm", "bh": "fdr_bh", "none": None}[correction]
-    return float(multipletests([p] * m, method=method)[1].min()) if method else float(p)
+    p = np.mean([abs(sum(s)) >= n for s in itertools.product((-1, 1), repeat=n)])
+    return bool(p < alpha)
 
 
-@pytest.mark.parametrize("correction", ["holm", "bh", "none"])
+@pytest.mark.parametrize("rule", ["lower", "upper", "evidence"])
 @pytest.mark.parametrize("levels", [[3, 5], [3, 5, 7], [3, 5, 7, 9]])
 @pytest.mark.parametrize("seeds", [3, 5, 6, 7, 8])
-def test_rule_lower_is_refused_exactly_when_no_data_could_make_it_fail(seeds, levels, correction):
-    can_fail = _smallest_family_p(seeds, len(levels) - 1, correction) < 0.05
-    build = lambda: AuditSpec.from_kwargs(tiny_cnn, "0", levels, seeds=seeds, rule="lower",  # noqa: E731
-                                          correction=correction)
-    if can_fail:
+def test_a_sign_flip_design_is_refused_exactly_when_no_data_could_settle_a_verdict(seeds, levels, rule):
+    # The per-effect alpha of a fixed design is alpha / m (Bonferroni over the m treated levels).
+    decidable = _sign_flip_interval_can_be_finite(seeds, 0.05 / (len(levels) - 1))
+    build = lambda: AuditSpec.from_kwargs(tiny_cnn, "0", levels, seeds=seeds, rule=rule,  # noqa: E731
+                                          interval="permutation")
+    if decidable:
         build()
     else:
-        with pytest.raises(AuditConfigError, match=r"can never fail: the smallest adjusted p is .* use >= \d+ seeds"):
+        with pytest.raises(AuditConfigError, match=r"can never .*the smallest sign-flip p is .* use >= \d+ seeds"):
             build()
+    AuditSpec.from_kwargs(tiny_cnn, "0", levels, seeds=seeds, rule=rule)  # a t interval can always settle
 
 
 def test_the_refusal_names_the_numbers_and_the_fix():
-    with pytest.raises(AuditConfigError, match=r"rule='lower' with 6 seeds and 2 treated levels under Holm can never "
-                                               r"fail: the smallest adjusted p is 0\.0625 >= alpha 0\.05; use >= 7 "
-                                               r"seeds"):
-        AuditSpec.from_kwargs(tiny_cnn, "0", [3, 5, 7], seeds=6, rule="lower")
+    with pytest.raises(AuditConfigError, match=r"rule='lower' with interval='permutation' and 6 seeds can never "
+                                               r"fail: the smallest sign-flip p is 0\.03125 >= the per-effect alpha "
+                                               r"0\.025 \(alpha 0\.05 split over 2 effects\), .* use >= 7 seeds"):
+        AuditSpec.from_kwargs(tiny_cnn, "0", [3, 5, 7], seeds=6, rule="lower", interval="permutation")
 
 
-def test_a_lower_rule_given_at_assertion_time_is_checked_too(result):
-    with pytest.raises(AuditConfigError, match="with 3 seeds and 1 treated level under Holm can never fail"):
-        result.assert_below(threshold=0.0, rule="lower")
+def test_another_rule_at_assertion_time_reads_the_same_adjusted_intervals(result):
+    for rule in ("lower", "upper", "evidence", "estimate"):
+        verdict = result.judge(threshold=0.0, rule=rule)
+        assert verdict.by_effect == {k: e.verdict(0.0, rule) for k, e in result.all_effects.items()}
 
 
 def test_rule_upper_warns_when_no_interval_could_be_narrow_enough(result):

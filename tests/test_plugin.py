@@ -13,7 +13,7 @@ def cnn():
                          nn.Conv2d(8, 16, 3, padding=1),
                          nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 2))
 
-@pytest.mark.kernel_audit(seeds=2, threshold=0.0)
+@pytest.mark.kernel_audit(seeds=2, threshold=0.0, rule="estimate")
 def test_tiny_audit(kernel_audit):
     result = kernel_audit(cnn, layer="0", levels=[3, 7], data=synthfaces(600, 0, "planted"),
                           test_data=synthfaces(300, 0, "planted", split="test"), perturbation=LowPass(0.4),
@@ -66,9 +66,9 @@ def test_failing_audit_prints_table_and_summary_and_writes_json(pytester):
         "*kernel audit summary*",
         "  level k*perturbation*effect*CI*p adj*verdict*gap at k0 [[]CI[]]*clean acc k",
         "test_failing_audit_prints_table_and_summary_and_writes_json.py::test_tiny_audit",
-        "  failed; k0 = kernel_size=3 (clean acc *, majority class *); threshold 0, rule estimate; 0.95 CI, 2 seeds",
+        "  failed; k0 = kernel_size=3 (clean acc *, majority class *); threshold 0, rule estimate; 0.95 CI (test-set*",
         "  kernel_size=7*LowPass(0.4)*fail*",
-        "verdict: pass = within threshold | warn = *| fail = *| xfailed = *",
+        "verdict: pass = within | undecided = *| warn = *| fail = *| xfailed = *",
     ])
     # Only the plugin's own section: pytest's short summary after it follows the terminal width (COLUMNS).
     summary = result.stdout.str().split("kernel audit summary")[1].split("\n=")[0].splitlines()[1:]
@@ -93,8 +93,10 @@ def test_report_header_shows_active_settings(pytester):
     pytester.makeini("[pytest]\nkernel_audit_seeds = 4\n")
     pytester.makepyfile(SETTINGS_TEST)
     result = pytester.runpytest("--kernel-audit-device", "cpu")
-    result.stdout.fnmatch_lines(["kernel-audit: seeds=4, threshold=0.05, rule=estimate, device=cpu, "
+    result.stdout.fnmatch_lines(["kernel-audit: seeds=4, threshold=0.05, rule=evidence, device=cpu, "
                                  "workers=auto x 1 torch thread, audits off*"])
+    result = pytester.runpytest("--kernel-audit-device", "cpu", "--kernel-audit-strict")
+    result.stdout.fnmatch_lines(["kernel-audit: seeds=4, threshold=0.05, rule=evidence, strict, device=cpu, *"])
 
 
 def test_header_names_the_ray_cluster_when_audits_train_there(pytester):
@@ -232,12 +234,12 @@ def test_help_shows_one_default_per_option_and_typed_ini_settings(pytester):
     # The option group runs from its title to the blank line that ends it.
     group = " ".join(out.split("causal kernel-size bias audits:")[1].split("\n\n")[0].split())
     options = re.split(r" (?=--kernel-audit)", " " + group)[1:]
-    assert len(options) == 15
+    assert len(options) == 16
     for option in options:
         assert option.count("(default:") == 1, option
     assert "folder of trained variants (default: kernel-audit/ in pytest's cache dir; ini: kernel_audit_cache)" in text
     expected = {"seeds": "int | 'auto'", "threshold": "float", "retrain": "bool", "workers": "int | 'auto'",
-                "rule": "string"}
+                "rule": "string", "strict": "bool"}
     for name, kind in expected.items():
         since = {"seeds": (9, 2), "threshold": (8, 4), "workers": (9, 2)}.get(name, (7, 0))
         kind = kind if pytest.version_tuple[:2] >= since else "string"
@@ -254,7 +256,7 @@ def test_typed_ini_settings_are_read_and_a_bad_one_names_the_setting(pytester):
     result.stdout.fnmatch_lines(["*SETTINGS 3 0.2 True 2*"])
     pytester.makeini("[pytest]\nkernel_audit_workers = auto\n")
     result = pytester.runpytest("--kernel-audit", "-s")
-    result.stdout.fnmatch_lines(["*SETTINGS 6 0.05 False None*"])
+    result.stdout.fnmatch_lines(["*SETTINGS auto 0.05 False None*"])
     pytester.makeini("[pytest]\nkernel_audit_seeds = many\n")
     result = pytester.runpytest("--kernel-audit")
     assert result.ret == pytest.ExitCode.USAGE_ERROR

@@ -95,9 +95,10 @@ def test_every_result_the_audit_computed_is_in_the_report(record):
 def test_the_first_screen_has_a_card_with_outcome_verdict_effect_gap_and_seeds(result):
     # Just above the largest estimate: every effect passes, and those whose CI reaches past it warn.
     threshold = max(abs(e.estimate) for e in result.all_effects.values()) + 1e-4
-    warned = {**result.to_dict(result.judge(threshold=threshold)), "test": "t.py::test_warned",
+    warned = {**result.to_dict(result.judge(threshold=threshold, rule="estimate")), "test": "t.py::test_warned",
               "test_outcome": "passed"}
-    failed = {**result.to_dict(result.judge(threshold=0.0)), "test": "t.py::test_failed", "test_outcome": "failed"}
+    failed = {**result.to_dict(result.judge(threshold=0.0, rule="estimate")), "test": "t.py::test_failed",
+              "test_outcome": "failed"}
     page = render_html([warned, failed], environment(), {})
     cards = page.split("<div class='cards'>")[1].split("All effects against the threshold")[0]
     assert cards.count("<article class='card ov") == 2

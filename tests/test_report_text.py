@@ -32,7 +32,8 @@ def test_summary_fits_120_columns_with_a_long_test_id_and_a_long_perturbation_na
                                 "at", "k0", "[CI]", "clean", "acc", "k"]
     start = lines.index("tests/test_a.py::test_stem")
     assert lines[start + 1].startswith("  passed; k0 = kernel_size=3 (clean acc ")
-    assert lines[start + 2].split()[:2] == ["kernel_size=5", "LowPass(0.6)"] and "pass" in lines[start + 2].split()
+    row = next(line for line in lines[start + 2:] if line.startswith("  kernel_size="))  # after the wrapped context
+    assert row.split()[:2] == ["kernel_size=5", "LowPass(0.6)"] and "pass" in row.split()
     # The long id on lines of its own, broken after its separators, continued with an indent.
     first = next(i for i, line in enumerate(lines) if line.startswith("example_audits/"))
     wrapped = [lines[first]] + [line.strip() for line in lines[first + 1:] if line.startswith("    ")][:1]
@@ -43,7 +44,7 @@ def test_summary_fits_120_columns_with_a_long_test_id_and_a_long_perturbation_na
 def test_a_verdict_legend_follows_the_table_and_warned_rows_carry_their_note(result):
     # Just above the largest estimate: every effect passes, and those whose CI reaches past it warn.
     threshold = max(abs(e.estimate) for e in result.all_effects.values()) + 1e-4
-    warned = {**result.to_dict(result.judge(threshold=threshold)), "test": "t.py::test_warned",
+    warned = {**result.to_dict(result.judge(threshold=threshold, rule="estimate")), "test": "t.py::test_warned",
               "test_outcome": "passed"}
     lines = summary_lines([warned])
     assert lines[-1] == LEGEND and lines.count(LEGEND) == 1 and len(LEGEND) <= WIDTH

@@ -83,9 +83,10 @@ def test_bad_sequential_settings_are_refused_before_training(settings):
         run_audit(tiny_cnn, "0", [3, 5], seeds="auto", **settings, **TRAIN)
 
 
-def test_a_lower_rule_design_that_cannot_fail_even_at_max_seeds_is_refused():
+def test_a_sign_flip_design_that_cannot_fail_even_at_max_seeds_is_refused():
     with pytest.raises(AuditConfigError, match="can never fail"):
-        run_audit(tiny_cnn, "0", [3, 5], seeds="auto", min_seeds=2, max_seeds=4, rule="lower", **TRAIN)
+        run_audit(tiny_cnn, "0", [3, 5], seeds="auto", min_seeds=2, max_seeds=4, rule="lower",
+                  interval="permutation", **TRAIN)
 
 
 def test_the_seeds_option_and_ini_take_auto():

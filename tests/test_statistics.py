@@ -73,12 +73,12 @@ def test_permutation_interval_is_infinite_when_no_null_can_be_rejected():
 def test_warn_tier_passes_with_a_warning_that_names_what_could_not_be_detected():
     e = paired_effect([0.01, 0.06, -0.03, 0.04], [0, 0, 0, 0])
     assert abs(e.estimate) < 0.05 < e.magnitude_bounds()[1]
-    assert e.verdict(0.05) == "warn"
+    assert e.verdict(0.05, "estimate") == "warn" and e.verdict(0.05) == "undecided"
     with pytest.warns(KernelAuditWarning, match=r"passed; could not have detected effects below 0\.\d+ with 4 seeds"):
-        e.assert_below(0.05)
+        e.assert_below(0.05, "estimate")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        e.assert_below(0.05, warn=False)
+        e.assert_below(0.05, "estimate", warn=False)
 
 
 @pytest.mark.parametrize("kw,match", [

@@ -12,12 +12,15 @@ from ..evaluation._evaluate import Evaluation, Evaluations
 from ..evaluation._metrics import check_defined, group_metric
 from ..intervention._intervene import as_intervention, level_label
 from ..spec import AuditSpec
+from ._decision import SequentialPath, run_sequential
 from ._effects import Effect, paired_effect
 from ._estimators import dose_response
 from ._learning import check_learning, learning_of
 from ._multiplicity import adjust
 from ._outcomes import Outcome, Outcomes, estimate_effects, pairwise_effects, subgroup_effects
 from ._placebo import aa_placebo, shuffle_placebo
+from ._sequential import SequentialDesign
+from ._test_noise import difference_replicates, image_weights, shared_variances
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,7 @@ class Analysis:
     predictions: dict  # (level, seed) -> condition -> predicted class per test image
     learning: tuple  # one Learning per audited model: clean accuracy against the majority-class rate
     gaps: dict  # perturbation -> the bias B at the reference level itself (mean over seeds, t interval)
+    path: SequentialPath  # the decision over the bias family, look by look (one look for a fixed design)
 
 
 def outcomes_of(items: list[Evaluation], evaluations: Evaluations, metric: str) -> Outcomes:
@@ -146,13 +150,39 @@ def _adjust_subgroups(by_group: dict, correction: str) -> dict:
     return {key: {g: done[(key, g)] for g in effects} for key, effects in by_group.items()}
 
 
-def analyze(spec: AuditSpec, evaluations: Evaluations) -> Analysis:
+def _test_noise(spec: AuditSpec, bias: dict, evaluations: Evaluations, predictions: dict,
+                seeds: list[int]) -> np.ndarray | None:
+    """(effects, seeds) common test-set variances of each bias effect's mean over its first j seeds."""
+    if not (spec.inference.test_noise and spec.inference.interval == "t"):
+        return None
+    names = list(evaluations.names)
+    weights = image_weights(evaluations.codes, len(names))
+    rows = []
+    for (pert, level), e in bias.items():
+        reps = difference_replicates(predictions, level, spec.target.reference_level, pert, seeds,
+                                     evaluations.labels, evaluations.codes, names, spec.estimand,
+                                     spec.inference.metric, weights)
+        rows.append(shared_variances(reps, np.asarray(e.differences)))
+    return np.stack(rows)
+
+
+def decide_family(spec: AuditSpec, bias: dict, design: SequentialDesign, shared: np.ndarray | None) -> tuple:
+    """The bias family through the one decision procedure: its adjusted effects and the path."""
+    keys = list(bias)
+    inference = spec.inference
+    path = run_sequential(np.stack([np.asarray(bias[k].differences) for k in keys]), design, inference.threshold,
+                          inference.rule, inference.confidence, method=inference.interval, shared_variance=shared,
+                          labels=[bias[k].label for k in keys], contexts=[bias[k].context for k in keys])
+    return _adjusted(dict(zip(keys, path.effects)), inference.correction), path
+
+
+def analyze(spec: AuditSpec, evaluations: Evaluations, design: SequentialDesign | None = None) -> Analysis:
     """Every effect, placebo and mechanism summary of the audit from its evaluations.
 
-    Multiplicity families are adjusted on their own: "bias" (the effects
-    verdicts rest on, one per level x perturbation) and "subgroups" (one per
-    level x subgroup x perturbation), so descriptive detail does not dilute
-    the verdict's own family.
+    The bias effects (one per level x perturbation) are one family, decided by `run_sequential` under
+    `design` (default: one look at the spec's seed count), so their intervals are family- and
+    look-adjusted; the "subgroups" family (one per level x subgroup x perturbation) is descriptive and
+    Holm-adjusted on its own, so that detail does not dilute the verdict's own family.
     """
     audit_items = evaluations.of_role("audit")
     learning = tuple(learning_of(ev.variant.label, level_label(ev.variant.level), next(iter(ev.preds.values())),
@@ -164,16 +194,19 @@ def analyze(spec: AuditSpec, evaluations: Evaluations) -> Analysis:
     outcomes = outcomes_of(audit_items, evaluations, spec.inference.metric)
     predictions = {(ev.variant.level, ev.variant.seed): ev.preds for ev in audit_items}
     bias, by_group, pairs, doses = _effects(spec, outcomes)
+    design = design or spec.recipe.decision_design
+    shared = _test_noise(spec, bias, evaluations, predictions, outcomes.seeds)
+    decided, path = decide_family(spec, bias, design, shared)
     spectral = [row for ev in audit_items for row in ev.spectral]
     kernels: dict[str, list] = {}
     for ev in audit_items:
         if ev.kernel is not None:
             kernels.setdefault(level_label(ev.variant.level), []).append(torch.tensor(ev.kernel))
     return Analysis(
-        outcomes=outcomes, all_effects=_adjusted(bias, spec.inference.correction),
+        outcomes=outcomes, all_effects=decided,
         subgroup_effects=_adjust_subgroups(by_group, spec.inference.correction), pairwise=pairs,
         dose_response=doses, placebos=_placebos(spec, evaluations, outcomes, predictions), spectral=spectral,
         spectral_effects=spectral_effects(spec, spectral),
         kernel_spectra={k: torch.stack(v).mean(0).tolist() for k, v in kernels.items()},
         heat_maps={level_label(ev.variant.level): ev.heat_map for ev in audit_items if ev.heat_map is not None},
-        predictions=predictions, learning=learning, gaps=_gaps(spec, outcomes))
+        predictions=predictions, learning=learning, gaps=_gaps(spec, outcomes), path=path)

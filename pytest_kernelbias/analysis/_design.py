@@ -2,11 +2,10 @@
 
 With n seeds the exact sign-flip p of any set of differences is at least
 2 / 2^n (only the observed pattern and its mirror reach the observed |sum|
-when every difference has one sign). A verdict family of m effects adjusted by
-Holm multiplies the smallest p by m; Benjamini-Hochberg and no correction leave
-it (when all m effects reach it). Rule "lower" fails only with an adjusted p
-below alpha, so a design whose smallest adjusted p is not below alpha can never
-fail, whatever the data.
+when every difference has one sign). A family of m effects adjusted by Holm
+multiplies the smallest p by m; Benjamini-Hochberg and no correction leave it.
+The sign-flip interval at a per-effect level 1 - a is finite only when
+2 / 2^n < a, so a design with fewer seeds can never settle a verdict on it.
 """
 
 from __future__ import annotations
@@ -40,22 +39,29 @@ def seeds_to_decide(family: int, correction: str, alpha: float) -> int:
     return n
 
 
-def check_can_fail(rule: str, seeds: int, treated: int, perturbations: int, correction: str,
-                   confidence: float) -> None:
-    """Refuse a rule-"lower" design that can never fail, with the numbers and the fix."""
-    if rule != "lower":
+def check_can_decide(rule: str, interval: str, seeds: int, family: int, effect_confidence: float) -> None:
+    """Refuse a design whose intervals can never settle a verdict, with the numbers and the fix.
+
+    Every rule but "estimate" reads the family-adjusted interval. A t or bootstrap interval narrows
+    with any data, but the sign-flip interval (interval="permutation") is infinite while the smallest
+    sign-flip p, 2 / 2^n, is not below the per-effect alpha: then nothing can fail (rules "lower",
+    "evidence") and nothing can pass ("upper", "evidence").
+    """
+    if rule == "estimate" or interval != "permutation":
         return
-    family, alpha = treated * perturbations, 1 - confidence
-    best = smallest_adjusted_p(seeds, family, correction)
+    alpha = 1 - effect_confidence
+    best = smallest_p(seeds)
     if best < alpha:
         return
-    what = f"{treated} treated level{'s' if treated > 1 else ''}" + (
-        f" x {perturbations} perturbations" if perturbations > 1 else "")
-    fewer = " (or fewer effects in the family)" if family > 1 and correction == "holm" else ""
+    need = 2
+    while smallest_p(need) >= alpha:
+        need += 1
+    what = "fail" if rule == "lower" else ("pass" if rule == "upper" else "fail or pass")
+    family_text = f" (alpha {alpha * family:.3g} split over {family} effects)" if family > 1 else ""
     raise AuditConfigError(
-        f"rule='lower' with {seeds} seeds and {what} under {_CORRECTION_NAMES[correction]} can never fail: the "
-        f"smallest adjusted p is {best:.4g} >= alpha {alpha:.4g}; use >= {seeds_to_decide(family, correction, alpha)} "
-        f"seeds{fewer}, or rule='estimate'")
+        f"rule={rule!r} with interval='permutation' and {seeds} seeds can never {what}: the smallest sign-flip p "
+        f"is {best:.4g} >= the per-effect alpha {alpha:.4g}{family_text}, so every interval is infinite; use >= "
+        f"{need} seeds (max_seeds with seeds='auto'), fewer effects in the family, or interval='t'")
 
 
 def narrowest_half_width(sd: float, n: int, confidence: float) -> float:

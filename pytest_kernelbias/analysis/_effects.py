@@ -23,12 +23,20 @@ from ._power import minimum_detectable_effect, seeds_needed
 METHODS = ("t", "bootstrap", "permutation")
 
 
-RULES = ("estimate", "upper", "lower")
+RULES = ("evidence", "estimate", "upper", "lower")
 RULE_MEANING = {
+    "evidence": ("fails when the CI's smallest |value| > threshold, passes when its largest |value| <= threshold, "
+                 "else undecided (a verdict either way needs evidence)"),
     "estimate": "fails when |estimate| > threshold",
     "upper": "fails when the CI's largest |value| > threshold (the effect must be shown small)",
     "lower": "fails when the CI's smallest |value| > threshold (fail only on evidence of harm)",
 }
+
+
+def level_text(confidence: float) -> str:
+    """An interval's level in words: "95%", or "98.33%" for an adjusted level that rounding would hide."""
+    text = f"{confidence:.0%}"
+    return text if abs(float(text[:-1]) / 100 - confidence) < 1e-9 else f"{confidence:.2%}"
 
 
 def check_rule(rule: str) -> str:
@@ -53,6 +61,18 @@ def check_seeds(n: int) -> int:
             "run_audit, or --kernel-audit-seeds=N (ini kernel_audit_seeds) where neither of those sets it"
         )
     return n
+
+
+def satterthwaite_df(sd: float, n: int, shared_variance: float) -> float:
+    """Degrees of freedom of sd^2 / n + shared_variance, where only sd^2 is estimated from n seeds.
+
+    The shared (test-set) part is estimated from thousands of images, so it is treated as known:
+    Welch-Satterthwaite gives (n - 1) * (total / seed part)^2, at least n - 1, capped at 10^6.
+    """
+    seed_part = sd * sd / n
+    if seed_part <= 0:
+        return 1e6
+    return float(min(1e6, (n - 1) * ((seed_part + shared_variance) / seed_part) ** 2))
 
 
 EXACT_LIMIT = 20  # up to 2^20 sign patterns are enumerated; beyond, a seeded Monte Carlo sample
@@ -132,6 +152,9 @@ class Effect:
     context: str = ""
     p_method: str = "permutation"
     p_adjusted: float | None = None  # given when the effect is one of a family (Holm by default)
+    # Variance of the estimate from the finite test set that the seeds' spread does not show (images shared by
+    # every model; analysis/_test_noise.py); included in a "t" interval, 0 when not measured.
+    shared_variance: float = 0.0
 
     @property
     def sd(self) -> float:
@@ -149,28 +172,26 @@ class Effect:
         """Seeds needed to detect `effect` with `target_power`, given the seed-to-seed spread seen here."""
         return seeds_needed(effect, self.sd, self.alpha, target_power)
 
-    def verdict(self, threshold: float, rule: str = "estimate", warn: bool = True) -> str:
-        """"fail" by the rule; "warn" when it passes but the interval reaches past the threshold; else "pass".
+    def verdict(self, threshold: float, rule: str = "evidence", warn: bool = True) -> str:
+        """"fail" or "pass" by the rule; "undecided" under "evidence" when the interval straddles the threshold;
+        "warn" when another rule passes but the interval reaches past the threshold.
 
-        Under rule "lower" with a family of effects, failing also needs the
-        adjusted p below alpha, so many subgroups and severities do not add up
-        to a false alarm.
+        Every rule reads this effect's own interval, which for an audit is already adjusted for the family of
+        effects and the looks (analysis/_decision.py), so no p-value condition is needed on top.
         """
         threshold = check_threshold(threshold)
-        fails = not self.passes(threshold, rule)
-        if fails and rule == "lower" and self.p_adjusted is not None:
-            fails = self.p_adjusted < self.alpha
-        if fails:
+        smallest, largest = self.magnitude_bounds()
+        if rule == "evidence":
+            check_rule(rule)
+            return "fail" if smallest > threshold else ("pass" if largest <= threshold else "undecided")
+        if not self.passes(threshold, rule):
             return "fail"
-        if warn and rule != "upper" and self.magnitude_bounds()[1] > threshold:
+        if warn and rule != "upper" and largest > threshold:
             return "warn"
         return "pass"
 
     def power_note(self, threshold: float) -> str:
         """What a passing audit could not have seen, e.g. "could not have detected effects below 0.07 with 4 seeds"."""
-        if self.magnitude_bounds()[0] > threshold and self.p_adjusted is not None and self.p_adjusted >= self.alpha:
-            return (f"the CI [{self.ci[0]:+.3g}, {self.ci[1]:+.3g}] excludes the threshold {threshold:g}, but the "
-                    f"family-adjusted p={self.p_adjusted:.3g} is not below alpha {self.alpha:g}")
         mde = self.minimum_detectable_effect()
         if mde <= threshold:
             return f"could detect effects of {mde:.3g} (80% power) with {self.n} seeds"
@@ -185,7 +206,7 @@ class Effect:
         return smallest, max(abs(lo), abs(hi))
 
     def statistic(self, rule: str) -> float:
-        """The quantity that `rule` compares with the threshold."""
+        """The quantity that `rule` compares with the threshold (for "evidence", its failing side)."""
         check_rule(rule)
         if rule == "estimate":
             return abs(self.estimate)
@@ -193,6 +214,7 @@ class Effect:
         return largest if rule == "upper" else smallest
 
     def passes(self, threshold: float, rule: str = "estimate") -> bool:
+        """Not failed by `rule` (under "evidence" an undecided effect has not failed either)."""
         return self.statistic(rule) <= check_threshold(threshold)
 
     @property
@@ -204,8 +226,9 @@ class Effect:
         lo, hi = self.ci
         p_name = self.p_name
         adj = f", adjusted p={self.p_adjusted:.4g}" if self.p_adjusted is not None else ""
-        return (f"{self.label}: effect {self.estimate:+.4f}, {self.confidence:.0%} CI [{lo:+.4f}, {hi:+.4f}] "
-                f"({self.method}), p={self.p_value:.4g} ({p_name}){adj}, n={self.n} seeds")
+        images = " + test-set noise" if self.shared_variance > 0 else ""
+        return (f"{self.label}: effect {self.estimate:+.4f}, {level_text(self.confidence)} CI [{lo:+.4f}, {hi:+.4f}] "
+                f"({self.method}{images}), p={self.p_value:.4g} ({p_name}){adj}, n={self.n} seeds")
 
     def failure_message(self, threshold: float, rule: str) -> str:
         stat = self.statistic(rule)
@@ -218,7 +241,7 @@ class Effect:
         lines.append("  " + self.summary())
         return "\n".join(lines)
 
-    def assert_below(self, threshold: float, rule: str = "estimate", warn: bool = True) -> "Effect":
+    def assert_below(self, threshold: float, rule: str = "evidence", warn: bool = True) -> "Effect":
         """Raise AssertionError with a readable table when the effect fails `rule` at `threshold`.
 
         A "warn" verdict (passed, but the interval reaches past the threshold)
@@ -227,6 +250,10 @@ class Effect:
         verdict = self.verdict(threshold, rule, warn)
         if verdict == "fail":
             raise AssertionError(self.failure_message(threshold, rule))
+        if verdict == "undecided":
+            warnings.warn(KernelAuditWarning(
+                f"{self.label}: undecided; the CI [{self.ci[0]:+.3g}, {self.ci[1]:+.3g}] contains the threshold "
+                f"{threshold:g}"), stacklevel=2)
         if verdict == "warn":
             warnings.warn(KernelAuditWarning(f"{self.label}: passed; {self.power_note(threshold)}"), stacklevel=2)
         return self
@@ -243,8 +270,13 @@ def paired_effect(
     label: str = "effect",
     context: str = "",
     p_method: str | None = None,
+    shared_variance: float = 0.0,
 ) -> Effect:
     """The paired effect of treated vs reference outcomes, one pair per seed.
+
+    `shared_variance` is the variance of the estimate that the seeds' spread cannot show (the finite
+    test set every model shares, `analysis/_test_noise.py`). A "t" interval adds it to sd^2 / n, with
+    Welch-Satterthwaite degrees of freedom; the other intervals resample seeds only and leave it out.
 
     `method` chooses the interval: ``"t"`` (paired t, as
     `scipy.stats.ttest_rel(...).confidence_interval`), ``"bootstrap"`` (BCa
@@ -274,8 +306,13 @@ def paired_effect(
     mean = float(d.mean())
     sd = float(d.std(ddof=1))
     degenerate = sd <= 1e-15 * max(1.0, abs(mean))
+    if isinstance(shared_variance, bool) or not isinstance(shared_variance, (int, float)) \
+            or not (math.isfinite(shared_variance) and shared_variance >= 0):
+        raise AuditConfigError(f"shared_variance must be a finite number >= 0, got {shared_variance!r}")
+    shared_variance = float(shared_variance) if method == "t" else 0.0
     if method == "t" or (method == "bootstrap" and degenerate):
-        half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * sd / math.sqrt(n)
+        df = satterthwaite_df(sd, n, shared_variance) if shared_variance > 0 else n - 1
+        half = float(stats.t.ppf(0.5 + confidence / 2, df)) * math.sqrt(sd * sd / n + shared_variance)
         ci = (mean - half, mean + half)  # BCa is undefined for a constant sample; t gives the point
     elif method == "bootstrap":
         if n < 10:
@@ -292,4 +329,4 @@ def paired_effect(
     else:
         p = sign_flip_p_value(d)
     return Effect(estimate=mean, ci=ci, p_value=p, n=n, differences=tuple(d.tolist()), confidence=confidence,
-                  method=method, label=label, context=context, p_method=p_method)
+                  method=method, label=label, context=context, p_method=p_method, shared_variance=shared_variance)

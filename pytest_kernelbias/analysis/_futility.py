@@ -25,6 +25,7 @@ import math
 from scipy import stats
 
 from ..errors import AuditConfigError
+from ._effects import satterthwaite_df
 
 DEFAULT_FUTILITY = 0.1  # stop when the chance that max_seeds settles the effect is under 10%
 
@@ -51,17 +52,19 @@ def stop_point(seeds: int, max_seeds: int, chance: float | None, futility: float
 
 
 def settle_chance(estimate: float, sd: float, n: int, max_seeds: int, final_confidence: float,
-                  threshold: float) -> float:
+                  threshold: float, shared_variance: float = 0.0) -> float:
     """Predictive probability that the t interval of max_seeds differences settles against `threshold`.
 
     `estimate` and `sd` are the mean and sample sd of the first `n` differences. Settled means the
     interval at `final_confidence` lies inside [-threshold, threshold] or entirely beyond it.
+    `shared_variance` is the test-set variance the final interval adds (it does not shrink with seeds).
     """
     if n >= max_seeds:
         return 0.0
     if not (math.isfinite(sd) and sd > 0):
         return 1.0  # no spread seen yet: no basis to stop early
-    half = float(stats.t.ppf(0.5 + final_confidence / 2, max_seeds - 1)) * sd / math.sqrt(max_seeds)
+    df = satterthwaite_df(sd, max_seeds, shared_variance)
+    half = float(stats.t.ppf(0.5 + final_confidence / 2, df)) * math.sqrt(sd * sd / max_seeds + shared_variance)
     spread = sd * math.sqrt((max_seeds - n) / (max_seeds * n))
     a = abs(estimate)
     norm = stats.norm.cdf

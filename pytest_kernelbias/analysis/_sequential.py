@@ -35,14 +35,12 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
-from typing import Sequence
-
 import numpy as np
 from scipy import special
 
 from ..errors import AuditConfigError
-from ._effects import Effect, check_rule, check_threshold, paired_effect
-from ._futility import DEFAULT_FUTILITY, check_futility, settle_chance, stop_point
+from ._effects import Effect, check_rule, check_threshold
+from ._futility import DEFAULT_FUTILITY, check_futility
 from ._power import power
 
 BOUNDARIES = ("pocock", "obrien-fleming", "bonferroni")
@@ -236,124 +234,3 @@ def fixed_design_seeds(effect: Effect, threshold: float, confidence: float = 0.9
     if distance == 0 or not math.isfinite(sd):
         return None
     return _seeds_for_power(distance, sd, _check_level(confidence, family), target_power)
-
-
-@dataclass(frozen=True)
-class Look:
-    """One look: the seeds per level so far, the interval's level, the effect and the decision."""
-
-    seeds: int
-    confidence: float
-    effect: Effect
-    decision: str
-    settle_chance: float | None = None  # at an unsettled look before max_seeds: the chance max_seeds settles it
-
-
-@dataclass(frozen=True)
-class SequentialPath:
-    """The record of a sequential audit of one effect, look by look.
-
-    `verdict` is "pass" or "fail" (settled at `seeds`), "undecided" (max_seeds reached, or stopped
-    early for futility; `fixed_seeds` says what a fixed design would need) or "continue" (the
-    differences ran out before max_seeds;
-    train up to `next_seeds` per level and call again with all of them).
-    """
-
-    design: SequentialDesign
-    threshold: float
-    rule: str
-    looks: tuple[Look, ...]
-    verdict: str
-    next_seeds: int | None = None
-    confidence: float = 0.95
-    family: int = 1
-    target_power: float = 0.8
-
-    @property
-    def seeds(self) -> int:
-        return self.looks[-1].seeds
-
-    @property
-    def effect(self) -> Effect:
-        return self.looks[-1].effect
-
-    @functools.cached_property
-    def fixed_seeds(self) -> int | None:
-        """When undecided: seeds per level a fixed design needs (`fixed_design_seeds`); else None.
-
-        Computed on first use: it costs a dozen exact power integrals, which a simulation of
-        thousands of audits does not need.
-        """
-        if self.verdict != "undecided":
-            return None
-        return fixed_design_seeds(self.effect, self.threshold, self.confidence, self.family, self.target_power)
-
-    @property
-    def rule_verdict(self) -> str:
-        """What the fixed rule says of the last (adjusted) interval: `Effect.verdict`.
-
-        Equal to `verdict` when settled. When undecided it keeps the rule's meaning: "upper" gives
-        "fail" (the effect was not shown small), "lower" gives "warn", "estimate" judges |estimate|.
-        """
-        return self.effect.verdict(self.threshold, self.rule)
-
-    @property
-    def reason(self) -> str:
-        """Why the procedure stopped (or asks for more seeds), in words for the report."""
-        last = self.looks[-1]
-        lo, hi = last.effect.ci
-        where = f"the {last.confidence:.2%} CI [{lo:+.4g}, {hi:+.4g}] at {last.seeds} seeds"
-        if self.verdict == "pass":
-            return f"pass: {where} lies inside +-{self.threshold:g}"
-        if self.verdict == "fail":
-            return f"fail: {where} lies beyond +-{self.threshold:g}"
-        if self.verdict == "continue":
-            return (f"continue: {where} contains the threshold {self.threshold:g}; "
-                    f"train up to {self.next_seeds} seeds per level")
-        fixed = self.fixed_seeds
-        many = f"{fixed} or more" if fixed == FIXED_SEEDS_CAP else f"about {fixed}"
-        need = (f"a fixed design needs {many} seeds per level to tell |effect| {abs(last.effect.estimate):.4g} from "
-                f"the threshold with {self.target_power:.0%} power at the spread seen (sd {last.effect.sd:.3g})"
-                if fixed is not None else "no fixed design can tell an estimate on the threshold from it")
-        at = stop_point(last.seeds, self.design.max_seeds, last.settle_chance, self.design.futility)
-        return f"undecided at {at}: {where} contains the threshold {self.threshold:g}; {need}"
-
-
-def run_sequential(differences: Sequence[float], design: SequentialDesign, threshold: float,
-                   rule: str = "estimate", confidence: float = 0.95, family: int = 1, target_power: float = 0.8,
-                   p_method: str = "permutation", label: str = "effect") -> SequentialPath:
-    """Run the sequential procedure over per-seed differences d_s = B(k, s) - B(k0, s), in seed order.
-
-    Every look's interval is `paired_effect(..., method="t")` at that look's level from
-    `look_confidences`, so audits and the calibration share one interval. Looks past len(differences)
-    are not taken: with fewer than max_seeds differences and no decision the verdict is "continue".
-    `p_method` only sets the p-value each look's Effect carries (decisions use the interval).
-    """
-    d = np.asarray(differences, dtype=float)
-    threshold, rule = check_threshold(threshold), check_rule(rule)
-    if d.ndim != 1 or not design.min_seeds <= len(d) <= design.max_seeds:
-        raise AuditConfigError(f"sequential differences need one value per seed, between min_seeds="
-                               f"{design.min_seeds} and max_seeds={design.max_seeds} of them; got shape {d.shape}")
-    if not 0 < target_power < 1:
-        raise AuditConfigError(f"target_power must lie in (0, 1), e.g. 0.8; got {target_power!r}")
-    levels = look_confidences(design, confidence, family)
-    taken: list[Look] = []
-
-    def record(verdict: str, next_seeds: int | None = None) -> SequentialPath:
-        return SequentialPath(design, threshold, rule, tuple(taken), verdict, next_seeds, confidence, family,
-                              target_power)
-
-    for n, level in zip(design.looks, levels):
-        if n > len(d):
-            return record("continue", next_seeds=n)
-        effect = paired_effect(d[:n], np.zeros(n), confidence=level, method="t", label=label, p_method=p_method)
-        decision = decide(effect.ci, rule, threshold)
-        chance = None
-        if decision == "continue" and n < design.max_seeds:
-            chance = settle_chance(effect.estimate, effect.sd, n, design.max_seeds, levels[-1], threshold)
-        taken.append(Look(n, level, effect, decision, chance))
-        if decision != "continue":
-            return record(decision)
-        if chance is not None and chance < design.futility:
-            return record("undecided")
-    return record("undecided")

@@ -21,7 +21,7 @@ from ._html_parts import (
     verdict_badge,
 )
 
-VERDICT_RANK = {"pass": 0, "warn": 1, "fail": 2}
+VERDICT_RANK = {"pass": 0, "warn": 1, "undecided": 2, "fail": 3}
 CARD_EFFECTS = 6  # effects a card lists; the summary table below has them all
 
 
@@ -39,6 +39,9 @@ def _why(a: Mapping) -> str:
         text = (f"{worst['contrast']} under {worst['perturbation']}: effect {num(worst['effect'])} "
                 f"{interval(worst)} breaks the threshold {worst['threshold']:g} by rule {rule} "
                 f"({meaning}).")
+    elif a["verdict"] == "undecided":
+        text = (f"Undecided: {worst['contrast']} under {worst['perturbation']}: "
+                f"{worst.get('note') or 'its CI contains the threshold'}.")
     elif a["verdict"] == "warn":
         text = f"Passed, but {worst['contrast']} under {worst['perturbation']}: {worst.get('note') or 'see the table'}."
     else:

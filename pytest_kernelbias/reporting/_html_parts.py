@@ -16,10 +16,11 @@ from typing import Iterable, Mapping, Sequence
 LEVEL_COLOURS = ("#222222", "#0072B2", "#AA3377", "#56B4E9", "#8C564B", "#7F3C8D", "#44AA99", "#999999")
 SUBGROUP_STYLES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (8, 2)), (0, (1, 3)), (0, (3, 1, 3, 4)))
 SUBGROUP_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
-VERDICT_COLOURS = {"pass": "#1a7f37", "warn": "#b35900", "fail": "#c62828"}
+VERDICT_COLOURS = {"pass": "#1a7f37", "warn": "#b35900", "undecided": "#6f42c1", "fail": "#c62828"}
 VERDICT_MEANING = {
     "pass": "within the threshold under the rule",
     "warn": "passed, but the CI reaches past the threshold: an effect that large is not ruled out",
+    "undecided": "the CI contains the threshold: too few seeds to show the effect inside or beyond it",
     "fail": "the rule is broken: the test fails",
     "xfailed": "the audit failed, as the test's xfail mark expects",
 }

@@ -16,8 +16,7 @@ COLUMNS = ("level k", "perturbation", "effect", "CI", "p", "p adj", "verdict", "
            "clean acc k")
 WRAPPABLE = (0, 1)  # level and perturbation labels may wrap inside their column; numbers never do
 INDENT = "  "
-LEGEND = ("verdict: pass = within threshold | warn = passed, CI reaches past it | fail = rule broken | "
-          "xfailed = failed as marked")
+LEGEND = "verdict: pass = within | undecided = CI across | warn = passed, CI past | fail = rule broken | xfailed = as marked"
 
 
 def _num(value: float | None, digits: int = 3) -> str:
@@ -63,8 +62,7 @@ def _context(audit: Mapping) -> str:
     clean = "" if first.get("clean_reference") is None else (
         f" (clean acc {first['clean_reference']:.3f}, majority class {first['majority']:.3f})")
     settings = audit.get("settings") or {}
-    level = f"; {settings['confidence']:.4g} CI" if isinstance(settings.get("confidence"), float) else ""
-    # The level is the audit's own: a seeds="auto" look widens it (e.g. 0.9819 at its first look).
+    level = _level(settings)
     seeds = f", {first['n']} seeds" if first.get("n") else ""
     sequential = audit.get("sequential") or {}
     looks = sequential.get("decision")
@@ -72,6 +70,19 @@ def _context(audit: Mapping) -> str:
     auto = f" (seeds=auto: {looks}{', futility' if early else ''})" if looks else ""
     return (f"{audit.get('test_outcome', 'unknown')}; k0 = {reference}{clean}; "
             f"threshold {first['threshold']:g}, rule {first['rule']}{level}{seeds}{auto}")
+
+
+def _level(settings: Mapping) -> str:
+    """The interval level the verdict read: family- and look-adjusted, with what went into it."""
+    if not isinstance(settings.get("effect_confidence"), float):
+        confidence = settings.get("confidence")
+        return f"; {confidence:.4g} CI" if isinstance(confidence, float) else ""
+    family = settings.get("family", 1)
+    parts = [f"{family} effects" if family > 1 else "", "seeds=auto looks" if settings.get("seeds") == "auto" else "",
+             "test-set noise" if settings.get("test_noise") else ""]
+    within = ", ".join(p for p in parts if p)
+    strict = "; strict" if settings.get("strict") else ""
+    return f"; {settings['effect_confidence']:.4g} CI{f' ({within})' if within else ''}{strict}"
 
 
 def _widths(rows: list[tuple[str, ...]], room: int) -> list[int]:
@@ -107,6 +118,6 @@ def summary_lines(audits: Iterable[Mapping], width: int = WIDTH) -> list[str]:
         for e in audit["effects"]:
             lines += _table_lines(_row(e), widths)
             if e.get("note"):  # under its row, where the test and contrast are already named
-                lines += textwrap.wrap(f"warn: passed; {e['note']}", width, initial_indent=INDENT * 2,
+                lines += textwrap.wrap(f"{e['verdict']}: {e['note']}", width, initial_indent=INDENT * 2,
                                        subsequent_indent=INDENT * 3, break_on_hyphens=False)
     return lines + [LEGEND]

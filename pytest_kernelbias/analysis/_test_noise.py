@@ -1,0 +1,81 @@
+"""Test-set noise: the part of an effect's variance that the spread over seeds cannot show.
+
+Every model of an audit is scored on the same finite test set T, a sample of the population the claim
+is about. With d_s(T) = B(k, s; T) - B(k0, s; T) = d_s + e_s(T), the estimate's variance is
+
+    Var(mean_s d_s(T)) = Var(d_s) / n + Var(common part of e) + Var(seed-specific part of e) / n.
+
+The sample variance of the d_s(T) over seeds already holds Var(d_s) and the seed-specific part; only
+the common part, the images' shared luck that moves every seed's difference alike, is missing. It is
+measured by resampling test images within each subgroup with the seeds held fixed (one image draw
+serves every model, so the image part stays paired across levels): over B replicates,
+
+    common = Var_b(mean_s d_s^b) - mean_b(var_s(d_s^b - d_s)) / n,
+
+the total image variance of the mean less its seed-specific share; clipped at 0. A "t" interval then
+uses sd^2 / n + common (`paired_effect(shared_variance=...)`). The calibration (benchmarks/calibration.py,
+part 2) checks its coverage on two-level data.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from ..evaluation._metrics import group_metric
+from ._estimand import Estimand
+
+IMAGE_REPLICATES = 400  # relative Monte Carlo SE of a variance from B replicates: sqrt(2 / B), 7% here
+IMAGE_SEED = 20261202
+
+
+def image_weights(codes: np.ndarray, n_groups: int, replicates: int = IMAGE_REPLICATES,
+                  seed: int = IMAGE_SEED) -> np.ndarray:
+    """(replicates, images) resample counts: each subgroup's images drawn with replacement, sizes kept."""
+    rng = np.random.default_rng(seed)
+    codes = np.asarray(codes)
+    weights = np.zeros((replicates, len(codes)))
+    rows = np.arange(replicates)[:, None]
+    for j in range(n_groups):
+        idx = np.flatnonzero(codes == j)
+        if len(idx):
+            np.add.at(weights, (rows, idx[rng.integers(0, len(idx), size=(replicates, len(idx)))]), 1.0)
+    return weights
+
+
+def bias_replicates(clean: np.ndarray, perturbed: np.ndarray, labels: np.ndarray, codes: np.ndarray,
+                    names: Sequence[str], estimand: Estimand, metric: str, weights: np.ndarray) -> np.ndarray:
+    """B of one model under each row of `weights`: shape (replicates,)."""
+    n = len(names)
+    y = estimand.values(group_metric(clean, labels, codes, n, metric, weights=weights),
+                        group_metric(perturbed, labels, codes, n, metric, weights=weights))
+    return estimand.bias(y, names)
+
+
+def difference_replicates(predictions: Mapping[tuple, Mapping[str, np.ndarray]], level: object, reference: object,
+                          perturbation: str, seeds: Sequence[int], labels: np.ndarray, codes: np.ndarray,
+                          names: Sequence[str], estimand: Estimand, metric: str,
+                          weights: np.ndarray) -> np.ndarray:
+    """(replicates, seeds) paired differences d_s^b, one image draw per replicate shared by every model."""
+    def bias(lev, s):
+        preds = predictions[(lev, s)]
+        return bias_replicates(preds["clean"], preds[perturbation], labels, codes, names, estimand, metric, weights)
+
+    return np.stack([bias(level, s) - bias(reference, s) for s in seeds], axis=1)
+
+
+def shared_variances(replicates: np.ndarray, point: np.ndarray) -> np.ndarray:
+    """The common test-set variance of the mean of the first j differences, for j = 1..n (index j - 1).
+
+    `replicates` is (B, n) from `difference_replicates`, `point` the n differences on the full test set.
+    Index 0 (one seed) has no seed-specific share to remove and is the plain image variance.
+    """
+    reps, point = np.asarray(replicates, float), np.asarray(point, float)
+    errors = reps - point[None, :]
+    out = np.empty(reps.shape[1])
+    for j in range(1, reps.shape[1] + 1):
+        total = float(np.var(reps[:, :j].mean(axis=1), ddof=1))
+        specific = float(np.var(errors[:, :j], axis=1, ddof=1).mean()) if j > 1 else 0.0
+        out[j - 1] = max(total - specific / j, 0.0)
+    return out
