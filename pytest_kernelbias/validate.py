@@ -17,7 +17,7 @@ from typing import Sequence
 import torch
 
 from .data._subgroups import SubgroupDataset
-from .errors import InputDataError, InputDataWarning, ModelOutputError, SmallSubgroupError
+from .errors import EmptySubgroupError, InputDataError, InputDataWarning, ModelOutputError, SmallSubgroupError
 from .intervention._intervene import KernelIntervention
 
 # Float pixels may overshoot [0, 1] a little (a bicubic resize rings); 0..255 pixels or
@@ -98,6 +98,46 @@ def check_groups(test: SubgroupDataset, counts: dict[str, int], attributes: Sequ
     warnings.warn(message, InputDataWarning, stacklevel=4)
 
 
+BINARY_METRICS = ("tpr", "fpr", "balanced_accuracy")
+_NEEDS = {"tpr": (1, "positives (label 1)"), "fpr": (0, "negatives (label 0)")}
+
+
+def check_labels_by_group(test: SubgroupDataset, groups: dict, metric: str) -> None:
+    """Labels the metric can score in every test subgroup; subgroups whose label never varies are named.
+
+    A binary metric on other labels, or a TPR (FPR) subgroup without positives (negatives), would
+    be refused only after every model trained; a subgroup holding one class cannot be judged
+    against chance by the learning check, and when every subgroup does, the attribute decides the
+    label and a gap between subgroups is a gap between classes.
+    """
+    labels = test.labels
+    if metric in BINARY_METRICS and not set(labels.unique().tolist()) <= {0, 1}:
+        raise InputDataError(f"metric={metric!r} needs 0/1 labels, but the test set {test.name!r} has classes "
+                             f"{sorted(labels.unique().tolist())}; use metric='accuracy' or 'error', or binarize "
+                             "the label (label=(column, positive values)) when loading")
+    constant = {}
+    for name, index in groups.items():
+        values = labels[index].unique().tolist()
+        if metric in _NEEDS and _NEEDS[metric][0] not in values:
+            raise EmptySubgroupError(f"metric={metric!r} is undefined for test subgroup {name!r}: it has no "
+                                     f"{_NEEDS[metric][1]}; use another metric, or rebalance the test set "
+                                     "(stratified_split by subgroup and label)")
+        if len(values) == 1:
+            constant[name] = int(values[0])
+    if not constant:
+        return
+    listing = ", ".join(f"{g!r} (always {v})" for g, v in constant.items())
+    if len(constant) == len(groups):
+        warnings.warn(InputDataWarning(
+            f"the subgroup attribute(s) determine the label in {test.name!r}: every subgroup holds one class "
+            f"({listing}), so a gap between subgroups is a gap between classes and the learning check can judge "
+            "no subgroup; audit subgroups that each hold both classes"), stacklevel=4)
+        return
+    warnings.warn(InputDataWarning(
+        f"the label never varies in test subgroup(s) {listing}: their {metric} scores one class only, and the "
+        "learning check cannot judge them against chance"), stacklevel=4)
+
+
 def check_model(intervention: KernelIntervention, train: SubgroupDataset, test: SubgroupDataset,
                 device: str) -> int:
     """Run the reference model on a few training and test images, in train and eval mode; its class count.
@@ -151,4 +191,5 @@ def check_data(spec, train: SubgroupDataset, test: SubgroupDataset) -> tuple[Sub
     groups = test.subgroup_indices(attributes, expected=list(train.subgroup_indices(attributes)))
     check_groups(test, {k: len(v) for k, v in groups.items()}, attributes, spec.data.min_group_size,
                  spec.data.on_small_group)
+    check_labels_by_group(test, groups, spec.inference.metric)
     return train, test

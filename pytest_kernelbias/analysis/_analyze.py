@@ -187,7 +187,8 @@ def analyze(spec: AuditSpec, evaluations: Evaluations, design: SequentialDesign 
     audit_items = evaluations.of_role("audit")
     learning = tuple(learning_of(ev.variant.label, level_label(ev.variant.level), next(iter(ev.preds.values())),
                                  evaluations.labels,
-                                 evaluations.codes, evaluations.names, spec.inference.confidence)
+                                 evaluations.codes, evaluations.names, spec.inference.confidence,
+                                 spec.inference.metric)
                      for ev in audit_items)
     if spec.inference.require_learning:
         check_learning(list(learning), spec.inference.learning_gain)  # before any effect is estimated
