@@ -140,8 +140,8 @@ def section_null(rng_for, args, correlated):
 
 
 def section_power(rng_for, args):
-    print(f"\n3. power (independent, sd 0.03): tau_j = 3*thr -> P(fail) >= 50%; "
-          f"tau_j = 0 -> P(pass) >= 50%")
+    print("\n3. power (independent, sd 0.03): tau_j = 3*thr -> P(fail) >= 50%; "
+          "tau_j = 0 -> P(pass) >= 50%")
     print(HEADER)
     sd = 0.03
     for name, value in (("m=3 tau=3thr", 3 * THR), ("m=3 tau=0", 0.0)):
@@ -157,8 +157,8 @@ def section_power(rng_for, args):
 
 
 def section_skew(rng_for, args):
-    print(f"\n4. skewed differences, one effect, tau = thr, sd 0.03 (goal claimed: "
-          f"P(pass) <= 7.5% for skew +2; P(fail) column judged against 5%)")
+    print("\n4. skewed differences, one effect, tau = thr, sd 0.03 (goal claimed: "
+          "P(pass) <= 7.5% for skew +2; P(fail) column judged against 5%)")
     print(HEADER)
     sd = 0.03
     for name, sign in (("skew +2: sd(E-1)", 1.0), ("skew -2: sd(1-E)", -1.0)):

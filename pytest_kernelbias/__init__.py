@@ -2,12 +2,12 @@
 
 __version__ = "0.1.0"  # first: the cache key reads it while the package is still importing
 
+from .analysis._decision import run_sequential
 from .analysis._effects import Effect, paired_effect
 from .analysis._estimand import Estimand
 from .analysis._multiplicity import benjamini_hochberg, holm
 from .analysis._outcomes import Outcome, Outcomes, estimate_effects
 from .analysis._power import minimum_detectable_effect, power, seeds_needed
-from .analysis._decision import run_sequential
 from .analysis._sequential import SequentialDesign
 from .audit import default_data, execute, run_audit
 from .data._faces import (

@@ -95,8 +95,9 @@ def execute_sequential(spec: AuditSpec) -> AuditResult:
         trained.append(result.settings["trained"])
         last = result.path.looks[-1]
         if execution.progress is not None:
-            odds = "" if last.settle_chance is None else f" (chance max_seeds settles it: {chance_text(last.settle_chance)})"
-            decision = "continue" if result.path.verdict == "continue" else result.path.verdict
+            chance = last.settle_chance
+            odds = "" if chance is None else f" (chance max_seeds settles it: {chance_text(chance)})"
+            decision = result.path.verdict
             each = "" if spec.family == 1 else f" (each of {spec.family} effects)"
             execution.progress(f"setup: seeds=auto look {k}/{len(design.looks)}: {n} seeds per level, "
                                f"{last.confidence:.2%} intervals{each}: {decision}{odds}")

@@ -11,6 +11,7 @@ import pytest
 from scipy import stats
 
 from pytest_kernelbias import AuditConfigError, paired_effect
+from pytest_kernelbias.analysis._decision import run_sequential
 from pytest_kernelbias.analysis._futility import chance_text, settle_chance
 from pytest_kernelbias.analysis._power import seeds_needed
 from pytest_kernelbias.analysis._sequential import (
@@ -23,7 +24,6 @@ from pytest_kernelbias.analysis._sequential import (
     look_confidences,
     looks,
 )
-from pytest_kernelbias.analysis._decision import run_sequential
 
 ALPHA = 0.05
 

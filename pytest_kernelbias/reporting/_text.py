@@ -16,7 +16,8 @@ COLUMNS = ("level k", "perturbation", "effect", "CI", "p", "p adj", "verdict", "
            "clean acc k")
 WRAPPABLE = (0, 1)  # level and perturbation labels may wrap inside their column; numbers never do
 INDENT = "  "
-LEGEND = "verdict: pass = within | undecided = CI across | warn = passed, CI past | fail = rule broken | xfailed = as marked"
+LEGEND = ("verdict: pass = within | undecided = CI across | warn = passed, CI past | fail = rule broken | "
+          "xfailed = as marked")
 
 
 def _num(value: float | None, digits: int = 3) -> str:
