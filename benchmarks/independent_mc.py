@@ -25,7 +25,7 @@ Bonferroni paired t interval computed with scipy.
 
 Command line (from the repository root):
 
-    .venv/bin/python benchmarks/independent_mc.py [--n-fixed 4000] [--n-seq 2000] [--seed 20240611]
+    .venv/bin/python benchmarks/independent_mc.py [--n-fixed 4000] [--n-seq 4000] [--seed 20240611]
                                                    [--sections 1,2,3,4,5] [--rule-check 10]
 """
 
@@ -210,7 +210,7 @@ def section_intervals(rng_for, args):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n-fixed", type=int, default=4000, help="audits per fixed-design cell")
-    ap.add_argument("--n-seq", type=int, default=2000, help="audits per sequential cell")
+    ap.add_argument("--n-seq", type=int, default=4000, help="audits per sequential cell")
     ap.add_argument("--seed", type=int, default=20240611)
     ap.add_argument("--sections", default="1,2,3,4,5")
     ap.add_argument("--rule-check", type=int, default=10,

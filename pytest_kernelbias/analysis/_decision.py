@@ -214,7 +214,12 @@ def run_sequential(differences: object, design: SequentialDesign, threshold: flo
         decision = _family_decision(decisions)
         chance = None
         if decision == "continue" and n < design.max_seeds:
-            chance = min(settle_chance(e.estimate, e.sd, n, design.max_seeds, levels[-1], threshold,
+            # The family's effects come from the same models, so their spreads are alike: futility predicts
+            # with the pooled sd (m (n - 1) degrees of freedom), not with each effect's own 3-seed sd, which
+            # would stop a family whenever one of its sds came out large by chance. Futility never changes a
+            # verdict, only stops training (analysis/_futility.py), so this cannot move an error rate.
+            pooled = float(np.sqrt(np.mean([e.sd ** 2 for e in effects])))
+            chance = min(settle_chance(e.estimate, pooled, n, design.max_seeds, levels[-1], threshold,
                                        float(v[j, n - 1]))
                          for j, (e, dec) in enumerate(zip(effects, decisions)) if dec == "continue")
         taken.append(Look(n, level, effects, tuple(decisions), decision, chance,

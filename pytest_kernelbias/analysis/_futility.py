@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 
-from scipy import stats
+from scipy import special
 
 from ..errors import AuditConfigError
 from ._effects import satterthwaite_df
@@ -64,10 +64,10 @@ def settle_chance(estimate: float, sd: float, n: int, max_seeds: int, final_conf
     if not (math.isfinite(sd) and sd > 0):
         return 1.0  # no spread seen yet: no basis to stop early
     df = satterthwaite_df(sd, max_seeds, shared_variance)
-    half = float(stats.t.ppf(0.5 + final_confidence / 2, df)) * math.sqrt(sd * sd / max_seeds + shared_variance)
+    half = float(special.stdtrit(df, 0.5 + final_confidence / 2)) * math.sqrt(sd * sd / max_seeds + shared_variance)
     spread = sd * math.sqrt((max_seeds - n) / (max_seeds * n))
     a = abs(estimate)
-    norm = stats.norm.cdf
+    norm = special.ndtr
     inside = 0.0
     if threshold > half:  # |m_N| <= threshold - half
         inside = float(norm((threshold - half - a) / spread) - norm((half - threshold - a) / spread))
