@@ -38,9 +38,9 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
 from calibration import (  # noqa: E402  (the per-image model is shared with the older calibration)
-    K,
     K0,
     SCENARIOS,
+    K,
     image_audit,
     population_tau,
 )

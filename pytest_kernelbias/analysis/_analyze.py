@@ -28,7 +28,7 @@ class Analysis:
     """The numbers of one audit; `AuditResult` carries them with the run's facts."""
 
     outcomes: Outcomes
-    all_effects: dict  # (perturbation, level) -> Effect on the bias, with its family-adjusted p
+    all_effects: dict  # (perturbation, level) -> Effect on the bias: family- and look-adjusted CI, Holm p
     subgroup_effects: dict  # (perturbation, level) -> subgroup -> Effect on that subgroup's outcome
     pairwise: dict  # (perturbation, level) -> (g1, g2) -> difference-in-differences Effect
     dose_response: dict  # perturbation -> slope Effect (3+ numeric levels)

@@ -23,10 +23,12 @@ tau = 0 and are Holm-adjusted for the report only; no verdict reads them.
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
+from scipy import special
 
 from ..errors import AuditConfigError
 from ._effects import Effect, check_rule, check_threshold, paired_effect
@@ -122,10 +124,23 @@ class SequentialPath:
         need = (f"a fixed design needs {many} seeds per level to tell |effect| {abs(e.estimate):.4g} from "
                 f"the threshold with {self.target_power:.0%} power at the spread seen (sd {e.sd:.3g})"
                 if fixed is not None else "no fixed design can tell an estimate on the threshold from it")
+        need += self._test_set_floor(e)
         if self.design.looks == (self.design.max_seeds,):
             return f"undecided at {last.seeds} seeds: {where} contains the threshold {self.threshold:g}; {need}"
         at = stop_point(last.seeds, self.design.max_seeds, last.settle_chance, self.design.futility)
         return f"undecided at {at}: {where} contains the threshold {self.threshold:g}; {need}"
+
+
+    def _test_set_floor(self, e: Effect) -> str:
+        """What the finite test set alone adds to the interval at max_seeds, when it is what keeps it unsettled."""
+        if e.shared_variance <= 0:
+            return ""
+        final = look_confidences(self.design, self.confidence, self.family)[-1]
+        floor = float(special.ndtri(0.5 + final / 2)) * math.sqrt(e.shared_variance)
+        text = f"; the test set's own noise adds +-{floor:.3g} at any seed count"
+        if floor >= abs(self.threshold - abs(e.estimate)):
+            text += ", more than the distance to the threshold: more test images, not seeds, would settle it"
+        return text
 
 
 def _as_family(differences: object) -> np.ndarray:

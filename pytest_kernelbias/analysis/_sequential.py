@@ -25,9 +25,8 @@ Boundaries (all two-sided, on the t statistic of the n_k differences):
     calibrated the same way: almost no alpha early, close to the fixed design at max_seeds.
 
 A family of m effects (treated levels x perturbations) is Bonferroni-adjusted first (alpha / m per
-effect), then spread over the looks, so the m x K intervals jointly cover with >= confidence.
-Holm's step-down composes the same way: its j-th smallest p (of m) is compared with the look's
-alpha for a family of m - j + 1 (`look_alphas(design, confidence, family=m - j + 1)`).
+effect), then spread over the looks, so the m x K intervals jointly cover with >= confidence. The
+family's decision from these intervals is made in `_decision.run_sequential`, the one procedure.
 """
 
 from __future__ import annotations
