@@ -86,7 +86,8 @@ def se(p: float, n: int) -> float:
 
 DESIGNS = [("fixed 8", SequentialDesign(8, 8), 8),
            ("fixed 4", SequentialDesign(4, 4), 4),
-           ("seq 3-10", SequentialDesign(3, 10), 10)]
+           ("seq 3-10", SequentialDesign(3, 10), 10),
+           ("seq 3-16", SequentialDesign(3, 16), 16)]  # the default design of seeds="auto"
 
 
 def taus(m: int, mix: str, value: float = THR) -> np.ndarray:
@@ -145,7 +146,7 @@ def section_power(rng_for, args):
     print(HEADER)
     sd = 0.03
     for name, value in (("m=3 tau=3thr", 3 * THR), ("m=3 tau=0", 0.0)):
-        for dname, design, cols in (DESIGNS[0], DESIGNS[2]):
+        for dname, design, cols in (DESIGNS[0], DESIGNS[2], DESIGNS[3]):
             n = args.n_seq if dname.startswith("seq") else args.n_fixed
             rng = rng_for((3, name, dname))
             draws = normal_draws(rng, n, np.full(3, value), sd, cols, False)
@@ -162,7 +163,7 @@ def section_skew(rng_for, args):
     print(HEADER)
     sd = 0.03
     for name, sign in (("skew +2: sd(E-1)", 1.0), ("skew -2: sd(1-E)", -1.0)):
-        for dname, design, cols in (DESIGNS[2], DESIGNS[0]):
+        for dname, design, cols in (DESIGNS[2], DESIGNS[3], DESIGNS[0]):
             n = args.n_fixed  # single effect: cheap
             rng = rng_for((4, name, dname))
             e = rng.exponential(1.0, size=(n, 1, cols))

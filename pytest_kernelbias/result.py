@@ -269,8 +269,9 @@ class AuditResult:
                 "p_adjusted": e.p_adjusted, "p_method": e.p_name, "n": e.n, "threshold": verdict.threshold,
                 "rule": verdict.rule,
                 "verdict": verdicts[key], "mde": e.minimum_detectable_effect(),
-                "note": self.open_note(key, verdicts[key], verdict.threshold)
-                if verdicts[key] in ("warn", "undecided") else "",
+                "note": "; ".join(part for part in (
+                    self.open_note(key, verdicts[key], verdict.threshold)
+                    if verdicts[key] in ("warn", "undecided") else "", e.shape_note()) if part),
                 "confidence": e.confidence, "shared_variance": e.shared_variance,
                 **self._context_cells(pert, level),
             })

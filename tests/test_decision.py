@@ -147,3 +147,13 @@ def test_strict_fails_on_undecided_and_warn_and_says_why(tmp_path):
     with pytest.raises(AuditFailure, match="strict"):
         strict.assert_below(across, rule="estimate") if strict.judge(across, "estimate").overall == "warn" \
             else strict.assert_below(across)
+
+
+def test_skewed_differences_are_named_from_8_seeds_on():
+    from pytest_kernelbias import paired_effect
+
+    skewed = paired_effect([0.0, 0.0, 0.001, 0.001, 0.002, 0.002, 0.003, 0.2], [0.0] * 8)
+    g1 = stats.skew(skewed.differences, bias=False)
+    assert g1 > 2.5 and f"sample skewness {g1:+.2f}" in skewed.shape_note()
+    assert paired_effect(np.linspace(-1, 1, 8), [0.0] * 8).shape_note() == ""  # symmetric
+    assert paired_effect([0.0, 0.0, 0.2], [0.0] * 3).shape_note() == ""  # too few seeds to tell

@@ -261,3 +261,16 @@ def test_typed_ini_settings_are_read_and_a_bad_one_names_the_setting(pytester):
     result = pytester.runpytest("--kernel-audit")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*kernel_audit_seeds*many*seeds per intervention level*"])
+
+
+def test_an_undecided_audit_warns_by_default_and_fails_under_kernel_audit_strict(pytester):
+    # Two seeds: a t(1) interval far wider than the threshold, so the verdict is undecided.
+    pytester.makepyfile(AUDIT_TEST.replace('seeds=2, threshold=0.0, rule="estimate"', 'seeds=2, threshold=0.05'))
+    result = pytester.runpytest_subprocess("--kernel-audit", "-W", "default")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*KernelAuditWarning*undecided: the 95.00% CI*reaches both within and beyond*",
+                                 "*kernel_size=7*LowPass(0.4)*undecided*"])
+    result = pytester.runpytest_subprocess("--kernel-audit", "--kernel-audit-strict")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*AuditFailure: test_tiny_audit: strict: 1 effect(s) not settled within the "
+                                 "threshold 0.05*"])
