@@ -12,7 +12,8 @@ normal, t(3), exponential (skew +2), its mirror (skew -2), lognormal (sigma 0.5,
 `--real`), resampled. sd = 0.03 (resnet18-like), threshold 0.05. Every effect sits at tau = threshold
 (the error-rate cells: P(pass) is the false-pass rate, P(fail) the false-failure rate), at 0 (power to
 pass) and at 3x threshold (power to fail). The sum of the two draws divides a shape's skewness by
-sqrt(2) (exponential: +1.41); benchmarks/independent_mc.py has pure skew +-2 for one effect. Designs: fixed 6 and 10 seeds (one look), and the default
+sqrt(2) (exponential: +1.41); benchmarks/independent_mc.py has pure skew +-2 for one effect.
+Designs: fixed 6 and 10 seeds (one look), and the default
 seeds="auto" (Pocock 3..16, futility 0.1). Each audit is one `run_sequential` call on the (m, seeds)
 array, exactly what `run_audit` decides for that family; rule "evidence" (undecided is neither).
 
