@@ -88,6 +88,12 @@ class Perturbation:
         """One perturbation per severity, e.g. ``LowPass.sweep([0.9, 0.7, 0.5])``."""
         return [cls(s, **kwargs) for s in severities]
 
+    def __repr__(self) -> str:
+        # A subclass without its own repr is labelled by its parameters, not its memory address, so its
+        # label (and a baseline that names it) is the same in the next run.
+        params = ", ".join(f"{k}={v!r}" for k, v in sorted(vars(self).items()) if not k.startswith("_"))
+        return f"{type(self).__name__}({params})"
+
     def _repr(self, *args: str) -> str:
         extra = [*args, *(["clip=True"] if self.clip else [])]
         return f"{type(self).__name__}({', '.join(extra)})"

@@ -11,9 +11,11 @@ read back for another.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Literal
 
+import numpy as np
 import torch
 
 from .data._subgroups import SubgroupDataset
@@ -22,6 +24,7 @@ from .evaluation._predict import eval_batch
 from .execution._store import source_fingerprint, variant_key
 from .execution._threads import numeric_environment
 from .intervention._intervene import KernelIntervention, Level, layer_seed, level_label
+from .perturbations import Perturbation
 from .spec import AuditSpec
 
 Role = Literal["audit", "aa"]
@@ -66,6 +69,39 @@ def order_seed(seed: int, level: Level, paired: bool) -> int:
     return seed if paired else layer_seed(seed, f"order-{level_label(level)}") % (2**31)
 
 
+def _parameter(value: object) -> object:
+    """A parameter of a perturbation as JSON that no other value shares (floats exactly, not rounded)."""
+    if isinstance(value, Perturbation):
+        return perturbation_fingerprint(value)
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return {"float": float.hex(value)}  # repr and :g round; the hex form is the exact value
+    if isinstance(value, (list, tuple)):
+        return {type(value).__name__: [_parameter(v) for v in value]}
+    if isinstance(value, dict):
+        return {"dict": [[_parameter(k), _parameter(v)] for k, v in sorted(value.items(), key=lambda kv: repr(kv[0]))]}
+    if isinstance(value, (torch.Tensor, np.ndarray)):
+        array = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else value
+        return {"array": str(array.dtype), "shape": list(array.shape),
+                "sha256": hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()}
+    if callable(value):
+        return {"callable": source_fingerprint(value)}
+    return {type(value).__qualname__: repr(value)}
+
+
+def perturbation_fingerprint(perturbation: Perturbation) -> dict:
+    """Everything that shapes a perturbation's output: its class and that class's code, and every public
+    attribute (its parameters), so two perturbations share a key only when they perturb alike.
+
+    The name an audit gives a perturbation is a label and is not part of it: a reused name with
+    other parameters gets other predictions.
+    """
+    return {"class": f"{type(perturbation).__module__}.{type(perturbation).__qualname__}",
+            "code": source_fingerprint(type(perturbation)),
+            "parameters": {k: _parameter(v) for k, v in sorted(vars(perturbation).items()) if not k.startswith("_")}}
+
+
 def make_plan(spec: AuditSpec, intervention: KernelIntervention, train_data: SubgroupDataset,
               test_data: SubgroupDataset) -> Plan:
     """Every variant the audit needs, with its keys, from a validated spec and its resolved intervention."""
@@ -76,7 +112,9 @@ def make_plan(spec: AuditSpec, intervention: KernelIntervention, train_data: Sub
                "trainer": "default" if recipe.trainer is None else source_fingerprint(recipe.trainer),
                "device": torch.device(recipe.device).type, "numeric": numeric_environment(recipe.device)}
     evaluation = {"test": test_data.fingerprint(), "attributes": list(spec.data.attributes),
-                  "conditions": list(spec.data.perturbations), "spectral_images": SPECTRAL_IMAGES,
+                  # Names label the conditions in the stored predictions; the fingerprints say what they are.
+                  "conditions": [[name, perturbation_fingerprint(p)] for name, p in spec.data.perturbations.items()],
+                  "spectral_images": SPECTRAL_IMAGES,
                   "eval_batch": eval_batch(recipe.device)}
     runs: list[tuple[int, Level, Role]] = [(s, level, "audit") for s in range(seeds) for level in intervention.levels]
     if "aa" in spec.inference.placebos:  # fresh seeds for the reference level only

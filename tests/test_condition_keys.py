@@ -1,0 +1,49 @@
+"""Stored predictions are keyed by what each perturbation is, never by the name an audit gives it."""
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from pytest_kernelbias import JPEG, Compose, GaussianBlur, GaussianNoise, LowPass, Perturbation, run_audit
+from pytest_kernelbias.plan import perturbation_fingerprint
+from tests.test_pipeline import TRAIN, tiny_cnn
+
+
+@pytest.mark.parametrize("a, b", [
+    (GaussianBlur(1.0), GaussianBlur(2.0)), (JPEG(90), JPEG(10)), (LowPass(0.4), LowPass(0.40000001)),
+    (LowPass(0.4), LowPass(0.4, clip=True)), (GaussianNoise(0.05, seed=0), GaussianNoise(0.05, seed=1)),
+    (Compose(LowPass(0.5), GaussianNoise(0.1)), Compose(GaussianNoise(0.1), LowPass(0.5))),
+])
+def test_perturbations_that_perturb_differently_have_different_fingerprints(a, b):
+    assert perturbation_fingerprint(a) != perturbation_fingerprint(b)
+    assert perturbation_fingerprint(a) == perturbation_fingerprint(copy.deepcopy(a))  # content, not identity
+
+
+class Darken(Perturbation):
+    def __init__(self, factor: float):
+        self.factor = factor
+
+    def apply(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.factor
+
+
+def test_a_custom_perturbation_is_keyed_by_its_parameters_and_class_not_its_address():
+    assert perturbation_fingerprint(Darken(0.5)) == perturbation_fingerprint(Darken(0.5))
+    assert perturbation_fingerprint(Darken(0.5)) != perturbation_fingerprint(Darken(0.25))
+    assert " at 0x" not in str(perturbation_fingerprint(Darken(0.5)))  # no memory address in the key
+    assert repr(Darken(0.5)) == "Darken(factor=0.5)"  # its label too: a baseline can match it next run
+
+
+def test_a_reused_name_with_other_parameters_reads_fresh_predictions(tmp_path):
+    """The reported bug: {"blur": GaussianBlur(1.0)} then {"blur": GaussianBlur(2.0)} on one cache gave the first
+    audit's numbers. Now the second equals a fresh cache's audit, to the last bit."""
+    kw = dict(seeds=2, rule="estimate", spectral_cutoff=None, placebos=(), **TRAIN)
+    first = run_audit(tiny_cnn, "0", [3, 5], perturbation={"blur": GaussianBlur(1.0)}, cache=tmp_path / "a", **kw)
+    second = run_audit(tiny_cnn, "0", [3, 5], perturbation={"blur": GaussianBlur(2.0)}, cache=tmp_path / "a", **kw)
+    fresh = run_audit(tiny_cnn, "0", [3, 5], perturbation={"blur": GaussianBlur(2.0)}, cache=tmp_path / "b", **kw)
+    assert second.settings["trained"] == 0  # the weights are reused: only the predictions are new
+    assert second.effect.differences == fresh.effect.differences
+    assert not np.allclose(first.outcomes.as_records()[0]["perturbed"], -1)  # a real number was read
+    perturbed = [[r["perturbed"] for r in result.outcomes.as_records()] for result in (second, fresh)]
+    assert perturbed[0] == perturbed[1]
