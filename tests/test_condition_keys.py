@@ -47,3 +47,29 @@ def test_a_reused_name_with_other_parameters_reads_fresh_predictions(tmp_path):
     assert not np.allclose(first.outcomes.as_records()[0]["perturbed"], -1)  # a real number was read
     perturbed = [[r["perturbed"] for r in result.outcomes.as_records()] for result in (second, fresh)]
     assert perturbed[0] == perturbed[1]
+
+
+def _set(attributes: dict, images=None):
+    from pytest_kernelbias import SubgroupDataset
+
+    n = len(next(iter(attributes.values())))
+    images = torch.zeros(n, 1, 2, 2) if images is None else images
+    return SubgroupDataset(images, torch.zeros(len(images), dtype=torch.int64), attributes)
+
+
+def test_the_data_fingerprint_encodes_attributes_and_shapes_injectively():
+    assert _set({"ab": ["c", "c"]}).fingerprint() != _set({"a": ["bc", "bc"]}).fingerprint()
+    assert _set({"a": ["x\x1fy", "z"]}).fingerprint() != _set({"a": ["x", "y\x1fz"]}).fingerprint()
+    flat = torch.arange(16.0) / 16
+    assert _set({"a": ["x"] * 2}, flat.reshape(2, 2, 2, 2)).fingerprint() != \
+        _set({"a": ["x"] * 4}, flat.reshape(4, 1, 2, 2)).fingerprint()
+
+
+def test_a_subgroup_value_holding_a_key_separator_is_refused_with_the_fix():
+    from pytest_kernelbias import InputDataError
+
+    data = _set({"race": ["a&gender=f", "b"], "gender": ["m", "f"]})
+    with pytest.raises(InputDataError, match=r"value 'a&gender=f' of attribute 'race' holds '&' or '='.*rename it"):
+        data.group_keys(["race", "gender"])
+    with pytest.raises(InputDataError, match="attribute name 'a=b'"):
+        _set({"a=b": ["x", "y"]}).group_keys("a=b")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
@@ -12,6 +13,17 @@ import torch
 from ..errors import EmptySubgroupError, InputDataError, MissingAttributeError
 
 _FINGERPRINT_MEMO = "_fingerprint_memo"  # instance attribute outside the dataclass fields
+
+
+def _check_separators(names: Sequence[str], columns: Sequence[np.ndarray], dataset: str) -> None:
+    """Subgroup keys join attr=value pairs with "&": a name or value holding "&" or "=" would merge subgroups."""
+    for a, col in zip(names, columns):
+        bad = [v for v in dict.fromkeys(map(str, col)) if "&" in v or "=" in v]
+        if "&" in a or "=" in a or bad:
+            what = f"attribute name {a!r}" if ("&" in a or "=" in a) else f"value {bad[0]!r} of attribute {a!r}"
+            raise InputDataError(f"{dataset}: the {what} holds '&' or '=', which subgroup keys "
+                                 "('attr=value&attr=value') use as separators, so two subgroups could share one "
+                                 "key; rename it (map the values, e.g. 'a&b' -> 'a+b') before the audit")
 
 
 @dataclass(frozen=True, repr=False)
@@ -61,6 +73,7 @@ class SubgroupDataset:
                 f"pass one of {sorted(self.attributes)} as `attributes=`"
             )
         columns = [np.asarray(self.attributes[a], dtype=object) for a in names]
+        _check_separators(names, columns, self.name)
         return ["&".join(f"{a}={col[i]}" for a, col in zip(names, columns)) for i in range(len(self))]
 
     def subgroup_indices(
@@ -104,14 +117,17 @@ class SubgroupDataset:
         Writes that bypass the counter (through ``.numpy()`` or ``.data``) are not seen.
         Inference-mode tensors have no counter, so their hash is never memoized.
         """
-        attributes = b"".join(attr.encode() + "\x1f".join(map(str, self.attributes[attr])).encode()
-                              for attr in sorted(self.attributes))
+        # JSON of (name, values) pairs: an injective encoding, so {"ab": ["c"]} and {"a": ["bc"]} differ.
+        attributes = json.dumps([[attr, [str(v) for v in self.attributes[attr]]] for attr in sorted(self.attributes)]
+                                ).encode()
         versions = [None if t.is_inference() else t._version for t in (self.images, self.labels)]
         key = (*versions, hashlib.sha256(attributes).digest())
         memo = self.__dict__.get(_FINGERPRINT_MEMO)
         if memo is not None and memo[0] == key and None not in versions:
             return memo[1]
         h = hashlib.sha256()
+        # Shapes and dtypes first: the same bytes as (2, 3, 8, 8) or (3, 2, 8, 8) images are other data.
+        h.update(repr([(tuple(t.shape), str(t.dtype)) for t in (self.images, self.labels)]).encode())
         h.update(self.images.detach().cpu().contiguous().numpy().tobytes())
         h.update(self.labels.detach().cpu().contiguous().numpy().tobytes())
         h.update(attributes)  # the concatenation in one update: the same digest as the unmemoized hash
