@@ -85,12 +85,14 @@ def test_fingerprint_is_memoized_and_equal_datasets_fingerprint_equally(monkeypa
     assert copy.fingerprint() == first
 
 
-def test_fingerprint_is_sha256_of_pixels_labels_and_attributes():
-    # Cache keys on disk hold this value, so it must not change with the memo.
+def test_fingerprint_is_sha256_of_shapes_pixels_labels_and_attributes():
+    # Cache keys on disk hold this value, so it must not change with the memo; every part is encoded injectively.
+    import json
+
     d = synthfaces(32, 1)
-    h = hashlib.sha256(d.images.numpy().tobytes() + d.labels.numpy().tobytes())
-    for attr in sorted(d.attributes):
-        h.update(attr.encode() + "\x1f".join(d.attributes[attr]).encode())
+    h = hashlib.sha256(repr([(tuple(t.shape), str(t.dtype)) for t in (d.images, d.labels)]).encode())
+    h.update(d.images.numpy().tobytes() + d.labels.numpy().tobytes())
+    h.update(json.dumps([[attr, list(map(str, d.attributes[attr]))] for attr in sorted(d.attributes)]).encode())
     assert d.fingerprint() == h.hexdigest()[:16]
 
 
