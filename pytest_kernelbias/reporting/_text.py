@@ -63,7 +63,7 @@ def _context(audit: Mapping) -> str:
     clean = "" if first.get("clean_reference") is None else (
         f" (clean acc {first['clean_reference']:.3f}, majority class {first['majority']:.3f})")
     settings = audit.get("settings") or {}
-    level = _level(settings)
+    level = _level(settings, bool(audit.get("sequential")))
     seeds = f", {first['n']} seeds" if first.get("n") else ""
     sequential = audit.get("sequential") or {}
     looks = sequential.get("decision")
@@ -73,13 +73,13 @@ def _context(audit: Mapping) -> str:
             f"threshold {first['threshold']:g}, rule {first['rule']}{level}{seeds}{auto}")
 
 
-def _level(settings: Mapping) -> str:
+def _level(settings: Mapping, sequential: bool) -> str:
     """The interval level the verdict read: family- and look-adjusted, with what went into it."""
     if not isinstance(settings.get("effect_confidence"), float):
         confidence = settings.get("confidence")
         return f"; {confidence:.4g} CI" if isinstance(confidence, float) else ""
     family = settings.get("family", 1)
-    parts = [f"{family} effects" if family > 1 else "", "seeds=auto looks" if settings.get("seeds") == "auto" else "",
+    parts = [f"{family} effects" if family > 1 else "", "seeds=auto looks" if sequential else "",
              "test-set noise" if settings.get("test_noise") else ""]
     within = ", ".join(p for p in parts if p)
     strict = "; strict" if settings.get("strict") else ""
