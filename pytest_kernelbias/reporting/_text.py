@@ -79,7 +79,7 @@ def _level(settings: Mapping, sequential: bool) -> str:
         confidence = settings.get("confidence")
         return f"; {confidence:.4g} CI" if isinstance(confidence, float) else ""
     family = settings.get("family", 1)
-    parts = [f"{family} effects" if family > 1 else "", "seeds=auto looks" if sequential else "",
+    parts = [f"{family} effects" if family > 1 else "", "sequential looks" if sequential else "",
              "test-set noise" if settings.get("test_noise") else ""]
     within = ", ".join(p for p in parts if p)
     strict = "; strict" if settings.get("strict") else ""
