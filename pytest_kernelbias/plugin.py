@@ -87,7 +87,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def _settings_for(request: pytest.FixtureRequest) -> tuple[AuditSettings, dict]:
-    marker = request.node.get_closest_marker(MARKER)
+    markers = list(request.node.iter_markers(MARKER))
+    if len(markers) > 1:  # one would silently override the other's settings
+        raise pytest.UsageError(f"{request.node.nodeid} has {len(markers)} @pytest.mark.{MARKER} markers (on the test, "
+                                "its class or module); give one, with every setting in it")
+    marker = markers[0] if markers else None
     overrides = dict(marker.kwargs) if marker else {}
     try:
         # A misspelt keyword is refused when the test is set up, not deep inside the audit.

@@ -73,3 +73,25 @@ def test_a_subgroup_value_holding_a_key_separator_is_refused_with_the_fix():
         data.group_keys(["race", "gender"])
     with pytest.raises(InputDataError, match="attribute name 'a=b'"):
         _set({"a=b": ["x", "y"]}).group_keys("a=b")
+
+
+def test_a_contrast_of_a_group_with_itself_is_refused():
+    from pytest_kernelbias import AuditConfigError, Estimand
+
+    with pytest.raises(AuditConfigError, match="with itself is 0 for every model"):
+        Estimand.of("contrast", ("skin_tone=dark", "skin_tone=dark"))
+
+
+def test_two_kernel_audit_markers_on_one_test_are_a_usage_error(pytester):
+    pytester.makepyfile('''
+import pytest
+
+pytestmark = pytest.mark.kernel_audit(seeds=3)
+
+@pytest.mark.kernel_audit(threshold=0.1)
+def test_settings(kernel_audit_settings):
+    pass
+''')
+    result = pytester.runpytest("--kernel-audit")
+    assert result.ret != 0
+    result.stdout.fnmatch_lines(["*has 2 @pytest.mark.kernel_audit markers*give one*"])

@@ -59,6 +59,9 @@ class Estimand:
         if self.form == "contrast" and len(groups) != 2:
             raise AuditConfigError('bias="contrast" needs contrast=(group1, group2), e.g. '
                                    '("skin_tone=dark", "skin_tone=light")')
+        if self.form == "contrast" and groups[0] == groups[1]:
+            raise AuditConfigError(f'bias="contrast" of {groups[0]!r} with itself is 0 for every model, so the audit '
+                                   "could never fail; name two different subgroups")
         if self.form == "to_reference" and len(groups) != 1:
             raise EmptySubgroupError(f'bias="to_reference" needs contrast=<reference subgroup>; got {self.contrast!r}')
 
