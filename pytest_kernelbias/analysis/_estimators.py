@@ -9,9 +9,9 @@ import numpy as np
 from scipy import stats
 
 from ..errors import AuditConfigError
-from ..evaluation._metrics import group_metric
 from ._effects import Effect, sign_flip_p_value
 from ._estimand import Estimand
+from ._test_noise import bias_replicates, image_weights
 
 
 def dose_response(levels: Sequence[float], bias: np.ndarray, confidence: float = 0.95,
@@ -64,17 +64,11 @@ def hierarchical_bootstrap(
     rng = np.random.default_rng(seed)
     n_images = len(labels)
     codes = np.asarray(codes)
-    weights = np.zeros((n_boot, n_images))
-    for j in range(len(names)):
-        idx = np.flatnonzero(codes == j)
-        draws = rng.integers(0, len(idx), size=(n_boot, len(idx)))
-        np.add.at(weights, (np.arange(n_boot)[:, None], idx[draws]), 1.0)
+    weights = image_weights(codes, len(names), n_boot, rng)
 
     def bias(lev, s, w):
         # One weighted count per replicate row: (replicates x groups) metrics of this model.
-        y = estimand.values(group_metric(clean[(lev, s)], labels, codes, len(names), metric, weights=w),
-                            group_metric(perturbed[(lev, s)], labels, codes, len(names), metric, weights=w))
-        return estimand.bias(y, names)
+        return bias_replicates(clean[(lev, s)], perturbed[(lev, s)], labels, codes, names, estimand, metric, w)
 
     diffs = np.stack([bias(level, s, weights) - bias(reference, s, weights) for s in seeds], axis=1)
     pick = rng.integers(0, len(seeds), size=(n_boot, len(seeds)))

@@ -31,9 +31,12 @@ IMAGE_SEED = 20261202
 
 
 def image_weights(codes: np.ndarray, n_groups: int, replicates: int = IMAGE_REPLICATES,
-                  seed: int = IMAGE_SEED) -> np.ndarray:
-    """(replicates, images) resample counts: each subgroup's images drawn with replacement, sizes kept."""
-    rng = np.random.default_rng(seed)
+                  seed: int | np.random.Generator = IMAGE_SEED) -> np.ndarray:
+    """(replicates, images) resample counts: each subgroup's images drawn with replacement, sizes kept.
+
+    `seed` may be a Generator that goes on drawing afterwards (the hierarchical bootstrap's seed draws).
+    """
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     codes = np.asarray(codes)
     weights = np.zeros((replicates, len(codes)))
     rows = np.arange(replicates)[:, None]
