@@ -11,13 +11,12 @@ from .analysis._power import minimum_detectable_effect, power, seeds_needed
 from .analysis._sequential import SequentialDesign
 from .audit import default_data, execute, run_audit
 from .data._faces import (
-    from_tensors,
-    from_torch_dataset,
     load_celeba,
     load_csv_manifest,
     load_fairface,
     load_utkface,
 )
+from .data._in_memory import from_tensors, from_torch_dataset
 from .data._loaders import SubgroupLoaders
 from .data._splits import balance, stratified_split
 from .data._subgroups import SubgroupDataset
@@ -27,6 +26,7 @@ from .errors import (
     AuditFailure,
     BaselineWarning,
     CacheWarning,
+    CacheWriteError,
     DatasetFormatError,
     DatasetWarning,
     EmptySubgroupError,
@@ -42,6 +42,7 @@ from .errors import (
     PerturbationError,
     PerturbationSettingError,
     ReportWarning,
+    ResourceWaitWarning,
     UnknownLayerError,
     WorkerDiedError,
 )
@@ -105,8 +106,10 @@ __all__ = [
     "minimum_detectable_effect",
     "paired_effect", "power", "run_sequential", "seeds_needed",
     # errors and warnings
-    "AuditConfigError", "AuditFailure", "BaselineWarning", "CacheWarning", "DatasetFormatError", "DatasetWarning",
+    "AuditConfigError", "AuditFailure", "BaselineWarning", "CacheWarning", "CacheWriteError", "DatasetFormatError",
+    "DatasetWarning",
     "EmptySubgroupError", "InputDataError", "InputDataWarning", "InterventionError", "KernelAuditWarning",
     "KernelBiasError", "MissingAttributeError", "ModelOutputError", "ModelsDidNotLearnError", "NonFiniteLossError",
-    "PerturbationError", "PerturbationSettingError", "ReportWarning", "UnknownLayerError", "WorkerDiedError",
+    "PerturbationError", "PerturbationSettingError", "ReportWarning", "ResourceWaitWarning", "UnknownLayerError",
+    "WorkerDiedError",
 ]

@@ -10,6 +10,8 @@ import time
 from dataclasses import replace
 from typing import Any, Sequence
 
+from torch import nn
+
 from .analysis._analyze import Analysis, analyze
 from .analysis._decision import SequentialPath
 from .analysis._futility import chance_text
@@ -27,7 +29,7 @@ from .intervention._intervene import KernelIntervention, level_label
 from .plan import Plan, make_plan
 from .result import AuditResult
 from .spec import AuditSpec
-from .validate import check_data, check_model
+from .validate import check_data, check_device, check_factory, check_model, check_perturbations
 
 
 def default_data(config: object, n_train: int = 4000, n_test: int = 2000, seed: int = 0):
@@ -49,13 +51,16 @@ def _store(cache: object):
 
 def prepare(spec: AuditSpec) -> tuple[Plan, TrainingJob, SubgroupLoaders]:
     """Everything checked that can be before training: data, layers, levels, subgroups; then the plan."""
-    train_data, test_data = check_data(spec, *_datasets(spec))
     target, recipe = spec.target, spec.recipe
+    check_device(recipe.device)
+    train_data, test_data = check_data(spec, *_datasets(spec))
     num_classes = int(max(train_data.labels.max(), test_data.labels.max())) + 1
     intervention = KernelIntervention(target.model, target.layer, list(target.levels), target.reference,
                                       num_classes=num_classes, init=target.init,
                                       input_size=(1, *test_data.images.shape[1:]))
-    check_model(intervention, train_data, test_data, recipe.device)
+    check_model(intervention, train_data, test_data, recipe.device, recipe.train_config.batch_size)
+    check_factory(intervention, recipe.paired, copies_module=isinstance(target.model, nn.Module))
+    check_perturbations(spec.data.perturbations, test_data)
     # check_data has already made sure every training subgroup is in the test set.
     loaders = SubgroupLoaders(test_data, list(spec.data.attributes), spec.data.perturbations, device=recipe.device)
     spec.estimand.check_groups(list(loaders.groups))

@@ -40,6 +40,10 @@ class WorkerDiedError(KernelBiasError, RuntimeError):
     """A training process ended abruptly (killed, out of memory); finished variants stay cached."""
 
 
+class ResourceWaitWarning(UserWarning):
+    """Training tasks have waited long for free cluster resources; says what is free and what a task asks."""
+
+
 class BaselineWarning(UserWarning):
     """A baseline could not be used, or was made under other versions."""
 
@@ -66,6 +70,10 @@ class SmallSubgroupError(EmptySubgroupError):
 
 class KernelAuditWarning(UserWarning):
     """An audit passed but could not rule out an effect above its threshold."""
+
+
+class CacheWriteError(KernelBiasError, OSError):
+    """The cache could not write an entry (disk full, quota, permissions); entries already written are kept."""
 
 
 class CacheWarning(UserWarning):

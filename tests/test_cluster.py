@@ -70,3 +70,58 @@ def test_without_ray_installed_the_error_says_how_to_install_it(monkeypatch):
 def test_an_unknown_executor_is_refused_before_training():
     with pytest.raises(AuditConfigError, match="executor must be one of"):
         run_audit(tiny_cnn, "0", [3, 5], executor="dask", **TRAIN)
+
+
+def crashing_trainer(model, data, seed):
+    """A trainer whose process dies outright (as on an out-of-memory kill), every time it runs."""
+    import os
+
+    os._exit(1)
+
+
+def _ray_job():
+    from pytest_kernelbias import AuditSpec
+    from pytest_kernelbias.audit import prepare
+
+    plan, job, _ = prepare(AuditSpec.from_kwargs(tiny_cnn, "0", [3, 5], workers=1, **TRAIN))
+    return plan, job
+
+
+@pytest.mark.slow
+def test_a_ray_task_that_dies_past_its_retries_is_a_package_error_with_the_resume_hint():
+    pytest.importorskip("ray", reason="Ray is in the [test] and [ray] extras")
+    from pytest_kernelbias import WorkerDiedError
+
+    with pytest.raises(WorkerDiedError, match=r"failed 2 times .*0 of 4 variants finished.*run the audit again"):
+        run_audit(tiny_cnn, "0", [3, 5], executor="ray", trainer=crashing_trainer, **TRAIN)
+
+
+@pytest.mark.slow
+def test_a_task_no_node_can_run_is_refused_before_it_is_submitted():
+    pytest.importorskip("ray", reason="Ray is in the [test] and [ray] extras")
+    from pytest_kernelbias import MemoryStore
+    from pytest_kernelbias.execution._ray import train_on_ray
+
+    plan, job = _ray_job()
+    with pytest.raises(AuditConfigError, match=r"each asks \{CPU: 10000\}, the largest node has \{CPU: \d"):
+        train_on_ray(job, plan.variants, MemoryStore(), cpus_per_task=10_000)
+
+
+@pytest.mark.slow
+def test_tasks_waiting_for_busy_resources_are_reported_with_what_is_free_and_what_they_ask():
+    ray = pytest.importorskip("ray", reason="Ray is in the [test] and [ray] extras")
+    from pytest_kernelbias import MemoryStore
+    from pytest_kernelbias.execution._ray import connect, train_on_ray
+
+    connect(None)
+    cpus = ray.cluster_resources()["CPU"]
+    blocker = ray.remote(num_cpus=1)(lambda: __import__("time").sleep(6)).remote()  # another job holds a CPU
+    plan, job = _ray_job()
+    lines: list[str] = []
+    store = MemoryStore()
+    train_on_ray(job, plan.variants[:1], store, cpus_per_task=cpus, progress=lines.append, wait_report=2.0)
+    ray.get(blocker)
+    waits = [line for line in lines if line.startswith("Ray: no training task finished")]
+    assert waits, lines
+    assert f"free of {{CPU: {cpus:g}}}, each task asks {{CPU: {cpus:g}}}" in waits[0]
+    assert store.has(plan.variants[0].key)  # it ran once the CPU was free

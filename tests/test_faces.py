@@ -21,14 +21,13 @@ from pytest_kernelbias.data._faces import (
     MissingLabelFileError,
     SmallSubgroupError,
     balance,
-    from_tensors,
-    from_torch_dataset,
     load_celeba,
     load_csv_manifest,
     load_fairface,
     load_utkface,
     stratified_split,
 )
+from pytest_kernelbias.data._in_memory import from_tensors, from_torch_dataset
 from pytest_kernelbias.errors import AuditConfigError, EmptySubgroupError
 
 SIZE = 16  # px; the 20x24 test images are resized (short side 20 -> 16) and centre-cropped (19 -> 16 rows)

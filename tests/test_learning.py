@@ -101,31 +101,31 @@ def _refused_before_training(error, match, **settings):
 
 
 def test_a_tpr_audit_with_a_subgroup_without_positives_is_refused_before_training():
-    data = _data({"x": [0, 1], "y": [0]})
+    data, test = _data({"x": [0, 1], "y": [0]}), _data({"x": [0, 1], "y": [0]}, seed=1)
     _refused_before_training(EmptySubgroupError, r"metric='tpr' is undefined for test subgroup 'g=y': it has no "
-                                                 r"positives", data=data, test_data=data, metric="tpr")
+                                                 r"positives", data=data, test_data=test, metric="tpr")
 
 
 def test_a_binary_metric_on_three_classes_is_refused_before_training():
-    data = _data({"x": [0, 1, 2], "y": [0, 1, 2]})
+    data, test = _data({"x": [0, 1, 2], "y": [0, 1, 2]}), _data({"x": [0, 1, 2], "y": [0, 1, 2]}, seed=1)
     _refused_before_training(InputDataError, r"metric='tpr' needs 0/1 labels.*classes \[0, 1, 2\]",
-                             data=data, test_data=data, metric="tpr")
+                             data=data, test_data=test, metric="tpr")
 
 
 def test_an_attribute_that_determines_the_label_is_named_before_training():
-    data = _data({"x": [0], "y": [1]})
+    data, test = _data({"x": [0], "y": [1]}), _data({"x": [0], "y": [1]}, seed=1)
     trained = []
     with pytest.warns(InputDataWarning, match=r"attribute\(s\) determine the label.*'g=x' \(always 0\), 'g=y' "
                                               r"\(always 1\)"):
         try:
             run_audit(tiny_cnn, "0", [3, 5], seeds=2, attributes="g", progress=None, min_group_size=1, data=data,
-                      test_data=data, trainer=lambda model, d, seed: trained.append(seed) or model)
+                      test_data=test, trainer=lambda model, d, seed: trained.append(seed) or model)
         except (ModelsDidNotLearnError, KernelAuditWarning):
             pass  # untrained models: what matters is the warning, given before this
-    one = _data({"x": [0, 1], "y": [1]})
+    one, other = _data({"x": [0, 1], "y": [1]}), _data({"x": [0, 1], "y": [1]}, seed=1)
     with pytest.warns(InputDataWarning, match=r"the label never varies in test subgroup\(s\) 'g=y' \(always 1\)"):
         try:
             run_audit(tiny_cnn, "0", [3, 5], seeds=2, attributes="g", progress=None, min_group_size=1, data=one,
-                      test_data=one, trainer=lambda model, d, seed: model)
+                      test_data=other, trainer=lambda model, d, seed: model)
         except ModelsDidNotLearnError:
             pass

@@ -52,7 +52,15 @@ def check_threshold(threshold: object) -> float:
     return float(threshold)
 
 
+# Far above any audit's need (the width of a t interval shrinks as 1/sqrt(n); 1,000 seeds of a 1-minute model
+# is 17 hours per level), and low enough that a mistyped count is refused before the plan lists its variants.
+MAX_SEEDS = 1000
+
+
 def check_seeds(n: int) -> int:
+    if isinstance(n, int) and not isinstance(n, bool) and n > MAX_SEEDS:
+        raise AuditConfigError(f"seeds={n} is more than {MAX_SEEDS} per level (each seed trains one model per level); "
+                               f"use seeds='auto' (it stops once the interval settles) or a count up to {MAX_SEEDS}")
     if isinstance(n, bool) or not isinstance(n, int) or n < 2:
         raise AuditConfigError(
             f"an audit needs at least 2 seeds per level to form an interval, got {n!r}; "

@@ -39,7 +39,7 @@ import numpy as np
 from scipy import special
 
 from ..errors import AuditConfigError
-from ._effects import Effect, check_rule, check_threshold
+from ._effects import MAX_SEEDS, Effect, check_rule, check_threshold
 from ._futility import DEFAULT_FUTILITY, check_futility
 from ._power import power
 
@@ -68,6 +68,9 @@ def looks(min_seeds: int, max_seeds: int, round_size: int) -> tuple[int, ...]:
     if not _whole(max_seeds) or max_seeds < min_seeds:
         raise AuditConfigError(f"max_seeds must be a whole number >= min_seeds={min_seeds}, got {max_seeds!r}; "
                                "raise max_seeds or lower min_seeds (max_seeds == min_seeds is a fixed design)")
+    if max_seeds > MAX_SEEDS:
+        raise AuditConfigError(f"max_seeds={max_seeds} is more than {MAX_SEEDS} per level (each seed trains one "
+                               f"model per level); use max_seeds up to {MAX_SEEDS}")
     if not _whole(round_size) or round_size < 1:
         raise AuditConfigError(f"round_size must be a whole number >= 1 (seeds added per level per round), "
                                f"got {round_size!r}; use round_size=1 or more")

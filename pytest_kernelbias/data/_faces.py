@@ -29,9 +29,8 @@ import itertools
 import re
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Literal, Mapping, Sequence, Union
+from typing import Callable, Literal, Mapping, Sequence, Union
 
-import numpy as np
 import torch
 from typing_extensions import TypedDict, Unpack
 
@@ -52,7 +51,7 @@ from ._files import (
     require_images,
     split_outside,
 )
-from ._images import DEFAULT_CACHE, DecodeCache, decode_image, fit_tensor  # decode_image: kept importable from here
+from ._images import DEFAULT_CACHE, DecodeCache, decode_image  # decode_image: kept importable from here
 from ._splits import DatasetWarning, _with_meta, balance, stratified_split
 from ._subgroups import SubgroupDataset
 
@@ -311,65 +310,9 @@ def load_csv_manifest(csv_path: str | Path, image_column: str, label_column: str
     return _from_files(records, attribute_columns, spec, source, files, [], options)
 
 
-def _as_image(image: Any, size: int | None) -> torch.Tensor:
-    """A PIL image or a (C, H, W) tensor (uint8, or float in [0, 1]) as float (C, H, W), fitted to `size` if given."""
-    if not isinstance(image, torch.Tensor):  # PIL image: go through numpy, never through pickle
-        image = torch.from_numpy(np.asarray(image.convert("RGB"), dtype=np.uint8).copy()).permute(2, 0, 1)
-    image = image.float() / 255 if image.dtype == torch.uint8 else image.float()
-    return fit_tensor(image, size) if size is not None else image
-
-
-def from_torch_dataset(dataset: Any, subgroup_fn: Callable[[int, Any], Mapping[str, object]],
-                       label: LabelSpec = "label", size: int | None = None, name: str = "torch-dataset",
-                       **options: Unpack[GroupOptions]) -> SubgroupDataset:
-    """A map-style torch `Dataset` of ``(image, label)`` plus ``subgroup_fn(index, sample) -> {attr: value}``.
-
-    Label functions see the attributes plus ``"label"`` (the dataset's label as a string).
-    """
-    images, rows = [], []
-    for i in range(len(dataset)):
-        sample = dataset[i]
-        images.append(_as_image(sample[0], size))
-        rows.append({"label": _scalar_str(sample[1]), **{k: str(v) for k, v in subgroup_fn(i, sample).items()}})
-    return _from_rows(images, rows, label, name, options)
-
-
-def _scalar_str(y: Any) -> str:
-    """A class label as a string; a vector target (e.g. CelebA's 40 attributes) gives "" - derive it in subgroup_fn."""
-    try:
-        return str(int(y))
-    except (TypeError, ValueError, RuntimeError):
-        return ""
-
-
-def from_tensors(images: torch.Tensor, labels: Sequence[int] | torch.Tensor,
-                 attributes: Mapping[str, Sequence[object]], name: str = "tensors",
-                 **options: Unpack[GroupOptions]) -> SubgroupDataset:
-    """In-memory float (N, C, H, W) images in [0, 1], 0/1 labels and per-image attribute values."""
-    columns = {a: [str(v) for v in vs] for a, vs in attributes.items()}
-    for a, values in columns.items():
-        if len(values) != len(labels):
-            raise DatasetFormatError(f"{name}: attribute {a!r} has {len(values)} values for {len(labels)} labels")
-    rows = [{**{a: columns[a][i] for a in columns}, "label": str(int(y))} for i, y in enumerate(labels)]
-    return _from_rows(list(images), rows, "label", name, options)
-
-
-def _from_rows(images: list[torch.Tensor], rows: list[dict[str, str]], label: LabelSpec, name: str,
-               options: GroupOptions) -> SubgroupDataset:
-    """Shared tail of the in-memory loaders: all images must share one shape; rows hold ``"label"`` first."""
-    shapes = sorted({tuple(im.shape) for im in images})
-    if len(shapes) > 1:
-        raise DatasetFormatError(f"{name}: images have shapes {shapes[:5]}; pass size= to resize and crop them")
-    labels = _labels(rows, [f"{name} item {i}" for i in range(len(rows))], label)
-    columns = [c for c in (rows[0] if rows else {}) if c != "label"]
-    stacked = torch.stack(images) if images else torch.zeros(0, 3, 1, 1)
-    source = _Source(name, {"label": repr(label), "skipped": [], "n_skipped": 0}, ())
-    return _finish(stacked, labels, {c: [r[c] for r in rows] for c in columns}, source, options)
-
-
 __all__ = [
     "DecodeCache", "DEFAULT_CACHE", "decode_image", "DatasetFormatError", "MissingLabelFileError",
     "CorruptImageError", "SmallSubgroupError", "DatasetWarning", "GroupOptions", "LabelSpec",
-    "load_fairface", "load_utkface", "load_celeba", "load_csv_manifest", "from_torch_dataset", "from_tensors",
+    "load_fairface", "load_utkface", "load_celeba", "load_csv_manifest",
     "balance", "stratified_split",
 ]

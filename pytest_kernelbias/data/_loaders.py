@@ -14,18 +14,42 @@ from ..evaluation._predict import CLEAN, eval_batch, predict_conditions
 from ..perturbations import Perturbation
 from ._subgroups import SubgroupDataset
 
+_BUILT_IN = "LowPass(0.4), GaussianBlur(1.0), JPEG(30), Downsample(2), GaussianNoise(0.05), HighPass(0.2)"
+
 
 def as_perturbations(perturbation) -> dict[str, Perturbation]:
-    """Name -> perturbation from one perturbation, a sweep (list) or a mapping."""
+    """Name -> perturbation from one perturbation, a sweep (list) or a mapping; anything else names the fix."""
     if isinstance(perturbation, Perturbation):
         found = {perturbation.name: perturbation}
     elif isinstance(perturbation, Mapping):
         found = dict(perturbation)
+    elif isinstance(perturbation, (list, tuple)):
+        found = {getattr(p, "name", repr(p)): p for p in perturbation}
     else:
-        found = {p.name: p for p in perturbation}
-    if not found or not all(isinstance(p, Perturbation) for p in found.values()):
-        raise AuditConfigError("give one or more Perturbation objects, e.g. LowPass(0.4) or LowPass.sweep([0.6, 0.4])")
+        found = {"perturbation": perturbation}
+    if not found:
+        raise AuditConfigError(f"perturbation={perturbation!r} holds no perturbation; give one, e.g. LowPass(0.4)")
+    for name, p in found.items():
+        _check_one(name, p)
     return found
+
+
+def _check_one(name: object, p: object) -> None:
+    if not isinstance(name, str) or not name:
+        raise AuditConfigError(f"perturbation names must be non-empty strings, got {name!r}; e.g. "
+                               "perturbation={'blur': GaussianBlur(1.0)}")
+    if isinstance(p, Perturbation):
+        return
+    if isinstance(p, str):
+        raise AuditConfigError(f"perturbation {p!r} is a name, not a perturbation; pass the object with its "
+                               f"parameters, e.g. {_BUILT_IN}")
+    if callable(p):
+        raise AuditConfigError(
+            f"perturbation {getattr(p, '__name__', p)!r} is a plain function; subclass Perturbation so that its "
+            "parameters key the stored predictions: class Mine(Perturbation): def __init__(self, s): self.s = s; "
+            "def apply(self, x): return f(x, self.s)")
+    raise AuditConfigError(f"perturbation {name!r} is a {type(p).__name__}, not a Perturbation; give one or more "
+                           f"Perturbation objects, e.g. {_BUILT_IN}, or LowPass.sweep([0.6, 0.4])")
 
 
 class SubgroupLoaders:

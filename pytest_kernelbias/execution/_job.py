@@ -13,6 +13,7 @@ from typing import Callable, Optional
 from torch import nn
 
 from ..data._subgroups import SubgroupDataset
+from ..errors import ModelOutputError
 from ..intervention._intervene import KernelIntervention
 from ..plan import Variant
 from ..training._trainer import Progress, TrainConfig, train
@@ -64,4 +65,17 @@ class TrainingJob:
         if self.trainer is None:
             return train(model, self.data, variant.order_seed, self.train_config, self.device, variant.label,
                          progress=progress)
-        return self.trainer(model, self.data, variant.order_seed)
+        return checked_return(self.trainer(model, self.data, variant.order_seed), model, self.trainer, variant)
+
+
+def checked_return(returned: object, given: nn.Module, trainer: object, variant: Variant) -> nn.Module:
+    """The trainer's return value, which must be the model it was given: only that one carries the intervention."""
+    if returned is given:
+        return given
+    name = getattr(trainer, "__name__", type(trainer).__name__)
+    got = "None" if returned is None else f"another {type(returned).__name__} object"
+    raise ModelOutputError(
+        f"the trainer {name!r} returned {got} for variant {variant.label}, not the model it was given; only that "
+        "model carries the level's intervention and the seed's pairing. Train the given model in place and "
+        "return it (to keep weights trained on a copy, e.g. an EMA: model.load_state_dict(copy.state_dict()); "
+        "return model)")

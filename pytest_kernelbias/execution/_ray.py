@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import os
 import socket
+import warnings
 from typing import Callable, ClassVar, Sequence
 
 import torch
 
-from ..errors import AuditConfigError
+from ..errors import AuditConfigError, ResourceWaitWarning, WorkerDiedError
 from ..plan import Variant
 from ._base import longest_first, pending
 from ._job import TrainingJob
@@ -76,6 +77,52 @@ def connect(address: str | None) -> None:
     _connected_to = address or None
 
 
+MAX_RETRIES = 1  # a task whose worker or node dies is run once more, elsewhere if Ray can
+WAIT_REPORT_S = 60.0  # a minute without a finished task: say what the cluster has free and what a task asks
+
+
+def check_feasible(ray, asks: dict[str, float]) -> None:
+    """Refuse, before submitting, a task that no node of the cluster could ever run (it would wait forever)."""
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    if any(all(node.get(r, 0.0) >= need for r, need in asks.items() if need) for node in nodes):
+        return
+    biggest = {r: max((node.get(r, 0.0) for node in nodes), default=0.0) for r in asks}
+    raise AuditConfigError(f"no node of the Ray cluster can run a training task: each asks {_fmt(asks)}, the "
+                           f"largest node has {_fmt(biggest)} ({len(nodes)} node(s) alive); add a node with those "
+                           "resources, or ask for less (device='cpu' asks for no GPU)")
+
+
+def _fmt(resources: dict[str, float]) -> str:
+    return "{" + ", ".join(f"{r}: {v:g}" for r, v in sorted(resources.items()) if v or r == "CPU") + "}"
+
+
+def _report_wait(ray, asks: dict[str, float], quiet: float, done: int, total: int, progress) -> None:
+    """Say why nothing finished: the cluster's free resources against what each task asks."""
+    free = {r: ray.available_resources().get(r, 0.0) for r in asks}
+    whole = {r: ray.cluster_resources().get(r, 0.0) for r in asks}
+    message = (f"Ray: no training task finished in the last {quiet:.0f} s ({done}/{total} done); the cluster has "
+               f"{_fmt(free)} free of {_fmt(whole)}, each task asks {_fmt(asks)}. Tasks wait while other jobs hold "
+               "those resources; Ctrl-C stops the audit and keeps every variant already trained")
+    if progress is not None:
+        progress(message)
+    else:
+        warnings.warn(ResourceWaitWarning(message), stacklevel=3)
+
+
+def _result(ray, ref, variant: Variant, done: int, total: int) -> tuple[bytes, list[Relayed]]:
+    """A finished task's weights; a task error is raised as itself, a lost worker or node as WorkerDiedError."""
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayTaskError as exc:
+        raise exc.as_instanceof_cause() from None  # e.g. NonFiniteLossError, as a local run raises it
+    except ray.exceptions.RayError as exc:  # the worker process or its node died, past the task's retries
+        raise WorkerDiedError(
+            f"the Ray task training {variant.label} failed {MAX_RETRIES + 1} times ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}); a node was lost, or the task ran out of memory. "
+            f"{done} of {total} variants finished and are in the cache: run the audit again to train only the "
+            "rest (give tasks more memory, or fewer at once per node, if it recurs)") from None
+
+
 def _train_task(job: TrainingJob, variant: Variant) -> tuple[bytes, list[Relayed]]:
     """Runs on a Ray worker: build, train, and send back the weights (safetensors, never pickle).
 
@@ -95,7 +142,7 @@ def _train_task(job: TrainingJob, variant: Variant) -> tuple[bytes, list[Relayed
 
 def train_on_ray(job: TrainingJob, variants: Sequence[Variant], store, address: str | None = None,
                  retrain: bool = False, cpus_per_task: float = 1,
-                 progress: Callable[[str], None] | None = None) -> None:
+                 progress: Callable[[str], None] | None = None, wait_report: float = WAIT_REPORT_S) -> None:
     """Run each variant's training as a Ray task and write the returned weights into `store` as they arrive."""
     if not variants:
         return
@@ -103,19 +150,22 @@ def train_on_ray(job: TrainingJob, variants: Sequence[Variant], store, address: 
 
     connect(address)
     ray = _ray()
-    gpus = 1 if torch.device(job.device).type == "cuda" else 0
-    remote = ray.remote(num_cpus=cpus_per_task, num_gpus=gpus, max_retries=1)(_train_task)
+    asks = {"CPU": float(cpus_per_task), "GPU": 1.0 if torch.device(job.device).type == "cuda" else 0.0}
+    check_feasible(ray, asks)
+    remote = ray.remote(num_cpus=asks["CPU"], num_gpus=asks["GPU"], max_retries=MAX_RETRIES)(_train_task)
     shared = ray.put(job)  # one copy of the job (and its training set) in the object store, shared by every task
     pending_refs = {remote.remote(shared, v): v for v in variants}
-    done_count = 0
+    done_count, quiet = 0, 0.0
     try:
         while pending_refs:
-            ready, _ = ray.wait(list(pending_refs), num_returns=1)
+            ready, _ = ray.wait(list(pending_refs), num_returns=1, timeout=wait_report)
+            if not ready:
+                quiet += wait_report
+                _report_wait(ray, asks, quiet, done_count, len(variants), progress)
+                continue
+            quiet = 0.0
             variant = pending_refs.pop(ready[0])
-            try:
-                blob, caught = ray.get(ready[0])
-            except ray.exceptions.RayTaskError as exc:
-                raise exc.as_instanceof_cause() from None  # e.g. NonFiniteLossError, as a local run raises it
+            blob, caught = _result(ray, ready[0], variant, done_count, len(variants))
             reissue(caught)
             store.put(variant.key, load(blob), variant.meta(), replace=retrain)
             done_count += 1

@@ -26,11 +26,12 @@ from typing import Callable, Mapping
 import numpy as np
 import torch
 from filelock import FileLock
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .. import __version__
-from ..errors import CacheWarning
+from ..errors import CacheWarning, CacheWriteError
 from ._records import ensure_folder, honour_umask, make_temp_folder, remove, seal, sha256_file, unseal
 
 WEIGHTS, META = "weights.safetensors", "meta.json"
@@ -182,9 +183,19 @@ class VariantCache:
             (tmp / META).write_text(seal(full))
             remove(entry)  # a damaged entry, or a link put in its place
             os.replace(tmp, entry)
+        except (OSError, SafetensorError) as exc:
+            raise self._write_error(key, meta, exc) from None
         finally:
             shutil.rmtree(tmp, ignore_errors=True)  # a failed write (e.g. disk full) leaves nothing behind
         return entry
+
+    def _write_error(self, key: str, meta: Mapping[str, object], exc: Exception) -> CacheWriteError:
+        what = meta.get("label", key[:12])
+        free = shutil.disk_usage(self.root).free if self.root.exists() else 0
+        return CacheWriteError(f"the cache {self.root} could not store the trained variant {what} "
+                               f"({type(exc).__name__}: {exc}; {free / 2**20:.0f} MiB free there). Free space or "
+                               "point the cache at a disk with room (--kernel-audit-cache PATH, or cache=); every "
+                               "entry written before this one is kept, so the rerun trains only what is missing")
 
     def put(self, key: str, state: Mapping[str, torch.Tensor], meta: Mapping[str, object],
             replace: bool = False) -> bool:
@@ -248,17 +259,25 @@ class VariantCache:
         tag = uuid.uuid4().hex
         tmp_arrays, tmp_meta = entry / f".{tag}.safetensors", entry / f".{tag}.json"
         try:
-            save_file({c: torch.as_tensor(v).contiguous() for c, v in preds.items()}, str(tmp_arrays))
-            honour_umask(tmp_arrays)  # safetensors writes 0600
-            remove(arrays_path)
-            os.replace(tmp_arrays, arrays_path)
-            tmp_meta.write_text(seal({"conditions": list(preds), "sha256": sha256_file(arrays_path),
-                                      "extra": dict(extra)}))
-            remove(meta_path)
-            os.replace(tmp_meta, meta_path)
+            self._write_evaluation(preds, extra, tmp_arrays, arrays_path, tmp_meta, meta_path)
+        except (OSError, SafetensorError) as exc:  # a memo only: the predictions in hand are still used
+            warnings.warn(CacheWarning(f"the cache {self.root} could not store an evaluation ({type(exc).__name__}: "
+                                       f"{exc}); this audit goes on with the predictions it has, and the next run "
+                                       "evaluates that model again. Free space in the cache's disk"), stacklevel=3)
         finally:
             tmp_arrays.unlink(missing_ok=True)
             tmp_meta.unlink(missing_ok=True)
+
+    @staticmethod
+    def _write_evaluation(preds, extra, tmp_arrays: Path, arrays_path: Path, tmp_meta: Path, meta_path: Path) -> None:
+        save_file({c: torch.as_tensor(v).contiguous() for c, v in preds.items()}, str(tmp_arrays))
+        honour_umask(tmp_arrays)  # safetensors writes 0600
+        remove(arrays_path)
+        os.replace(tmp_arrays, arrays_path)
+        tmp_meta.write_text(seal({"conditions": list(preds), "sha256": sha256_file(arrays_path),
+                                  "extra": dict(extra)}))
+        remove(meta_path)
+        os.replace(tmp_meta, meta_path)
 
     def get_or_train(self, key: str, build: Callable[[], nn.Module], train: Callable[[nn.Module], nn.Module],
                      meta: Mapping[str, object], retrain: bool = False) -> tuple[nn.Module, bool]:

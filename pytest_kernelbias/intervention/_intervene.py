@@ -105,8 +105,42 @@ def _apply(model: nn.Module, names: Sequence[str], change: Intervention, init: s
         old = new_model.get_submodule(name)
         rebuilt[name] = rebuild_conv(old, name, change.kernel_size, change.dilation, change.stride, init,
                                      None if seed is None else layer_seed(seed, name))
-        _set_submodule(new_model, name, rebuilt[name].conv)
+        # A tied conv (one module registered under several names) is replaced at every name by one new
+        # module, so the tie survives the intervention and every place it is used gets the new kernel.
+        for alias in aliases(new_model, old) or [name]:
+            _set_submodule(new_model, alias, rebuilt[name].conv)
     return new_model, rebuilt
+
+
+def aliases(model: nn.Module, module: nn.Module) -> list[str]:
+    """Every name under which `module` is registered in `model` (more than one when weights are tied)."""
+    return [n for n, m in model.named_modules(remove_duplicate=False) if m is module]
+
+
+def _forward_error(original: bool, exc: Exception, shape: tuple, stride_change: bool) -> InterventionError:
+    """The error for a forward that fails on the probe input, with the likely cause for each model."""
+    what = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    if original:
+        return InterventionError(f"the original model fails on an input of shape {shape} ({what}); it must accept "
+                                 "float32 (N, C, H, W) images of the audit's size: check the channel order "
+                                 "(images.permute(0, 3, 1, 2) for channels-last arrays) and the image size")
+    if stride_change:
+        return InterventionError(f"the model with a changed stride fails on an input of shape {shape} ({what}): "
+                                 "a stride level changes the size of every later feature map, and this forward "
+                                 "assumes the original one (a fixed reshape, an assert, a Linear on flattened "
+                                 "maps); pool before the head (e.g. nn.AdaptiveAvgPool2d) or drop the level")
+    return InterventionError(f"the intervened model fails on an input of shape {shape} ({what}). A kernel larger "
+                             "than the padded input or a dilation too large for it causes this: use a smaller "
+                             "kernel/dilation or a larger input.")
+
+
+def check_float32(model: nn.Module) -> None:
+    """Audits train float32 models: any other weight dtype is refused here, before torch's own dtype error."""
+    dtypes = {p.dtype for p in model.parameters() if p.is_floating_point()}
+    if dtypes - {torch.float32}:
+        raise ModelOutputError(f"the model has {sorted(map(str, dtypes))} weights; audits train in float32 (mixed "
+                               "precision is the trainer's choice, not the model's): build it in float32, e.g. "
+                               "return model.float() from the factory")
 
 
 def check_output_shapes(original: nn.Module, changed: nn.Module, names: Sequence[str],
@@ -130,14 +164,8 @@ def check_output_shapes(original: nn.Module, changed: nn.Module, names: Sequence
                 model.eval()
                 try:
                     model(example)
-                except RuntimeError as exc:
-                    if tag == "old":
-                        raise InterventionError(f"the original model fails on an input of shape "
-                                                f"{tuple(example.shape)}: {exc}") from None
-                    raise InterventionError(
-                        f"the intervened model fails on an input of shape {tuple(example.shape)} ({exc}). "
-                        "A kernel larger than the padded input or a dilation too large for it causes this: "
-                        "use a smaller kernel/dilation or a larger input.") from None
+                except Exception as exc:  # the user's forward, whatever it raises (an assert, a shape error)
+                    raise _forward_error(tag == "old", exc, tuple(example.shape), allow_change) from None
                 finally:
                     model.train(was)
     finally:
@@ -277,10 +305,12 @@ class KernelIntervention:
         if not isinstance(probe, nn.Module):
             raise ModelOutputError(f"the model factory {getattr(model, '__name__', model)!r} returned "
                                    f"{type(probe).__name__}, not an nn.Module; make it return the built model")
+        check_float32(probe)
         self.layers = resolve_layers(probe, layer, input_size)  # fail now, not after training
+        if input_size is not None:  # before any level's layer is built: a mistyped kernel would allocate first
+            check_kernel_reach(probe, self.layers, self.changes, tuple(input_size)[1:])
         self.table = describe_intervention(probe, self.layers, self.levels)  # also checks every level
         if input_size is not None:
-            check_kernel_reach(probe, self.layers, self.changes, tuple(input_size)[1:])
             example = torch.zeros(tuple(input_size))
             for change in self.changes:
                 changed, _ = _apply(probe, self.layers, change, "fresh", 0)

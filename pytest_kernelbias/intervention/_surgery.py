@@ -131,6 +131,19 @@ def _resized_kernel(old: torch.Tensor, k: int, mode: str) -> torch.Tensor:
     return resized.reshape(*old.shape[:-2], k, k).to(old.dtype)
 
 
+# A kernel this large is a mistyped level (one 3->64 conv at k=4097 already holds 3.2e9 weights); refused
+# before the allocation rather than after the allocator fails.
+MAX_KERNEL_WEIGHTS = 2**28
+
+
+def _check_size(name: str, kernel: torch.Tensor, k: int) -> None:
+    count = kernel[..., :1, :1].numel() * k * k
+    if count > MAX_KERNEL_WEIGHTS:
+        raise InterventionError(f"{name}: kernel size {k} gives {count:.3g} weights in this one layer "
+                                f"({count * kernel.element_size() / 2**30:.3g} GiB); use a kernel no larger than "
+                                f"the layer's input (a few to a few dozen pixels)")
+
+
 def rebuild_conv(
     conv: nn.Module,
     name: str,
@@ -172,6 +185,7 @@ def rebuild_conv(
     old_w = conv.weight.detach()
     cond = is_cond_conv(conv)
     old_kernel = old_w.view(-1, *conv.weight_shape) if cond else old_w
+    _check_size(name, old_kernel, k)
     if init == "fresh" or (k, k) == tuple(old_kernel.shape[-2:]):
         new_kernel = old_kernel.new_empty(*old_kernel.shape[:-2], k, k)
     else:

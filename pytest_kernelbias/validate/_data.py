@@ -10,20 +10,45 @@ first model trains; what an audit can go on with is a warning.
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from dataclasses import replace
 from typing import Sequence
 
 import torch
 
-from .data._subgroups import SubgroupDataset
-from .errors import EmptySubgroupError, InputDataError, InputDataWarning, ModelOutputError, SmallSubgroupError
-from .intervention._intervene import KernelIntervention
+from ..data._subgroups import SubgroupDataset
+from ..errors import (
+    AuditConfigError,
+    EmptySubgroupError,
+    InputDataError,
+    InputDataWarning,
+    SmallSubgroupError,
+)
 
 # Float pixels may overshoot [0, 1] a little (a bicubic resize rings); 0..255 pixels or
 # mean/std-normalized ones overshoot by far more, and every perturbation assumes [0, 1].
 RANGE_SLACK = 0.05
-PROBE_IMAGES = 2  # per set: enough for a train-mode batch norm, cheap for any model
+
+
+def check_device(device: str) -> None:
+    """The audit's device exists here: a missing GPU is named before any model is built, not by the driver."""
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            built = torch.version.cuda or "no CUDA (a CPU-only build)"
+            raise AuditConfigError(f"device={device!r} but torch sees no CUDA GPU here (torch {torch.__version__} "
+                                   f"built with {built}; torch.cuda.is_available() is False); use device='cpu', "
+                                   "or install a CUDA build of torch that matches this machine's driver")
+        if dev.index is not None and dev.index >= count:
+            raise AuditConfigError(f"device={device!r} but this machine has {count} CUDA device(s), "
+                                   f"cuda:0..cuda:{count - 1}; pick one of those")
+    elif dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise AuditConfigError(f"device={device!r} but the Apple MPS backend is not available here; use "
+                               "device='cpu'")
+    elif dev.type not in ("cpu", "cuda", "mps"):
+        raise AuditConfigError(f"device={device!r}: audits run on cpu, cuda or mps; use one of those")
 
 
 def check_images(data: SubgroupDataset, role: str) -> SubgroupDataset:
@@ -31,6 +56,7 @@ def check_images(data: SubgroupDataset, role: str) -> SubgroupDataset:
     x = data.images
     if len(data) == 0:
         raise InputDataError(f"the {role} set {data.name!r} has no images; an audit needs images to train and test on")
+    _check_layout(data, role)
     if x.dtype == torch.uint8:
         warnings.warn(f"the {role} set {data.name!r} has uint8 pixels; they are divided by 255 to lie in [0, 1]. "
                       f"Pass float images in [0, 1] to silence this.", InputDataWarning, stacklevel=4)
@@ -38,6 +64,12 @@ def check_images(data: SubgroupDataset, role: str) -> SubgroupDataset:
     if not x.is_floating_point():
         raise InputDataError(f"the {role} set {data.name!r} has {x.dtype} pixels; pass float images in [0, 1], "
                              f"e.g. images.float() / 255")
+    if x.dtype != torch.float32:  # models and perturbations run in float32; torch's own error names no fix
+        warnings.warn(f"the {role} set {data.name!r} has {x.dtype} pixels; they are converted to float32, the "
+                      f"dtype audits train and test in. Pass images.float() to silence this.", InputDataWarning,
+                      stacklevel=4)
+        data = replace(data, images=x.float())
+        x = data.images
     finite = torch.isfinite(x).flatten(1).all(dim=1)
     if not bool(finite.all()):
         bad = torch.nonzero(~finite).flatten()
@@ -49,6 +81,36 @@ def check_images(data: SubgroupDataset, role: str) -> SubgroupDataset:
                              f"in [0, 1]: divide 0..255 pixels by 255, and put any mean/std normalization inside "
                              f"the model, because the perturbations act on [0, 1] pixels")
     return data
+
+
+def _check_layout(data: SubgroupDataset, role: str) -> None:
+    """(N, C, H, W) images: a last axis of 1, 3 or 4 after a wider second axis is an (N, H, W, C) array."""
+    n, c, h, w = data.images.shape
+    if w in (1, 3, 4) and c > 4 and h > 4:
+        raise InputDataError(f"the {role} set {data.name!r} has images of shape {tuple(data.images.shape)}, which "
+                             f"reads as channels-last (N, H, W, C) with {w} channels; audits take (N, C, H, W): "
+                             "pass images.permute(0, 3, 1, 2)")
+
+
+def check_overlap(train: SubgroupDataset, test: SubgroupDataset) -> None:
+    """Test images must not be training images: the perturbed drop would then measure memorization."""
+    seen = set(_image_hashes(train.images))
+    shared = [i for i, h in enumerate(_image_hashes(test.images)) if h in seen]
+    if not shared:
+        return
+    where = (f"{len(shared)} of the {len(test)} test images also occur in the training set {train.name!r} "
+             f"(e.g. test index {shared[:5]})")
+    if len(shared) == len(test):
+        raise InputDataError(f"{where}: every test image is a training image, so the audit would score what the "
+                             "models memorized; pass a held-out test set (stratified_split(data, ...), or the "
+                             "loader's other split)")
+    warnings.warn(f"{where}; their accuracy reflects memorization rather than generalization. Drop them from "
+                  "the test set (or split before augmenting)", InputDataWarning, stacklevel=4)
+
+
+def _image_hashes(images: torch.Tensor) -> list[bytes]:
+    flat = images.detach().cpu().contiguous().flatten(1).numpy()
+    return [hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row in flat]
 
 
 def check_labels(data: SubgroupDataset, role: str) -> SubgroupDataset:
@@ -138,53 +200,12 @@ def check_labels_by_group(test: SubgroupDataset, groups: dict, metric: str) -> N
         "learning check cannot judge them against chance"), stacklevel=4)
 
 
-def check_model(intervention: KernelIntervention, train: SubgroupDataset, test: SubgroupDataset,
-                device: str) -> int:
-    """Run the reference model on a few training and test images, in train and eval mode; its class count.
-
-    A model whose forward returns a tuple or dict, fails on these images, or has
-    fewer outputs than the labels need is refused here rather than after training.
-    """
-    model = intervention.build(intervention.reference, 0).to(device)
-    x = torch.cat([train.images[:PROBE_IMAGES], test.images[:PROBE_IMAGES]]).to(device)
-    width = 0
-    for training in (True, False):
-        mode = "train" if training else "eval"
-        model.train(training)
-        try:
-            with torch.no_grad():
-                out = model(x)
-        except Exception as exc:  # any failure of the user's forward: report it before training, not after
-            raise ModelOutputError(f"the reference model fails in {mode} mode on {len(x)} images of shape "
-                                   f"{tuple(x.shape[1:])}: {type(exc).__name__}: {exc}") from None
-        width = _logit_width(out, len(x), mode)
-    classes = int(max(train.labels.max(), test.labels.max())) + 1
-    if classes > width:
-        raise ModelOutputError(f"the labels go up to {classes - 1} but the model outputs {width} logits; give the "
-                               f"model {classes} outputs (num_classes={classes}) or map the labels to 0..{width - 1}")
-    return width
-
-
-def _logit_width(out: object, n: int, mode: str) -> int:
-    if not isinstance(out, torch.Tensor):
-        raise ModelOutputError(f"the model's forward returns {type(out).__name__} in {mode} mode; an audit needs one "
-                               f"(N, C) logits tensor: wrap the model so forward returns only the logits (for "
-                               f"torchvision's inception/googlenet, aux_logits=False)")
-    if out.ndim != 2 or out.shape[0] != n or out.shape[1] < 2 or not out.is_floating_point():
-        raise ModelOutputError(f"the model's forward returns a {out.dtype} tensor of shape {tuple(out.shape)} for "
-                               f"{n} images in {mode} mode; an audit needs float logits of shape ({n}, C) with "
-                               f"C >= 2 classes (one logit per class, argmax is the prediction)")
-    if not bool(torch.isfinite(out).all()):
-        raise ModelOutputError(f"the freshly built model gives non-finite logits in {mode} mode on clean images; "
-                               f"check its initialization and the input range")
-    return int(out.shape[1])
-
-
 def check_data(spec, train: SubgroupDataset, test: SubgroupDataset) -> tuple[SubgroupDataset, SubgroupDataset]:
     """Both sets checked (and uint8 pixels or narrow integer labels converted), then their pairing and subgroups."""
     train = check_labels(check_images(train, "training"), "training")
     test = check_labels(check_images(test, "test"), "test")
     check_pair(train, test)
+    check_overlap(train, test)
     # Every subgroup trained on must be measurable: names the missing one (EmptySubgroupError). One pass over
     # each set's attributes; the loaders built after this need not check again.
     attributes = list(spec.data.attributes)

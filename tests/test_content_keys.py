@@ -1,0 +1,154 @@
+"""Stored state is keyed by content (issue 23, item 1): changing any one thing that shapes a number changes the
+key it is stored under, whatever the name. Properties over every built-in perturbation's parameters, every
+TrainConfig field and every data tensor."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pytest_kernelbias import (
+    JPEG,
+    AuditSpec,
+    BandPass,
+    Compose,
+    Downsample,
+    GaussianBlur,
+    GaussianLowPass,
+    GaussianNoise,
+    HighPass,
+    LowPass,
+    SubgroupDataset,
+    TrainConfig,
+    synthfaces,
+)
+from pytest_kernelbias.audit import prepare
+from pytest_kernelbias.plan import perturbation_fingerprint
+
+from .conftest import tiny_cnn
+
+fractions = st.floats(0.05, 0.95, allow_nan=False)
+positive = st.floats(0.1, 4.0, allow_nan=False)
+flags = st.booleans()
+# One constructor per built-in perturbation, drawing every parameter it takes.
+BUILT_IN = {
+    "LowPass": st.builds(LowPass, fractions, flags),
+    "HighPass": st.builds(HighPass, fractions, flags),
+    "BandPass": st.tuples(fractions, fractions, flags).filter(lambda t: t[0] < t[1]).map(lambda t: BandPass(*t)),
+    "GaussianLowPass": st.builds(GaussianLowPass, positive, flags),
+    "GaussianBlur": st.builds(GaussianBlur, positive, flags, st.sampled_from(["reflect", "replicate", "zeros"])),
+    "Downsample": st.builds(Downsample, st.floats(1.5, 4.0), flags),
+    "GaussianNoise": st.builds(GaussianNoise, st.floats(0.01, 0.3), st.integers(0, 2**31), flags),
+    "JPEG": st.builds(JPEG, st.integers(1, 100), flags),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BUILT_IN))
+@settings(max_examples=40, deadline=None)
+@given(data=st.data())
+def test_two_built_in_perturbations_share_a_key_exactly_when_their_parameters_are_equal(kind, data):
+    a, b = data.draw(BUILT_IN[kind]), data.draw(BUILT_IN[kind])
+    same = vars(a) == vars(b)
+    assert (perturbation_fingerprint(a) == perturbation_fingerprint(b)) == same
+
+
+@pytest.mark.parametrize("kind", ["LowPass", "HighPass", "GaussianLowPass", "GaussianBlur", "GaussianNoise"])
+def test_the_next_float_of_a_parameter_is_another_key(kind):
+    first = {"LowPass": LowPass(0.4), "HighPass": HighPass(0.4), "GaussianLowPass": GaussianLowPass(1.0),
+             "GaussianBlur": GaussianBlur(1.0), "GaussianNoise": GaussianNoise(0.05)}[kind]
+    attr = {"LowPass": "cutoff", "HighPass": "cutoff", "GaussianLowPass": "sigma", "GaussianBlur": "sigma",
+            "GaussianNoise": "std"}[kind]
+    nudged = type(first)(math.nextafter(getattr(first, attr), math.inf))
+    assert perturbation_fingerprint(first) != perturbation_fingerprint(nudged)  # no rounding through :g
+
+
+def test_composed_perturbations_are_keyed_by_their_parts_and_order():
+    composed = (Compose(LowPass(0.4), JPEG(50)), Compose(JPEG(50), LowPass(0.4)), Compose(LowPass(0.4), JPEG(51)),
+                Compose(LowPass(0.41), JPEG(50)))
+    keys = {str(perturbation_fingerprint(p)) for p in composed}
+    assert len(keys) == 4
+
+
+# ---------------------------------------------------------------- the plan's keys
+TRAIN, TEST = synthfaces(48, 0, "planted", "train"), synthfaces(48, 0, "planted", "test")
+
+
+def plan_keys(train=TRAIN, test=TEST, config=TrainConfig(epochs=1, batch_size=16), **kw):
+    spec = AuditSpec.from_kwargs(tiny_cnn, "0", [3, 5], data=train, test_data=test, train_config=config, seeds=2,
+                                 progress=None, workers=1, min_group_size=1, **kw)
+    plan = prepare(spec)[0]
+    return [v.key for v in plan.variants], [v.eval_key for v in plan.variants]
+
+
+BASE = plan_keys()
+# A second value of every TrainConfig field; seed_batching decides only how seeds are scheduled (same weights).
+OTHER = {"epochs": 2, "batch_size": 17, "lr": math.nextafter(3e-3, 1.0), "weight_decay": 0.0, "optimizer": "sgd",
+         "amp": False, "channels_last": False, "compile": True}
+
+
+def test_every_train_config_field_that_shapes_weights_is_in_the_key():
+    assert {f.name for f in dataclasses.fields(TrainConfig)} == set(OTHER) | {"seed_batching"}
+    for name, value in OTHER.items():
+        config = dataclasses.replace(TrainConfig(epochs=1, batch_size=16), **{name: value})
+        weights, _ = plan_keys(config=config)
+        assert not set(weights) & set(BASE[0]), f"changing {name} kept a weights key"
+
+
+def _with(data: SubgroupDataset, images=None, labels=None, attributes=None) -> SubgroupDataset:
+    return SubgroupDataset(data.images if images is None else images, data.labels if labels is None else labels,
+                           dict(data.attributes) if attributes is None else attributes, name=data.name)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(index=st.integers(0, 47), channel=st.integers(0, 2), row=st.integers(0, 31), col=st.integers(0, 31),
+       which=st.sampled_from(["train", "test"]))
+def test_one_pixel_changed_in_either_set_changes_the_keys_it_shapes(index, channel, row, col, which):
+    data = TRAIN if which == "train" else TEST
+    images = data.images.clone()
+    images[index, channel, row, col] = 0.5 if float(images[index, channel, row, col]) != 0.5 else 0.25
+    weights, evals = plan_keys(**{which: _with(data, images=images)})
+    if which == "train":
+        assert not set(weights) & set(BASE[0])  # other training data: other models
+    else:
+        assert weights == BASE[0] and not set(evals) & set(BASE[1])  # same models, other predictions
+
+
+@settings(max_examples=10, deadline=None)
+@given(index=st.integers(0, 47))
+def test_one_label_or_one_attribute_value_changed_changes_the_key(index):
+    labels = TRAIN.labels.clone()
+    labels[index] = 1 - labels[index]
+    assert not set(plan_keys(train=_with(TRAIN, labels=labels))[0]) & set(BASE[0])
+    attributes = {a: list(v) for a, v in TEST.attributes.items()}
+    attributes["gender"][index] = "f" if attributes["gender"][index] != "f" else "m"
+    assert not set(plan_keys(test=_with(TEST, attributes=attributes))[1]) & set(BASE[1])
+
+
+def test_a_perturbation_parameter_changes_the_evaluation_key_under_the_same_name():
+    _, first = plan_keys(perturbation={"blur": GaussianBlur(1.0)})
+    _, second = plan_keys(perturbation={"blur": GaussianBlur(2.0)})
+    _, renamed = plan_keys(perturbation={"smooth": GaussianBlur(1.0)})
+    assert not set(first) & set(second)
+    assert set(first) != set(renamed)  # the name labels the stored conditions, so it is in the key too
+
+
+def test_a_kernel_level_and_the_intervened_layer_are_in_the_weights_key():
+    weights, _ = plan_keys()
+    assert len(set(weights)) == len(weights)  # every (level, seed) its own key
+    other_layer = AuditSpec.from_kwargs(tiny_cnn, "3", [3, 5], data=TRAIN, test_data=TEST, seeds=2, progress=None,
+                                        workers=1, min_group_size=1, train_config=TrainConfig(epochs=1, batch_size=16))
+    assert not {v.key for v in prepare(other_layer)[0].variants} & set(weights)
+
+
+def test_keys_do_not_depend_on_the_torch_thread_count():
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert plan_keys() == BASE
+    finally:
+        torch.set_num_threads(before)
