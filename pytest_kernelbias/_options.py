@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal, Mapping
 
@@ -10,6 +11,7 @@ import torch
 from .analysis._effects import check_rule, check_seeds, check_threshold
 from .errors import AuditConfigError
 from .reporting._baseline import check_name
+from .reporting._markdown import GITHUB_SUMMARY
 from .spec import ExecutionSpec
 
 
@@ -35,6 +37,8 @@ OPTIONS: dict[str, tuple[Any, Any, str]] = {
     "device": ("auto", str, "torch device for training and evaluation; auto picks cuda when available"),
     "json": ("off", str, "write a JSON report of every audit to this path"),
     "html": ("off", str, "write a self-contained HTML report (summary cards, tables, plots) to this path"),
+    "md": ("$GITHUB_STEP_SUMMARY when set, else off", str, "write a Markdown summary (one row per audit, for a CI "
+                                                          "job page) to this path"),
     "cache": ("kernel-audit/ in pytest's cache dir", str, "folder of trained variants"),
     "workers": ("auto", _parse_workers, "processes that train and measure variants in parallel, one torch thread "
                                         "each; auto is one per usable core, shared out among pytest-xdist workers"),
@@ -101,6 +105,7 @@ class AuditSettings:
     device: str = "auto"
     json: str | None = None
     html: str | None = None
+    md: str | None = None
     cache: str | None = None
     workers: int | None = None  # None ("auto"): one per usable core
     retrain: bool = False
@@ -123,11 +128,13 @@ class AuditSettings:
         return replace(self, **known) if known else self
 
     def header(self) -> str:
-        return (f"kernel-audit: seeds={self.seeds}, threshold={self.threshold:g}, rule={self.rule}, "
+        # Defaults only: a test's marker overrides them, and the summary states each audit's own settings.
+        return (f"kernel-audit defaults (a marker overrides them): seeds={self.seeds}, threshold={self.threshold:g}, "
+                f"rule={self.rule}, "
                 + ("strict, " if self.strict else "") +
                 f"device={self.device}, workers={self.workers or 'auto'} x 1 torch thread"
                 + (f", json={self.json}" if self.json else "")
-                + (f", html={self.html}" if self.html else "")
+                + (f", html={self.html}" if self.html else "") + (f", md={self.md}" if self.md else "")
                 + (f", cache={self.cache}" if self.cache else "") + (", retrain" if self.retrain else "")
                 + (f", executor=ray ({self.ray_address or 'local instance'})" if self.executor == "ray" else ""))
 
@@ -163,4 +170,6 @@ def from_sources(cli: Mapping[str, Any], ini: Mapping[str, Any]) -> AuditSetting
             kind = {_parse_bool: "true/false", _parse_workers: "int >= 1 or auto",
                     _parse_seeds: "int >= 2 or auto"}.get(parse, parse.__name__)
             raise AuditConfigError(f"{source}={raw!r} is not a valid {kind}: {_help}") from None
+    if "md" not in values and os.environ.get(GITHUB_SUMMARY):
+        values["md"] = os.environ[GITHUB_SUMMARY]  # GitHub Actions: the job page shows the summary by default
     return AuditSettings(**values)

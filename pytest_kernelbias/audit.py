@@ -96,7 +96,10 @@ def execute_sequential(spec: AuditSpec) -> AuditResult:
     trained: list[int] = []
     for k, n in enumerate(design.looks, 1):
         look = replace(spec, recipe=replace(spec.recipe, seeds=n, look=True), execution=replace(execution, cache=store))
-        result = _execute_fixed(look, design)
+        try:
+            result = _execute_fixed(look, design)
+        except BaseException as exc:
+            raise note_counts(exc, {"models": 0, "trained": 0, "from_cache": 0, "cache": None}, sum(trained))
         trained.append(result.settings["trained"])
         last = result.path.looks[-1]
         if execution.progress is not None:
@@ -142,20 +145,44 @@ def _execute_fixed(spec: AuditSpec, design: SequentialDesign | None = None) -> A
             store = VariantCache.temporary_cache()  # workers meet in a folder; removed when the audit ends
         if execution.progress is not None:
             execution.progress(f"setup: {len(plan.variants)} models; {why}")
-        evaluation = EvaluationJob(loaders, job.layers[0], spec.mechanism)
-        trained_ahead = executor.train_ahead(plan.variants, job, store, execution.retrain, execution.progress,
-                                             evaluation=evaluation)
-        reported = frozenset(trained_ahead) if getattr(executor, "evaluates", False) else frozenset()
-        evaluations = evaluate_plan(plan, job, store, evaluation, trained_ahead, execution.retrain,
-                                    execution.progress, reported)
-        analysis = analyze(spec, evaluations, design)
+        keys = [v.key for v in plan.variants]
+        before = {k for k in keys if store.holds(k)}
+        try:
+            evaluation = EvaluationJob(loaders, job.layers[0], spec.mechanism)
+            trained_ahead = executor.train_ahead(plan.variants, job, store, execution.retrain, execution.progress,
+                                                 evaluation=evaluation)
+            reported = frozenset(trained_ahead) if getattr(executor, "evaluates", False) else frozenset()
+            evaluations = evaluate_plan(plan, job, store, evaluation, trained_ahead, execution.retrain,
+                                        execution.progress, reported)
+            analysis = analyze(spec, evaluations, design)
+        except BaseException as exc:  # the report tells what this audit trained before it stopped
+            new = {k for k in keys if store.holds(k)} - before
+            raise note_counts(exc, {"models": len(keys), "trained": len(new), "from_cache": len(before),
+                                    "cache": _cache_path(store)})
     from_cache = sum(ev.from_cache for ev in evaluations.items)
     facts = {"models": len(plan.variants), "from_cache": from_cache, "trained": len(plan.variants) - from_cache,
-             "cache": str(store.root) if store.root is not None and not store.temporary else None,
+             "evaluated": sum(ev.measured for ev in evaluations.items), "cache": _cache_path(store),
              "executor": execution.executor, "executor_used": executor.name,
              "workers": execution.workers if executor.name == "pool" else 1,
              "threads": AUDIT_THREADS, "seconds": round(time.time() - started, 1)}
     return _result(spec, job, loaders, analysis, evaluations, facts)
+
+
+COUNTS_ATTR = "kernel_audit_counts"  # on an exception an audit raised: what it trained before it stopped
+
+
+def note_counts(exc: BaseException, counts: dict, earlier: int = 0) -> BaseException:
+    """`exc`, carrying the audit's counts (models, trained, from_cache, cache) for the reports; `earlier`
+    adds models trained at earlier seeds=auto looks."""
+    known = getattr(exc, COUNTS_ATTR, None) or counts
+    # Seeds an earlier look trained are in the store when the failing look starts: trained, not cache hits.
+    setattr(exc, COUNTS_ATTR, {**known, "trained": known["trained"] + earlier,
+                               "from_cache": max(0, known["from_cache"] - earlier)})
+    return exc
+
+
+def _cache_path(store) -> str | None:
+    return str(store.root) if store.root is not None and not store.temporary else None
 
 
 def _result(spec: AuditSpec, job: TrainingJob, loaders: SubgroupLoaders, analysis: Analysis,

@@ -12,12 +12,13 @@ import pytest
 
 from ._options import FLAGS, OPTIONS, AuditSettings, check_baseline_names, flag, from_sources, ini_type, resolve_device
 from .analysis._outcomes import estimate_effects
-from .audit import run_audit
+from .audit import COUNTS_ATTR, run_audit
 from .data._loaders import SubgroupLoaders
 from .errors import AuditConfigError, AuditFailure, KernelBiasError
 from .execution._store import VariantCache
 from .intervention._intervene import KernelIntervention
-from .reporting._baseline import compare, load_baseline, regression_message
+from .reporting._baseline import compare, load_baseline, regression_message, unmatched
+from .reporting._records import error_record, not_run_record, ran, session_counts
 from .reporting._session import Notes, SessionProgress, write_outputs
 from .reporting._text import summary_lines, wrap_id
 from .spec import check_keywords
@@ -159,14 +160,24 @@ def kernel_audit(request: pytest.FixtureRequest, kernel_audit_settings: AuditSet
                    "workers": settings.workers, "executor": settings.executor, "ray_address": settings.ray_address,
                    **extra, **kwargs}
         compare_fail = options.pop("compare_fail", request.config.getoption("kernel_audit_compare_fail"))
-        run = {"result": None, "verdict": None, "baseline": None}
+        run = {"result": None, "verdict": None, "baseline": None, "error": None}
         runs.append(run)
-        run["result"] = result = replace(run_audit(model, layer, levels, **options),
-                                         on_verdict=lambda v: run.update(verdict=v))
+        try:
+            audited = run_audit(model, layer, levels, **options)
+        except Exception as exc:  # reported as it ran (class, message, what trained), then raised as is
+            run["error"] = error_record(request.node.nodeid, options["name"], options, exc,
+                                        getattr(exc, COUNTS_ATTR, None))
+            raise
+        run["result"] = result = replace(audited, on_verdict=lambda v: run.update(verdict=v))
         baseline = _baseline(request.config)
         if baseline is not None:
-            rows = compare({**result.to_dict(), "test": request.node.nodeid}, baseline)
-            run["baseline"] = {"path": baseline["path"], "rows": rows, "compare_fail": compare_fail}
+            record = {**result.to_dict(), "test": request.node.nodeid}
+            rows, missing = compare(record, baseline), unmatched(record, baseline)
+            run["baseline"] = {"path": baseline["path"], "rows": rows, "compare_fail": compare_fail,
+                               "unmatched": missing}
+            if compare_fail is not None and not rows:  # a gate that compared nothing must not pass
+                pytest.fail(f"--kernel-audit-compare-fail {compare_fail:g}: nothing of this audit matches baseline "
+                            f"{baseline['path']}, so nothing was compared: {' '.join(missing)}", pytrace=False)
             message = regression_message(rows, compare_fail, baseline["path"])
             if message:
                 pytest.fail(message, pytrace=False)
@@ -174,8 +185,9 @@ def kernel_audit(request: pytest.FixtureRequest, kernel_audit_settings: AuditSet
 
     yield audit
     for run in runs:
-        if run["result"] is None:
-            continue  # the audit itself raised; there is nothing to report
+        if run["error"] is not None:
+            request.node.stash.setdefault(_RECORDS, []).append(json.dumps(run["error"]))
+            continue
         # Recorded at teardown with the verdict assert_below reached (its threshold and rule).
         record = run["result"].to_dict(run["verdict"])
         record["test"] = request.node.nodeid
@@ -198,6 +210,18 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         setattr(report, RECORDS_ATTR, item.stash[_RECORDS])
     if call.when == "call" and report.failed and call.excinfo is not None:
         _hide_package_frames(item, call.excinfo, report)
+
+
+def _reason(report: pytest.TestReport) -> str:
+    """Why a test skipped or failed, in one line (the skip reason, or the error's last line)."""
+    if report.passed:
+        return ""
+    if report.skipped and isinstance(report.longrepr, tuple):
+        return str(report.longrepr[2]).removeprefix("Skipped: ")
+    text = str(getattr(report, "longreprtext", "") or report.longrepr or "")
+    errors = [line.strip()[1:].strip() for line in text.splitlines() if line.strip().startswith("E ")]
+    last = errors[-1] if errors else (text.strip().splitlines() or [""])[-1]
+    return last[:300]
 
 
 _PACKAGE = str(Path(__file__).resolve().parent) + os.sep
@@ -256,7 +280,8 @@ class AuditRecorder:
     def __init__(self, config: pytest.Config):
         self.config = config
         self.audits: dict[tuple[str, str], dict] = {}
-        self.outcomes: dict[str, str] = {}
+        self.outcomes: dict[str, str] = {}  # marked test id -> pytest outcome
+        self.reasons: dict[str, str] = {}  # marked test id -> why it skipped or failed, in one line
         self.progress = SessionProgress()
         self.notes = Notes()  # what happened to the reports and the baseline, for the terminal
 
@@ -270,15 +295,33 @@ class AuditRecorder:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "teardown":
             self.progress.finish(report.nodeid)
-        if report.when == "call":
-            xfail = hasattr(report, "wasxfail")
-            self.outcomes[report.nodeid] = ("xfailed" if report.skipped else "xpassed") if xfail else report.outcome
+        if MARKER in report.keywords and (report.when == "call" or not report.passed):
+            self._outcome(report)
         for value in getattr(report, RECORDS_ATTR, ()):
             record = json.loads(value)
             self.audits[(record["test"], record["name"])] = record
 
+    def _outcome(self, report: pytest.TestReport) -> None:
+        """The test's pytest outcome: the call's, or a setup that failed or skipped (then there is no call)."""
+        if hasattr(report, "wasxfail"):
+            outcome = "xfailed" if report.skipped else "xpassed"
+        elif report.when == "call":
+            outcome = report.outcome
+        else:
+            outcome = "skipped" if report.skipped else "error"
+        if report.nodeid not in self.outcomes or report.when == "call":
+            self.outcomes[report.nodeid] = outcome
+            self.reasons[report.nodeid] = _reason(report)
+
     def records(self) -> list[dict]:
-        return [{**r, "test_outcome": self.outcomes.get(r["test"], "unknown")} for r in self.audits.values()]
+        """Every audit test's records, by test id: audits as they ran, and marked tests whose audit did not."""
+        found = [{**r, "test_outcome": self.outcomes.get(r["test"], "unknown")} for r in self.audits.values()]
+        tested = {r["test"] for r in found}
+        found += [not_run_record(test, outcome, self.reasons.get(test, ""))
+                  for test, outcome in self.outcomes.items() if test not in tested]
+        if not any(ran(r) for r in found):
+            return []  # no audit ran (e.g. --kernel-audit off): nothing to report
+        return sorted(found, key=lambda r: (r["test"], r["name"]))  # one order, serial or under xdist
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
         records = self.records()
@@ -287,13 +330,16 @@ class AuditRecorder:
             terminalreporter.write_sep("=", "kernel audit summary")
             for line in lines:
                 terminalreporter.write_line(line)
-            trained = sum(r["settings"].get("trained", 0) for r in records)
-            cached = sum(r["settings"].get("from_cache", 0) for r in records)
+            counts = session_counts(records)
             caches = sorted({r["settings"].get("cache") for r in records if r["settings"].get("cache")})
-            tail = [f"{trained} variants trained, {cached} loaded from the cache"
-                    + (f" ({', '.join(caches)})" if caches else "")]
+            errored = f" (errored audits included: {counts['errored']})" if counts["errored"] else ""
+            tail = [f"{len(records)} audit tests; models: {counts['trained']} trained, {counts['from_cache']} loaded "
+                    f"from the cache, {counts['evaluated']} evaluated{errored}"
+                    + (f"; cache {', '.join(caches)}" if caches else "")]
             tail += [f"baseline: {row['key']}: effect {row['then']:+.4f} -> {row['now']:+.4f} (|effect| change "
                      f"{row['growth']:+.4f})" for r in records for row in (r.get("baseline") or {}).get("rows", [])]
+            tail += [f"baseline: no match: {line}" for r in records
+                     for line in (r.get("baseline") or {}).get("unmatched", [])]
             for line in tail:  # long paths and test ids wrap at their separators, as in the table above
                 for part in wrap_id(line):
                     terminalreporter.write_line(part)

@@ -68,7 +68,7 @@ def test_failing_audit_prints_table_and_summary_and_writes_json(pytester):
         "test_failing_audit_prints_table_and_summary_and_writes_json.py::test_tiny_audit",
         "  failed; k0 = kernel_size=3 (clean acc *, majority class *); threshold 0, rule estimate; 0.95 CI (test-set*",
         "  kernel_size=7*LowPass(0.4)*fail*",
-        "verdict: pass = within | undecided = *| warn = *| fail = *| xfailed = *",
+        "verdict: pass = within | undecided = *| warn = *| fail = *| error = raised",
     ])
     # Only the plugin's own section: pytest's short summary after it follows the terminal width (COLUMNS).
     summary = result.stdout.str().split("kernel audit summary")[1].split("\n=")[0].splitlines()[1:]
@@ -93,16 +93,17 @@ def test_report_header_shows_active_settings(pytester):
     pytester.makeini("[pytest]\nkernel_audit_seeds = 4\n")
     pytester.makepyfile(SETTINGS_TEST)
     result = pytester.runpytest("--kernel-audit-device", "cpu")
-    result.stdout.fnmatch_lines(["kernel-audit: seeds=4, threshold=0.05, rule=evidence, device=cpu, "
-                                 "workers=auto x 1 torch thread, audits off*"])
+    result.stdout.fnmatch_lines(["kernel-audit defaults (a marker overrides them): seeds=4, threshold=0.05, "
+                                 "rule=evidence, device=cpu, workers=auto x 1 torch thread, audits off*"])
     result = pytester.runpytest("--kernel-audit-device", "cpu", "--kernel-audit-strict")
-    result.stdout.fnmatch_lines(["kernel-audit: seeds=4, threshold=0.05, rule=evidence, strict, device=cpu, *"])
+    result.stdout.fnmatch_lines(["kernel-audit defaults (a marker overrides them): seeds=4, threshold=0.05, "
+                                 "rule=evidence, strict, device=cpu, *"])
 
 
 def test_header_names_the_ray_cluster_when_audits_train_there(pytester):
     pytester.makepyfile(SETTINGS_TEST)
     result = pytester.runpytest("--kernel-audit-executor", "ray", "--kernel-audit-ray-address", "10.0.0.5:6379")
-    result.stdout.fnmatch_lines(["kernel-audit: *executor=ray (10.0.0.5:6379)*"])
+    result.stdout.fnmatch_lines(["kernel-audit defaults *executor=ray (10.0.0.5:6379)*"])
 
 
 @pytest.mark.slow
@@ -234,7 +235,7 @@ def test_help_shows_one_default_per_option_and_typed_ini_settings(pytester):
     # The option group runs from its title to the blank line that ends it.
     group = " ".join(out.split("causal kernel-size bias audits:")[1].split("\n\n")[0].split())
     options = re.split(r" (?=--kernel-audit)", " " + group)[1:]
-    assert len(options) == 16
+    assert len(options) == 17
     for option in options:
         assert option.count("(default:") == 1, option
     assert "folder of trained variants (default: kernel-audit/ in pytest's cache dir; ini: kernel_audit_cache)" in text

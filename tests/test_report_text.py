@@ -48,7 +48,7 @@ def test_a_verdict_legend_follows_the_table_and_warned_rows_carry_their_note(res
               "test_outcome": "passed"}
     lines = summary_lines([warned])
     assert lines[-1] == LEGEND and lines.count(LEGEND) == 1 and len(LEGEND) <= WIDTH
-    assert all(f"{word} =" in LEGEND for word in ("pass", "warn", "fail", "xfailed"))
+    assert all(f"{word} =" in LEGEND for word in ("pass", "warn", "fail", "error"))
     for i, line in enumerate(lines):
         if line.startswith("    warn: passed; "):  # right under the row it is about
             assert " warn " in f" {lines[i - 1]} " and lines[i - 1].startswith("  kernel_size=")

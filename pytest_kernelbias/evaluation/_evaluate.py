@@ -32,6 +32,7 @@ class Evaluation:
     kernel: list | None = None  # radial spectrum of the intervened layer's kernels
     heat_map: dict | None = None  # subgroup -> 2-D error rates
     from_cache: bool = False  # weights loaded rather than trained by this audit
+    measured: bool = True  # measured by this audit (here or in its workers), not read from a stored evaluation
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,7 @@ class EvaluationJob:
         if cached is not None:
             # Same weights, same test set, same conditions and measurements: the stored evaluation is this model's.
             return Evaluation(variant, cached["preds"], tuple(cached["spectral"]), cached["kernel"],
-                              cached["heat_map"], from_cache=not fresh)
+                              cached["heat_map"], from_cache=not fresh, measured=fresh)
         model, loaded = store.get_or_train(variant.key, lambda: job.build(variant),
                                            lambda m: job.fit(m, variant, progress),
                                            variant.meta(),

@@ -40,6 +40,8 @@ class VariantStore(Protocol):
 
     def has(self, key: str) -> bool: ...
 
+    def holds(self, key: str) -> bool: ...  # stored by now, even if already read (an audit's counts)
+
     def get_or_train(self, key: str, build: Callable[[], nn.Module], train: Callable[[nn.Module], nn.Module],
                      meta: Mapping[str, object], retrain: bool = False) -> tuple[nn.Module, bool]: ...
 

@@ -123,6 +123,10 @@ class VariantCache:
         """Whether an entry exists for `key` (intact or not: `load` checks that)."""
         return self._entry(key).exists()
 
+    def holds(self, key: str) -> bool:
+        """Whether the key's weights are stored here (for an audit's counts; on disk, reads keep them)."""
+        return self.has(key)
+
     def _lock(self, key: str) -> FileLock:
         locks = self.root / "locks"
         if ensure_folder(locks):
@@ -305,13 +309,19 @@ class MemoryStore:
 
     def __init__(self) -> None:
         self._states: dict[str, dict[str, torch.Tensor]] = {}
+        self._done: set[str] = set()  # keys trained or stored by this audit (a read releases the weights)
 
     def has(self, key: str) -> bool:
         return key in self._states
 
+    def holds(self, key: str) -> bool:
+        """Whether this audit has stored or trained the key's weights here, read or not (for its counts)."""
+        return key in self._states or key in self._done
+
     def put(self, key: str, state: Mapping[str, torch.Tensor], meta: Mapping[str, object],
             replace: bool = False) -> bool:
         self._states[key] = {k: v.detach().cpu().clone() for k, v in state.items()}
+        self._done.add(key)
         return True
 
     def get_or_train(self, key: str, build: Callable[[], nn.Module], train: Callable[[nn.Module], nn.Module],
@@ -319,7 +329,9 @@ class MemoryStore:
         model = build()
         state = None if retrain else self._states.pop(key, None)
         if state is None:
-            return train(model), False
+            trained = train(model)
+            self._done.add(key)
+            return trained, False
         model.load_state_dict(state, strict=True)
         return model.eval(), True
 

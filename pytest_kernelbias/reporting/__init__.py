@@ -12,10 +12,12 @@ from typing import Callable, Mapping
 
 from ._html import write_html
 from ._json import environment, write_json
+from ._markdown import write_markdown
 
 Writer = Callable[[str, list, Mapping, Mapping], object]  # (path, audit records, settings, status) -> the file
 
 WRITERS: dict[str, Writer] = {
     "json": write_json,
     "html": lambda path, records, settings, status: write_html(path, records, environment(), settings, status),
+    "md": write_markdown,
 }

@@ -45,6 +45,7 @@ def check_name(name: object, option: str = "baseline name") -> str:
 def save_baseline(root: Path, name: str, audits: list[Mapping]) -> Path:
     """Store the effects of this run as baseline `name` (atomic write)."""
     check_name(name)
+    audits = [a for a in audits if a.get("effects")]  # an errored audit has no effects to judge later runs by
     folder = root / FOLDER
     folder.mkdir(parents=True, exist_ok=True)
     doc = {"schema_version": SCHEMA_VERSION, "name": name, "environment": environment(),
@@ -154,6 +155,22 @@ def compare(audit: Mapping, baseline: Mapping) -> list[dict]:
         rows.append({"key": _key(audit["test"], e), "then": old["effect"], "now": e["effect"], "growth": growth,
                      "growth_lower": growth - spread})
     return rows
+
+
+def unmatched(audit: Mapping, baseline: Mapping) -> list[str]:
+    """Why effects of `audit` have no counterpart in `baseline` (one line each; empty when all matched)."""
+    test = audit["test"]
+    then = {k.split(" | ", 1)[1] for k in baseline["effects"] if k.split(" | ", 1)[0] == test}
+    now = {f"{e['contrast']} | {e['perturbation']}" for e in audit["effects"]}
+    if not then:
+        return [f"{test}: baseline {Path(baseline['path']).name} has no audit of this test (saved before the test "
+                "existed, or under another test id); save a new baseline to compare it"]
+    missing = sorted(now - then)
+    if not missing:
+        return []
+    other = sorted(then - now) or "none other"
+    return [f"{test}: {len(missing)} of {len(now)} effects have no match in baseline {Path(baseline['path']).name} "
+            f"(the levels or perturbations changed): now {missing}, the baseline has {other}"]
 
 
 def regression_message(rows: list[dict], delta: float | None, path: str) -> str:

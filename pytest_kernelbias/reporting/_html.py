@@ -16,7 +16,7 @@ from typing import Mapping
 
 from ._files import write_atomic
 from ._html_audit import anchor, audit_section
-from ._html_cards import audit_card, legend, status_line, summary_table
+from ._html_cards import audit_card, legend, problem_card, status_line, summary_table
 from ._html_parts import esc
 from ._json import COMPLETE
 
@@ -101,7 +101,8 @@ def _run_card(environment: Mapping, settings: Mapping) -> str:
 
 def _render(audits: list[Mapping], environment: Mapping, settings: Mapping, status: Mapping) -> str:
     title = "kernel audit report" + ("" if status["complete"] else " (INCOMPLETE)")
-    audits = [a for a in audits if a.get("effects")]  # a record without effects has nothing to report
+    problems = [a for a in audits if not a.get("effects")]  # errored, or never ran: a card, nothing to plot
+    every, audits = audits, [a for a in audits if a.get("effects")]
     anchors = [anchor(i) for i in range(1, len(audits) + 1)]
     parts = [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
@@ -109,13 +110,14 @@ def _render(audits: list[Mapping], environment: Mapping, settings: Mapping, stat
         f"<title>{title}</title><style>{STYLE}</style></head><body><main>",
         f"<h1>{title[0].upper()}{title[1:]}</h1>", *_banner(status),
     ]
+    if every:
+        parts += [status_line(every), legend(), "<div class='cards'>", *(problem_card(a) for a in problems),
+                  *(audit_card(a, anc) for a, anc in zip(audits, anchors)), "</div>"]
     if audits:
-        parts += [status_line(audits), legend(), "<div class='cards'>",
-                  *(audit_card(a, anc) for a, anc in zip(audits, anchors)), "</div>",
-                  "<section class='card'><h2>All effects against the threshold</h2>",
+        parts += ["<section class='card'><h2>All effects against the threshold</h2>",
                   summary_table(audits, anchors), "</section>",
                   *(audit_section(a, i) for i, a in enumerate(audits, 1))]
-    else:
+    elif not every:
         parts.append("<p>No audit ran.</p>")
     parts += [_run_card(environment, settings), "</main></body></html>"]
     return "\n".join(parts)

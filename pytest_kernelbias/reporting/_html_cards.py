@@ -10,6 +10,7 @@ from ..analysis._effects import RULE_MEANING
 from ._html_parts import (
     VERDICT_MEANING,
     badge,
+    ci_label,
     esc,
     forest_scale,
     forest_svg,
@@ -21,7 +22,7 @@ from ._html_parts import (
     verdict_badge,
 )
 
-VERDICT_RANK = {"pass": 0, "warn": 1, "undecided": 2, "fail": 3}
+VERDICT_RANK = {"pass": 0, "warn": 1, "undecided": 2, "fail": 3, "error": 4, "not run": 5}
 CARD_EFFECTS = 6  # effects a card lists; the summary table below has them all
 
 
@@ -87,7 +88,8 @@ def audit_card(a: Mapping, anchor: str) -> str:
         f"<p class='badges'>{outcome_badge(a.get('test_outcome', 'unknown'))} {verdict_badge(a['verdict'])}</p>",
         f"<p class='why'>{_why(a)}</p>",
         f"<div class='tw'><table class='mini'><thead><tr><th>level k vs {esc(a.get('reference', 'k0'))}</th>"
-        f"<th>effect vs ±{a['effects'][0]['threshold']:g}</th><th>effect [95% CI]</th><th>verdict</th></tr></thead>"
+        f"<th>effect vs ±{a['effects'][0]['threshold']:g}</th><th>effect [{ci_label(a)}]</th><th>verdict</th>"
+        "</tr></thead>"
         f"<tbody>{rows}</tbody></table></div>",
         f"<p class='dim'>and {more} more effects in the table below</p>" if more > 0 else "",
         f"<p><span class='k'>Subgroup gap at k0</span> ({esc(a.get('bias', ''))}): {_gaps(a)}</p>",
@@ -95,6 +97,24 @@ def audit_card(a: Mapping, anchor: str) -> str:
         f" ({esc(', '.join(levels))}); threshold {a['effects'][0]['threshold']:g}, rule {esc(a.get('rule', ''))}</p>",
         "</article>",
     ])
+
+
+def problem_card(a: Mapping) -> str:
+    """The card of an audit test without a verdict: the error it raised and what trained before it, or why
+    its audit never ran."""
+    settings = a.get("settings") or {}
+    asked = ", ".join(f"{k} {esc(settings[k])}" for k in ("seeds", "threshold", "rule", "device")
+                      if settings.get(k) is not None)
+    if a.get("verdict") == "error":
+        body = (f"<p class='why'><b>{esc(a['error']['class'])}</b>: <span class='id'>{esc(a['error']['message'])}"
+                f"</span></p><p><span class='k'>Before it stopped</span> {esc(settings.get('trained', 0))} models "
+                f"trained, {esc(settings.get('from_cache', 0))} already in the cache"
+                f"{'; asked for ' + asked if asked else ''}</p>")
+    else:
+        body = f"<p class='why'>The audit did not run: {esc(a.get('reason') or 'no reason recorded')}</p>"
+    kind = "fail" if a.get("verdict") == "error" else "other"
+    return (f"<article class='card ov ov-{kind}'><h3 class='id'>{esc(a['test'])}</h3><p class='badges'>"
+            f"{outcome_badge(a.get('test_outcome', 'unknown'))} {verdict_badge(a['verdict'])}</p>{body}</article>")
 
 
 def status_line(audits: list[Mapping]) -> str:
@@ -116,15 +136,15 @@ def legend() -> str:
 def summary_table(audits: list[Mapping], anchors: list[str]) -> str:
     """Every effect of every audit against its threshold, grouped by test (a header row per test)."""
     scale = forest_scale([e for a in audits for e in a["effects"]])
-    headers = ("level k", "perturbation", "effect vs ±threshold", "effect [95% CI]", "p", "p adj", "MDE",
-               "verdict", "gap at k0 [95% CI]", "clean acc k0 / k (majority)")
+    headers = ("level k", "perturbation", "effect vs ±threshold", "effect [CI]", "p", "p adj", "MDE",
+               "verdict", "gap at k0 [CI]", "clean acc k0 / k (majority)")
     groups = []
     for a, anchor in zip(audits, anchors):
         e0 = a["effects"][0]
         head = (f"<tr class='grp'><th colspan='{len(headers)}'><a class='id' href='#{anchor}'>{esc(a['test'])}</a> "
                 f"{outcome_badge(a.get('test_outcome', 'unknown'))} {verdict_badge(a['verdict'])} "
                 f"<span class='dim'>k0 {esc(a.get('reference', ''))}; threshold {e0['threshold']:g}, rule "
-                f"{esc(e0['rule'])}</span></th></tr>")
+                f"{esc(e0['rule'])}; effects at {ci_label(a)}, gaps at {ci_label(a, adjusted=False)}</span></th></tr>")
         rows = [head] + [
             "<tr>" + "".join(f"<td>{c}</td>" for c in (
                 swatch(a, e["contrast"].split(" vs ")[0]), f"<span class='lbl'>{esc(e['perturbation'])}</span>",
@@ -139,7 +159,7 @@ def summary_table(audits: list[Mapping], anchors: list[str]) -> str:
     head = "".join(f"<th>{esc(h)}</th>" for h in headers)
     return (f"<div class='tw'><table class='summary'><thead><tr>{head}</tr></thead>{''.join(groups)}</table></div>"
             "<p class='note'>Forest rows share one axis across the table: grey band |effect| ≤ threshold, line the "
-            "95% CI, dot the estimate, an arrow a bound off the axis.</p>")
+            "CI at the audit's level (in its header row), dot the estimate, an arrow a bound off the axis.</p>")
 
 
 def _clean(e: Mapping) -> str:

@@ -10,6 +10,8 @@ import html
 import math
 from typing import Iterable, Mapping, Sequence
 
+from ..analysis._effects import level_text
+
 # One colour per level and one line style and marker per subgroup, by their order in the audit: the
 # tables' swatches and every plot use these. The reference level is near-black; no level is green, orange
 # or red, which mean pass, warn and fail here.
@@ -23,6 +25,7 @@ VERDICT_MEANING = {
     "undecided": "the CI contains the threshold: too few seeds to show the effect inside or beyond it",
     "fail": "the rule is broken: the test fails",
     "xfailed": "the audit failed, as the test's xfail mark expects",
+    "error": "the audit raised before it reached a verdict: no verdict, whatever pytest's outcome",
 }
 
 
@@ -41,6 +44,15 @@ def num(value: object, digits: int = 3, sign: bool = True) -> str:
 
 def pval(value: object) -> str:
     return "" if value is None else f"{value:.3g}"
+
+
+def ci_label(audit: Mapping, adjusted: bool = True) -> str:
+    """The level of an audit's intervals, e.g. "98.19% CI": the verdict's adjusted level (family and looks),
+    or with `adjusted=False` the nominal level of its other intervals (gaps, subgroups, placebos)."""
+    settings = audit.get("settings") or {}
+    level = settings.get("effect_confidence") if adjusted else None
+    level = level if isinstance(level, float) else settings.get("confidence", 0.95)
+    return f"{level_text(level)} CI"
 
 
 def interval(row: Mapping, low: str = "ci_low", high: str = "ci_high") -> str:
@@ -82,7 +94,8 @@ def badge(text: str, kind: str, title: str = "") -> str:
 
 
 def verdict_badge(verdict: str) -> str:
-    return badge(f"verdict: {verdict}", verdict, VERDICT_MEANING.get(verdict, ""))
+    kind = {"error": "fail", "not run": "other"}.get(verdict, verdict)
+    return badge(f"verdict: {verdict}", kind, VERDICT_MEANING.get(verdict, ""))
 
 
 def outcome_badge(outcome: str) -> str:

@@ -9,9 +9,11 @@ from typing import Mapping
 import numpy as np
 
 from ..analysis._futility import chance_text
-from ._html_parts import esc, forest_scale, forest_svg, interval, num, pval, swatch, table
+from ._html_parts import ci_label, esc, forest_scale, forest_svg, interval, num, pval, swatch, table
 
-STAT_HEADERS = ("effect", "95% CI", "p", "p adj", "p method", "seeds")
+
+def _stat_headers(audit: Mapping, adjusted: bool = False) -> tuple[str, ...]:
+    return ("effect", ci_label(audit, adjusted), "p", "p adj", "p method", "seeds")
 
 
 def _stats(row: Mapping) -> list[str]:
@@ -34,7 +36,8 @@ def effects_table(audit: Mapping) -> str:
     effect's note on a row of its own beneath it."""
     rows, scale = [], forest_scale(audit["effects"])
     headers = (f"level k (vs {esc(audit.get('reference', 'k0'))})", "perturbation", "effect vs ±threshold",
-               *STAT_HEADERS, "MDE (80% power)", "verdict", "gap at k0 [95% CI]")
+               *_stat_headers(audit, adjusted=True), "MDE (80% power)", "verdict",
+               f"gap at k0 [{ci_label(audit, adjusted=False)}]")
     for e in audit["effects"]:
         cells = [_level(audit, e["contrast"]), f"<span class='lbl'>{esc(e['perturbation'])}</span>",
                  forest_svg(e, scale, width=150), *_stats(e),
@@ -83,7 +86,7 @@ def dose_response_table(audit: Mapping) -> str:
     if not rows:
         return ""
     body = [[esc(r["perturbation"]), *_stats(r), esc(r.get("method", ""))] for r in rows]
-    return _section("Dose-response", table(("perturbation", *STAT_HEADERS, "method"), body),
+    return _section("Dose-response", table(("perturbation", *_stat_headers(audit), "method"), body),
                     "Slope of the bias per unit of the level, across all levels (seed fixed effects).")
 
 
@@ -99,7 +102,7 @@ def subgroup_tables(audit: Mapping) -> str:
         body = [[esc(r["perturbation"]), _level(audit, r["level"]),
                  " − ".join(f"<span class='lbl'>{esc(g)}</span>" for g in r["subgroups"]), *_stats(r)] for r in pairs]
         out += (f"<details><summary>Pairwise differences between subgroups ({len(pairs)} rows)</summary>"
-                + table(("perturbation", "level k", "subgroups", *STAT_HEADERS), body) + "</details>")
+                + table(("perturbation", "level k", "subgroups", *_stat_headers(audit)), body) + "</details>")
     return out
 
 
@@ -155,4 +158,5 @@ def placebo_table(audit: Mapping) -> str:
     if not rows:
         return ""
     body = [[esc(r["placebo"]), *_stats(r)] for r in rows]
-    return _section("Placebo checks", table(("placebo", *STAT_HEADERS), body), esc(audit.get("placebo_meaning", "")))
+    return _section("Placebo checks", table(("placebo", *_stat_headers(audit)), body),
+                    esc(audit.get("placebo_meaning", "")))

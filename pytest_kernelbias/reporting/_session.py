@@ -19,6 +19,7 @@ from typing import Mapping
 from ..errors import ReportWarning
 from . import WRITERS
 from ._baseline import save_baseline
+from ._markdown import appends
 
 
 @dataclass
@@ -82,13 +83,14 @@ def write_outputs(records: list[Mapping], settings: Mapping, reason: str, save: 
         return _warn(notes)
     status = {"complete": not reason, "incomplete_reason": reason or None}
     for option, path in requested.items():
-        target = incomplete_path(path) if reason else Path(path)
+        # A shared CI job summary is appended to where CI reads it; its text carries the incomplete banner.
+        target = incomplete_path(path) if reason and not appends(path) else Path(path)
         try:
             WRITERS[option](target, records, settings, status)
         except OSError as exc:
             notes.append(f"the {option.upper()} report was not written: {exc}")
             continue
-        if reason:
+        if reason and target != Path(path):
             notes.append(f"the {option.upper()} report is marked incomplete and written to {target}; {path} is "
                          f"left as it was. Incomplete because {reason}")
     if save and reason:

@@ -11,13 +11,15 @@ import re
 import textwrap
 from typing import Iterable, Mapping
 
+from ._records import outcome_text
+
 WIDTH = 120
 COLUMNS = ("level k", "perturbation", "effect", "CI", "p", "p adj", "verdict", "gap at k0 [CI]",
            "clean acc k")
 WRAPPABLE = (0, 1)  # level and perturbation labels may wrap inside their column; numbers never do
 INDENT = "  "
 LEGEND = ("verdict: pass = within | undecided = CI across | warn = passed, CI past | fail = rule broken | "
-          "xfailed = as marked")
+          "error = raised")
 
 
 def _num(value: float | None, digits: int = 3) -> str:
@@ -108,13 +110,18 @@ def _table_lines(cells: tuple[str, ...], widths: list[int]) -> list[str]:
 def summary_lines(audits: Iterable[Mapping], width: int = WIDTH) -> list[str]:
     """The terminal summary's body: per audit its test line(s), context line and effect rows (a warned
     row with its note below it), then the verdict legend."""
-    audits = [a for a in audits if a.get("effects")]
+    audits = list(audits)
     if not audits:
         return []
-    widths = _widths([_row(e) for a in audits for e in a["effects"]], width - len(INDENT))
-    lines = _table_lines(COLUMNS, widths) + [INDENT + "  ".join("-" * w for w in widths)]
+    rows = [_row(e) for a in audits for e in a.get("effects") or ()]
+    widths = _widths(rows, width - len(INDENT)) if rows else []
+    lines = _table_lines(COLUMNS, widths) + [INDENT + "  ".join("-" * w for w in widths)] if rows else []
     for audit in audits:
         lines += wrap_id(audit["test"], width)
+        if not audit.get("effects"):  # an audit that raised, or a marked test whose audit never ran
+            lines += textwrap.wrap(outcome_text(audit), width, initial_indent=INDENT, subsequent_indent=INDENT * 2,
+                                   break_on_hyphens=False)
+            continue
         lines += textwrap.wrap(_context(audit), width, initial_indent=INDENT, subsequent_indent=INDENT * 2)
         for e in audit["effects"]:
             lines += _table_lines(_row(e), widths)

@@ -1,0 +1,103 @@
+"""A Markdown summary for a CI job page (GitHub's job summary, GitLab or Jenkins Markdown views).
+
+One row per audit test: a verdict badge, the worst effect with its interval and level, the gap at
+k0, the seeds, the threshold and rule, and what to do next in words. Audits that raised are rows
+too, with the error. Written to `--kernel-audit-md PATH`; when `GITHUB_STEP_SUMMARY` is set and no
+path is given, appended to that file, which other steps of the job share.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Mapping
+
+from ..analysis._effects import level_text
+from ._files import write_atomic
+from ._json import COMPLETE
+from ._records import session_counts
+
+BADGES = {"pass": "🟢 **pass**", "warn": "🟡 **warn**", "undecided": "🟠 **undecided**", "fail": "🔴 **fail**",
+          "error": "⛔ **error**", "not run": "⚪ not run"}
+RANK = {"pass": 0, "warn": 1, "undecided": 2, "fail": 3}
+GITHUB_SUMMARY = "GITHUB_STEP_SUMMARY"
+
+
+def _cell(text: object) -> str:
+    """Table-cell text: pipes escaped, no line breaks (a break would end the row)."""
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def _worst(effects: list[Mapping]) -> Mapping:
+    return max(effects, key=lambda e: (RANK.get(e["verdict"], 0), abs(e["effect"])))
+
+
+def _todo(a: Mapping, worst: Mapping | None) -> str:
+    """What a reader should do about this audit, in a sentence."""
+    if a["verdict"] == "error":
+        return f"fix the audit: {a['error']['class']}: {a['error']['message']}"
+    if a["verdict"] == "not run":
+        return f"the audit did not run: {a.get('reason') or 'see pytest output'}"
+    outcome = a.get("test_outcome", "")
+    if worst is None or worst["verdict"] == "pass":
+        return "nothing: every effect is inside the threshold"
+    if worst["verdict"] == "fail":
+        expected = " (expected: the test is marked xfail)" if outcome == "xfailed" else ""
+        return (f"{worst['contrast']} under {worst['perturbation']} moves the gap beyond ±{worst['threshold']:g}"
+                f"{expected}; choose another kernel size or accept the gap")
+    return worst.get("note") or "more seeds would settle it"
+
+
+def _row(a: Mapping) -> str:
+    effects = a.get("effects") or []
+    worst = _worst(effects) if effects else None
+    settings = a.get("settings") or {}
+    if worst is None:
+        effect = gap = level = ""
+    else:
+        effect = (f"{worst['effect']:+.3f} [{worst['ci_low']:+.3f}, {worst['ci_high']:+.3f}] "
+                  f"({worst['contrast'].split(' vs ')[0]}, {worst['perturbation']})")
+        level = level_text(worst.get("confidence") or settings.get("effect_confidence") or 0.95)
+        gap = "" if worst.get("gap") is None else f"{worst['gap']:+.3f}"
+    seeds = (worst or {}).get("n") or settings.get("seeds", "")
+    rule = f"{a.get('threshold'):g} / {a.get('rule')}" if a.get("threshold") is not None else ""
+    cells = (f"`{a['test']}`", BADGES.get(a["verdict"], a["verdict"]), a.get("test_outcome", ""), effect, level,
+             gap, seeds, rule, _todo(a, worst))
+    return "| " + " | ".join(_cell(c) for c in cells) + " |"
+
+
+def render_markdown(audits: list[Mapping], status: Mapping = COMPLETE) -> str:
+    counts = session_counts(audits)
+    verdicts: dict[str, int] = {}
+    for a in audits:
+        verdicts[a["verdict"]] = verdicts.get(a["verdict"], 0) + 1
+    lines = ["## Kernel audit", ""]
+    if not status["complete"]:
+        lines += [f"> **INCOMPLETE**: {status.get('incomplete_reason') or 'the run did not finish'}. Only the "
+                  "audits that finished are listed.", ""]
+    lines += [f"**{len(audits)} audit tests** · " + ", ".join(f"{n} {v}" for v, n in sorted(verdicts.items()))
+              + f" · models: {counts['trained']} trained, {counts['from_cache']} loaded from the cache", "",
+              "| test | verdict | pytest | worst effect [CI] | CI level | gap at k0 | seeds | threshold / rule | "
+              "what to do |", "|---|---|---|---|---|---|---|---|---|"]
+    lines += [_row(a) for a in audits]
+    lines += ["", "Effect: the change the kernel size causes in the subgroup gap; the CI level is adjusted for "
+              "the family of effects and the sequential looks. Gap at k0: the gap at the reference itself.", ""]
+    return "\n".join(lines)
+
+
+def write_markdown(path: str | os.PathLike, audits: list[Mapping], settings: Mapping,
+                   status: Mapping = COMPLETE) -> Path:
+    """Write the summary; GitHub's step summary file is appended to, any other path replaced atomically."""
+    target = Path(path)
+    text = render_markdown(audits, status)
+    if appends(target):
+        with open(target, "a", encoding="utf-8") as out:
+            out.write(text + "\n")
+        return target
+    return write_atomic(target, text, "kernel-audit Markdown summary")
+
+
+def appends(path: str | os.PathLike) -> bool:
+    """Whether `path` is the CI job summary that other steps write too (appended to, never replaced)."""
+    shared = os.environ.get(GITHUB_SUMMARY)
+    return bool(shared) and Path(path).resolve() == Path(shared).resolve()

@@ -1,0 +1,65 @@
+"""Records of audit tests that gave no verdict: an audit that raised, or a marked test whose audit never ran.
+
+Every report shows them beside the audits that finished, so a reader can tell "passed" from "never
+decided", and the session's counts include what an errored audit trained before it stopped.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+# What an error record keeps of the settings in force: the ones a reader needs to judge the audit.
+SHOWN_SETTINGS = ("seeds", "max_seeds", "threshold", "rule", "strict", "device", "executor", "workers", "confidence",
+                  "metric", "bias")
+NO_VERDICT = ("error", "not run")  # the verdict field of a record without effects
+MESSAGE_CHARS = 2000  # an error message long enough to act on, short enough for every report
+
+
+def _plain(value: object) -> object:
+    return value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
+
+
+def error_record(test: str, name: str, options: Mapping, exc: BaseException, counts: Mapping | None) -> dict:
+    """The record of an audit that raised: its error class and message, the settings asked, what it trained."""
+    counts = dict(counts or {"models": 0, "trained": 0, "from_cache": 0, "cache": None})
+    settings = {k: _plain(options[k]) for k in SHOWN_SETTINGS if k in options}
+    message = str(exc)
+    return {"test": test, "name": name, "verdict": "error", "effects": [],
+            "threshold": settings.get("threshold"), "rule": settings.get("rule"),
+            "error": {"class": type(exc).__name__, "message": message[:MESSAGE_CHARS]
+                      + ("…" if len(message) > MESSAGE_CHARS else "")},
+            "settings": {**settings, **counts}}
+
+
+def not_run_record(test: str, outcome: str, reason: str) -> dict:
+    """The record of a marked test whose audit gave no result (skipped, or failed before calling it)."""
+    return {"test": test, "name": test.rpartition("::")[2], "verdict": "not run", "effects": [],
+            "threshold": None, "rule": None, "error": None, "reason": reason, "settings": {},
+            "test_outcome": outcome}
+
+
+def ran(record: Mapping) -> bool:
+    """Whether the audit ran (to a verdict or to an error): a record a report must show."""
+    return record.get("verdict") != "not run"
+
+
+def session_counts(records: list[Mapping]) -> dict:
+    """Models trained, loaded from the cache and measured over the session, errored audits included."""
+    totals = {"trained": 0, "from_cache": 0, "evaluated": 0, "errored": 0}
+    for r in records:
+        s = r.get("settings") or {}
+        for key in ("trained", "from_cache", "evaluated"):
+            totals[key] += int(s.get(key) or 0)
+        totals["errored"] += r.get("verdict") == "error"
+    return totals
+
+
+def outcome_text(record: Mapping) -> str:
+    """One line for a record without effects: what happened, and what was trained before it."""
+    if record.get("verdict") == "error":
+        err, s = record["error"], record.get("settings") or {}
+        asked = ", ".join(f"{k} {s[k]:g}" if isinstance(s[k], float) else f"{k} {s[k]}"
+                          for k in ("seeds", "threshold", "rule") if s.get(k) is not None)
+        return (f"error, no verdict: {err['class']}: {err['message']} ({s.get('trained', 0)} models trained and "
+                f"{s.get('from_cache', 0)} in the cache before it stopped{'; ' + asked if asked else ''})")
+    return f"{record.get('test_outcome', 'unknown')}, audit not run: {record.get('reason') or 'no reason given'}"
