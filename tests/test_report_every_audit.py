@@ -47,7 +47,8 @@ def deeper():
 def test_an_undecided_audit(kernel_audit):
     kernel_audit(deeper, layer="0", levels=[3, 5], data=synthfaces(400, 0, "planted"),
                  test_data=synthfaces(300, 0, "planted", split="test"),
-                 train_config=TrainConfig(epochs=3, batch_size=32), device="cpu", workers=1, require_learning=False, spectral_cutoff=None, placebos=()).assert_below()
+                 train_config=TrainConfig(epochs=3, batch_size=32), device="cpu", workers=1,
+                 require_learning=False, spectral_cutoff=None, placebos=()).assert_below()
 
 @pytest.mark.kernel_audit(seeds=2)
 def test_an_audit_skipped_before_it_ran(kernel_audit):
