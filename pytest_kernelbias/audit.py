@@ -21,7 +21,8 @@ from .data._subgroups import SubgroupDataset
 from .data._synthfaces import synthfaces
 from .errors import AuditConfigError
 from .evaluation._evaluate import EvaluationJob, evaluate_plan, example_images
-from .execution._base import choose_executor
+from .execution._base import choose_executor, pending
+from .execution._estimate import first_estimate
 from .execution._job import TrainingJob
 from .execution._store import MemoryStore, VariantCache
 from .execution._threads import AUDIT_THREADS, audit_threads
@@ -144,7 +145,7 @@ def _execute_fixed(spec: AuditSpec, design: SequentialDesign | None = None) -> A
         if executor.name == "pool" and store.root is None:
             store = VariantCache.temporary_cache()  # workers meet in a folder; removed when the audit ends
         if execution.progress is not None:
-            execution.progress(f"setup: {len(plan.variants)} models; {why}")
+            execution.progress(_setup_line(plan, job, store, execution, executor.name, why))
         keys = [v.key for v in plan.variants]
         before = {k for k in keys if store.holds(k)}
         try:
@@ -166,6 +167,19 @@ def _execute_fixed(spec: AuditSpec, design: SequentialDesign | None = None) -> A
              "workers": execution.workers if executor.name == "pool" else 1,
              "threads": AUDIT_THREADS, "seconds": round(time.time() - started, 1)}
     return _result(spec, job, loaders, analysis, evaluations, facts)
+
+
+def _setup_line(plan: Plan, job: TrainingJob, store, execution, executor: str, why: str) -> str:
+    """The first line, before any model trains: what will train, on what, and a first time estimate."""
+    todo = pending(plan.variants, store, execution.retrain)
+    levels = len({v.level for v in plan.variants})
+    parallel = execution.workers if executor == "pool" else 1
+    guess = first_estimate(job, todo, parallel)
+    estimate = "" if guess is None else (f"; first estimate {guess:.0f}s of training from one timed step per "
+                                         "level")
+    return (f"setup: {len(plan.variants)} models ({levels} levels x {len(plan.variants) // levels} runs), "
+            f"{len(todo)} to train and {len(plan.variants) - len(todo)} in the cache, on {job.device}; {why}"
+            f"{estimate}")
 
 
 COUNTS_ATTR = "kernel_audit_counts"  # on an exception an audit raised: what it trained before it stopped

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
@@ -18,9 +19,9 @@ from .errors import AuditConfigError, AuditFailure, KernelBiasError
 from .execution._store import VariantCache
 from .intervention._intervene import KernelIntervention
 from .reporting._baseline import compare, load_baseline, regression_message, unmatched
-from .reporting._records import error_record, not_run_record, ran, session_counts
+from .reporting._records import error_record, not_run_record, ran
 from .reporting._session import Notes, SessionProgress, write_outputs
-from .reporting._text import summary_lines, wrap_id
+from .reporting._text import session_tail, summary_lines, wrap_id
 from .spec import check_keywords
 
 MARKER = "kernel_audit"
@@ -80,6 +81,8 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if config.getoption("kernel_audit"):
+        # The session's audit tests in order, for "audit 2/4" in progress lines (each xdist worker collects all).
+        config.stash[_AUDIT_TESTS] = [i.nodeid for i in items if i.get_closest_marker(MARKER) is not None]
         return
     skip = pytest.mark.skip(reason=SKIP_REASON)
     for item in items:
@@ -139,17 +142,19 @@ def kernel_audit(request: pytest.FixtureRequest, kernel_audit_settings: AuditSet
     capman = request.config.pluginmanager.get_plugin("capturemanager")
     verbose = request.config.getoption("verbose") > 0
     runs: list[dict] = []
+    tests = request.config.stash.get(_AUDIT_TESTS, [])
+    position = (f" {tests.index(request.node.nodeid) + 1}/{len(tests)}" if request.node.nodeid in tests else "")
 
     def progress(msg: str) -> None:
         # Setup decisions and per-model lines always; per-epoch lines only with -v, training is the long part.
-        shown = verbose or "+evaluated" in msg or msg.startswith("setup:")
+        shown = verbose or "+evaluated" in msg or msg.startswith(("setup:", "session:", "Ray:"))
         if reporter is None or not shown or request.config.getoption("verbose") < 0:
             return
         if capman is None:
-            reporter.write_line(f"[kernel-audit] {msg}")
+            reporter.write_line(f"[kernel-audit{position}] {msg}")
             return
         with capman.global_and_fixture_disabled():  # otherwise captured and shown only on failure
-            reporter.write_line(f"[kernel-audit] {msg}")
+            reporter.write_line(f"[kernel-audit{position}] {msg}")
 
     def audit(model, layer, levels, **kwargs):
         __tracebackhide__ = True  # a failure shows the user's test line, not this wrapper
@@ -162,8 +167,10 @@ def kernel_audit(request: pytest.FixtureRequest, kernel_audit_settings: AuditSet
         compare_fail = options.pop("compare_fail", request.config.getoption("kernel_audit_compare_fail"))
         run = {"result": None, "verdict": None, "baseline": None, "error": None}
         runs.append(run)
+        started = time.time()
         try:
             audited = run_audit(model, layer, levels, **options)
+            _session_line(request.config, tests, position, time.time() - started, progress)
         except Exception as exc:  # reported as it ran (class, message, what trained), then raised as is
             run["error"] = error_record(request.node.nodeid, options["name"], options, exc,
                                         getattr(exc, COUNTS_ATTR, None))
@@ -250,7 +257,21 @@ def _hide_package_frames(item: pytest.Item, excinfo: pytest.ExceptionInfo, repor
         report.longrepr = item.repr_failure(pytest.ExceptionInfo.from_exc_info((excinfo.type, excinfo.value, pruned)))
 
 
+def _session_line(config: pytest.Config, tests: list[str], position: str, seconds: float, progress) -> None:
+    """After an audit: its time, and the session's time left at this process's mean audit time so far."""
+    times = config.stash.setdefault(_AUDIT_TIMES, [])
+    times.append(seconds)
+    left = len(tests) - (int(position.split("/")[0]) if position else len(tests))
+    if hasattr(config, "workerinput") or not left:  # under xdist, other workers run the rest
+        progress(f"session: audit{position} done in {seconds:.0f}s")
+        return
+    progress(f"session: audit{position} done in {seconds:.0f}s; about {left * sum(times) / len(times):.0f}s left for "
+             f"the {left} audit test(s) after it, at the mean audit time so far")
+
+
 _RECORDS = pytest.StashKey[list]()
+_AUDIT_TESTS = pytest.StashKey[list]()
+_AUDIT_TIMES = pytest.StashKey[list]()
 _CACHE = pytest.StashKey[VariantCache]()
 _BASELINE = pytest.StashKey[object]()
 
@@ -330,16 +351,7 @@ class AuditRecorder:
             terminalreporter.write_sep("=", "kernel audit summary")
             for line in lines:
                 terminalreporter.write_line(line)
-            counts = session_counts(records)
-            caches = sorted({r["settings"].get("cache") for r in records if r["settings"].get("cache")})
-            errored = f" (errored audits included: {counts['errored']})" if counts["errored"] else ""
-            tail = [f"{len(records)} audit tests; models: {counts['trained']} trained, {counts['from_cache']} loaded "
-                    f"from the cache, {counts['evaluated']} evaluated{errored}"
-                    + (f"; cache {', '.join(caches)}" if caches else "")]
-            tail += [f"baseline: {row['key']}: effect {row['then']:+.4f} -> {row['now']:+.4f} (|effect| change "
-                     f"{row['growth']:+.4f})" for r in records for row in (r.get("baseline") or {}).get("rows", [])]
-            tail += [f"baseline: no match: {line}" for r in records
-                     for line in (r.get("baseline") or {}).get("unmatched", [])]
+            tail = session_tail(records)
             for line in tail:  # long paths and test ids wrap at their separators, as in the table above
                 for part in wrap_id(line):
                     terminalreporter.write_line(part)

@@ -9,7 +9,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from .analysis._decision import VERDICT_RANK, SequentialPath
-from .analysis._design import narrowest_half_width, seeds_to_pass_upper
+from .analysis._design import narrowest_half_width, seeds_to_pass_upper, seeds_to_settle
 from .analysis._effects import RULE_MEANING, Effect, KernelAuditWarning, check_rule, check_threshold, level_text
 from .analysis._estimand import Estimand
 from .analysis._estimators import hierarchical_bootstrap
@@ -176,15 +176,25 @@ class AuditResult:
         return verdict
 
     def open_note(self, key: tuple, verdict: str, threshold: float) -> str:
-        """Why an effect is "warn" or "undecided", in one sentence for warnings and reports."""
+        """Why an effect is "warn" or "undecided": which bound crosses the threshold and by how much, and how
+        many seeds would settle it, in one sentence for warnings and reports."""
         e = self.all_effects[key]
         lo, hi = e.ci
-        side = lo if abs(lo) > abs(hi) else hi
+        past = [f"its {name} bound {b:+.3g} lies {abs(b) - threshold:.3g} beyond {'+' if b > 0 else '-'}{threshold:g}"
+                for name, b in (("lower", lo), ("upper", hi)) if abs(b) > threshold]
+        need = seeds_to_settle(e.sd, e.shared_variance, abs(abs(e.estimate) - threshold), e.confidence)
+        if need is None:
+            settle = ("no seed count settles it: " + ("the test set's own noise keeps the interval this wide; more "
+                      "test images would" if e.shared_variance > 0 else "the estimate sits on the threshold"))
+        elif need <= e.n:
+            settle = f"a fixed design of {e.n} seeds at this level would settle it"
+        else:
+            settle = f"about {need} seeds would settle it at this spread (seeds={need}, or max_seeds={need})"
+        where = f" ({'; '.join(past)})" if past else ""
         if verdict == "undecided":
             return (f"the {e.confidence:.2%} CI [{lo:+.3g}, {hi:+.3g}] reaches both within and beyond "
-                    f"+-{threshold:g}, so {e.n} seeds show neither; at this spread {e.n} seeds detect effects of "
-                    f"{e.minimum_detectable_effect():.3g} (80% power)")
-        return f"passed; {e.power_note(threshold)} (its bound {side:+.3g} lies beyond +-{threshold:g})"
+                    f"+-{threshold:g}{where}, so {e.n} seeds show neither; {settle}")
+        return f"passed; {e.power_note(threshold)}{where}; {settle}"
 
     def _warn_if_cannot_pass(self, threshold: float, rule: str) -> None:
         """Rules "upper" and "evidence" pass only when the whole interval fits in +-threshold; say when it cannot."""

@@ -73,7 +73,9 @@ def test_failing_audit_prints_table_and_summary_and_writes_json(pytester):
     # Only the plugin's own section: pytest's short summary after it follows the terminal width (COLUMNS).
     summary = result.stdout.str().split("kernel audit summary")[1].split("\n=")[0].splitlines()[1:]
     assert len(summary) >= 5 and max(len(line) for line in summary) <= 120
-    result.stdout.fnmatch_lines(["*[[]kernel-audit[]] test_tiny_audit kernel_size=3 seed 1/2 trained+evaluated*"])
+    result.stdout.fnmatch_lines(["*[[]kernel-audit 1/1[]] setup: 4 models (2 levels x 2 runs), 4 to train and 0 in the "
+                                 "cache, on cpu;*first estimate *s of training from one timed step per level",
+                                 "*[[]kernel-audit 1/1[]] test_tiny_audit kernel_size=3 seed 1/2 trained+evaluated*"])
     report = json.loads((pytester.path / "out" / "report.json").read_text())
     assert report["schema_version"] == 1
     (audit,) = report["audits"]
@@ -113,7 +115,7 @@ def test_executor_ray_trains_on_a_local_ray_instance_and_reports_it(pytester):
     result = pytester.runpytest_subprocess("--kernel-audit", "--kernel-audit-executor", "ray",
                                            "--kernel-audit-json", "audit.json")
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["4 variants trained, 0 loaded from the cache*"])
+    result.stdout.fnmatch_lines(["1 audit test; models: 4 trained, 0 loaded from the cache, 4 evaluated*"])
     audit = json.loads((pytester.path / "audit.json").read_text())["audits"][0]
     assert audit["settings"]["executor"] == "ray" and audit["settings"]["trained"] == 4
 
@@ -145,13 +147,13 @@ def test_second_run_loads_variants_from_the_cache_and_says_so(pytester):
     pytester.makepyfile(AUDIT_TEST)
     # Subprocesses: in-process reruns would re-import torch submodules that register operators once only.
     first = pytester.runpytest_subprocess("--kernel-audit", "--kernel-audit-cache", "variants")
-    first.stdout.fnmatch_lines(["4 variants trained, 0 loaded from the cache (*"])
+    first.stdout.fnmatch_lines(["1 audit test; models: 4 trained, 0 loaded from the cache, 4 evaluated; cache *"])
     second = pytester.runpytest_subprocess("--kernel-audit", "--kernel-audit-cache", "variants")
     second.stdout.fnmatch_lines(["*loaded from cache+evaluated*"])
-    second.stdout.fnmatch_lines(["0 variants trained, 4 loaded from the cache (*"])
+    second.stdout.fnmatch_lines(["1 audit test; models: 0 trained, 4 loaded from the cache, 0 evaluated; cache *"])
     third = pytester.runpytest_subprocess("--kernel-audit", "--kernel-audit-cache", "variants",
                                           "--kernel-audit-retrain")
-    third.stdout.fnmatch_lines(["4 variants trained, 0 loaded from the cache (*"])
+    third.stdout.fnmatch_lines(["1 audit test; models: 4 trained, 0 loaded from the cache, 4 evaluated; cache *"])
 
 
 @pytest.mark.slow
@@ -192,6 +194,18 @@ def test_baseline_save_compare_and_regression_failure(pytester):
                                            "--kernel-audit-compare-fail", "-5")
     strict.assert_outcomes(failed=1)
     strict.stdout.fnmatch_lines(["*kernel audit regression against baseline*main.json*", "*beyond both intervals*"])
+    # The levels changed since the baseline: nothing matches, the summary says why, and a gate that compared
+    # nothing fails instead of passing.
+    pytester.makepyfile(AUDIT_TEST.replace("result.assert_below()", "pass").replace("[3, 7]", "[3, 5]"))
+    moved = pytester.runpytest_subprocess(*common, "--kernel-audit-compare", "main")
+    moved.assert_outcomes(passed=1)
+    unwrapped = re.sub(r"\n {4}", "", moved.stdout.str())
+    assert re.search(r"^baseline: no match: \S*test_tiny_audit: 1 of 1 effects have no match in baseline main.json "
+                     r"\(the levels or perturbations changed\): now \['kernel_size=5 vs kernel_size=3 \| "
+                     r"LowPass\(0.4\)'\], the baseline has \['kernel_size=7", unwrapped, re.M), unwrapped
+    gated = pytester.runpytest_subprocess(*common, "--kernel-audit-compare", "main", "--kernel-audit-compare-fail", "0")
+    gated.assert_outcomes(failed=1)
+    gated.stdout.fnmatch_lines(["*--kernel-audit-compare-fail 0: nothing of this audit matches baseline*"])
 
 
 def test_corrupt_baseline_warns_and_the_run_still_reports(pytester):

@@ -131,3 +131,33 @@ def test_the_pools_time_left_counts_the_models_still_running():
     for finish, worker, seconds in events[1:]:
         left = eta.finished(worker, seconds, finish)
     assert left == 0.0
+
+
+def test_the_time_left_never_reads_zero_while_models_remain():
+    from pytest_kernelbias.execution._estimate import eta_text
+
+    assert eta_text(0.0, 3) == "ETA <1s" and eta_text(0.4, 1) == "ETA <1s"
+    assert eta_text(12.4, 2) == "ETA 12s" and eta_text(0.0, 0) == "done"
+
+
+def test_the_first_estimate_is_the_timed_step_times_the_recipe_s_steps_over_the_workers(monkeypatch):
+    from dataclasses import replace
+
+    from pytest_kernelbias import AuditSpec
+    from pytest_kernelbias.audit import prepare
+    from pytest_kernelbias.execution import _estimate
+
+    from .conftest import tiny_cnn
+
+    spec = AuditSpec.from_kwargs(tiny_cnn, "0", [3, 5], data=synthfaces(100, 0, "planted"), seeds=3, workers=1,
+                                 test_data=synthfaces(60, 0, "planted", split="test"), progress=None,
+                                 train_config=TrainConfig(epochs=2, batch_size=32), min_group_size=1)
+    plan, job, _ = prepare(spec)
+    assert _estimate.step_seconds(job.build(plan.variants[0]), job.data.images[:32], job.data.labels[:32], "cpu") > 0
+    timed = {3: 0.25, 5: 0.5}  # fixed step times per level (a real step's time varies): the arithmetic is checked
+    monkeypatch.setattr(_estimate, "step_seconds", lambda model, x, y, device: timed[model[0].kernel_size[0]])
+    one = _estimate.first_estimate(job, plan.variants, 1)
+    two = _estimate.first_estimate(job, plan.variants, 2)
+    steps = 2 * 4  # epochs x ceil(100 / 32)
+    assert one == pytest.approx(3 * (0.25 + 0.5) * steps) and two == pytest.approx(one / 2)
+    assert _estimate.first_estimate(replace(job, trainer=lambda m, d, s: m), plan.variants, 1) is None

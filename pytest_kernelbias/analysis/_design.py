@@ -15,7 +15,7 @@ import math
 from scipy import stats
 
 from ..errors import AuditConfigError
-from ._effects import EXACT_LIMIT, MONTE_CARLO_DRAWS
+from ._effects import EXACT_LIMIT, MONTE_CARLO_DRAWS, satterthwaite_df
 
 _CORRECTION_NAMES = {"holm": "Holm", "bh": "Benjamini-Hochberg", "none": "no correction"}
 
@@ -75,5 +75,19 @@ def seeds_to_pass_upper(sd: float, threshold: float, confidence: float, max_seed
         return None
     for n in range(2, max_seeds + 1):
         if narrowest_half_width(sd, n, confidence) <= threshold:
+            return n
+    return None
+
+
+def seeds_to_settle(sd: float, shared_variance: float, margin: float, confidence: float,
+                    max_seeds: int = 1000) -> int | None:
+    """The fewest seeds whose interval half-width, sqrt(sd^2/n + shared) times its t quantile, is below `margin`
+    (the distance from |estimate| to the threshold): then it lies wholly inside or wholly beyond. None when no
+    count up to `max_seeds` does it (the test set's own noise, `shared_variance`, never shrinks with seeds)."""
+    if margin <= 0:
+        return None
+    for n in range(2, max_seeds + 1):
+        df = satterthwaite_df(sd, n, shared_variance)
+        if float(stats.t.ppf(0.5 + confidence / 2, df)) * math.sqrt(sd * sd / n + shared_variance) < margin:
             return n
     return None

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ..data._loaders import SubgroupLoaders
+from ..execution._estimate import eta_text
 from ..plan import Plan, Variant
 from ._mechanism import heat_maps, measure_spectra
 from ._metrics import index_codes
@@ -97,20 +98,31 @@ def evaluate_plan(plan: Plan, job, store, evaluation: EvaluationJob, trained_ahe
     already printed their progress lines.
     """
     items: list[Evaluation] = []
-    started = time.time()
     variants: Sequence[Variant] = plan.variants
+    # Models still to train take far longer than loaded ones: each kind's time left is its own mean.
+    to_train = {v.key for v in variants if (retrain or not store.has(v.key)) and v.key not in trained_ahead}
+    times: dict[bool, list[float]] = {True: [], False: []}
     for done, v in enumerate(variants, start=1):
         t0 = time.time()
         ev = evaluation.evaluate(v, job, store, retrain, fresh=v.key in trained_ahead, progress=progress)
         items.append(ev)
+        times[v.key in to_train].append(time.time() - t0)
         if progress is not None and v.key not in reported:
             # A variant the executor trained moments ago counts as trained by this audit, not as a cache hit.
             how = "loaded from cache+evaluated" if ev.from_cache else "trained+evaluated"
-            eta = (time.time() - started) / done * (len(variants) - done)
-            progress(f"{v.label} {how} in {time.time() - t0:.1f}s ({done}/{len(variants)} models, ETA {eta:.0f}s)")
+            left = sum(_mean(times, u.key in to_train) for u in variants[done:])
+            progress(f"{v.label} {how} in {time.time() - t0:.1f}s ({done}/{len(variants)} models, "
+                     f"{eta_text(left, len(variants) - done)})")
     loaders = evaluation.loaders
     codes, names = index_codes(loaders.groups, len(loaders.data))
     return Evaluations(loaders.data.labels.numpy(), codes, tuple(names), tuple(items))
+
+
+def _mean(times: dict[bool, list[float]], training: bool) -> float:
+    """The mean time of finished models of this kind (training or not), else of the other kind."""
+    own, other = times[training], times[not training]
+    pool = own or other
+    return sum(pool) / len(pool) if pool else 0.0
 
 
 def example_images(loaders: SubgroupLoaders, per_group: int = 2) -> dict:

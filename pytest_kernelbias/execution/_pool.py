@@ -31,6 +31,7 @@ import torch
 from ..errors import AuditConfigError, WorkerDiedError
 from ..plan import Variant
 from ._base import longest_first, pending
+from ._estimate import eta_text
 from ._eta import PoolEta
 from ._job import TrainingJob
 from ._memory import keep_freed_memory
@@ -157,7 +158,8 @@ def train_in_pool(job: TrainingJob, variants: Sequence[Variant], root: str, work
         if progress is not None:
             what = "trained+evaluated" if evaluation is not None else "trained"
             left = eta.finished(worker, seconds, time.time())
-            progress(f"{label} {what} in worker in {seconds:.1f}s ({done}/{len(variants)} models, ETA {left:.0f}s)")
+            progress(f"{label} {what} in worker in {seconds:.1f}s ({done}/{len(variants)} models, "
+                     f"{eta_text(left, len(variants) - done)})")
 
 
 class PoolExecutor:

@@ -109,7 +109,7 @@ def _report_wait(ray, asks: dict[str, float], quiet: float, done: int, total: in
         warnings.warn(ResourceWaitWarning(message), stacklevel=3)
 
 
-def _result(ray, ref, variant: Variant, done: int, total: int) -> tuple[bytes, list[Relayed]]:
+def _result(ray, ref, variant: Variant, done: int, total: int) -> tuple[bytes, list[Relayed], str]:
     """A finished task's weights; a task error is raised as itself, a lost worker or node as WorkerDiedError."""
     try:
         return ray.get(ref)
@@ -123,7 +123,7 @@ def _result(ray, ref, variant: Variant, done: int, total: int) -> tuple[bytes, l
             "rest (give tasks more memory, or fewer at once per node, if it recurs)") from None
 
 
-def _train_task(job: TrainingJob, variant: Variant) -> tuple[bytes, list[Relayed]]:
+def _train_task(job: TrainingJob, variant: Variant) -> tuple[bytes, list[Relayed], str]:
     """Runs on a Ray worker: build, train, and send back the weights (safetensors, never pickle).
 
     Also sends back the warnings the training raised: Ray does not show a task's output here.
@@ -136,8 +136,11 @@ def _train_task(job: TrainingJob, variant: Variant) -> tuple[bytes, list[Relayed
     # The audit's thread policy (see _threads): one thread, so a cluster gives the numbers of a local run.
     torch.set_num_threads(AUDIT_THREADS)
     keep_freed_memory()  # the job arrives through Ray's shared object store, as a pool's through shared memory
+    import ray
+
     model, caught = recording(lambda: job.fit(job.build(variant), variant))
-    return save({k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}), caught
+    node = ray.get_runtime_context().get_node_id()
+    return save({k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}), caught, node
 
 
 def train_on_ray(job: TrainingJob, variants: Sequence[Variant], store, address: str | None = None,
@@ -155,6 +158,10 @@ def train_on_ray(job: TrainingJob, variants: Sequence[Variant], store, address: 
     remote = ray.remote(num_cpus=asks["CPU"], num_gpus=asks["GPU"], max_retries=MAX_RETRIES)(_train_task)
     shared = ray.put(job)  # one copy of the job (and its training set) in the object store, shared by every task
     pending_refs = {remote.remote(shared, v): v for v in variants}
+    if progress is not None:
+        free = {r: ray.available_resources().get(r, 0.0) for r in asks}
+        progress(f"Ray: {len(variants)} training tasks queued, each asks {_fmt(asks)}; the cluster has {_fmt(free)} "
+                 f"free on {sum(1 for n in ray.nodes() if n.get('Alive'))} node(s)")
     done_count, quiet = 0, 0.0
     try:
         while pending_refs:
@@ -165,12 +172,13 @@ def train_on_ray(job: TrainingJob, variants: Sequence[Variant], store, address: 
                 continue
             quiet = 0.0
             variant = pending_refs.pop(ready[0])
-            blob, caught = _result(ray, ready[0], variant, done_count, len(variants))
+            blob, caught, node = _result(ray, ready[0], variant, done_count, len(variants))
             reissue(caught)
             store.put(variant.key, load(blob), variant.meta(), replace=retrain)
             done_count += 1
             if progress is not None:
-                progress(f"{variant.label} trained on Ray ({done_count}/{len(variants)})")
+                progress(f"{variant.label} trained on Ray node {node[:12]} ({done_count}/{len(variants)} done, "
+                         f"{len(pending_refs)} queued or running)")
     finally:
         for ref in pending_refs:
             ray.cancel(ref)  # an error stops the audit; do not leave tasks running on the cluster

@@ -11,7 +11,7 @@ import re
 import textwrap
 from typing import Iterable, Mapping
 
-from ._records import outcome_text
+from ._records import outcome_text, session_counts
 
 WIDTH = 120
 COLUMNS = ("level k", "perturbation", "effect", "CI", "p", "p adj", "verdict", "gap at k0 [CI]",
@@ -129,3 +129,17 @@ def summary_lines(audits: Iterable[Mapping], width: int = WIDTH) -> list[str]:
                 lines += textwrap.wrap(f"{e['verdict']}: {e['note']}", width, initial_indent=INDENT * 2,
                                        subsequent_indent=INDENT * 3, break_on_hyphens=False)
     return lines + [LEGEND]
+
+
+def session_tail(records: list[Mapping]) -> list[str]:
+    """The lines after the table: the session's counts (errored audits included) and the baseline comparison."""
+    counts = session_counts(records)
+    caches = sorted({r["settings"].get("cache") for r in records if r["settings"].get("cache")})
+    errored = f" (errored audits included: {counts['errored']})" if counts["errored"] else ""
+    tests = f"{len(records)} audit test{'s' if len(records) != 1 else ''}"
+    tail = [f"{tests}; models: {counts['trained']} trained, {counts['from_cache']} loaded from the cache, "
+            f"{counts['evaluated']} evaluated{errored}" + (f"; cache {', '.join(caches)}" if caches else "")]
+    tail += [f"baseline: {row['key']}: effect {row['then']:+.4f} -> {row['now']:+.4f} (|effect| change "
+             f"{row['growth']:+.4f})" for r in records for row in (r.get("baseline") or {}).get("rows", [])]
+    tail += [f"baseline: no match: {line}" for r in records for line in (r.get("baseline") or {}).get("unmatched", [])]
+    return tail

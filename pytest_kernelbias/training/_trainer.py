@@ -139,14 +139,15 @@ def train(
         for epoch in range(config.epochs):
             t_epoch = time.perf_counter()
             perm = torch.randperm(n, generator=order_gen)
-            running, seen = 0.0, 0
+            running, seen, correct = 0.0, 0, 0
             for step in range(steps_per_epoch(n, config)):
                 idx = perm[step * config.batch_size:(step + 1) * config.batch_size]
                 x = gather(images, idx, device, memory_format)
                 y = gather(labels, idx, device)
                 t_step = time.perf_counter()
                 with torch.autocast(device.type, enabled=use_amp):
-                    loss = loss_fn(step_model(x), y)
+                    logits = step_model(x)
+                    loss = loss_fn(logits, y)
                 if not torch.isfinite(loss):
                     raise non_finite_loss(label, loss.item(), epoch, step, config)
                 stepper.opt.zero_grad(set_to_none=True)
@@ -154,9 +155,12 @@ def train(
                 stepper.step()
                 running += loss.item() * len(idx)
                 seen += len(idx)
+                if progress is not None:  # the epoch line's training accuracy; read-only, no effect on weights
+                    correct += int((logits.detach().argmax(1) == y).sum())
                 if config.compile and epoch == 0 and step == 0 and progress is not None:
                     progress(f"{label} torch.compile: first step took {time.perf_counter() - t_step:.1f}s")
             if progress is not None:
                 rate = seen / max(time.perf_counter() - t_epoch, 1e-9)
-                progress(f"{label} epoch {epoch + 1}/{config.epochs} loss {running / seen:.4f} {rate:.0f} img/s")
+                progress(f"{label} epoch {epoch + 1}/{config.epochs} loss {running / seen:.4f} train acc "
+                         f"{correct / seen:.3f} {rate:.0f} img/s")
     return model.eval()
