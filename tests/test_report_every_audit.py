@@ -86,7 +86,7 @@ def test_an_errored_audit_is_in_every_report_with_counts_that_match_the_cache(py
     assert "test_suite.py::test_an_audit_skipped_before_it_ran skipped, audit not run: needs a GPU" in summary
     assert "test_suite.py::test_a_test_that_fails_before_its_audit failed, audit not run: ValueError: the " \
            "fixture data is missing" in summary
-    assert "(seeds=auto: undecided, futility)" in summary and "undecided: the " in summary
+    assert "(seeds=auto 3-4: undecided, futility)" in summary and "undecided: the " in summary
     # Counts: the passing audit trained 4 models, the undecided one 6 (3 seeds), the errored one 2 before it
     # stopped: the cache holds 12.
     weights = list((out / "cache").glob("*/*/weights.safetensors"))

@@ -141,7 +141,8 @@ def test_a_sequential_audit_shows_every_look_and_why_it_stopped():
     text = _text(render_html([record], environment(), {}))
     seq = record["sequential"]
     assert f"Sequential seeds (seeds=auto): {seq['decision']}" in text and seq["reason"] in text
-    assert f"(seeds=auto: {seq['decision']} after {len(seq['looks'])} looks)" in text  # on the card too
+    count = len(seq["looks"])
+    assert f"(seeds=auto: {seq['decision']} after {count} look{'s' if count != 1 else ''})" in text  # on the card
     for look in seq["looks"]:
         assert f"{look['confidence']:.2%}" in text
         assert all(f"[{lo:+.3f}, {hi:+.3f}]" in text for lo, hi in look["intervals"].values())

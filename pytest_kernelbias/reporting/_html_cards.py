@@ -21,6 +21,7 @@ from ._html_parts import (
     swatch,
     verdict_badge,
 )
+from ._records import interval_words
 
 VERDICT_RANK = {"pass": 0, "warn": 1, "undecided": 2, "fail": 3, "error": 4, "not run": 5}
 CARD_EFFECTS = 6  # effects a card lists; the summary table below has them all
@@ -80,7 +81,8 @@ def audit_card(a: Mapping, anchor: str) -> str:
     settings = a.get("settings", {})
     levels = settings.get("levels", [])
     seq = a.get("sequential") or {}
-    looks = (f" (seeds=auto: {esc(seq.get('decision', ''))} after {len(seq.get('looks', []))} looks)"
+    count = len(seq.get("looks", []))
+    looks = (f" (seeds=auto: {esc(seq.get('decision', ''))} after {count} look{'s' if count != 1 else ''})"
              if seq else "")
     return "".join([
         f"<article class='card ov ov-{esc(a['verdict'])}'>",
@@ -94,7 +96,8 @@ def audit_card(a: Mapping, anchor: str) -> str:
         f"<p class='dim'>and {more} more effects in the table below</p>" if more > 0 else "",
         f"<p><span class='k'>Subgroup gap at k0</span> ({esc(a.get('bias', ''))}): {_gaps(a)}</p>",
         f"<p><span class='k'>Seeds</span> {esc(settings.get('seeds', '?'))} per level{looks} × {len(levels)} levels"
-        f" ({esc(', '.join(levels))}); threshold {a['effects'][0]['threshold']:g}, rule {esc(a.get('rule', ''))}</p>",
+        f" ({esc(', '.join(levels))}); threshold {a['effects'][0]['threshold']:g}, rule {esc(a.get('rule', ''))}; "
+        f"intervals at {esc(interval_words(a))}</p>",
         "</article>",
     ])
 
@@ -103,8 +106,8 @@ def problem_card(a: Mapping) -> str:
     """The card of an audit test without a verdict: the error it raised and what trained before it, or why
     its audit never ran."""
     settings = a.get("settings") or {}
-    asked = ", ".join(f"{k} {esc(settings[k])}" for k in ("seeds", "threshold", "rule", "device")
-                      if settings.get(k) is not None)
+    asked = ", ".join(f"{k} {esc(f'{settings[k]:g}' if isinstance(settings[k], float) else settings[k])}"
+                      for k in ("seeds", "threshold", "rule", "device") if settings.get(k) is not None)
     if a.get("verdict") == "error":
         body = (f"<p class='why'><b>{esc(a['error']['class'])}</b>: <span class='id'>{esc(a['error']['message'])}"
                 f"</span></p><p><span class='k'>Before it stopped</span> {esc(settings.get('trained', 0))} models "

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Mapping
 
+from ..analysis._effects import level_text
+
 # What an error record keeps of the settings in force: the ones a reader needs to judge the audit.
 SHOWN_SETTINGS = ("seeds", "max_seeds", "threshold", "rule", "strict", "device", "executor", "workers", "confidence",
                   "metric", "bias")
@@ -63,3 +65,18 @@ def outcome_text(record: Mapping) -> str:
         return (f"error, no verdict: {err['class']}: {err['message']} ({s.get('trained', 0)} models trained and "
                 f"{s.get('from_cache', 0)} in the cache before it stopped{'; ' + asked if asked else ''})")
     return f"{record.get('test_outcome', 'unknown')}, audit not run: {record.get('reason') or 'no reason given'}"
+
+
+def interval_words(audit: Mapping) -> str:
+    """The level the verdict's intervals were read at, and why it is not the nominal one, e.g.
+    "98.19% CI (3 effects, sequential looks, test-set noise)"."""
+    settings = audit.get("settings") or {}
+    level = settings.get("effect_confidence")
+    if not isinstance(level, float):
+        level = settings.get("confidence")
+        return f"{level_text(level)} CI" if isinstance(level, float) else ""
+    family = settings.get("family", 1)
+    parts = [f"{family} effects" if family > 1 else "", "sequential looks" if audit.get("sequential") else "",
+             "test-set noise" if settings.get("test_noise") else ""]
+    within = ", ".join(p for p in parts if p)
+    return f"{level_text(level)} CI" + (f" ({within})" if within else "")

@@ -11,7 +11,7 @@ import re
 import textwrap
 from typing import Iterable, Mapping
 
-from ._records import outcome_text, session_counts
+from ._records import interval_words, outcome_text, session_counts
 
 WIDTH = 120
 COLUMNS = ("level k", "perturbation", "effect", "CI", "p", "p adj", "verdict", "gap at k0 [CI]",
@@ -64,28 +64,22 @@ def _context(audit: Mapping) -> str:
     reference = audit.get("reference") or first["contrast"].split(" vs ")[-1]
     clean = "" if first.get("clean_reference") is None else (
         f" (clean acc {first['clean_reference']:.3f}, majority class {first['majority']:.3f})")
-    settings = audit.get("settings") or {}
-    level = _level(settings, bool(audit.get("sequential")))
+    level = _level(audit)
     seeds = f", {first['n']} seeds" if first.get("n") else ""
     sequential = audit.get("sequential") or {}
     looks = sequential.get("decision")
     early = sequential.get("stopped_for") == "futility"
-    auto = f" (seeds=auto: {looks}{', futility' if early else ''})" if looks else ""
+    design = f" {sequential.get('min_seeds')}-{sequential.get('max_seeds')}" if sequential.get("max_seeds") else ""
+    auto = f" (seeds=auto{design}: {looks}{', futility' if early else ''})" if looks else ""
     return (f"{audit.get('test_outcome', 'unknown')}; k0 = {reference}{clean}; "
             f"threshold {first['threshold']:g}, rule {first['rule']}{level}{seeds}{auto}")
 
 
-def _level(settings: Mapping, sequential: bool) -> str:
+def _level(audit: Mapping) -> str:
     """The interval level the verdict read: family- and look-adjusted, with what went into it."""
-    if not isinstance(settings.get("effect_confidence"), float):
-        confidence = settings.get("confidence")
-        return f"; {confidence:.4g} CI" if isinstance(confidence, float) else ""
-    family = settings.get("family", 1)
-    parts = [f"{family} effects" if family > 1 else "", "sequential looks" if sequential else "",
-             "test-set noise" if settings.get("test_noise") else ""]
-    within = ", ".join(p for p in parts if p)
-    strict = "; strict" if settings.get("strict") else ""
-    return f"; {settings['effect_confidence']:.4g} CI{f' ({within})' if within else ''}{strict}"
+    words = interval_words(audit)
+    strict = "; strict" if (audit.get("settings") or {}).get("strict") else ""
+    return f"; {words}{strict}" if words else strict
 
 
 def _widths(rows: list[tuple[str, ...]], room: int) -> list[int]:
