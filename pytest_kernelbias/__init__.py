@@ -17,7 +17,6 @@ from .data._faces import (
     load_utkface,
 )
 from .data._in_memory import from_tensors, from_torch_dataset
-from .data._loaders import SubgroupLoaders
 from .data._splits import balance, stratified_split
 from .data._subgroups import SubgroupDataset
 from .data._synthfaces import NULL, PLANTED, SynthFacesConfig, synthfaces
@@ -46,6 +45,7 @@ from .errors import (
     UnknownLayerError,
     WorkerDiedError,
 )
+from .evaluation._loaders import SubgroupLoaders
 from .execution._store import MemoryStore, VariantCache
 from .intervention import (
     Dilation,

@@ -16,11 +16,11 @@ from .analysis._analyze import Analysis, analyze
 from .analysis._decision import SequentialPath
 from .analysis._futility import chance_text
 from .analysis._sequential import SequentialDesign
-from .data._loaders import SubgroupLoaders
 from .data._subgroups import SubgroupDataset
 from .data._synthfaces import synthfaces
 from .errors import AuditConfigError
 from .evaluation._evaluate import EvaluationJob, evaluate_plan, example_images
+from .evaluation._loaders import SubgroupLoaders
 from .execution._base import choose_executor, pending
 from .execution._estimate import first_estimate
 from .execution._job import TrainingJob

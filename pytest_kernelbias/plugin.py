@@ -14,8 +14,8 @@ import pytest
 from ._options import FLAGS, OPTIONS, AuditSettings, check_baseline_names, flag, from_sources, ini_type, resolve_device
 from .analysis._outcomes import estimate_effects
 from .audit import COUNTS_ATTR, run_audit
-from .data._loaders import SubgroupLoaders
 from .errors import AuditConfigError, AuditFailure, KernelBiasError
+from .evaluation._loaders import SubgroupLoaders
 from .execution._store import VariantCache
 from .intervention._intervene import KernelIntervention
 from .reporting._baseline import compare, load_baseline, regression_message, unmatched

@@ -24,10 +24,10 @@ from .analysis._estimand import Estimand
 from .analysis._futility import DEFAULT_FUTILITY
 from .analysis._multiplicity import CORRECTIONS
 from .analysis._sequential import SequentialDesign, look_confidences
-from .data._loaders import as_perturbations
 from .data._subgroups import SubgroupDataset
 from .data._synthfaces import CONFIGS, SynthFacesConfig
 from .errors import AuditConfigError
+from .evaluation._loaders import as_perturbations
 from .evaluation._metrics import METRICS
 from .execution._base import executor_names
 from .execution._threads import default_workers

@@ -4,6 +4,7 @@ no files, no randomness beyond fixed seeds, so it can be tested on made-up predi
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -11,7 +12,6 @@ import torch
 from ..evaluation._evaluate import Evaluation, Evaluations
 from ..evaluation._metrics import check_defined, group_metric
 from ..intervention._intervene import as_intervention, level_label
-from ..spec import AuditSpec
 from ._decision import SequentialPath, run_sequential
 from ._effects import Effect, paired_effect
 from ._estimators import dose_response
@@ -21,6 +21,9 @@ from ._outcomes import Outcome, Outcomes, estimate_effects, pairwise_effects, su
 from ._placebo import aa_placebo, shuffle_placebo
 from ._sequential import SequentialDesign
 from ._test_noise import difference_replicates, image_weights, shared_variances
+
+if TYPE_CHECKING:  # the spec is read, never built, here: an annotation, so analysis does not import spec
+    from ..spec import AuditSpec
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,9 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from ..data._loaders import SubgroupLoaders
+from .._variant import Plan, Variant
 from ..execution._estimate import eta_text
-from ..plan import Plan, Variant
+from ._loaders import SubgroupLoaders
 from ._mechanism import heat_maps, measure_spectra
 from ._metrics import index_codes
 from ._predict import CLEAN

@@ -19,7 +19,7 @@ from torch import nn
 from . import _threads
 
 if TYPE_CHECKING:
-    from ..plan import Variant
+    from .._variant import Variant
     from ..spec import ExecutionSpec, RecipeSpec
     from ._job import TrainingJob
 

@@ -14,7 +14,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from ..plan import Variant
+from .._variant import Variant
 from ..training._trainer import steps_per_epoch
 
 

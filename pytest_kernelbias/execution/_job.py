@@ -12,10 +12,10 @@ from typing import Callable, Optional
 
 from torch import nn
 
+from .._variant import Variant
 from ..data._subgroups import SubgroupDataset
 from ..errors import ModelOutputError
 from ..intervention._intervene import KernelIntervention
-from ..plan import Variant
 from ..training._trainer import Progress, TrainConfig, train
 
 

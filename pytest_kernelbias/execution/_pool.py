@@ -28,8 +28,8 @@ from typing import Callable, ClassVar, Sequence
 
 import torch
 
+from .._variant import Variant
 from ..errors import AuditConfigError, WorkerDiedError
-from ..plan import Variant
 from ._base import longest_first, pending
 from ._estimate import eta_text
 from ._eta import PoolEta

@@ -18,8 +18,8 @@ from typing import Callable, ClassVar, Sequence
 
 import torch
 
+from .._variant import Variant
 from ..errors import AuditConfigError, ResourceWaitWarning, WorkerDiedError
-from ..plan import Variant
 from ._base import longest_first, pending
 from ._job import TrainingJob
 from ._pool import check_picklable

@@ -8,11 +8,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..data._subgroups import SubgroupDataset
 from ..errors import AuditConfigError
-from ..evaluation._metrics import check_defined, group_metric, index_codes
-from ..evaluation._predict import CLEAN, eval_batch, predict_conditions
 from ..perturbations import Perturbation
-from ._subgroups import SubgroupDataset
+from ._metrics import check_defined, group_metric, index_codes
+from ._predict import CLEAN, eval_batch, predict_conditions
 
 _BUILT_IN = "LowPass(0.4), GaussianBlur(1.0), JPEG(30), Downsample(2), GaussianNoise(0.05), HighPass(0.2)"
 

@@ -1,0 +1,49 @@
+"""`Variant` and `Plan`: the units of work every part of the pipeline passes around.
+
+A leaf module (it imports only level labels), so that executors, stores and evaluation can name
+a variant without importing the plan that makes them; `plan.py` is still the only place their
+keys are made.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from .intervention._intervene import Level, level_label
+
+Role = Literal["audit", "aa"]
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One model of the audit: a level, a seed and its role, with its keys and its data-order seed."""
+
+    level: Level
+    seed: int
+    role: Role
+    key: str  # the trained weights
+    eval_key: str  # its evaluation on this audit's test set and conditions
+    order_seed: int  # seeds the batch order; shared by the levels of one seed when paired
+    label: str  # e.g. "test_x kernel_size=7 seed 2/6"
+    spectra: bool  # measure the intervened layer's activation spectra
+    heat_map: bool  # draw Fourier heat maps
+    weights_spec: dict = field(default_factory=dict, compare=False, repr=False)  # the plan's, shared
+
+    def meta(self) -> dict:
+        """What a stored entry records about where it came from (JSON), whichever executor trained it.
+
+        `seed` is the value the trainer receives (zero-based); `seed_number`
+        counts from one, as the progress label "seed 2/6" does. `spec` holds the
+        architecture, layers, training recipe, data fingerprint and numeric
+        environment every key of the plan shares.
+        """
+        return {"level": level_label(self.level), "seed": self.seed, "seed_number": self.seed + 1,
+                "role": self.role, "label": self.label, "spec": self.weights_spec}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The variants in evaluation order: seeds 0..n-1 at every level, then A/A seeds at the reference."""
+
+    variants: tuple[Variant, ...]

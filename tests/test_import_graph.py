@@ -1,0 +1,79 @@
+"""The package's parts import only the parts below them: the graph of runtime imports between subpackages and
+top-level modules has no cycle (imports under `if TYPE_CHECKING:` are annotations, not imports)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest_kernelbias
+
+ROOT = Path(pytest_kernelbias.__file__).parent
+
+
+def _part(module: str) -> str:
+    """The part a module (named below the package) belongs to: its subpackage, or the top-level module."""
+    return module.split(".")[0]
+
+
+def _runtime_imports(tree: ast.Module) -> list[ast.ImportFrom]:
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            node.body = []  # annotation-only imports
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            found.append(node)
+    return found
+
+
+def import_graph() -> dict[str, set[str]]:
+    graph: dict[str, set[str]] = {}
+    for path in ROOT.rglob("*.py"):
+        rel = path.relative_to(ROOT.parent).with_suffix("")
+        parts = list(rel.parts)
+        if parts == ["pytest_kernelbias", "__init__"]:
+            continue  # the public API imports every part by design
+        package = parts[:-1]
+        source = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        for node in _runtime_imports(ast.parse(path.read_text())):
+            base = package[:len(package) - (node.level - 1)]
+            target = ".".join(base + ([node.module] if node.module else []))
+            a, b = _part(source.removeprefix("pytest_kernelbias.")), _part(target.removeprefix("pytest_kernelbias."))
+            if a != b and target != "pytest_kernelbias":
+                graph.setdefault(a, set()).add(b)
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str]:
+    """One cycle of the graph as a path (first node repeated at the end), or [] when it has none."""
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str]:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return stack[stack.index(nxt):] + [nxt]
+            if nxt not in state and (cycle := visit(nxt)):
+                return cycle
+        stack.pop()
+        state[node] = 2
+        return []
+
+    for start in sorted(graph):
+        if start not in state and (cycle := visit(start)):
+            return cycle
+    return []
+
+
+def test_the_finder_finds_a_planted_cycle():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": {"c"}}) == []
+
+
+def test_no_part_of_the_package_imports_a_part_that_imports_it_back():
+    graph = import_graph()
+    assert {"spec", "plan", "execution", "evaluation", "analysis", "data"} <= set(graph)  # the walk saw the parts
+    assert find_cycle(graph) == []
