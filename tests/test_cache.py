@@ -119,6 +119,7 @@ def warning_trainer(model, data, seed):
     return train(model, data, seed, TRAIN["train_config"])
 
 
+@pytest.mark.slow
 def test_warnings_raised_in_pool_workers_reach_the_audits_process(tmp_path):
     # Before: they went to the workers' stderr, unseen by pytest's warning summary and by -W error.
     with warnings.catch_warnings(record=True) as caught:
@@ -142,6 +143,7 @@ def test_pool_refuses_a_factory_workers_cannot_import_and_local_trains_it_in_pro
     assert sum("training in this process on one thread, not in 2 workers" in line for line in lines) == 1
 
 
+@pytest.mark.slow
 def test_warm_audit_reuses_stored_evaluations_and_a_damaged_one_is_recomputed(tmp_path):
     cold = run_audit(tiny_cnn, "0", [3, 5], cache=tmp_path, **TRAIN)
     evals = sorted(tmp_path.glob("*/*/eval-*.json"))
@@ -201,6 +203,7 @@ def test_seed_batched_audit_stores_every_seed_and_matches_sequential_training(tm
     assert again.settings["trained"] == 4 and again.settings["from_cache"] == 0
 
 
+@pytest.mark.slow
 def test_auto_seed_batching_measures_both_strategies_and_says_which_it_chose(tmp_path):
     lines = []
     run_audit(tiny_cnn, "0", [3, 5], executor="seed-batched", cache=tmp_path, **{**TRAIN, "progress": lines.append})

@@ -49,7 +49,7 @@ BUILT_IN = {
 
 
 @pytest.mark.parametrize("kind", sorted(BUILT_IN))
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=15, deadline=None)
 @given(data=st.data())
 def test_two_built_in_perturbations_share_a_key_exactly_when_their_parameters_are_equal(kind, data):
     a, b = data.draw(BUILT_IN[kind]), data.draw(BUILT_IN[kind])
@@ -104,7 +104,7 @@ def _with(data: SubgroupDataset, images=None, labels=None, attributes=None) -> S
                            dict(data.attributes) if attributes is None else attributes, name=data.name)
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(index=st.integers(0, 47), channel=st.integers(0, 2), row=st.integers(0, 31), col=st.integers(0, 31),
        which=st.sampled_from(["train", "test"]))
 def test_one_pixel_changed_in_either_set_changes_the_keys_it_shapes(index, channel, row, col, which):
@@ -118,7 +118,7 @@ def test_one_pixel_changed_in_either_set_changes_the_keys_it_shapes(index, chann
         assert weights == BASE[0] and not set(evals) & set(BASE[1])  # same models, other predictions
 
 
-@settings(max_examples=10, deadline=None)
+@settings(max_examples=4, deadline=None)
 @given(index=st.integers(0, 47))
 def test_one_label_or_one_attribute_value_changed_changes_the_key(index):
     labels = TRAIN.labels.clone()

@@ -202,7 +202,7 @@ conv_configs = st.fixed_dictionaries({
 })
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(cfg=conv_configs)
 def test_property_shape_kept_and_nothing_outside_the_layer_changes(cfg):
     conv = nn.Conv2d(4, 8, cfg["k"], stride=cfg["stride"], dilation=cfg["dilation"], padding=cfg["padding"],

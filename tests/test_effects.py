@@ -103,6 +103,7 @@ def test_sign_flip_p_is_exact_by_enumeration(n):
     assert sign_flip_p_value(d) == pytest.approx(_brute_force_p(d), abs=1e-15)
 
 
+@pytest.mark.slow
 def test_sign_flip_p_is_still_enumerated_at_twenty_seeds():
     from scipy import stats
 

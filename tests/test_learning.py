@@ -57,6 +57,7 @@ def test_tpr_and_fpr_audits_are_judged_by_balanced_accuracy_against_one_half():
     assert m.score == 0.5 and m.at_chance
 
 
+@pytest.mark.slow
 def test_a_multiclass_balanced_interval_covers_at_its_level():
     """The normal interval of mean per-class recall, by simulation: coverage within 3 binomial SE of 95%."""
     rng = np.random.default_rng(4)

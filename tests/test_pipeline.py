@@ -178,6 +178,7 @@ def test_hierarchical_interval_estimates_the_audits_own_estimand(cache, result, 
     assert h.ci[0] <= h.estimate <= h.ci[1] and audit.bias in h.label
 
 
+@pytest.mark.slow
 def test_an_aa_audit_then_more_seeds_on_the_same_cache_measures_every_spectrum(tmp_path):
     # The A/A audit stores seeds 2 and 3 of the reference without spectra; the 4-seed audit needs them measured.
     aa = run_audit(tiny_cnn, "0", [3, 5], seeds=2, placebos=("aa",), cache=tmp_path, spectral_cutoff=0.5,

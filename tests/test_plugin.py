@@ -278,6 +278,7 @@ def test_typed_ini_settings_are_read_and_a_bad_one_names_the_setting(pytester):
     result.stderr.fnmatch_lines(["*kernel_audit_seeds*many*seeds per intervention level*"])
 
 
+@pytest.mark.slow
 def test_an_undecided_audit_warns_by_default_and_fails_under_kernel_audit_strict(pytester):
     # Two seeds: a t(1) interval far wider than the threshold, so the verdict is undecided.
     pytester.makepyfile(AUDIT_TEST.replace('seeds=2, threshold=0.0, rule="estimate"', 'seeds=2, threshold=0.05'))

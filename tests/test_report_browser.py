@@ -86,6 +86,7 @@ def _chromium(browser: str, tmp_path, *args: str) -> subprocess.CompletedProcess
                           text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_report_at_1280px_has_no_clipped_element_no_sideways_scroll_and_a_card_per_audit(browser, records, tmp_path):
     report = write_html(tmp_path / "report.html", records, environment(), {"seeds": 6, "threshold": 0.05})
     size_kb = report.stat().st_size / 1024

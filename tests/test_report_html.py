@@ -57,6 +57,7 @@ def test_report_is_self_contained_with_cards_a_summary_table_and_every_plot(reco
     assert _images(page) == len(FIGURES) + conditions  # one strip of example images per condition
 
 
+@pytest.mark.slow
 def test_dollar_signs_in_names_are_text_not_mathtext_in_every_label(record):
     # "$x^{$" is a mathtext syntax error: it would reach matplotlib through tick labels (subgroups,
     # perturbations), panel titles (subgroups) and the heat maps' titles and level labels.
@@ -71,6 +72,7 @@ def test_dollar_signs_in_names_are_text_not_mathtext_in_every_label(record):
         assert _images(render_html([record], environment(), {"seeds": 2})) == expected
 
 
+@pytest.mark.slow
 def test_every_result_the_audit_computed_is_in_the_report(record):
     text = _text(render_html([record], environment(), {"seeds": 6}))
     for e in record["effects"]:
@@ -92,6 +94,7 @@ def test_every_result_the_audit_computed_is_in_the_report(record):
     assert record["data"] in text
 
 
+@pytest.mark.slow
 def test_the_first_screen_has_a_card_with_outcome_verdict_effect_gap_and_seeds(result):
     # Just above the largest estimate: every effect passes, and those whose CI reaches past it warn.
     threshold = max(abs(e.estimate) for e in result.all_effects.values()) + 1e-4
@@ -112,6 +115,7 @@ def test_the_first_screen_has_a_card_with_outcome_verdict_effect_gap_and_seeds(r
     assert warned["verdict"] == "warn" and "Passed, but" in _text(cards)  # and why: what it could not rule out
 
 
+@pytest.mark.slow
 def test_an_incomplete_run_has_a_banner_and_says_so_in_the_title(record):
     page = render_html([record], environment(), {}, {"complete": False,
                                                      "incomplete_reason": "the session was interrupted (Ctrl-C)"})
@@ -120,11 +124,13 @@ def test_an_incomplete_run_has_a_banner_and_says_so_in_the_title(record):
     assert "INCOMPLETE" not in render_html([record], environment(), {})
 
 
+@pytest.mark.slow
 def test_report_folder_is_created_and_the_report_stays_small(tmp_path, record):
     target = write_html(tmp_path / "deep" / "er" / "report.html", [record], environment(), {})
     assert target.exists() and 10_000 < target.stat().st_size < 300_000
 
 
+@pytest.mark.slow
 def test_an_infinite_interval_is_drawn_to_the_edge_and_written_as_inf(record):
     # Too few seeds for a finite interval: the report still renders, says so, and points off the axis.
     first = {**record["effects"][0], "ci_low": float("-inf"), "ci_high": float("inf")}
@@ -132,6 +138,7 @@ def test_an_infinite_interval_is_drawn_to_the_edge_and_written_as_inf(record):
     assert "[-inf, +inf]" in page and "<path d='M4 " in page
 
 
+@pytest.mark.slow
 def test_a_sequential_audit_shows_every_look_and_why_it_stopped():
     result = run_audit(tiny_cnn, "0", [3, 5], data=synthfaces(300, 0, "planted"),
                        test_data=synthfaces(200, 0, "planted", split="test"), seeds="auto", min_seeds=2, max_seeds=3,

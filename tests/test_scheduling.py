@@ -76,6 +76,7 @@ print(kept, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="mallopt is glibc's")
 def test_a_worker_that_keeps_freed_memory_stops_faulting_its_buffers_back_in():
     def faults(mode: str) -> tuple[str, int]:

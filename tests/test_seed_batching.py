@@ -77,6 +77,7 @@ def assert_same_training(sequential, batched, cfg, data) -> None:
         assert outside <= 0.01 * total, f"seed {seed}: {outside} of {total} coordinates differ by more than {tight:.1e}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
 def test_seed_batched_training_gives_the_weights_of_sequential_training(optimizer):
     data = synthfaces(256, 0, "planted", "train")
@@ -89,6 +90,7 @@ def test_seed_batched_training_gives_the_weights_of_sequential_training(optimize
     assert_same_training(sequential, batched, cfg, data)
 
 
+@pytest.mark.slow
 def test_seed_batched_channels_last_training_matches_sequential_channels_last():
     data = synthfaces(256, 0, "planted", "train")
     cfg = TrainConfig(epochs=2, batch_size=64, optimizer="sgd", channels_last=True)

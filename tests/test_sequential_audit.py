@@ -29,6 +29,7 @@ def test_a_wide_threshold_is_settled_at_the_first_look(tmp_path):
     assert result.assert_below().overall == "pass"
 
 
+@pytest.mark.slow
 def test_an_unsettled_audit_adds_rounds_to_max_seeds_and_warns_with_the_fixed_design(tmp_path):
     # threshold 0 under rule "estimate": no interval of a noisy effect lies wholly beyond 0, so it never settles.
     result = run_audit(tiny_cnn, "0", [3, 5], seeds="auto", min_seeds=2, max_seeds=4, seed_round=1,
@@ -68,6 +69,7 @@ def test_futility_stops_training_when_max_seeds_would_not_settle_it(tmp_path):
             pass
 
 
+@pytest.mark.slow
 def test_a_later_run_with_more_max_seeds_trains_only_the_new_seeds(tmp_path):
     run_audit(tiny_cnn, "0", [3, 5], seeds="auto", min_seeds=2, max_seeds=3, threshold=0.0, futility=0,
               cache=tmp_path, **TRAIN)

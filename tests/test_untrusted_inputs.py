@@ -301,6 +301,7 @@ print("KEPT", cache.has("a" * 64), cache.has("b" * 64))
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_FSIZE fails writes the way a full disk does on Linux")
 def test_a_full_disk_names_the_fix_keeps_what_was_written_and_an_evaluation_memo_only_warns(tmp_path):
     import subprocess
