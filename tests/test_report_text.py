@@ -67,7 +67,8 @@ def test_wrap_id_cuts_inside_a_part_only_when_the_part_alone_is_too_long():
 @pytest.mark.parametrize("stopped_at,expected", [(3, "(seeds=auto 3-4: undecided, futility)"),
                                                  (4, "(seeds=auto 3-4: undecided)")])
 def test_the_audit_line_says_when_futility_ended_a_sequential_audit(result, stopped_at, expected):
-    sequential = {"decision": "undecided", "min_seeds": 3, "max_seeds": 4, "looks": [{"seeds": n} for n in range(3, stopped_at + 1)],
+    sequential = {"decision": "undecided", "min_seeds": 3, "max_seeds": 4,
+                  "looks": [{"seeds": n} for n in range(3, stopped_at + 1)],
                   "stopped_for": "futility" if stopped_at < 4 else "max_seeds"}
     audit = {**result.to_dict(), "test": "t.py::test_auto", "test_outcome": "xfailed", "sequential": sequential}
     lines = summary_lines([audit])
