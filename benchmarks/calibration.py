@@ -83,13 +83,13 @@ import warnings
 import numpy as np
 from scipy import integrate, special, stats
 
-from pytest_kernelbias import power
 from pytest_kernelbias.analysis._decision import run_sequential
 from pytest_kernelbias.analysis._effects import paired_effect
 from pytest_kernelbias.analysis._estimators import hierarchical_bootstrap
 from pytest_kernelbias.analysis._power import seeds_needed
 from pytest_kernelbias.analysis._sequential import BOUNDARIES, SequentialDesign, look_alphas
 from pytest_kernelbias.evaluation._metrics import index_codes
+from pytest_kernelbias.stats import power
 
 METHODS = ("t", "bootstrap", "permutation")
 SEED_COUNTS = (3, 5, 10)

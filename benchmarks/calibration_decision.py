@@ -47,7 +47,6 @@ from calibration import (  # noqa: E402  (the per-image model is shared with the
     population_tau,
 )
 
-from pytest_kernelbias import SequentialDesign, paired_effect, run_sequential  # noqa: E402
 from pytest_kernelbias.analysis._estimand import Estimand  # noqa: E402
 from pytest_kernelbias.analysis._test_noise import (  # noqa: E402
     difference_replicates,
@@ -55,6 +54,7 @@ from pytest_kernelbias.analysis._test_noise import (  # noqa: E402
     shared_variances,
 )
 from pytest_kernelbias.evaluation._metrics import index_codes  # noqa: E402
+from pytest_kernelbias.stats import SequentialDesign, paired_effect, run_sequential
 
 THRESHOLD, SD, CONFIDENCE = 0.05, 0.03, 0.95
 FAMILIES = (1, 3, 8)

@@ -25,7 +25,9 @@ from pathlib import Path
 
 import torch
 
-from pytest_kernelbias import PLANTED, SynthFacesCNN, TrainConfig, synthfaces, train
+from pytest_kernelbias import SynthFacesCNN, TrainConfig, synthfaces
+from pytest_kernelbias.data import PLANTED
+from pytest_kernelbias.training import train
 from pytest_kernelbias.training._seed_batched import choose_strategy, train_seeds
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -37,7 +37,7 @@ import time
 import numpy as np
 from scipy import stats
 
-from pytest_kernelbias import SequentialDesign, run_sequential
+from pytest_kernelbias.stats import SequentialDesign, run_sequential
 
 THR = 0.05
 GOAL = 0.05

@@ -26,7 +26,8 @@ import time
 import numpy as np
 from scipy import stats
 
-from pytest_kernelbias import LowPass, SynthFacesCNN, TrainConfig, default_data, run_audit
+from pytest_kernelbias import LowPass, SynthFacesCNN, TrainConfig, run_audit
+from pytest_kernelbias.audit import default_data
 
 
 def shape(d: np.ndarray) -> dict:

@@ -15,7 +15,8 @@ import time
 
 import torch
 
-from pytest_kernelbias import KernelIntervention, SynthFacesCNN, TrainConfig, synthfaces, train
+from pytest_kernelbias import KernelIntervention, SynthFacesCNN, TrainConfig, synthfaces
+from pytest_kernelbias.training import train
 
 
 def main() -> None:

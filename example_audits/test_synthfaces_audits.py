@@ -9,7 +9,8 @@ failure; the whole file runs in about 2 minutes cold on 2 CPU cores.
 
 import pytest
 
-from pytest_kernelbias import AuditFailure, LowPass, SynthFacesCNN, TrainConfig, default_data
+from pytest_kernelbias import AuditFailure, LowPass, SynthFacesCNN, TrainConfig
+from pytest_kernelbias.audit import default_data
 
 
 @pytest.mark.kernel_audit(threshold=0.05)

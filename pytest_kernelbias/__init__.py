@@ -1,64 +1,31 @@
-"""pytest-kernelbias: causal audits of how a CNN's kernel size changes subgroup bias."""
+"""pytest-kernelbias: causal audits of how a CNN's kernel size changes subgroup bias.
+
+The names below are the API the README teaches. Everything else has a home module:
+`pytest_kernelbias.stats` (effects, power, the decision procedure), `.errors` (every error and
+warning), `.spec` (the sub-specs), `.data`, `.intervention`, `.perturbations`, `.training`,
+`.execution` and `.evaluation`.
+"""
 
 __version__ = "0.1.0"  # first: the cache key reads it while the package is still importing
 
-from .analysis._decision import run_sequential
-from .analysis._effects import Effect, paired_effect
-from .analysis._estimand import Estimand
-from .analysis._multiplicity import benjamini_hochberg, holm
-from .analysis._outcomes import Outcome, Outcomes, estimate_effects
-from .analysis._power import minimum_detectable_effect, power, seeds_needed
-from .analysis._sequential import SequentialDesign
-from .audit import default_data, execute, run_audit
-from .data._faces import (
+import importlib as _importlib
+import warnings as _warnings
+
+from .audit import run_audit
+from .data import (
+    SubgroupDataset,
+    from_tensors,
+    from_torch_dataset,
     load_celeba,
     load_csv_manifest,
     load_fairface,
     load_utkface,
+    stratified_split,
+    synthfaces,
 )
-from .data._in_memory import from_tensors, from_torch_dataset
-from .data._splits import balance, stratified_split
-from .data._subgroups import SubgroupDataset
-from .data._synthfaces import NULL, PLANTED, SynthFacesConfig, synthfaces
-from .errors import (
-    AuditConfigError,
-    AuditFailure,
-    BaselineWarning,
-    CacheWarning,
-    CacheWriteError,
-    DatasetFormatError,
-    DatasetWarning,
-    EmptySubgroupError,
-    InputDataError,
-    InputDataWarning,
-    InterventionError,
-    KernelAuditWarning,
-    KernelBiasError,
-    MissingAttributeError,
-    ModelOutputError,
-    ModelsDidNotLearnError,
-    NonFiniteLossError,
-    PerturbationError,
-    PerturbationSettingError,
-    ReportWarning,
-    ResourceWaitWarning,
-    UnknownLayerError,
-    WorkerDiedError,
-)
-from .evaluation._loaders import SubgroupLoaders
-from .execution._store import MemoryStore, VariantCache
-from .intervention import (
-    Dilation,
-    Intervention,
-    KernelIntervention,
-    KernelSize,
-    Select,
-    Stride,
-    conv_layers,
-    describe_intervention,
-    find_stem,
-    intervene,
-)
+from .errors import AuditConfigError, AuditFailure, KernelAuditWarning, KernelBiasError, ModelsDidNotLearnError
+from .execution import VariantCache
+from .intervention import Dilation, KernelIntervention, KernelSize, Select, Stride, conv_layers
 from .models import SynthFacesCNN
 from .perturbations import (
     JPEG,
@@ -66,50 +33,60 @@ from .perturbations import (
     Compose,
     Downsample,
     GaussianBlur,
-    GaussianLowPass,
     GaussianNoise,
     HighPass,
-    Identity,
     LowPass,
     Perturbation,
 )
 from .result import AuditResult, Verdict
-from .spec import (
-    AuditSpec,
-    DataSpec,
-    ExecutionSpec,
-    InferenceSpec,
-    MechanismSpec,
-    RecipeSpec,
-    TargetSpec,
-)
-from .training._trainer import TrainConfig, train
+from .spec import AuditSpec
+from .training import TrainConfig
 
 __all__ = [
     # the audit: spec -> run -> result
-    "AuditResult", "AuditSpec", "DataSpec", "Estimand", "ExecutionSpec", "InferenceSpec", "MechanismSpec",
-    "RecipeSpec", "TargetSpec", "Verdict", "default_data", "execute", "run_audit",
-    # interventions
-    "Dilation", "Intervention", "KernelIntervention", "KernelSize", "Select", "Stride", "conv_layers",
-    "describe_intervention", "find_stem", "intervene",
+    "AuditSpec", "AuditResult", "Verdict", "run_audit",
+    # which layer, which levels
+    "KernelSize", "Dilation", "Stride", "Select", "KernelIntervention", "conv_layers",
     # perturbations
-    "JPEG", "BandPass", "Compose", "Downsample", "GaussianBlur", "GaussianLowPass", "GaussianNoise", "HighPass",
-    "Identity", "LowPass", "Perturbation",
+    "Perturbation", "LowPass", "HighPass", "BandPass", "GaussianBlur", "GaussianNoise", "JPEG", "Downsample",
+    "Compose",
     # data
-    "NULL", "PLANTED", "SubgroupDataset", "SubgroupLoaders", "SynthFacesCNN", "SynthFacesConfig", "balance",
-    "from_tensors", "from_torch_dataset", "load_celeba", "load_csv_manifest", "load_fairface", "load_utkface",
-    "stratified_split", "synthfaces",
-    # training and stores
-    "MemoryStore", "TrainConfig", "VariantCache", "train",
-    # statistics
-    "Effect", "Outcome", "Outcomes", "SequentialDesign", "benjamini_hochberg", "estimate_effects", "holm",
-    "minimum_detectable_effect",
-    "paired_effect", "power", "run_sequential", "seeds_needed",
-    # errors and warnings
-    "AuditConfigError", "AuditFailure", "BaselineWarning", "CacheWarning", "CacheWriteError", "DatasetFormatError",
-    "DatasetWarning",
-    "EmptySubgroupError", "InputDataError", "InputDataWarning", "InterventionError", "KernelAuditWarning",
-    "KernelBiasError", "MissingAttributeError", "ModelOutputError", "ModelsDidNotLearnError", "NonFiniteLossError",
-    "PerturbationError", "PerturbationSettingError", "ReportWarning", "ResourceWaitWarning", "UnknownLayerError",
-    "WorkerDiedError",
+    "SubgroupDataset", "SynthFacesCNN", "synthfaces", "load_fairface", "load_utkface", "load_celeba",
+    "load_csv_manifest", "from_tensors", "from_torch_dataset", "stratified_split",
+    # training and the cache
+    "TrainConfig", "VariantCache",
+    # errors and warnings (every one is in pytest_kernelbias.errors)
+    "KernelBiasError", "KernelAuditWarning", "AuditFailure", "AuditConfigError", "ModelsDidNotLearnError",
 ]
+
+# Names the package root exported before its API was trimmed: still served, with a warning naming their home,
+# for one release.
+_MOVED = {
+    **dict.fromkeys(["Effect", "Estimand", "Outcome", "Outcomes", "SequentialDesign", "benjamini_hochberg",
+                     "estimate_effects", "holm", "minimum_detectable_effect", "paired_effect", "power",
+                     "run_sequential", "seeds_needed"], "pytest_kernelbias.stats"),
+    **dict.fromkeys(["BaselineWarning", "CacheWarning", "CacheWriteError", "DatasetFormatError", "DatasetWarning",
+                     "EmptySubgroupError", "InputDataError", "InputDataWarning", "InterventionError",
+                     "MissingAttributeError", "ModelOutputError", "NonFiniteLossError", "PerturbationError",
+                     "PerturbationSettingError", "ReportWarning", "ResourceWaitWarning", "UnknownLayerError",
+                     "WorkerDiedError"], "pytest_kernelbias.errors"),
+    **dict.fromkeys(["DataSpec", "ExecutionSpec", "InferenceSpec", "MechanismSpec", "RecipeSpec", "TargetSpec"],
+                    "pytest_kernelbias.spec"),
+    **dict.fromkeys(["execute", "default_data"], "pytest_kernelbias.audit"),
+    **dict.fromkeys(["Intervention", "describe_intervention", "find_stem", "intervene"],
+                    "pytest_kernelbias.intervention"),
+    **dict.fromkeys(["GaussianLowPass", "Identity"], "pytest_kernelbias.perturbations"),
+    **dict.fromkeys(["NULL", "PLANTED", "SynthFacesConfig", "balance"], "pytest_kernelbias.data"),
+    "SubgroupLoaders": "pytest_kernelbias.evaluation",
+    "MemoryStore": "pytest_kernelbias.execution",
+    "train": "pytest_kernelbias.training",
+}
+
+
+def __getattr__(name: str):
+    home = _MOVED.get(name)
+    if home is None:
+        raise AttributeError(f"module 'pytest_kernelbias' has no attribute {name!r}")
+    _warnings.warn(f"pytest_kernelbias.{name} moved to {home}.{name}; import it from there (the root alias goes "
+                   "in the next release)", DeprecationWarning, stacklevel=2)
+    return getattr(_importlib.import_module(home), name)

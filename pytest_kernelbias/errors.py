@@ -5,6 +5,12 @@ class KernelBiasError(Exception):
     """Base class of every error this package raises on purpose."""
 
 
+class KernelAuditWarning(UserWarning):
+    """Base class of every warning of this package (so `-W error::pytest_kernelbias.KernelAuditWarning` turns
+    them all into errors); raised itself when an audit passed but could not rule out an effect above its
+    threshold, or gave no clear verdict."""
+
+
 class UnknownLayerError(KernelBiasError, LookupError):
     """The named layer is not a convolution of the model."""
 
@@ -40,15 +46,19 @@ class WorkerDiedError(KernelBiasError, RuntimeError):
     """A training process ended abruptly (killed, out of memory); finished variants stay cached."""
 
 
-class ResourceWaitWarning(UserWarning):
+class ResourceWaitWarning(KernelAuditWarning):
     """Training tasks have waited long for free cluster resources; says what is free and what a task asks."""
 
 
-class BaselineWarning(UserWarning):
+class InterventionWarning(KernelAuditWarning):
+    """An intervention was applied, but part of it may not behave as intended (e.g. a transferred kernel)."""
+
+
+class BaselineWarning(KernelAuditWarning):
     """A baseline could not be used, or was made under other versions."""
 
 
-class DatasetWarning(UserWarning):
+class DatasetWarning(KernelAuditWarning):
     """Files were skipped or a subgroup is small; the data still loaded."""
 
 
@@ -68,20 +78,17 @@ class SmallSubgroupError(EmptySubgroupError):
     """A subgroup has fewer images than `min_group_size`."""
 
 
-class KernelAuditWarning(UserWarning):
-    """An audit passed but could not rule out an effect above its threshold."""
-
-
 class CacheWriteError(KernelBiasError, OSError):
     """The cache could not write an entry (disk full, quota, permissions); entries already written are kept."""
 
 
-class CacheWarning(UserWarning):
+class CacheWarning(KernelAuditWarning):
     """A cache entry was unusable (and is being retrained) or the cache folder fell back."""
 
 
 class AuditFailure(AssertionError):
-    """An audit that failed its rule; `.verdict` is the `Verdict` that was reached."""
+    """An audit that failed its rule; `.verdict` is what was reached: the audit's `Verdict`, or the verdict
+    word ("fail") for one effect's or the spectral shift's assertion."""
 
     def __init__(self, message: str, verdict: object):
         super().__init__(message)
@@ -104,9 +111,9 @@ class PerturbationSettingError(PerturbationError, AuditConfigError):
     """A perturbation built with a setting out of range; also an AuditConfigError, so either `except` works."""
 
 
-class ReportWarning(UserWarning):
+class ReportWarning(KernelAuditWarning):
     """A report or baseline was not written, or was written marked incomplete."""
 
 
-class InputDataWarning(UserWarning):
+class InputDataWarning(KernelAuditWarning):
     """The data can be audited, but something about it weakens the result (small subgroup, unseen label)."""

@@ -219,7 +219,7 @@ class AuditResult:
                if not e.passes(threshold, rule)]
         if bad:
             worst = max(bad, key=lambda e: e.statistic(rule))
-            raise AssertionError(f"{self.name}: spectral shift: " + worst.failure_message(threshold, rule))
+            raise AuditFailure(f"{self.name}: spectral shift: " + worst.failure_message(threshold, rule), "fail")
         return self
 
     def hierarchical_interval(self, level: object | None = None, perturbation: str | None = None,

@@ -27,7 +27,8 @@ def trainer_killed_once(model: nn.Module, data, seed: int) -> nn.Module:
     import os
     import signal
 
-    from pytest_kernelbias import TrainConfig, train
+    from pytest_kernelbias import TrainConfig
+    from pytest_kernelbias.training import train
 
     cfg = TrainConfig(epochs=1, batch_size=32)
     claimed = False

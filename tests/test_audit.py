@@ -4,16 +4,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from pytest_kernelbias import (
-    AuditConfigError,
-    EmptySubgroupError,
-    LowPass,
-    MissingAttributeError,
-    TrainConfig,
-    UnknownLayerError,
-    run_audit,
-    synthfaces,
-)
+from pytest_kernelbias import AuditConfigError, LowPass, TrainConfig, run_audit, synthfaces
+from pytest_kernelbias.errors import EmptySubgroupError, MissingAttributeError, UnknownLayerError
 
 from .conftest import tiny_cnn
 
@@ -55,7 +47,7 @@ def test_result_repr_and_dict_carry_the_table_and_verdict(audit):
 
 
 def test_contrast_bias_is_a_signed_difference_of_drops(audit):
-    from pytest_kernelbias import estimate_effects
+    from pytest_kernelbias.stats import estimate_effects
 
     eff = estimate_effects(audit.outcomes, 3, bias="contrast", contrast=("skin_tone=dark", "skin_tone=light"))[7]
     swapped = estimate_effects(audit.outcomes, 3, bias="contrast", contrast=("skin_tone=light", "skin_tone=dark"))[7]
@@ -89,7 +81,7 @@ def test_every_effect_carries_a_holm_adjusted_p_within_its_family(audit):
 
 
 def test_rule_lower_reads_the_interval_alone_the_p_at_zero_is_descriptive():
-    from pytest_kernelbias import paired_effect
+    from pytest_kernelbias.stats import paired_effect
 
     e = paired_effect([0.05, 0.06, 0.07, 0.08, 0.09, 0.1], [0] * 6, p_method="permutation")
     assert e.verdict(0.0, "lower") == "fail"

@@ -5,8 +5,9 @@ import warnings
 import pytest
 import torch
 
-from pytest_kernelbias import TrainConfig, VariantCache, run_audit, synthfaces, train
+from pytest_kernelbias import TrainConfig, VariantCache, run_audit, synthfaces
 from pytest_kernelbias.execution._store import CacheWarning, variant_key
+from pytest_kernelbias.training import train
 
 from .conftest import tiny_cnn
 
@@ -160,7 +161,7 @@ def test_warm_audit_reuses_stored_evaluations_and_a_damaged_one_is_recomputed(tm
 @pytest.mark.slow
 def test_a_worker_killed_mid_training_leaves_no_entry_and_the_next_run_trains_only_what_is_missing(
         tmp_path, monkeypatch):
-    from pytest_kernelbias import WorkerDiedError
+    from pytest_kernelbias.errors import WorkerDiedError
 
     from .conftest import trainer_killed_once
 

@@ -90,7 +90,7 @@ def _ray_job():
 @pytest.mark.slow
 def test_a_ray_task_that_dies_past_its_retries_is_a_package_error_with_the_resume_hint():
     pytest.importorskip("ray", reason="Ray is in the [test] and [ray] extras")
-    from pytest_kernelbias import WorkerDiedError
+    from pytest_kernelbias.errors import WorkerDiedError
 
     with pytest.raises(WorkerDiedError, match=r"failed 2 times .*0 of 4 variants finished.*run the audit again"):
         run_audit(tiny_cnn, "0", [3, 5], executor="ray", trainer=crashing_trainer, **TRAIN)
@@ -99,7 +99,7 @@ def test_a_ray_task_that_dies_past_its_retries_is_a_package_error_with_the_resum
 @pytest.mark.slow
 def test_a_task_no_node_can_run_is_refused_before_it_is_submitted():
     pytest.importorskip("ray", reason="Ray is in the [test] and [ray] extras")
-    from pytest_kernelbias import MemoryStore
+    from pytest_kernelbias.execution import MemoryStore
     from pytest_kernelbias.execution._ray import train_on_ray
 
     plan, job = _ray_job()
@@ -110,7 +110,7 @@ def test_a_task_no_node_can_run_is_refused_before_it_is_submitted():
 @pytest.mark.slow
 def test_tasks_waiting_for_busy_resources_are_reported_with_what_is_free_and_what_they_ask():
     ray = pytest.importorskip("ray", reason="Ray is in the [test] and [ray] extras")
-    from pytest_kernelbias import MemoryStore
+    from pytest_kernelbias.execution import MemoryStore
     from pytest_kernelbias.execution._ray import connect, train_on_ray
 
     connect(None)

@@ -66,7 +66,7 @@ def test_the_data_fingerprint_encodes_attributes_and_shapes_injectively():
 
 
 def test_a_subgroup_value_holding_a_key_separator_is_refused_with_the_fix():
-    from pytest_kernelbias import InputDataError
+    from pytest_kernelbias.errors import InputDataError
 
     data = _set({"race": ["a&gender=f", "b"], "gender": ["m", "f"]})
     with pytest.raises(InputDataError, match=r"value 'a&gender=f' of attribute 'race' holds '&' or '='.*rename it"):
@@ -76,7 +76,8 @@ def test_a_subgroup_value_holding_a_key_separator_is_refused_with_the_fix():
 
 
 def test_a_contrast_of_a_group_with_itself_is_refused():
-    from pytest_kernelbias import AuditConfigError, Estimand
+    from pytest_kernelbias import AuditConfigError
+    from pytest_kernelbias.stats import Estimand
 
     with pytest.raises(AuditConfigError, match="with itself is 0 for every model"):
         Estimand.of("contrast", ("skin_tone=dark", "skin_tone=dark"))

@@ -19,7 +19,6 @@ from pytest_kernelbias import (
     Compose,
     Downsample,
     GaussianBlur,
-    GaussianLowPass,
     GaussianNoise,
     HighPass,
     LowPass,
@@ -28,6 +27,7 @@ from pytest_kernelbias import (
     synthfaces,
 )
 from pytest_kernelbias.audit import prepare
+from pytest_kernelbias.perturbations import GaussianLowPass
 from pytest_kernelbias.plan import perturbation_fingerprint
 
 from .conftest import tiny_cnn

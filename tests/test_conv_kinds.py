@@ -8,17 +8,9 @@ from hypothesis import strategies as st
 from timm.layers import CondConv2d, Conv2dSame, MixedConv2d, ScaledStdConv2d, StdConv2d, StdConv2dSame
 from torch import nn
 
-from pytest_kernelbias import (
-    Dilation,
-    InterventionError,
-    KernelSize,
-    Select,
-    Stride,
-    UnknownLayerError,
-    describe_intervention,
-    find_stem,
-    intervene,
-)
+from pytest_kernelbias import Dilation, KernelSize, Select, Stride
+from pytest_kernelbias.errors import InterventionError, UnknownLayerError
+from pytest_kernelbias.intervention import describe_intervention, find_stem, intervene
 from pytest_kernelbias.intervention._kinds import has_dynamic_same_pad, is_cond_conv, is_conv
 from pytest_kernelbias.intervention._select import resolve_layers
 

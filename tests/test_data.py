@@ -5,15 +5,10 @@ import pytest
 import torch
 from torch import nn
 
-from pytest_kernelbias import (
-    EmptySubgroupError,
-    LowPass,
-    MissingAttributeError,
-    SubgroupDataset,
-    SubgroupLoaders,
-    synthfaces,
-)
+from pytest_kernelbias import LowPass, SubgroupDataset, synthfaces
 from pytest_kernelbias.data import _subgroups as subgroups
+from pytest_kernelbias.errors import EmptySubgroupError, MissingAttributeError
+from pytest_kernelbias.evaluation import SubgroupLoaders
 
 
 def test_missing_subgroup_attribute_names_the_available_ones():

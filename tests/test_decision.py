@@ -10,18 +10,11 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from pytest_kernelbias import (
-    AuditConfigError,
-    AuditFailure,
-    AuditSpec,
-    KernelAuditWarning,
-    SequentialDesign,
-    run_audit,
-    run_sequential,
-)
+from pytest_kernelbias import AuditConfigError, AuditFailure, AuditSpec, KernelAuditWarning, run_audit
 from pytest_kernelbias.analysis._analyze import analyze
 from pytest_kernelbias.analysis._estimand import Estimand
 from pytest_kernelbias.analysis._test_noise import difference_replicates, image_weights, shared_variances
+from pytest_kernelbias.stats import SequentialDesign, run_sequential
 from tests.test_pipeline import TRAIN, _made_up, tiny_cnn
 
 
@@ -150,7 +143,7 @@ def test_strict_fails_on_undecided_and_warn_and_says_why(tmp_path):
 
 
 def test_skewed_differences_are_named_from_8_seeds_on():
-    from pytest_kernelbias import paired_effect
+    from pytest_kernelbias.stats import paired_effect
 
     skewed = paired_effect([0.0, 0.0, 0.001, 0.001, 0.002, 0.002, 0.003, 0.2], [0.0] * 8)
     g1 = stats.skew(skewed.differences, bias=False)

@@ -6,8 +6,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from pytest_kernelbias import AuditConfigError, paired_effect
+from pytest_kernelbias import AuditConfigError
 from pytest_kernelbias.analysis._effects import MONTE_CARLO_DRAWS, sign_flip_method, sign_flip_p_value
+from pytest_kernelbias.stats import paired_effect
 
 finite = st.floats(-1, 1, allow_nan=False, allow_infinity=False)
 

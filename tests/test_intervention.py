@@ -3,7 +3,9 @@ import timm
 import torch
 from torch import nn
 
-from pytest_kernelbias import InterventionError, KernelIntervention, UnknownLayerError, intervene
+from pytest_kernelbias import KernelIntervention
+from pytest_kernelbias.errors import InterventionError, UnknownLayerError
+from pytest_kernelbias.intervention import intervene
 from pytest_kernelbias.intervention._surgery import AsymmetricPad
 
 

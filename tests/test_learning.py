@@ -7,17 +7,9 @@ import pytest
 import torch
 from sklearn.metrics import balanced_accuracy_score
 
-from pytest_kernelbias import (
-    EmptySubgroupError,
-    InputDataError,
-    InputDataWarning,
-    KernelAuditWarning,
-    ModelsDidNotLearnError,
-    SubgroupDataset,
-    from_tensors,
-    run_audit,
-)
+from pytest_kernelbias import KernelAuditWarning, ModelsDidNotLearnError, SubgroupDataset, from_tensors, run_audit
 from pytest_kernelbias.analysis._learning import check_learning, learning_of
+from pytest_kernelbias.errors import EmptySubgroupError, InputDataError, InputDataWarning
 from tests.test_pipeline import tiny_cnn
 
 

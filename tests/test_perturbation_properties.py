@@ -15,13 +15,12 @@ from pytest_kernelbias import (
     Compose,
     Downsample,
     GaussianBlur,
-    GaussianLowPass,
     GaussianNoise,
     HighPass,
-    Identity,
     LowPass,
 )
 from pytest_kernelbias.errors import PerturbationError
+from pytest_kernelbias.perturbations import GaussianLowPass, Identity
 
 cutoffs = st.floats(0.02, 1.0)
 sizes = st.integers(4, 20)

@@ -11,7 +11,8 @@ import pytest
 SUITE = '''
 import pytest
 from torch import nn
-from pytest_kernelbias import LowPass, TrainConfig, synthfaces, train
+from pytest_kernelbias import LowPass, TrainConfig, synthfaces
+from pytest_kernelbias.training import train
 
 TRAIN, TEST = synthfaces(240, 0, "planted"), synthfaces(160, 0, "planted", split="test")
 RECIPE = TrainConfig(epochs=1, batch_size=32)

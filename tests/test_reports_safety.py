@@ -8,8 +8,8 @@ import textwrap
 import pytest
 from torch import nn
 
-from pytest_kernelbias import describe_intervention
 from pytest_kernelbias.errors import AuditConfigError, BaselineWarning, ReportWarning
+from pytest_kernelbias.intervention import describe_intervention
 from pytest_kernelbias.reporting._baseline import check_name, compare, load_baseline
 from pytest_kernelbias.reporting._session import SessionProgress, write_outputs
 

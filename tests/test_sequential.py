@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from pytest_kernelbias import AuditConfigError, paired_effect
+from pytest_kernelbias import AuditConfigError
 from pytest_kernelbias.analysis._decision import run_sequential
 from pytest_kernelbias.analysis._futility import chance_text, settle_chance
 from pytest_kernelbias.analysis._power import seeds_needed
@@ -24,6 +24,7 @@ from pytest_kernelbias.analysis._sequential import (
     look_confidences,
     looks,
 )
+from pytest_kernelbias.stats import paired_effect
 
 ALPHA = 0.05
 

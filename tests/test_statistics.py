@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_kernelbias import (
-    AuditConfigError,
-    KernelAuditWarning,
+from pytest_kernelbias import AuditConfigError, KernelAuditWarning
+from pytest_kernelbias.analysis._estimators import dose_response
+from pytest_kernelbias.stats import (
     benjamini_hochberg,
     holm,
     minimum_detectable_effect,
@@ -18,7 +18,6 @@ from pytest_kernelbias import (
     power,
     seeds_needed,
 )
-from pytest_kernelbias.analysis._estimators import dose_response
 
 pvals = st.lists(st.floats(0, 1, allow_nan=False), min_size=1, max_size=30)
 

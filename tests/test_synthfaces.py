@@ -1,6 +1,7 @@
 import torch
 
-from pytest_kernelbias import PLANTED, synthfaces
+from pytest_kernelbias import synthfaces
+from pytest_kernelbias.data import PLANTED
 from pytest_kernelbias.perturbations import radial_distance
 
 

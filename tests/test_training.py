@@ -1,8 +1,10 @@
 import pytest
 import torch
 
-from pytest_kernelbias import KernelIntervention, NonFiniteLossError, TrainConfig, synthfaces, train
+from pytest_kernelbias import KernelIntervention, TrainConfig, synthfaces
 from pytest_kernelbias.data._subgroups import SubgroupDataset
+from pytest_kernelbias.errors import NonFiniteLossError
+from pytest_kernelbias.training import train
 
 
 def test_non_finite_loss_stops_with_a_clear_error(cnn_factory):

@@ -13,14 +13,8 @@ from torch import nn
 
 from pytest_kernelbias import (
     AuditConfigError,
-    DatasetFormatError,
-    InputDataError,
-    InputDataWarning,
-    InterventionError,
     KernelIntervention,
-    ModelOutputError,
     Perturbation,
-    PerturbationError,
     Stride,
     SubgroupDataset,
     SynthFacesCNN,
@@ -28,6 +22,14 @@ from pytest_kernelbias import (
     from_torch_dataset,
     run_audit,
     synthfaces,
+)
+from pytest_kernelbias.errors import (
+    DatasetFormatError,
+    InputDataError,
+    InputDataWarning,
+    InterventionError,
+    ModelOutputError,
+    PerturbationError,
 )
 
 

@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 from scipy import special, stats
 
-from ..errors import AuditConfigError, KernelAuditWarning
+from ..errors import AuditConfigError, AuditFailure, KernelAuditWarning
 from ._power import minimum_detectable_effect, seeds_needed
 
 METHODS = ("t", "bootstrap", "permutation")
@@ -267,14 +267,14 @@ class Effect:
         return "\n".join(lines)
 
     def assert_below(self, threshold: float, rule: str = "evidence", warn: bool = True) -> "Effect":
-        """Raise AssertionError with a readable table when the effect fails `rule` at `threshold`.
+        """Raise `AuditFailure` (an AssertionError) with a readable table when the effect fails `rule` at `threshold`.
 
         A "warn" verdict (passed, but the interval reaches past the threshold)
         emits a `KernelAuditWarning` saying what the audit could not have detected.
         """
         verdict = self.verdict(threshold, rule, warn)
         if verdict == "fail":
-            raise AssertionError(self.failure_message(threshold, rule))
+            raise AuditFailure(self.failure_message(threshold, rule), verdict)
         if verdict == "undecided":
             warnings.warn(KernelAuditWarning(
                 f"{self.label}: undecided; the CI [{self.ci[0]:+.3g}, {self.ci[1]:+.3g}] contains the threshold "

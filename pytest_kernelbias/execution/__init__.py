@@ -1,1 +1,5 @@
 """Turning a plan into trained weights: the `Executor` registry (serial, seed-batched, pool, Ray) and stores."""
+
+from ._store import MemoryStore, VariantCache
+
+__all__ = ["MemoryStore", "VariantCache"]

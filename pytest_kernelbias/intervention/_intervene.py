@@ -14,7 +14,7 @@ from typing import Callable, Sequence, Union
 import torch
 from torch import nn
 
-from ..errors import InterventionError, ModelOutputError
+from ..errors import InterventionError, InterventionWarning, ModelOutputError
 from ._kinds import has_dynamic_same_pad
 from ._reach import check_kernel_reach
 from ._select import LayerSpec, conv_layers, kernel_of, resolve_layers
@@ -200,7 +200,7 @@ def intervene(model: nn.Module, layer: LayerSpec, kernel_size: int | Interventio
     for name, r in rebuilt.items():
         for note in r.notes:
             if "never seen" in note:
-                warnings.warn(f"{name}: {note}", stacklevel=2)
+                warnings.warn(InterventionWarning(f"{name}: {note}"), stacklevel=2)
     if example_input is not None:
         check_output_shapes(model, new_model, names, example_input, allow_change=change.stride is not None)
     return new_model
