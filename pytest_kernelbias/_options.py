@@ -6,13 +6,11 @@ import os
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal, Mapping
 
-import torch
-
 from .analysis._effects import check_rule, check_seeds, check_threshold
 from .errors import AuditConfigError
 from .reporting._baseline import check_name
 from .reporting._markdown import GITHUB_SUMMARY
-from .spec import ExecutionSpec
+from .spec import ExecutionSpec, resolve_device
 
 
 def _parse_seeds(raw: object) -> int | str:
@@ -83,17 +81,6 @@ def _parse_bool(raw: object) -> bool:
     if text in ("0", "false", "no", "off", ""):
         return False
     raise ValueError(text)
-
-
-def resolve_device(device: str) -> str:
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise AuditConfigError(f"device {device!r} is not a torch device ({exc}); use cpu, cuda, cuda:1 or "
-                               "auto") from None
-    return device
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from types import TracebackType
 
 import pytest
 
-from ._options import FLAGS, OPTIONS, AuditSettings, check_baseline_names, flag, from_sources, ini_type, resolve_device
+from ._options import FLAGS, OPTIONS, AuditSettings, check_baseline_names, flag, from_sources, ini_type
 from .analysis._outcomes import estimate_effects
 from .audit import COUNTS_ATTR, run_audit
 from .errors import AuditConfigError, AuditFailure, KernelBiasError
@@ -22,7 +22,7 @@ from .reporting._baseline import compare, load_baseline, regression_message, unm
 from .reporting._records import error_record, not_run_record, ran
 from .reporting._session import Notes, SessionProgress, write_outputs
 from .reporting._text import session_tail, summary_lines, wrap_id
-from .spec import check_keywords
+from .spec import check_keywords, resolve_device
 
 MARKER = "kernel_audit"
 RECORDS_ATTR = "kernel_audit_records"  # on the teardown report; xdist carries report attributes to the controller

@@ -31,6 +31,7 @@ from .evaluation._loaders import as_perturbations
 from .evaluation._metrics import METRICS
 from .execution._base import executor_names
 from .execution._threads import default_workers
+from .intervention._intervene import as_intervention
 from .intervention._select import Select
 from .intervention._surgery import check_init
 from .perturbations import LowPass, Perturbation
@@ -73,6 +74,7 @@ class TargetSpec:
             raise AuditConfigError(f"levels must be a list of kernel sizes or interventions, e.g. [3, 7]; "
                                    f"got {self.levels!r}")
         object.__setattr__(self, "levels", tuple(self.levels))
+        check_levels(self.levels, self.reference)
         if not _is_layer_spec(self.layer):
             raise AuditConfigError(f"layer must name the conv(s) to intervene on: a name or glob ('conv1', "
                                    f"'layer1.*.conv2'), a list of those, 'stem', 'all', a Select or a predicate "
@@ -87,6 +89,30 @@ class TargetSpec:
     @property
     def treatments(self) -> list:
         return [level for level in self.levels if level != self.reference_level]
+
+
+def resolve_device(device: str) -> str:
+    """A torch device name; "auto" is cuda when available, else cpu (the one default, notebook and pytest)."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        return str(torch.device(device))
+    except (RuntimeError, TypeError) as exc:
+        raise AuditConfigError(f"device {device!r} is not a torch device ({exc}); use cpu, cuda, cuda:1 or "
+                               "auto") from None
+
+
+def check_levels(levels: tuple, reference: object) -> None:
+    """At least two distinct levels (kernel sizes or interventions), and a reference among them."""
+    changes = [as_intervention(level) for level in levels]  # each level's own check, naming the fix
+    if len(changes) < 2:
+        raise AuditConfigError(f"levels={list(levels)}: an audit compares a reference with at least one other "
+                               "level; give two or more, e.g. levels=[3, 7]")
+    if len(set(changes)) != len(changes):
+        raise AuditConfigError(f"levels={list(levels)} repeats a level; give each level once, e.g. [3, 7]")
+    if reference is not None and as_intervention(reference) not in changes:
+        raise AuditConfigError(f"reference={reference!r} is not one of levels={list(levels)}; add it to the levels "
+                               "or leave reference out (the first level is the reference)")
 
 
 @dataclass(frozen=True)
@@ -131,7 +157,7 @@ class RecipeSpec:
     train_config: TrainConfig = TrainConfig()
     trainer: Trainer | None = None
     paired: bool = True
-    device: str = "cpu"
+    device: str = "auto"  # cuda when available, else cpu: the same default as under pytest
     min_seeds: int = 3
     max_seeds: int = 16  # measured: a family of 3 at tau = 0, sd 0.03 passes 93% (63% at 12, 33% at 10)
     seed_round: int = 1
@@ -152,12 +178,7 @@ class RecipeSpec:
                                    f"{self.trainer!r}")
         if not isinstance(self.paired, bool):
             raise AuditConfigError(f"paired must be True or False, got {self.paired!r}")
-        try:
-            device = torch.device(self.device)
-        except (RuntimeError, TypeError) as exc:
-            raise AuditConfigError(f"device {self.device!r} is not a torch device ({exc}); use cpu, cuda or "
-                                   "cuda:1") from None
-        object.__setattr__(self, "device", str(device))
+        object.__setattr__(self, "device", resolve_device(self.device))
 
     @property
     def design(self) -> SequentialDesign | None:

@@ -315,3 +315,21 @@ def test_a_full_disk_names_the_fix_keeps_what_was_written_and_an_evaluation_memo
     assert "could not store an evaluation" in out.stdout
     assert "KEPT True False" in out.stdout
     assert not list((tmp_path / "cache").rglob(".tmp-*")), "a failed write left a partial entry"
+
+
+# ---------------------------------------------------------------- the spec checks itself (no data needed)
+@pytest.mark.parametrize("levels, reference, match", [
+    ([3], None, "at least one other level"), ([3, 3], None, "repeats a level"),
+    ([3, 9], 5, "reference=5 is not one of levels=\\[3, 9\\]"), ([3, 0], None, "kernel"),
+])
+def test_levels_are_checked_when_the_spec_is_built(levels, reference, match):
+    from pytest_kernelbias import AuditSpec
+
+    with pytest.raises((AuditConfigError, InterventionError), match=match):
+        AuditSpec.from_kwargs(SynthFacesCNN, "conv1", levels, reference=reference)
+
+
+def test_run_audit_and_pytest_share_one_device_default():
+    from pytest_kernelbias.spec import RecipeSpec
+
+    assert RecipeSpec().device == ("cuda" if torch.cuda.is_available() else "cpu")
