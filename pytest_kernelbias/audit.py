@@ -241,7 +241,7 @@ def run_audit(model: object, layer: object = None, levels: Sequence | None = Non
       (one, a list for a sweep, or a dict by name; default LowPass(0.4)).
     - target: `reference` (default: the first level), `init` ("fresh").
     - recipe: `seeds` ("auto"; or a fixed count >= 2), `train_config` (`TrainConfig()`), `trainer`
-      (your own `train(model, data, seed)`), `paired` (True), `device` ("cpu").
+      (your own `train(model, data, seed)`), `paired` (True), `device` ("auto": cuda when available).
     - estimand: `bias` ("spread", "contrast", "to_reference"), `contrast`
       (two subgroups, or the reference subgroup), `outcome` ("drop" or "perturbed").
     - inference: `metric` ("accuracy", "error", "balanced_accuracy", "tpr",
