@@ -35,9 +35,10 @@ passes round on their own. The script prints how far the two blurred test sets a
 It prints, per model, clean and perturbed accuracy per subgroup from both sides and their largest
 difference, the share of identical predictions, both effects with their CIs, the wall and CPU
 time of each side with the cores other processes kept busy meanwhile (from /proc/stat), the
-ratio naive / pipeline, a breakdown of the naive time, and the ceiling: the FLOPs both sides must
-compute (FlopCounterMode) at the dense matmul rate measured at the end of the run, which bounds any
-pipeline's time from below and so the ratio any pipeline could reach from above. torch's one-off
+ratio naive / pipeline, a breakdown of the naive time, and the FLOPs both sides count by the direct
+convolution count (FlopCounterMode) with the rate each side reached against the dense matmul rate
+measured at the end of the run: a comparison, not a bound (convolution kernels may do fewer operations
+than the direct count, so runs have exceeded the matmul rate by it). torch's one-off
 process costs (thread pool, lazy imports on the first optimizer) are paid once, untimed, before
 either side runs.
 
@@ -270,7 +271,7 @@ def timed(fn):
     return out, wall, cpu, others
 
 
-# ---------------------------------------------------------------- the ceiling
+# ---------------------------------------------------------------- FLOPs against the matmul rate
 
 def audit_flops(intervention: KernelIntervention, seeds: int, n_train: int, n_test: int, epochs: int) -> float:
     """FLOPs either side must compute: every model's training (forward and backward) and its evaluation.
@@ -291,13 +292,19 @@ def audit_flops(intervention: KernelIntervention, seeds: int, n_train: int, n_te
     return total
 
 
-def print_ceiling(flops: float, peak: float, p_wall: list[float], n_wall: list[float]) -> None:
-    """How fast the pipeline could be at all: its FLOPs at the matmul rate, and the ratio that would give."""
-    floor = flops / peak
-    print(f"  ceiling: both sides compute {flops / 1e12:.2f} TFLOP; at this run's dense matmul rate "
-          f"({peak / 1e9:.1f} GFLOP/s on all cores) that alone takes {floor:.1f} s, so no pipeline could beat "
-          f"the naive script by more than {min(n_wall) / floor:.2f}x (fastest naive run / that time); the "
-          f"fastest pipeline run computed at {100 * floor / min(p_wall):.0f}% of the matmul rate")
+def print_flop_rates(flops: float, peak: float, p_wall: list[float], n_wall: list[float]) -> None:
+    """Both sides' counted FLOPs and the rate each side's fastest run reached: a comparison, not a bound.
+
+    FlopCounterMode counts a convolution as the direct algorithm does; the library's kernels may do fewer
+    operations (e.g. Winograd for 3x3), and runs have reached more than the dense matmul rate by this count
+    (116% on 2026-12-02), so the matmul rate does not bound the audit's time and no ceiling on the ratio
+    follows from it.
+    """
+    print(f"  FLOPs: both sides count {flops / 1e12:.2f} TFLOP (direct convolution, FlopCounterMode); the fastest "
+          f"pipeline run reached {flops / min(p_wall) / 1e9:.1f} GFLOP/s and the fastest naive run "
+          f"{flops / min(n_wall) / 1e9:.1f} GFLOP/s by that count, against a dense matmul rate of {peak / 1e9:.1f} "
+          "GFLOP/s on all cores. Not a ceiling: the convolution kernels may do fewer operations than the direct "
+          "count, so no bound on the ratio follows from the matmul rate")
 
 
 # ---------------------------------------------------------------- report
@@ -448,7 +455,7 @@ def main() -> None:
         print(f"  ratio of the fastest runs: wall {min(n_wall) / min(p_wall):.2f}x "
               f"({min(n_wall):.1f} s / {min(p_wall):.1f} s)")
     torch.set_num_threads(os.cpu_count() or 1)  # dense matmul on every core, whatever --threads said: the peak
-    print_ceiling(audit_flops(intervention, args.seeds, n_train, n_test, epochs),
+    print_flop_rates(audit_flops(intervention, args.seeds, n_train, n_test, epochs),
                   statistics.median(matmul_flops() for _ in range(3)), p_wall, n_wall)
 
 

@@ -28,7 +28,7 @@ from .execution._store import MemoryStore, VariantCache
 from .execution._threads import AUDIT_THREADS, audit_threads
 from .intervention._intervene import KernelIntervention, level_label
 from .plan import Plan, make_plan
-from .result import AuditResult
+from .result import AuditResult, RunRecord
 from .spec import AuditSpec
 from .validate import check_data, check_device, check_factory, check_model, check_perturbations
 
@@ -101,7 +101,7 @@ def execute_sequential(spec: AuditSpec) -> AuditResult:
             result = _execute_fixed(look, design)
         except BaseException as exc:
             raise note_counts(exc, {"models": 0, "trained": 0, "from_cache": 0, "cache": None}, sum(trained))
-        trained.append(result.settings["trained"])
+        trained.append(result.run.trained)
         last = result.path.looks[-1]
         if execution.progress is not None:
             chance = last.settle_chance
@@ -113,9 +113,9 @@ def execute_sequential(spec: AuditSpec) -> AuditResult:
         if result.path.verdict != "continue":
             break
     # Counted over every look: a seed trained at an earlier look of this audit is not a cache hit of it.
-    models = result.settings["models"]
-    settings = {**result.settings, "trained": sum(trained), "from_cache": models - sum(trained)}
-    return replace(result, settings=settings, sequential=_sequential_record(spec, result.path, trained))
+    run = replace(result.run, trained=sum(trained), from_cache=result.run.models - sum(trained))
+    return replace(result, settings={**result.settings, **run.as_dict()}, run=run, spec=spec,
+                   sequential=_sequential_record(spec, result.path, trained))
 
 
 def _sequential_record(spec: AuditSpec, path: SequentialPath, trained: list[int]) -> dict:
@@ -141,39 +141,34 @@ def _execute_fixed(spec: AuditSpec, design: SequentialDesign | None = None) -> A
         plan, job, loaders = prepare(spec)
         execution = spec.execution
         executor, why = choose_executor(execution, spec.recipe)
-        store = _store(execution.cache)
-        if executor.name == "pool" and store.root is None:
-            store = VariantCache.temporary_cache()  # workers meet in a folder; removed when the audit ends
+        store = executor.store_for(_store(execution.cache))
         if execution.progress is not None:
-            execution.progress(_setup_line(plan, job, store, execution, executor.name, why))
+            execution.progress(_setup_line(plan, job, store, execution.retrain, executor.parallel, why))
         keys = [v.key for v in plan.variants]
         before = {k for k in keys if store.holds(k)}
         try:
             evaluation = EvaluationJob(loaders, job.layers[0], spec.mechanism)
-            trained_ahead = executor.train_ahead(plan.variants, job, store, execution.retrain, execution.progress,
-                                                 evaluation=evaluation)
-            reported = frozenset(trained_ahead) if getattr(executor, "evaluates", False) else frozenset()
-            evaluations = evaluate_plan(plan, job, store, evaluation, trained_ahead, execution.retrain,
-                                        execution.progress, reported)
+            ahead = executor.train_ahead(plan.variants, job, store, execution.retrain, execution.progress,
+                                         evaluation=evaluation)
+            evaluations = evaluate_plan(plan, job, store, evaluation, ahead.trained, execution.retrain,
+                                        execution.progress, ahead.evaluated)
             analysis = analyze(spec, evaluations, design)
         except BaseException as exc:  # the report tells what this audit trained before it stopped
             new = {k for k in keys if store.holds(k)} - before
             raise note_counts(exc, {"models": len(keys), "trained": len(new), "from_cache": len(before),
                                     "cache": _cache_path(store)})
     from_cache = sum(ev.from_cache for ev in evaluations.items)
-    facts = {"models": len(plan.variants), "from_cache": from_cache, "trained": len(plan.variants) - from_cache,
-             "evaluated": sum(ev.measured for ev in evaluations.items), "cache": _cache_path(store),
-             "executor": execution.executor, "executor_used": executor.name,
-             "workers": execution.workers if executor.name == "pool" else 1,
-             "threads": AUDIT_THREADS, "seconds": round(time.time() - started, 1)}
-    return _result(spec, job, loaders, analysis, evaluations, facts)
+    run = RunRecord(models=len(plan.variants), trained=len(plan.variants) - from_cache, from_cache=from_cache,
+                    evaluated=sum(ev.measured for ev in evaluations.items), cache=_cache_path(store),
+                    executor=execution.executor, executor_used=executor.name, workers=executor.parallel,
+                    threads=AUDIT_THREADS, seconds=round(time.time() - started, 1))
+    return _result(spec, job, loaders, analysis, evaluations, run)
 
 
-def _setup_line(plan: Plan, job: TrainingJob, store, execution, executor: str, why: str) -> str:
+def _setup_line(plan: Plan, job: TrainingJob, store, retrain: bool, parallel: int, why: str) -> str:
     """The first line, before any model trains: what will train, on what, and a first time estimate."""
-    todo = pending(plan.variants, store, execution.retrain)
+    todo = pending(plan.variants, store, retrain)
     levels = len({v.level for v in plan.variants})
-    parallel = execution.workers if executor == "pool" else 1
     guess = first_estimate(job, todo, parallel)
     estimate = "" if guess is None else (f"; first estimate {guess:.0f}s of training from one timed step per "
                                          "level")
@@ -200,7 +195,8 @@ def _cache_path(store) -> str | None:
 
 
 def _result(spec: AuditSpec, job: TrainingJob, loaders: SubgroupLoaders, analysis: Analysis,
-            evaluations, facts: dict) -> AuditResult:
+            evaluations, run: RunRecord) -> AuditResult:
+    """The frozen result: the spec and run record as they are, and `settings`, their JSON view for reports."""
     intervention, data_name = job.intervention(), job.data.name
     recipe, inference = spec.recipe, spec.inference
     settings = {"seeds": recipe.seeds, "levels": [level_label(v) for v in intervention.levels],
@@ -211,7 +207,8 @@ def _result(spec: AuditSpec, job: TrainingJob, loaders: SubgroupLoaders, analysi
                 "effect_confidence": analysis.path.looks[-1].confidence, "family": analysis.path.family,
                 "test_noise": inference.test_noise and inference.interval == "t", "strict": inference.strict,
                 "contrast": list(spec.estimand.contrast) or None, "outcome": spec.estimand.outcome,
-                "placebos": list(inference.placebos), "spectral_cutoff": spec.mechanism.spectral_cutoff, **facts}
+                "placebos": list(inference.placebos), "spectral_cutoff": spec.mechanism.spectral_cutoff,
+                **run.as_dict()}
     return AuditResult(
         name=spec.name, intervention=intervention.describe(), perturbation=next(iter(spec.data.perturbations)),
         data=data_name, group_counts=loaders.counts(), outcomes=analysis.outcomes,
@@ -223,7 +220,7 @@ def _result(spec: AuditSpec, job: TrainingJob, loaders: SubgroupLoaders, analysi
         heat_maps=analysis.heat_maps, examples=example_images(loaders), correction=inference.correction,
         warn_tier=inference.warn_tier, predictions=analysis.predictions, test_labels=evaluations.labels,
         test_codes=evaluations.codes, test_names=evaluations.names, learning=analysis.learning,
-        gaps=analysis.gaps, path=analysis.path, strict=inference.strict)
+        gaps=analysis.gaps, path=analysis.path, strict=inference.strict, spec=spec, run=run)
 
 
 def run_audit(model: object, layer: object = None, levels: Sequence | None = None, **settings: Any) -> AuditResult:

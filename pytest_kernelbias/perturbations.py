@@ -127,7 +127,7 @@ class SpectralFilter(Perturbation):
 
     def apply(self, x: torch.Tensor) -> torch.Tensor:
         mask = self.mask(x.shape[-2], x.shape[-1], x.device)
-        # Chunks of 64 images keep the complex spectra in cache: measured 1.5x faster at 64x64 (benchmarks/perturb.py).
+        # Chunks of 64 images keep the complex spectra in cache: faster at 64x64 (docs/performance.md).
         return torch.cat([self._filter(chunk, mask) for chunk in x.split(64)]) if len(x) > 64 else self._filter(x, mask)
 
     @staticmethod

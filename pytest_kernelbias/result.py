@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 import numpy as np
 
@@ -16,6 +16,9 @@ from .analysis._estimators import hierarchical_bootstrap
 from .analysis._outcomes import Outcomes
 from .errors import AuditConfigError, AuditFailure
 from .intervention._intervene import level_label
+
+if TYPE_CHECKING:
+    from .spec import AuditSpec
 
 VERDICT_ORDER = VERDICT_RANK
 
@@ -44,6 +47,26 @@ class Verdict:
     def passed(self) -> bool:
         """The test passes: nothing failed (and, when strict, nothing was left at warn or undecided)."""
         return self.overall == "pass" or (self.overall in ("warn", "undecided") and not self.strict)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """How an audit ran, as opposed to what it was asked (its `AuditSpec`): the models it trained, loaded
+    and measured, where, and how long it took."""
+
+    models: int  # (level, seed) models the plan holds
+    trained: int  # trained by this audit (every look of seeds="auto" counted)
+    from_cache: int  # weights loaded from the cache
+    evaluated: int  # measured by this audit rather than read from a stored evaluation
+    cache: Optional[str]  # the cache folder, None for an in-memory or temporary store
+    executor: str  # the executor asked for ("local" lets the audit choose)
+    executor_used: str  # the one that trained: serial, seed-batched, pool or ray
+    workers: int  # models trained at once
+    threads: int  # torch threads per training
+    seconds: float  # wall time of the audit
+
+    def as_dict(self) -> dict:
+        return dict(vars(self))
 
 
 @dataclass(frozen=True)
@@ -90,6 +113,8 @@ class AuditResult:
     sequential: Optional[dict] = None  # seeds="auto": the looks (seeds, level, intervals, decision) and why it stopped
     path: Optional[SequentialPath] = field(default=None, repr=False)  # the decision procedure's record, every audit
     strict: bool = False  # a warn or undecided verdict fails assert_below too
+    spec: Optional["AuditSpec"] = field(default=None, repr=False)  # what was asked: every setting, checked
+    run: Optional[RunRecord] = None  # how it ran: counts, executor, time
     # Told every verdict `assert_below` reaches (the pytest fixture records it for the reports).
     on_verdict: Optional[Callable[[Verdict], None]] = field(default=None, repr=False, compare=False)
 
@@ -240,8 +265,8 @@ class AuditResult:
         perturbed = {k: v[pert] for k, v in self.predictions.items()}
         return hierarchical_bootstrap(
             clean, perturbed, self.test_labels, self.test_codes, list(self.test_names), level, self.reference,
-            self.outcomes.seeds, n_boot=n_boot, confidence=self.settings.get("confidence", 0.95), seed=seed,
-            estimand=self.estimand, metric=self.settings.get("metric", "accuracy"),
+            self.outcomes.seeds, n_boot=n_boot, confidence=self.spec.inference.confidence, seed=seed,
+            estimand=self.estimand, metric=self.spec.inference.metric,
             label=f"{level_label(level)} vs {level_label(self.reference)}: {self.bias} under {pert}")
 
     def clean_accuracy(self) -> dict:

@@ -159,7 +159,7 @@ class RecipeSpec:
     paired: bool = True
     device: str = "auto"  # cuda when available, else cpu: the same default as under pytest
     min_seeds: int = 3
-    max_seeds: int = 16  # measured: a family of 3 at tau = 0, sd 0.03 passes 93% (63% at 12, 33% at 10)
+    max_seeds: int = 16  # lets a family of a few effects at tau = 0 pass (docs/statistics.md, sequential seeds)
     seed_round: int = 1
     boundary: str = "pocock"  # how the looks share alpha: "pocock", "obrien-fleming" or "bonferroni"
     futility: float = DEFAULT_FUTILITY  # stop undecided early when max_seeds would settle it with less chance

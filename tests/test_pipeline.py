@@ -322,3 +322,18 @@ def test_summary_rows_show_the_gap_and_clean_accuracy_beside_the_effect(result):
     assert row["gap"] == gap.estimate and (row["gap_ci_low"], row["gap_ci_high"]) == gap.ci
     accs = [m.accuracy for m in result.learning if m.level == "kernel_size=3"]
     assert row["clean_reference"] == pytest.approx(np.mean(accs)) and row["majority"] > 0.4
+
+
+def test_every_executor_implements_the_protocol_the_pipeline_calls():
+    import inspect
+
+    from pytest_kernelbias.execution._base import EXECUTORS, Executor, _load
+    from pytest_kernelbias.spec import ExecutionSpec, RecipeSpec
+
+    wanted = inspect.signature(Executor.train_ahead).parameters
+    for name in EXECUTORS:
+        cls = _load(name)
+        executor = cls.from_spec(ExecutionSpec(executor=name, workers=2), RecipeSpec(seeds=2))
+        assert executor.name == name and isinstance(executor.parallel, int) and executor.parallel >= 1
+        assert list(inspect.signature(cls.train_ahead).parameters) == list(wanted), name
+        assert callable(executor.store_for)

@@ -66,7 +66,7 @@ def test_failing_audit_prints_table_and_summary_and_writes_json(pytester):
         "*kernel audit summary*",
         "  level k*perturbation*effect*CI*p adj*verdict*gap at k0 [[]CI[]]*clean acc k",
         "test_failing_audit_prints_table_and_summary_and_writes_json.py::test_tiny_audit",
-        "  failed; k0 = kernel_size=3 (clean acc *, majority class *); threshold 0, rule estimate; 0.95 CI (test-set*",
+        "  failed; k0 = kernel_size=3 (clean acc *, majority class *); threshold 0, rule estimate; 95% CI (test-set*",
         "  kernel_size=7*LowPass(0.4)*fail*",
         "verdict: pass = within | undecided = *| warn = *| fail = *| error = raised",
     ])

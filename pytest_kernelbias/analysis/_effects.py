@@ -343,8 +343,8 @@ def paired_effect(
     elif method == "bootstrap":
         if n < 10:
             warnings.warn(KernelAuditWarning(
-                f"a BCa bootstrap over {n} seeds under-covers (benchmarks/calibration.py measured 71%, 84% and 90% "
-                "coverage of nominal 95% at 3, 5 and 10 seeds); prefer method='t' at this seed count"), stacklevel=2)
+                f"a BCa bootstrap over {n} seeds under-covers its nominal level (calibration in docs/statistics.md); "
+                "prefer method='t' at this seed count"), stacklevel=2)
         res = stats.bootstrap((d,), np.mean, confidence_level=confidence, method="BCa",
                               n_resamples=9999, random_state=np.random.default_rng(0))
         ci = (float(res.confidence_interval.low), float(res.confidence_interval.high))

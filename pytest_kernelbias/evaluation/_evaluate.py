@@ -90,7 +90,7 @@ class EvaluationJob:
         return ev
 
 
-def evaluate_plan(plan: Plan, job, store, evaluation: EvaluationJob, trained_ahead: set[str], retrain: bool,
+def evaluate_plan(plan: Plan, job, store, evaluation: EvaluationJob, trained_ahead: frozenset[str], retrain: bool,
                   progress: Callable[[str], None] | None, reported: frozenset[str] = frozenset()) -> Evaluations:
     """Each variant's evaluation, in plan order; `trained_ahead` are keys the executor has just written.
 

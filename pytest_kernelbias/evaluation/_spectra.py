@@ -56,7 +56,7 @@ def radial_power_spectrum(x: torch.Tensor, remove_mean: bool = True) -> torch.Te
     For feature maps the per-map mean is removed so the DC bin does not swamp
     the ratio; a kernel's DC (its response to a constant) is kept. Computed on the
     real FFT's half spectrum with each coefficient counted as often as it occurs in
-    the full one: the full-spectrum sums, about 3x faster on a CPU (benchmarks/evaluation.py).
+    the full one: the full-spectrum sums, faster on a CPU (docs/performance.md).
     """
     h, w = x.shape[-2:]
     x = x.double()

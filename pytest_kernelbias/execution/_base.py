@@ -9,6 +9,7 @@ executor is one module with a class that follows `Executor`, plus one line in
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, ClassVar, Mapping, Protocol, Sequence
 
@@ -20,6 +21,7 @@ from . import _threads
 
 if TYPE_CHECKING:
     from .._variant import Variant
+    from ..evaluation._evaluate import EvaluationJob
     from ..spec import ExecutionSpec, RecipeSpec
     from ._job import TrainingJob
 
@@ -40,6 +42,8 @@ class VariantStore(Protocol):
 
     def has(self, key: str) -> bool: ...
 
+    def memo_path(self, name: str) -> Path | None: ...  # where a measured decision is kept; None: not kept
+
     def holds(self, key: str) -> bool: ...  # stored by now, even if already read (an audit's counts)
 
     def get_or_train(self, key: str, build: Callable[[], nn.Module], train: Callable[[nn.Module], nn.Module],
@@ -54,17 +58,35 @@ class VariantStore(Protocol):
                          extra: Mapping[str, object]) -> None: ...
 
 
+@dataclass(frozen=True)
+class TrainReport:
+    """What an executor did ahead of evaluation: the keys it trained, and those it also measured (their
+    evaluations are in the store and their progress lines printed)."""
+
+    trained: frozenset[str] = frozenset()
+    evaluated: frozenset[str] = frozenset()
+
+
 class Executor(Protocol):
-    """Trains variants ahead of evaluation; whatever it leaves untrained, evaluation trains one at a time."""
+    """Trains variants ahead of evaluation; whatever it leaves untrained, evaluation trains one at a time.
+
+    These are every call and attribute the pipeline uses: an executor that needs more changes this first.
+    """
 
     name: ClassVar[str]
+    parallel: int  # models it trains at once (the first time estimate and the report's workers)
 
     @classmethod
     def from_spec(cls, execution: "ExecutionSpec", recipe: "RecipeSpec") -> "Executor": ...
 
-    def train_ahead(self, variants: Sequence["Variant"], job: "TrainingJob", store: VariantStore,
-                    retrain: bool, progress: Callable[[str], None] | None) -> set[str]:
-        """Train the variants that `store` lacks (all of them when `retrain`); return the keys trained."""
+    def store_for(self, store: VariantStore) -> VariantStore:
+        """The store this executor trains into: `store`, or one it can use in its way (workers meet on disk)."""
+        ...
+
+    def train_ahead(self, variants: Sequence["Variant"], job: "TrainingJob", store: VariantStore, retrain: bool,
+                    progress: Callable[[str], None] | None, evaluation: "EvaluationJob | None" = None) -> TrainReport:
+        """Train the variants that `store` lacks (all of them when `retrain`), and measure them with `evaluation`
+        where the executor can; say which."""
         ...
 
 

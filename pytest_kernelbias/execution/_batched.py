@@ -14,17 +14,21 @@ from typing import ClassVar
 
 from ..intervention._intervene import level_label
 from ..training._seed_batched import choose_strategy, train_seeds
-from ._base import pending
+from ._base import TrainReport, pending
 
 
 class SeedBatchedExecutor:
     name: ClassVar[str] = "seed-batched"
+    parallel = 1  # seeds of a level train together, in one process
 
     @classmethod
     def from_spec(cls, execution, recipe) -> "SeedBatchedExecutor":
         return cls()
 
-    def train_ahead(self, variants, job, store, retrain, progress, evaluation=None) -> set[str]:
+    def store_for(self, store):
+        return store
+
+    def train_ahead(self, variants, job, store, retrain, progress, evaluation=None) -> TrainReport:
         by_level: dict[str, list] = {}
         for v in pending(variants, store, retrain):
             by_level.setdefault(level_label(v.level), []).append(v)
@@ -34,7 +38,7 @@ class SeedBatchedExecutor:
                 continue
             level = batch[0].level
             if job.train_config.seed_batching == "auto":
-                memo = None if store.root is None else store.root / "decisions" / "seed-batching.json"
+                memo = store.memo_path("seed-batching.json")
                 choice = choose_strategy(lambda: job.intervention().build(level, 0, paired=job.paired), job.data,
                                          job.train_config, job.device, len(batch), memo=memo)
                 if progress is not None:
@@ -48,4 +52,4 @@ class SeedBatchedExecutor:
             for v, model in zip(batch, models):
                 store.put(v.key, model.state_dict(), {**v.meta(), "seed_batched": True}, replace=retrain)
                 trained.add(v.key)
-        return trained
+        return TrainReport(frozenset(trained))

@@ -30,7 +30,7 @@ import torch
 
 from .._variant import Variant
 from ..errors import AuditConfigError, WorkerDiedError
-from ._base import longest_first, pending
+from ._base import TrainReport, longest_first, pending
 from ._estimate import eta_text
 from ._eta import PoolEta
 from ._job import TrainingJob
@@ -168,35 +168,32 @@ class PoolExecutor:
     name: ClassVar[str] = "pool"
 
     def __init__(self, workers: int, fallback: bool = False):
-        self.workers = workers
+        self.parallel = workers
         self.fallback = fallback  # chosen by "local": an unsendable factory trains in-process instead
-        self.evaluates = False
 
     @classmethod
     def from_spec(cls, execution, recipe) -> "PoolExecutor":
         return cls(execution.workers, fallback=execution.executor == "local")
 
-    def train_ahead(self, variants, job, store, retrain, progress, evaluation=None) -> set[str]:
+    def store_for(self, store):
+        """Workers meet in a folder: an audit without a cache gets a temporary one, removed when it ends."""
         from ._store import VariantCache
 
+        return store if store.root is not None else VariantCache.temporary_cache()
+
+    def train_ahead(self, variants, job, store, retrain, progress, evaluation=None) -> TrainReport:
         problem = unsendable(model=job.model, trainer=job.trainer)
         if problem is not None and not self.fallback:
             raise _refusal(problem)
         if problem is not None:
             if progress is not None:
-                progress(f"setup: training in this process on one thread, not in {self.workers} workers: {problem}; "
-                         "define it at module level (or pass a timm name) for parallel training")
-            return set()
+                progress(f"setup: training in this process on one thread, not in {self.parallel} workers: "
+                         f"{problem}; define it at module level (or pass a timm name) for parallel training")
+            return TrainReport()
         if unsendable(evaluation=evaluation) is not None:
             evaluation = None  # e.g. a perturbation defined in a closure: measured in this process instead
         todo = longest_first(pending(variants, store, retrain), job)
-        if not todo:
-            return set()
-        # Workers write to disk; an in-memory store gets a temporary folder and the weights copied in after.
-        disk = store if isinstance(store, VariantCache) else VariantCache.temporary_cache()
-        train_in_pool(job, todo, str(disk.root), self.workers, retrain, progress, evaluation)
-        self.evaluates = evaluation is not None and disk is store
-        if disk is not store:
-            for v in todo:
-                store.put(v.key, disk.load_state(v.key), v.meta(), replace=retrain)
-        return {v.key for v in todo}
+        if todo:
+            train_in_pool(job, todo, str(store.root), self.parallel, retrain, progress, evaluation)
+        keys = frozenset(v.key for v in todo)
+        return TrainReport(keys, keys if evaluation is not None else frozenset())

@@ -20,7 +20,7 @@ import torch
 
 from .._variant import Variant
 from ..errors import AuditConfigError, ResourceWaitWarning, WorkerDiedError
-from ._base import longest_first, pending
+from ._base import TrainReport, longest_first, pending
 from ._job import TrainingJob
 from ._pool import check_picklable
 from ._relay import Relayed, recording, reissue
@@ -188,6 +188,7 @@ class RayExecutor:
     """Each variant trains as a Ray task (locally or on a cluster); the weights come back into the store."""
 
     name: ClassVar[str] = "ray"
+    parallel = 1  # the cluster's size is Ray's to know; the first estimate assumes one task at a time
 
     def __init__(self, address: str | None):
         self.address = address
@@ -196,8 +197,11 @@ class RayExecutor:
     def from_spec(cls, execution, recipe) -> "RayExecutor":
         return cls(execution.ray_address)
 
-    def train_ahead(self, variants, job, store, retrain, progress, evaluation=None) -> set[str]:
+    def store_for(self, store):
+        return store  # the weights come back to this process, into whatever store the audit has
+
+    def train_ahead(self, variants, job, store, retrain, progress, evaluation=None) -> TrainReport:
         check_picklable(model=job.model, trainer=job.trainer)
         todo = longest_first(pending(variants, store, retrain), job)
         train_on_ray(job, todo, store, self.address, retrain, progress=progress)
-        return {v.key for v in todo}
+        return TrainReport(frozenset(v.key for v in todo))

@@ -8,13 +8,19 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from ._base import TrainReport
+
 
 class SerialExecutor:
     name: ClassVar[str] = "serial"
+    parallel = 1
 
     @classmethod
     def from_spec(cls, execution, recipe) -> "SerialExecutor":
         return cls()
 
-    def train_ahead(self, variants, job, store, retrain, progress, evaluation=None) -> set[str]:
-        return set()
+    def store_for(self, store):
+        return store
+
+    def train_ahead(self, variants, job, store, retrain, progress, evaluation=None) -> TrainReport:
+        return TrainReport()

@@ -127,6 +127,10 @@ class VariantCache:
         """Whether the key's weights are stored here (for an audit's counts; on disk, reads keep them)."""
         return self.has(key)
 
+    def memo_path(self, name: str) -> Path:
+        """Where a measured decision (e.g. seed batching's) is kept for later audits."""
+        return self.root / "decisions" / name
+
     def _lock(self, key: str) -> FileLock:
         locks = self.root / "locks"
         if ensure_folder(locks):
@@ -317,6 +321,9 @@ class MemoryStore:
     def holds(self, key: str) -> bool:
         """Whether this audit has stored or trained the key's weights here, read or not (for its counts)."""
         return key in self._states or key in self._done
+
+    def memo_path(self, name: str) -> None:
+        return None  # nothing outlives the audit: decisions are measured again next time
 
     def put(self, key: str, state: Mapping[str, torch.Tensor], meta: Mapping[str, object],
             replace: bool = False) -> bool:

@@ -33,7 +33,7 @@ class TrainConfig:
     weight_decay: float = 5e-4
     optimizer: str = "adamw"  # or "sgd" (momentum 0.9, nesterov)
     amp: bool = True  # only takes effect on CUDA
-    channels_last: bool = True  # measured 1.36x faster training on 2 CPU cores (benchmarks/training.py)
+    channels_last: bool = True  # faster training on the CPUs measured (docs/performance.md, benchmarks/training.py)
     compile: bool = False  # opt-in torch.compile; its compile time is paid once per trained model
     # How an audit trains the seeds of one variant: "auto" measures sequential against seed-batched
     # (vmap) training on the device and keeps the faster; "sequential" or "vmap" force one.
