@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from .analysis._design import check_can_decide
-from .analysis._effects import METHODS, check_rule, check_seeds, check_threshold
+from .analysis._effects import METHODS, check_confidence, check_rule, check_seeds, check_threshold
 from .analysis._estimand import Estimand
 from .analysis._futility import DEFAULT_FUTILITY
 from .analysis._multiplicity import CORRECTIONS
@@ -219,9 +219,7 @@ class InferenceSpec:
                                      ("correction", self.correction, CORRECTIONS)):
             if value not in allowed:
                 raise AuditConfigError(f"{name} must be one of {allowed}, got {value!r}")
-        if isinstance(self.confidence, bool) or not isinstance(self.confidence, (int, float)) \
-                or not 0 < self.confidence < 1:
-            raise AuditConfigError(f"confidence must lie in (0, 1), e.g. 0.95; got {self.confidence!r}")
+        check_confidence(self.confidence)
         object.__setattr__(self, "threshold", check_threshold(self.threshold))
         check_rule(self.rule)
         placebos = (self.placebos,) if isinstance(self.placebos, str) else tuple(self.placebos)

@@ -10,12 +10,8 @@ The sign-flip interval at a per-effect level 1 - a is finite only when
 
 from __future__ import annotations
 
-import math
-
-from scipy import stats
-
 from ..errors import AuditConfigError
-from ._effects import EXACT_LIMIT, MONTE_CARLO_DRAWS, satterthwaite_df
+from ._effects import EXACT_LIMIT, MONTE_CARLO_DRAWS, t_half_width
 
 _CORRECTION_NAMES = {"holm": "Holm", "bh": "Benjamini-Hochberg", "none": "no correction"}
 
@@ -66,7 +62,7 @@ def check_can_decide(rule: str, interval: str, seeds: int, family: int, effect_c
 
 def narrowest_half_width(sd: float, n: int, confidence: float) -> float:
     """Half-width of the paired t interval of n differences with standard deviation `sd`."""
-    return float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * sd / math.sqrt(n)
+    return t_half_width(sd, n, confidence)
 
 
 def seeds_to_pass_upper(sd: float, threshold: float, confidence: float, max_seeds: int = 10_000) -> int | None:
@@ -87,7 +83,6 @@ def seeds_to_settle(sd: float, shared_variance: float, margin: float, confidence
     if margin <= 0:
         return None
     for n in range(2, max_seeds + 1):
-        df = satterthwaite_df(sd, n, shared_variance)
-        if float(stats.t.ppf(0.5 + confidence / 2, df)) * math.sqrt(sd * sd / n + shared_variance) < margin:
+        if t_half_width(sd, n, confidence, shared_variance) < margin:
             return n
     return None

@@ -39,6 +39,21 @@ def level_text(confidence: float) -> str:
     return text if abs(float(text[:-1]) / 100 - confidence) < 1e-9 else f"{confidence:.2%}"
 
 
+def check_confidence(confidence: object) -> float:
+    """An interval level in (0, 1): the one check every setting and function taking a level uses."""
+    if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0 < confidence < 1:
+        raise AuditConfigError(f"confidence must lie in (0, 1), e.g. 0.95; got {confidence!r}")
+    return float(confidence)
+
+
+def t_half_width(sd: float, n: int, confidence: float, shared_variance: float = 0.0) -> float:
+    """Half-width of the t interval of a mean of n differences with spread `sd`, plus a known variance
+    `shared_variance` (the test set's), at Welch-Satterthwaite degrees of freedom."""
+    df = satterthwaite_df(sd, n, shared_variance) if shared_variance > 0 else n - 1
+    # special.stdtrit is stats.t.ppf without its argument checks: the calibration calls this millions of times.
+    return float(special.stdtrit(df, 0.5 + confidence / 2)) * math.sqrt(sd * sd / n + shared_variance)
+
+
 def check_rule(rule: str) -> str:
     if rule not in RULES:
         raise AuditConfigError(f"rule must be one of {', '.join(map(repr, RULES))}, got {rule!r}")
@@ -316,8 +331,7 @@ def paired_effect(
         raise AuditConfigError(
             f"treated and reference need one value per seed each, in the same seed order; got {len(t)} and {len(r)}")
     check_seeds(len(t))
-    if not (isinstance(confidence, (int, float)) and 0 < confidence < 1):
-        raise AuditConfigError(f"confidence must lie in (0, 1), e.g. 0.95; got {confidence!r}")
+    check_confidence(confidence)
     if not (np.all(np.isfinite(t)) and np.all(np.isfinite(r))):
         raise AuditConfigError("per-seed outcomes contain NaN or inf; a model's metric could not be computed "
                                "(an empty subgroup, or a metric undefined for it)")
@@ -336,9 +350,7 @@ def paired_effect(
         raise AuditConfigError(f"shared_variance must be a finite number >= 0, got {shared_variance!r}")
     shared_variance = float(shared_variance) if method == "t" else 0.0
     if method == "t" or (method == "bootstrap" and degenerate):
-        df = satterthwaite_df(sd, n, shared_variance) if shared_variance > 0 else n - 1
-        # special.stdtrit is stats.t.ppf without its argument checks: the calibration calls this millions of times.
-        half = float(special.stdtrit(df, 0.5 + confidence / 2)) * math.sqrt(sd * sd / n + shared_variance)
+        half = t_half_width(sd, n, confidence, shared_variance)
         ci = (mean - half, mean + half)  # BCa is undefined for a constant sample; t gives the point
     elif method == "bootstrap":
         if n < 10:

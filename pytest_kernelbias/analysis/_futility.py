@@ -25,7 +25,7 @@ import math
 from scipy import special
 
 from ..errors import AuditConfigError
-from ._effects import satterthwaite_df
+from ._effects import t_half_width
 
 DEFAULT_FUTILITY = 0.1  # stop when the chance that max_seeds settles the effect is under 10%
 
@@ -63,8 +63,7 @@ def settle_chance(estimate: float, sd: float, n: int, max_seeds: int, final_conf
         return 0.0
     if not (math.isfinite(sd) and sd > 0):
         return 1.0  # no spread seen yet: no basis to stop early
-    df = satterthwaite_df(sd, max_seeds, shared_variance)
-    half = float(special.stdtrit(df, 0.5 + final_confidence / 2)) * math.sqrt(sd * sd / max_seeds + shared_variance)
+    half = t_half_width(sd, max_seeds, final_confidence, shared_variance)
     spread = sd * math.sqrt((max_seeds - n) / (max_seeds * n))
     a = abs(estimate)
     norm = special.ndtr

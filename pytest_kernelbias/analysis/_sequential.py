@@ -39,7 +39,7 @@ import numpy as np
 from scipy import special
 
 from ..errors import AuditConfigError
-from ._effects import MAX_SEEDS, Effect, check_rule, check_threshold
+from ._effects import MAX_SEEDS, Effect, check_confidence, check_rule, check_threshold
 from ._futility import DEFAULT_FUTILITY, check_futility
 from ._power import power
 
@@ -166,8 +166,7 @@ def _calibrated(counts: tuple[int, ...], alpha: float, boundary: str) -> tuple[f
 
 
 def _check_level(confidence: float, family: int) -> float:
-    if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0 < confidence < 1:
-        raise AuditConfigError(f"confidence must lie in (0, 1), e.g. 0.95; got {confidence!r}")
+    check_confidence(confidence)
     if not _whole(family) or family < 1:
         raise AuditConfigError(f"family must be a whole number >= 1 (effects adjusted together), got {family!r}")
     return (1 - confidence) / family
