@@ -1,15 +1,15 @@
 """Example audits on the embedded SynthFaces data. Run: pytest --kernel-audit example_audits
 
 Each audit trains on 2,000 SynthFaces images (1,000 for resnet18) instead of the 4,000 of
-data="planted"/"null", which halves the training (measured 2026-11-29, docs/performance.md): the
-null audit passes (on 8,000 test images, which cost only evaluation), the planted one catches its
-bias, and resnet18 stops undecided for futility, which its strict=True turns into the expected
-failure; the whole file runs in about 2 minutes cold on 2 CPU cores.
+data="planted"/"null", which halves the training (docs/performance.md): the null audit passes (on
+8,000 test images, which cost only evaluation), the planted one catches its bias, the layer map finds that conv1 is the
+layer whose kernel size moves the gap, and resnet18 stops undecided for futility, which its
+strict=True turns into the expected failure; the whole file runs in about 4 minutes cold on 2 CPU cores.
 """
 
 import pytest
 
-from pytest_kernelbias import AuditFailure, LowPass, SynthFacesCNN, TrainConfig
+from pytest_kernelbias import AuditFailure, LowPass, SynthFacesCNN, TrainConfig, each
 from pytest_kernelbias.audit import default_data
 
 
@@ -52,4 +52,20 @@ def test_resnet18_stem_kernel(kernel_audit):
     train_data, test_data = default_data("planted", n_train=1000, n_test=1000)
     result = kernel_audit("resnet18", layer="conv1", levels=[7, 3], data=train_data, test_data=test_data,
                           attributes="skin_tone", perturbation=LowPass(0.4), train_config=TrainConfig(epochs=3))
+    result.assert_below()
+
+
+@pytest.mark.xfail(strict=True, raises=AuditFailure,
+                   reason="planted bias: conv1's kernel size moves the gap beyond the threshold (the map says which)")
+@pytest.mark.kernel_audit(seeds=3, threshold=0.05)
+def test_layer_map_finds_the_layer_that_moves_the_gap(kernel_audit):
+    # One arm per conv of SynthFacesCNN (conv1, conv2, conv3), each do(kernel_size=9) on that layer alone against
+    # the architecture as built (3x3 everywhere), trained once per seed and shared by the three arms: 4 models a
+    # seed instead of 6. The stripes that carry dark-skinned faces' label are 3 px wide, so the first conv, which
+    # sees the raw image, is where the kernel size decides whether they are learned.
+    train_data, test_data = default_data("planted", n_train=2000, n_test=1000)
+    result = kernel_audit(SynthFacesCNN, layer=each("all"), levels=[3, 9], data=train_data, test_data=test_data,
+                          attributes="skin_tone", perturbation=LowPass(0.4))
+    worst = max(result.layer_map(), key=lambda row: abs(row["effect"]))
+    assert worst["layer"] == "conv1", result.layer_map()  # not an AuditFailure: the xfail would not cover it
     result.assert_below()

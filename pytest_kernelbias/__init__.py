@@ -25,7 +25,7 @@ from .data import (
 )
 from .errors import AuditConfigError, AuditFailure, KernelAuditWarning, KernelBiasError, ModelsDidNotLearnError
 from .execution import VariantCache
-from .intervention import Dilation, KernelIntervention, KernelSize, Select, Stride, conv_layers
+from .intervention import Dilation, KernelIntervention, KernelSize, Select, Stride, conv_layers, each
 from .models import SynthFacesCNN
 from .perturbations import (
     JPEG,
@@ -46,7 +46,7 @@ __all__ = [
     # the audit: spec -> run -> result
     "AuditSpec", "AuditResult", "Verdict", "run_audit",
     # which layer, which levels
-    "KernelSize", "Dilation", "Stride", "Select", "KernelIntervention", "conv_layers",
+    "KernelSize", "Dilation", "Stride", "Select", "KernelIntervention", "conv_layers", "each",
     # perturbations
     "Perturbation", "LowPass", "HighPass", "BandPass", "GaussianBlur", "GaussianNoise", "JPEG", "Downsample",
     "Compose",

@@ -27,6 +27,7 @@ from .execution._job import TrainingJob
 from .execution._store import MemoryStore, VariantCache
 from .execution._threads import AUDIT_THREADS, audit_threads
 from .intervention._intervene import KernelIntervention, level_label
+from .intervention._select import Each
 from .plan import Plan, make_plan
 from .result import AuditResult, RunRecord
 from .spec import AuditSpec
@@ -52,6 +53,28 @@ def _store(cache: object):
 
 def prepare(spec: AuditSpec) -> tuple[Plan, TrainingJob, SubgroupLoaders]:
     """Everything checked that can be before training: data, layers, levels, subgroups; then the plan."""
+    return prepare_spec(spec)[1:]
+
+
+def prepare_spec(spec: AuditSpec) -> tuple[AuditSpec, Plan, TrainingJob, SubgroupLoaders]:
+    """`prepare`, and the spec the audit runs (a layer map's with its arms as levels)."""
+    spec, intervention, train_data, test_data = resolve(spec)
+    recipe = spec.recipe
+    check_model(intervention, train_data, test_data, recipe.device, recipe.train_config.batch_size)
+    check_factory(intervention, recipe.paired, copies_module=isinstance(spec.target.model, nn.Module))
+    check_perturbations(spec.data.perturbations, test_data)
+    # check_data has already made sure every training subgroup is in the test set.
+    loaders = SubgroupLoaders(test_data, list(spec.data.attributes), spec.data.perturbations, device=recipe.device)
+    spec.estimand.check_groups(list(loaders.groups))
+    plan = make_plan(spec, intervention, train_data, test_data)
+    job = TrainingJob(spec.target.model, tuple(intervention.layers), tuple(intervention.levels),
+                      intervention.reference, intervention.num_classes, spec.target.init, recipe.paired, train_data,
+                      recipe.train_config, recipe.trainer, recipe.device).with_intervention(intervention)
+    return spec, plan, job, loaders
+
+
+def resolve(spec: AuditSpec) -> tuple[AuditSpec, KernelIntervention, SubgroupDataset, SubgroupDataset]:
+    """The device and data checked, the model probed and its layers resolved; a layer map's spec gets its arms."""
     target, recipe = spec.target, spec.recipe
     check_device(recipe.device)
     train_data, test_data = check_data(spec, *_datasets(spec))
@@ -59,17 +82,9 @@ def prepare(spec: AuditSpec) -> tuple[Plan, TrainingJob, SubgroupLoaders]:
     intervention = KernelIntervention(target.model, target.layer, list(target.levels), target.reference,
                                       num_classes=num_classes, init=target.init,
                                       input_size=(1, *test_data.images.shape[1:]))
-    check_model(intervention, train_data, test_data, recipe.device, recipe.train_config.batch_size)
-    check_factory(intervention, recipe.paired, copies_module=isinstance(target.model, nn.Module))
-    check_perturbations(spec.data.perturbations, test_data)
-    # check_data has already made sure every training subgroup is in the test set.
-    loaders = SubgroupLoaders(test_data, list(spec.data.attributes), spec.data.perturbations, device=recipe.device)
-    spec.estimand.check_groups(list(loaders.groups))
-    plan = make_plan(spec, intervention, train_data, test_data)
-    job = TrainingJob(target.model, tuple(intervention.layers), tuple(intervention.levels), intervention.reference,
-                      num_classes, target.init, recipe.paired, train_data, recipe.train_config, recipe.trainer,
-                      recipe.device).with_intervention(intervention)
-    return plan, job, loaders
+    if isinstance(target.layer, Each):
+        spec = spec.with_arms(intervention.levels, intervention.reference)
+    return spec, intervention, train_data, test_data
 
 
 def execute(spec: AuditSpec) -> AuditResult:
@@ -138,7 +153,7 @@ def _sequential_record(spec: AuditSpec, path: SequentialPath, trained: list[int]
 def _execute_fixed(spec: AuditSpec, design: SequentialDesign | None = None) -> AuditResult:
     started = time.time()
     with audit_threads():
-        plan, job, loaders = prepare(spec)
+        spec, plan, job, loaders = prepare_spec(spec)
         execution = spec.execution
         executor, why = choose_executor(execution, spec.recipe)
         store = executor.store_for(_store(execution.cache))
@@ -208,6 +223,7 @@ def _result(spec: AuditSpec, job: TrainingJob, loaders: SubgroupLoaders, analysi
                 "test_noise": inference.test_noise and inference.interval == "t", "strict": inference.strict,
                 "contrast": list(spec.estimand.contrast) or None, "outcome": spec.estimand.outcome,
                 "placebos": list(inference.placebos), "spectral_cutoff": spec.mechanism.spectral_cutoff,
+                "layer_kernels": intervention.own_kernels(),
                 **run.as_dict()}
     return AuditResult(
         name=spec.name, intervention=intervention.describe(), perturbation=next(iter(spec.data.perturbations)),

@@ -71,6 +71,9 @@ def make_plan(spec: AuditSpec, intervention: KernelIntervention, train_data: Sub
     """Every variant the audit needs, with its keys, from a validated spec and its resolved intervention."""
     recipe, seeds = spec.recipe, spec.recipe.seeds
     weights = {"model": source_fingerprint(spec.target.model), "layers": intervention.layers,
+               # Since a level equal to a layer's own hyperparameters leaves it as built (not re-initialized),
+               # entries stored under the earlier rule must not be read for it.
+               "unchanged_layers": "as built",
                "init": spec.target.init, "paired": recipe.paired, "train": recipe.train_config.recipe(),
                "data": train_data.fingerprint(),
                "trainer": "default" if recipe.trainer is None else source_fingerprint(recipe.trainer),

@@ -10,9 +10,18 @@ import numpy as np
 
 from .analysis._decision import VERDICT_RANK, SequentialPath
 from .analysis._design import narrowest_half_width, seeds_to_pass_upper, seeds_to_settle
-from .analysis._effects import RULE_MEANING, Effect, KernelAuditWarning, check_rule, check_threshold, level_text
+from .analysis._effects import (
+    MAX_SEEDS,
+    RULE_MEANING,
+    Effect,
+    KernelAuditWarning,
+    check_rule,
+    check_threshold,
+    level_text,
+)
 from .analysis._estimand import Estimand
 from .analysis._estimators import hierarchical_bootstrap
+from .analysis._layer_map import broken, is_layer_map, layer_map_rows
 from .analysis._outcomes import Outcomes
 from .errors import AuditConfigError, AuditFailure
 from .intervention._intervene import level_label
@@ -188,7 +197,9 @@ class AuditResult:
             msg = worst.failure_message(verdict.threshold, verdict.rule) + "\n" + self.gap_line(worst_key[0])
             if others:
                 msg += "\n  also failing:\n" + "\n".join("    " + o for o in others)
-            raise AuditFailure(f"{self.name}: {msg}", verdict)
+            layers = broken(self.layer_map(verdict))
+            head = f"layer map: the kernel size of {', '.join(layers)} breaks the threshold\n" if layers else ""
+            raise AuditFailure(f"{self.name}: {head}{msg}", verdict)
         open_ = {k: v for k, v in verdict.by_effect.items() if v in ("warn", "undecided")}
         notes = [f"{self.all_effects[k].label}: {'undecided: ' if v == 'undecided' else ''}"
                  f"{self.open_note(k, v, verdict.threshold)}" for k, v in open_.items()]
@@ -207,10 +218,13 @@ class AuditResult:
         lo, hi = e.ci
         past = [f"its {name} bound {b:+.3g} lies {abs(b) - threshold:.3g} beyond {'+' if b > 0 else '-'}{threshold:g}"
                 for name, b in (("lower", lo), ("upper", hi)) if abs(b) > threshold]
-        need = seeds_to_settle(e.sd, e.shared_variance, abs(abs(e.estimate) - threshold), e.confidence)
+        margin = abs(abs(e.estimate) - threshold)
+        need = seeds_to_settle(e.sd, e.shared_variance, margin, e.confidence)
         if need is None:
-            settle = ("no seed count settles it: " + ("the test set's own noise keeps the interval this wide; more "
-                      "test images would" if e.shared_variance > 0 else "the estimate sits on the threshold"))
+            noise = seeds_to_settle(0.0, e.shared_variance, margin, e.confidence) is None and e.shared_variance > 0
+            settle = ("no seed count settles it: the test set's own noise keeps the interval wider than the "
+                      f"estimate's distance {margin:.3g} to the threshold; more test images would" if noise else
+                      f"no count up to {MAX_SEEDS} seeds settles it: the estimate lies {margin:.3g} from the threshold")
         elif need <= e.n:
             settle = f"a fixed design of {e.n} seeds at this level would settle it"
         else:
@@ -320,6 +334,14 @@ class AuditResult:
                 "clean_reference": clean.get(level_label(self.reference)), "clean_level": clean.get(level_label(level)),
                 "majority": clean.get("majority")}
 
+    def layer_map(self, verdict: Verdict | None = None) -> list[dict]:
+        """A layer map's table (`layer=each(...)`), in network order: per arm the layer, its own kernel, the
+        level, the effect with its family-adjusted interval, adjusted p and verdict. Empty for other audits."""
+        if not is_layer_map(self.reference):
+            return []
+        verdict = verdict or self.judge()
+        return layer_map_rows(self.all_effects, verdict.by_effect, self.settings["layer_kernels"])
+
     def to_dict(self, verdict: Verdict | None = None) -> dict:
         """The JSON record of the audit; `verdict` (from `assert_below`) sets the threshold, rule and verdicts."""
         verdict = verdict or self.judge()
@@ -349,7 +371,7 @@ class AuditResult:
             "clean_accuracy": self.clean_accuracy(),
             "learning": [{"model": m.label, "accuracy": m.accuracy, "ci_low": m.ci[0], "ci_high": m.ci[1],
                           "majority": m.majority} for m in self.learning],
-            "sequential": self.sequential,
+            "sequential": self.sequential, "layer_map": self.layer_map(verdict),
         }
 
     def __repr__(self) -> str:

@@ -32,7 +32,7 @@ from .evaluation._metrics import METRICS
 from .execution._base import executor_names
 from .execution._threads import default_workers
 from .intervention._intervene import as_intervention
-from .intervention._select import Select
+from .intervention._select import Each, Select
 from .intervention._surgery import check_init
 from .perturbations import LowPass, Perturbation
 from .training._trainer import Progress, TrainConfig
@@ -52,6 +52,8 @@ def _is_int(value: object) -> bool:
 
 
 def _is_layer_spec(layer: object) -> bool:
+    if isinstance(layer, Each):
+        return _is_layer_spec(layer.selection)
     if isinstance(layer, str):
         return bool(layer)
     if isinstance(layer, (Select, Sequence)) or callable(layer):
@@ -330,6 +332,13 @@ class AuditSpec:
     mechanism: MechanismSpec = MechanismSpec()
     execution: ExecutionSpec = ExecutionSpec()
     name: str = "audit"
+
+    def with_arms(self, levels: Sequence, reference: object) -> "AuditSpec":
+        """This spec with a layer map's arms as its levels and the architecture as built as its reference: what the
+        audit runs once the model has told which layers the selection picks (the design is checked again)."""
+        target = TargetSpec(self.target.model, self.target.layer, tuple(levels), reference, self.target.init)
+        return AuditSpec(target, self.data, self.recipe, self.estimand, self.inference, self.mechanism,
+                         self.execution, self.name)
 
     @property
     def family(self) -> int:

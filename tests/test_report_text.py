@@ -24,7 +24,7 @@ def test_summary_fits_120_columns_with_a_long_test_id_and_a_long_perturbation_na
     long = {**result.to_dict(), "test": LONG_ID, "test_outcome": "xfailed"}
     for e in long["effects"]:  # a perturbation label as long as a user's own transform's repr can be
         e["perturbation"] = f"GaussianBlur(sigma=1.5, kernel=7, mode='reflect', after={e['perturbation']})"
-    short = {**result.to_dict(result.judge(threshold=1.0)), "test": "tests/test_a.py::test_stem",
+    short = {**result.to_dict(result.judge(threshold=10.0)), "test": "tests/test_a.py::test_stem",
              "test_outcome": "passed"}
     lines = summary_lines([short, long])
     assert max(len(line) for line in lines) <= WIDTH

@@ -9,11 +9,12 @@ from ._intervene import (
     describe_intervention,
     intervene,
 )
-from ._select import Select, conv_layers, find_stem
+from ._select import Each, Select, conv_layers, each, find_stem
 from ._surgery import check_init
 
 __all__ = [
     "Dilation",
+    "Each",
     "Intervention",
     "KernelIntervention",
     "KernelSize",
@@ -22,6 +23,7 @@ __all__ = [
     "check_init",
     "conv_layers",
     "describe_intervention",
+    "each",
     "find_stem",
     "intervene",
 ]

@@ -8,7 +8,7 @@ import copy
 import difflib
 import hashlib
 import warnings
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Callable, Sequence, Union
 
 import torch
@@ -17,7 +17,7 @@ from torch import nn
 from ..errors import InterventionError, InterventionWarning, ModelOutputError
 from ._kinds import has_dynamic_same_pad
 from ._reach import check_kernel_reach
-from ._select import LayerSpec, conv_layers, kernel_of, resolve_layers
+from ._select import Each, LayerSpec, conv_layers, kernel_of, resolve_layers
 from ._surgery import Rebuilt, asymmetric_pads, check_init, check_positive_int, rebuild_conv
 
 
@@ -32,13 +32,14 @@ class Intervention:
     kernel_size: int | None = None
     dilation: int | None = None
     stride: int | None = None
+    layer: str | None = None  # one layer of the selection only (an arm of a layer map); None: every one
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
+        for name in HYPERPARAMETERS:
+            value = getattr(self, name)
             if value is not None:
-                check_positive_int(f.name, value)
-        if all(getattr(self, f.name) is None for f in fields(self)):
+                check_positive_int(name, value)
+        if all(getattr(self, name) is None for name in HYPERPARAMETERS):
             raise InterventionError("an intervention must set kernel_size, dilation or stride")
 
     def __and__(self, other: "Intervention") -> "Intervention":
@@ -51,7 +52,31 @@ class Intervention:
         return Intervention(**merged)
 
     def __str__(self) -> str:
-        return ", ".join(f"{f.name}={getattr(self, f.name)}" for f in fields(self) if getattr(self, f.name) is not None)
+        text = ", ".join(f"{n}={getattr(self, n)}" for n in HYPERPARAMETERS if getattr(self, n) is not None)
+        return f"{self.layer}: {text}" if self.layer else text
+
+
+HYPERPARAMETERS = ("kernel_size", "dilation", "stride")
+
+
+@dataclass(frozen=True)
+class AsBuilt:
+    """The architecture as its factory builds it: no layer changed (the shared reference of a layer map)."""
+
+    kernel_size: None = None
+    dilation: None = None
+    stride: None = None
+    layer: None = None
+
+    def __str__(self) -> str:
+        return "as built"
+
+
+def targets(change, layers: Sequence[str]) -> list[str]:
+    """The layers a level changes: none as built, its own layer for a layer-map arm, else every one selected."""
+    if isinstance(change, AsBuilt):
+        return []
+    return [change.layer] if change.layer is not None else list(layers)
 
 
 def KernelSize(k: int) -> Intervention:  # noqa: N802 - reads as a value, like the other levels
@@ -69,12 +94,12 @@ def Stride(s: int) -> Intervention:  # noqa: N802
     return Intervention(stride=s)
 
 
-Level = Union[int, Intervention]
+Level = Union[int, Intervention, AsBuilt]
 
 
 def as_intervention(level: Level) -> Intervention:
     """An int level means a kernel size."""
-    if isinstance(level, Intervention):
+    if isinstance(level, (Intervention, AsBuilt)):
         return level
     if isinstance(level, bool) or not isinstance(level, int):
         raise InterventionError(f"a level is a kernel size (int) or an Intervention, got {level!r}")
@@ -101,8 +126,10 @@ def _apply(model: nn.Module, names: Sequence[str], change: Intervention, init: s
            seed: int | None) -> tuple[nn.Module, dict[str, Rebuilt]]:
     new_model = copy.deepcopy(model)
     rebuilt = {}
-    for name in names:
+    for name in targets(change, names):
         old = new_model.get_submodule(name)
+        if _unchanged(old, change):
+            continue  # do(k = the layer's own k) is no intervention: the layer stays as built, weights and all
         rebuilt[name] = rebuild_conv(old, name, change.kernel_size, change.dilation, change.stride, init,
                                      None if seed is None else layer_seed(seed, name))
         # A tied conv (one module registered under several names) is replaced at every name by one new
@@ -110,6 +137,26 @@ def _apply(model: nn.Module, names: Sequence[str], change: Intervention, init: s
         for alias in aliases(new_model, old) or [name]:
             _set_submodule(new_model, alias, rebuilt[name].conv)
     return new_model, rebuilt
+
+
+def map_levels(probe: nn.Module, layers: Sequence[str], levels: Sequence[Level], reference: Level) -> list:
+    """A layer map's levels: the architecture as built (the shared reference), then per layer in network order
+    one arm per level that changes it (a level equal to the layer's own hyperparameters is its reference)."""
+    arms = []
+    for name in layers:
+        conv = probe.get_submodule(name)
+        arms += [replace(as_intervention(level), layer=name) for level in levels
+                 if not _unchanged(conv, as_intervention(level))]
+    if not arms:
+        raise InterventionError(f"no level changes any of the selected layers {list(layers)}: each already has "
+                                f"the hyperparameters of {[level_label(v) for v in levels]}; add a level that differs")
+    return [AsBuilt(), *arms]
+
+
+def _unchanged(conv: nn.Module, change: Intervention) -> bool:
+    """Whether `change` sets every hyperparameter of `conv` to the value it already has."""
+    own = {"kernel_size": tuple(conv.kernel_size), "dilation": tuple(conv.dilation), "stride": tuple(conv.stride)}
+    return all(own[n] == (v, v) for n in HYPERPARAMETERS if (v := getattr(change, n)) is not None)
 
 
 def aliases(model: nn.Module, module: nn.Module) -> list[str]:
@@ -214,7 +261,7 @@ def describe_intervention(model: nn.Module, layer: LayerSpec, levels: Sequence[L
     rows = []
     for level in levels:
         change = as_intervention(level)
-        for name in names:
+        for name in targets(change, names):
             old = convs[name]
             r = rebuild_conv(old, name, change.kernel_size, change.dilation, change.stride, "fresh", 0)
             old_p = sum(p.numel() for p in old.parameters())
@@ -307,6 +354,9 @@ class KernelIntervention:
                                    f"{type(probe).__name__}, not an nn.Module; make it return the built model")
         check_float32(probe)
         self.layers = resolve_layers(probe, layer, input_size)  # fail now, not after training
+        if isinstance(layer, Each):  # a layer map: the arms and their shared reference replace the levels
+            self.levels = map_levels(probe, self.layers, self.levels, self.reference)
+            self.changes, self.reference = list(self.levels), self.levels[0]
         if input_size is not None:  # before any level's layer is built: a mistyped kernel would allocate first
             check_kernel_reach(probe, self.layers, self.changes, tuple(input_size)[1:])
         self.table = describe_intervention(probe, self.layers, self.levels)  # also checks every level
@@ -327,10 +377,11 @@ class KernelIntervention:
         longest first so that no long model is left running alone at the end.
         """
         change = as_intervention(level)
+        touched = set(targets(change, self.layers))
         total = 0.0
-        for (kh, kw), stride, channel_products in self._shapes.values():
-            k = (change.kernel_size, change.kernel_size) if change.kernel_size else (kh, kw)
-            s = change.stride or stride
+        for name, ((kh, kw), stride, channel_products) in self._shapes.items():
+            k = (change.kernel_size, change.kernel_size) if change.kernel_size and name in touched else (kh, kw)
+            s = change.stride if change.stride and name in touched else stride
             total += k[0] * k[1] * channel_products / (s * s)
         return total
 
@@ -350,6 +401,10 @@ class KernelIntervention:
     @property
     def treatments(self) -> list[Level]:
         return [level for level in self.levels if level != self.reference]
+
+    def own_kernels(self) -> dict[str, int]:
+        """Each selected layer's kernel size as built, in the selection's (network) order."""
+        return {name: shape[0][0] for name, shape in self._shapes.items()}
 
     def describe(self) -> str:
         """A one-line summary for reports; `self.table` has the per-layer detail."""

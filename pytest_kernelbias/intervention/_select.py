@@ -21,7 +21,7 @@ from typing import Callable, Sequence, Union
 import torch
 from torch import nn
 
-from ..errors import UnknownLayerError
+from ..errors import InterventionError, UnknownLayerError
 from ._kinds import is_conv
 
 
@@ -46,7 +46,26 @@ class Select:
         return f"{self.spec}{k}"
 
 
-LayerSpec = Union[str, Sequence[str], Callable[[str, nn.Module], bool], Select]
+@dataclass(frozen=True)
+class Each:
+    """A layer map: every conv `selection` picks is its own arm, intervened on alone (see `each`)."""
+
+    selection: object
+
+    def __str__(self) -> str:
+        return f"each({self.selection})"
+
+
+def each(selection: object) -> Each:
+    """`layer=each(selection)`: one arm per selected conv, do(kernel_size = k) on that layer alone, all arms
+    sharing one reference (the architecture as built) and one family of effects. `selection` is anything
+    `layer=` takes: a name, a glob, a list, a predicate, "all", "stem" or a `Select`."""
+    if isinstance(selection, Each):
+        raise InterventionError("each(each(...)) selects nothing new; give the selection once, e.g. each('all')")
+    return Each(selection)
+
+
+LayerSpec = Union[str, Sequence[str], Callable[[str, nn.Module], bool], Select, Each]
 
 
 class _FoundStem(Exception):
@@ -146,6 +165,8 @@ def resolve_layers(model: nn.Module, layer: LayerSpec, input_size: Sequence[int]
     """Names of the conv units selected by `layer`, without duplicates, in selection order."""
     convs = conv_layers(model)
     kernel = None
+    if isinstance(layer, Each):  # a layer map selects layers as its selection does; the arms come later
+        layer = layer.selection
     if isinstance(layer, Select):
         layer, kernel = layer.spec, layer.kernel_size
     if callable(layer) and not isinstance(layer, str):

@@ -117,7 +117,12 @@ def summary_lines(audits: Iterable[Mapping], width: int = WIDTH) -> list[str]:
                                    break_on_hyphens=False)
             continue
         lines += textwrap.wrap(_context(audit), width, initial_indent=INDENT, subsequent_indent=INDENT * 2)
-        for e in audit["effects"]:
+        effects = audit["effects"]
+        if audit.get("layer_map"):  # a layer map reads worst first: which layer's kernel moves the gap most
+            layers = len({r["layer"] for r in audit["layer_map"]})
+            lines.append(f"{INDENT}layer map: {len(effects)} arms over {layers} layers, largest |effect| first")
+            effects = sorted(effects, key=lambda e: -abs(e["effect"]))
+        for e in effects:
             lines += _table_lines(_row(e), widths)
             if e.get("note"):  # under its row, where the test and contrast are already named
                 lines += textwrap.wrap(f"{e['verdict']}: {e['note']}", width, initial_indent=INDENT * 2,

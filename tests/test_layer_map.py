@@ -1,0 +1,54 @@
+"""The layer map (`layer=each(...)`): one arm per selected conv, one shared reference trained once per seed,
+one family of effects, and each arm's numbers equal to the single-layer audit of that layer."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_kernelbias import AuditFailure, TrainConfig, each, run_audit, synthfaces
+from pytest_kernelbias.intervention import KernelIntervention
+
+from .conftest import tiny_cnn
+
+SETS = dict(data=synthfaces(300, 0, "planted"), test_data=synthfaces(200, 0, "planted", split="test"),
+            train_config=TrainConfig(epochs=2, batch_size=32), seeds=2, progress=None, workers=1,
+            require_learning=False, spectral_cutoff=None, placebos=(), min_group_size=5)
+
+
+@pytest.fixture(scope="module")
+def layer_map():
+    return run_audit(tiny_cnn, each("all"), [3, 5], rule="estimate", threshold=1.0, **SETS)
+
+
+def test_each_expands_into_one_arm_per_layer_and_one_reference_as_built():
+    factory = KernelIntervention(tiny_cnn, each("all"), [3, 5], input_size=(1, 3, 32, 32))
+    assert [str(level) for level in factory.levels] == ["as built", "0: kernel_size=5", "3: kernel_size=5"]
+    model = factory.build(factory.levels[1], seed=0)
+    assert model[0].kernel_size == (5, 5) and model[3].kernel_size == (3, 3)  # that layer alone
+
+
+@pytest.mark.slow
+def test_the_reference_is_trained_once_per_seed_for_every_arm(layer_map):
+    assert layer_map.run.trained == (1 + 2) * 2  # (1 + L) x seeds, not 2 x L x seeds
+    assert len(layer_map.all_effects) == 2 and layer_map.settings["family"] == 2  # one family
+
+
+@pytest.mark.slow
+def test_an_arm_equals_the_single_layer_audit_of_its_layer_to_the_last_bit(layer_map):
+    for layer in ("0", "3"):
+        alone = run_audit(tiny_cnn, layer, [3, 5], rule="estimate", threshold=1.0, **SETS)
+        (effect,) = alone.all_effects.values()
+        arm = next(e for (_, level), e in layer_map.all_effects.items() if level.layer == layer)
+        assert arm.differences == effect.differences and arm.estimate == effect.estimate
+
+
+@pytest.mark.slow
+def test_the_table_is_in_network_order_and_a_failure_names_the_layers(layer_map):
+    rows = layer_map.layer_map()
+    assert [r["layer"] for r in rows] == ["0", "3"] and [r["own_kernel"] for r in rows] == [3, 3]
+    assert all(r["reference"] == "as built (kernel_size=3)" and r["level"] == "kernel_size=5" for r in rows)
+    assert layer_map.to_dict()["layer_map"] == rows
+    moved = [r["layer"] for r in rows if r["effect"] != 0]
+    if moved:  # a threshold of 0 under rule estimate fails every arm that moved the gap at all
+        with pytest.raises(AuditFailure, match=f"layer map: the kernel size of {', '.join(moved)} breaks"):
+            layer_map.assert_below(0.0, rule="estimate")
