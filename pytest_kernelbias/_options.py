@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Literal, Mapping
 
 from .analysis._effects import check_rule, check_seeds, check_threshold
 from .errors import AuditConfigError
 from .reporting._baseline import check_name
 from .reporting._markdown import GITHUB_SUMMARY
-from .spec import ExecutionSpec, resolve_device
+from .spec import ExecutionSpec, InferenceSpec, RecipeSpec, resolve_device
 
 
 def _parse_seeds(raw: object) -> int | str:
@@ -23,16 +23,25 @@ def _parse_workers(raw: object) -> int | None:
     return None if text == "auto" else int(text)
 
 
+def spec_default(spec: type, name: str) -> Any:
+    """The default a spec dataclass gives `name`: the one place each audit setting's default lives."""
+    return next(f.default for f in fields(spec) if f.name == name)
+
+
 # name -> (the default as --help shows it, parser, help). Option --kernel-audit-NAME, ini kernel_audit_NAME.
-# The values themselves are AuditSettings' defaults; the help text never states a default of its own.
+# The values themselves are AuditSettings' defaults, read from the specs; the help text states none of its own.
 OPTIONS: dict[str, tuple[Any, Any, str]] = {
-    "seeds": ("auto", _parse_seeds, "seeds per intervention level: auto trains more only while the verdict is "
-                                    "undecided (min_seeds, max_seeds, seed_round on the marker), or a fixed N >= 2"),
-    "threshold": (0.05, float, "largest tolerated |effect| on the bias, in metric units"),
-    "rule": ("evidence", str, "how the family-adjusted CI is read against the threshold: evidence (fail when "
-                              "beyond, pass when inside, else undecided), estimate, upper or lower"),
+    "seeds": (spec_default(RecipeSpec, "seeds"), _parse_seeds,
+              "seeds per intervention level: auto trains more only while the verdict is undecided (min_seeds, "
+              "max_seeds, seed_round on the marker), or a fixed N >= 2"),
+    "threshold": (spec_default(InferenceSpec, "threshold"), float,
+                  "largest tolerated |effect| on the bias, in metric units"),
+    "rule": (spec_default(InferenceSpec, "rule"), str,
+             "how the family-adjusted CI is read against the threshold: evidence (fail when beyond, pass when "
+             "inside, else undecided), estimate, upper or lower"),
     "strict": ("off", None, "a warn or undecided verdict fails the test too (for merge gates)"),
-    "device": ("auto", str, "torch device for training and evaluation; auto picks cuda when available"),
+    "device": (spec_default(RecipeSpec, "device"), str,
+               "torch device for training and evaluation; auto picks cuda when available"),
     "json": ("off", str, "write a JSON report of every audit to this path"),
     "html": ("off", str, "write a self-contained HTML report (summary cards, tables, plots) to this path"),
     "md": ("$GITHUB_STEP_SUMMARY when set, else off", str, "write a Markdown summary (one row per audit, for a CI "
@@ -41,9 +50,9 @@ OPTIONS: dict[str, tuple[Any, Any, str]] = {
     "workers": ("auto", _parse_workers, "processes that train and measure variants in parallel, one torch thread "
                                         "each; auto is one per usable core, shared out among pytest-xdist workers"),
     "retrain": ("off", None, "ignore cached variants: train every one again and overwrite the cache"),
-    "executor": ("local", str, "where variants train: local (seed-batched where it can win: a GPU, or "
-                               "seed_batching='vmap'; else a process pool with workers > 1; else serial), "
-                               "serial, seed-batched, pool or ray"),
+    "executor": (spec_default(ExecutionSpec, "executor"), str,
+                 "where variants train: local (seed-batched where it can win: a GPU, or seed_batching='vmap'; else a "
+                 "process pool with workers > 1; else serial), serial, seed-batched, pool or ray"),
     "ray_address": ("a local Ray instance", str, "Ray cluster to train on with executor ray: HOST:PORT, "
                                                  "ray://HOST:PORT or auto"),
 }
@@ -85,18 +94,18 @@ def _parse_bool(raw: object) -> bool:
 
 @dataclass(frozen=True)
 class AuditSettings:
-    seeds: int | str = "auto"  # or a fixed count >= 2
-    threshold: float = 0.05
-    rule: str = "evidence"
-    strict: bool = False
-    device: str = "auto"
+    seeds: int | str = spec_default(RecipeSpec, "seeds")  # "auto", or a fixed count >= 2
+    threshold: float = spec_default(InferenceSpec, "threshold")
+    rule: str = spec_default(InferenceSpec, "rule")
+    strict: bool = spec_default(InferenceSpec, "strict")
+    device: str = spec_default(RecipeSpec, "device")
     json: str | None = None
     html: str | None = None
     md: str | None = None
     cache: str | None = None
-    workers: int | None = None  # None ("auto"): one per usable core
-    retrain: bool = False
-    executor: str = "local"
+    workers: int | None = spec_default(ExecutionSpec, "workers")  # None ("auto"): one per usable core
+    retrain: bool = spec_default(ExecutionSpec, "retrain")
+    executor: str = spec_default(ExecutionSpec, "executor")
     ray_address: str | None = None
 
     def __post_init__(self) -> None:

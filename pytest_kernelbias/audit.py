@@ -31,7 +31,7 @@ from .intervention._select import Each
 from .plan import Plan, make_plan
 from .result import AuditResult, RunRecord
 from .spec import AuditSpec
-from .validate import check_data, check_device, check_factory, check_model, check_perturbations
+from .validate import check_data, check_device, check_factory, check_model, check_perturbations, class_count
 
 
 def default_data(config: object, n_train: int = 4000, n_test: int = 2000, seed: int = 0):
@@ -78,7 +78,7 @@ def resolve(spec: AuditSpec) -> tuple[AuditSpec, KernelIntervention, SubgroupDat
     target, recipe = spec.target, spec.recipe
     check_device(recipe.device)
     train_data, test_data = check_data(spec, *_datasets(spec))
-    num_classes = int(max(train_data.labels.max(), test_data.labels.max())) + 1
+    num_classes = class_count(train_data, test_data)
     intervention = KernelIntervention(target.model, target.layer, list(target.levels), target.reference,
                                       num_classes=num_classes, init=target.init,
                                       input_size=(1, *test_data.images.shape[1:]))

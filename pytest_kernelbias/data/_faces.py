@@ -27,7 +27,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import re
-import warnings
 from pathlib import Path
 from typing import Callable, Literal, Mapping, Sequence, Union
 
@@ -53,7 +52,7 @@ from ._files import (
 )
 from ._images import DEFAULT_CACHE, DecodeCache, decode_image  # decode_image: kept importable from here
 from ._splits import DatasetWarning, _with_meta, balance, stratified_split
-from ._subgroups import SubgroupDataset
+from ._subgroups import SubgroupDataset, check_group_sizes
 
 Row = Mapping[str, str]
 LabelSpec = Union[str, tuple[str, object], Callable[[Row], int]]
@@ -181,17 +180,9 @@ def _counts(data: SubgroupDataset, group_by: Sequence[str], vocab: Mapping[str, 
 
 def _check_sizes(counts: Mapping[str, int], minimum: int, on_small: str, name: str, group_by: Sequence[str]) -> None:
     """Warn or raise when any subgroup has fewer than `minimum` images."""
-    if on_small not in ("warn", "error"):
-        raise AuditConfigError(f"on_small_group={on_small!r}; use 'warn' or 'error'")
-    small = {k: n for k, n in counts.items() if n < minimum}
-    if not small:
-        return
-    listing = ", ".join(f"{k!r} has {n}" for k, n in small.items())
-    msg = (f"{name}: subgroups below min_group_size={minimum}: {listing}. Add images to them, group by fewer "
-           f"attributes than {list(group_by)}, or lower min_group_size.")
-    if on_small == "error":
-        raise SmallSubgroupError(msg)
-    warnings.warn(msg, DatasetWarning, stacklevel=5)
+    check_group_sizes(counts, minimum, on_small, f"{name}: subgroups",
+                      f"Add images to them, group by fewer attributes than {list(group_by)}, or lower min_group_size.",
+                      DatasetWarning, stacklevel=5)
 
 
 # ---------------------------------------------------------------- public loaders

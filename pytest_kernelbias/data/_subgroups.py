@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 import numpy as np
 import torch
 
-from ..errors import EmptySubgroupError, InputDataError, MissingAttributeError
+from ..errors import AuditConfigError, EmptySubgroupError, InputDataError, MissingAttributeError, SmallSubgroupError
 
 _FINGERPRINT_MEMO = "_fingerprint_memo"  # instance attribute outside the dataclass fields
 
@@ -24,6 +25,22 @@ def _check_separators(names: Sequence[str], columns: Sequence[np.ndarray], datas
             raise InputDataError(f"{dataset}: the {what} holds '&' or '=', which subgroup keys "
                                  "('attr=value&attr=value') use as separators, so two subgroups could share one "
                                  "key; rename it (map the values, e.g. 'a&b' -> 'a+b') before the audit")
+
+
+def check_group_sizes(counts: Mapping[str, int], minimum: int, on_small: str, what: str, fix: str,
+                      category: type[Warning], stacklevel: int) -> None:
+    """The one small-subgroup rule, for loaders and audits alike: a subgroup under `minimum` images is a
+    warning of `category`, or with on_small="error" a `SmallSubgroupError`; `what` and `fix` word the message."""
+    if on_small not in ("warn", "error"):
+        raise AuditConfigError(f"on_small_group={on_small!r}; use 'warn' or 'error'")
+    small = {k: n for k, n in counts.items() if n < minimum}
+    if not small:
+        return
+    listing = ", ".join(f"{k!r} has {n}" for k, n in small.items())
+    message = f"{what} under min_group_size={minimum} images: {listing}. {fix}"
+    if on_small == "error":
+        raise SmallSubgroupError(message)
+    warnings.warn(message, category, stacklevel=stacklevel + 1)
 
 
 @dataclass(frozen=True, repr=False)

@@ -17,13 +17,12 @@ from typing import Sequence
 
 import torch
 
-from ..data._subgroups import SubgroupDataset
+from ..data._subgroups import SubgroupDataset, check_group_sizes
 from ..errors import (
     AuditConfigError,
     EmptySubgroupError,
     InputDataError,
     InputDataWarning,
-    SmallSubgroupError,
 )
 
 # Float pixels may overshoot [0, 1] a little (a bicubic resize rings); 0..255 pixels or
@@ -113,6 +112,11 @@ def _image_hashes(images: torch.Tensor) -> list[bytes]:
     return [hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row in flat]
 
 
+def class_count(train: SubgroupDataset, test: SubgroupDataset) -> int:
+    """The classes the model must output: one more than the largest label of either set."""
+    return int(max(train.labels.max(), test.labels.max())) + 1
+
+
 def check_labels(data: SubgroupDataset, role: str) -> SubgroupDataset:
     """`data` with int64 class indices >= 0 (other integer dtypes are widened; floats are refused)."""
     y = data.labels
@@ -148,16 +152,9 @@ def check_groups(test: SubgroupDataset, counts: dict[str, int], attributes: Sequ
         raise InputDataError(f"attributes={list(attributes)} give {len(counts)} subgroup(s) in the test set "
                              f"{test.name!r} ({sorted(counts)}); an audit compares two or more: choose an "
                              f"attribute with two or more values")
-    small = {k: n for k, n in counts.items() if n < min_size}
-    if not small:
-        return
-    listing = ", ".join(f"{k!r} has {n}" for k, n in small.items())
-    message = (f"test subgroups under min_group_size={min_size} images: {listing}. An accuracy on n images has a "
-               f"standard error up to 0.5/sqrt(n) that no number of seeds removes: add test images, or set "
-               f"min_group_size= lower")
-    if on_small == "error":
-        raise SmallSubgroupError(message)
-    warnings.warn(message, InputDataWarning, stacklevel=4)
+    check_group_sizes(counts, min_size, on_small, "test subgroups",
+                      "An accuracy on n images has a standard error up to 0.5/sqrt(n) that no number of seeds "
+                      "removes: add test images, or set min_group_size= lower", InputDataWarning, stacklevel=4)
 
 
 BINARY_METRICS = ("tpr", "fpr", "balanced_accuracy")

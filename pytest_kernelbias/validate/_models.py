@@ -21,6 +21,7 @@ from ..data._subgroups import SubgroupDataset
 from ..errors import InputDataWarning, ModelOutputError, PerturbationError
 from ..intervention._intervene import KernelIntervention, aliases, level_label
 from ..perturbations import Perturbation
+from ._data import class_count
 
 PROBE_IMAGES = 2  # per set: enough for a train-mode batch norm, cheap for any model
 VALIDATION_IMAGES = 16  # test images each perturbation is run on before training
@@ -47,7 +48,7 @@ def check_model(intervention: KernelIntervention, train: SubgroupDataset, test: 
     if len(batch) > len(x):
         _run(intervention.build(intervention.reference, 0).to(device), batch, intervention.reference,
              intervention.reference, modes=(True,))
-    classes = int(max(train.labels.max(), test.labels.max())) + 1
+    classes = class_count(train, test)
     if classes > width:
         raise ModelOutputError(f"the labels go up to {classes - 1} but the model outputs {width} logits; give the "
                                f"model {classes} outputs (num_classes={classes}) or map the labels to 0..{width - 1}")
