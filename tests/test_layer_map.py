@@ -52,3 +52,18 @@ def test_the_table_is_in_network_order_and_a_failure_names_the_layers(layer_map)
     if moved:  # a threshold of 0 under rule estimate fails every arm that moved the gap at all
         with pytest.raises(AuditFailure, match=f"layer map: the kernel size of {', '.join(moved)} breaks"):
             layer_map.assert_below(0.0, rule="estimate")
+
+
+@pytest.mark.slow
+def test_the_html_report_has_the_map_in_network_order_against_the_threshold(layer_map):
+    from pytest_kernelbias.reporting._html import render_html
+    from pytest_kernelbias.reporting._json import environment
+
+    record = {**layer_map.to_dict(), "test": "t.py::test_map", "test_outcome": "passed"}
+    html = render_html([record], environment(), {})
+    section = html[html.index("<h3>Layer map</h3>"):]
+    assert section.index(">0<") < section.index(">3<")  # network order: layer 0 before layer 3
+    from pytest_kernelbias.analysis._effects import level_text
+
+    level = level_text(record["settings"]["effect_confidence"])  # the family-adjusted level, 2 effects
+    assert "kernel as built" in section and "effect vs ±1" in section and f"effect [{level} CI]" in section

@@ -12,6 +12,7 @@ from ._html_parts import esc, num, outcome_badge, swatch, table, verdict_badge
 from ._html_results import (
     dose_response_table,
     effects_table,
+    layer_map_table,
     placebo_table,
     sequential_table,
     spectral_tables,
@@ -33,7 +34,8 @@ def anchor(index: int) -> str:
 
 
 def _pairs(mapping: Mapping) -> str:
-    return " · ".join(f"{esc(k)} {esc(v)}" for k, v in mapping.items())
+    # Floats at four significant digits: 0.9833, not 0.9833333333333333.
+    return " · ".join(f"{esc(k)} {esc(f'{v:.4g}' if isinstance(v, float) else v)}" for k, v in mapping.items())
 
 
 def _execution(s: Mapping) -> str:
@@ -156,7 +158,7 @@ def audit_section(a: Mapping, index: int) -> str:
         f"<p class='badges'>{outcome_badge(outcome)} {verdict_badge(a['verdict'])} "
         f"<span class='dim'>audit name: {esc(a.get('name', ''))}</span></p>",
         "<h3>How it was run</h3>", _design(a), _layers(a), _learning(a),
-        effects_table(a), sequential_table(a), dose_response_table(a), subgroup_tables(a), spectral_tables(a),
-        placebo_table(a),
+        layer_map_table(a), effects_table(a), sequential_table(a), dose_response_table(a), subgroup_tables(a),
+        spectral_tables(a), placebo_table(a),
         _baseline(a), _figures(a), "</section>",
     ])

@@ -160,3 +160,25 @@ def placebo_table(audit: Mapping) -> str:
     body = [[esc(r["placebo"]), *_stats(r)] for r in rows]
     return _section("Placebo checks", table(("placebo", *_stat_headers(audit)), body),
                     esc(audit.get("placebo_meaning", "")))
+
+
+def layer_map_table(audit: Mapping) -> str:
+    """A layer map's arms in network order, each a forest row against +-threshold, beside the layer's position
+    among the selected convs and its kernel as built: which layer's kernel size moves the gap."""
+    rows = audit.get("layer_map") or []
+    if not rows:
+        return ""
+    threshold = audit["effects"][0]["threshold"]
+    forest = [{**r, "threshold": threshold} for r in rows]
+    scale = forest_scale(forest)
+    body = [[esc(r["position"]), f"<span class='lbl'>{esc(r['layer'])}</span>", esc(r["own_kernel"]),
+             esc(r["level"]), f"<span class='lbl'>{esc(r['perturbation'])}</span>", forest_svg(r, scale, width=200),
+             f"<span class='n'>{num(r['effect'], 4)}</span> <span class='n'>{interval(r)}</span>",
+             pval(r.get("p_adjusted")), f"<span class='v-{esc(r['verdict'])}'>{esc(r['verdict'])}</span>"]
+            for r in forest]
+    headers = ("#", "layer", "kernel as built", "level", "perturbation", f"effect vs ±{threshold:g}",
+               f"effect [{ci_label(audit)}]", "p adj", "verdict")
+    return _section("Layer map", table(headers, body),
+                    "One arm per selected conv, in network order: do(level) on that layer alone against the "
+                    "architecture as built (trained once per seed, shared by every arm). Every arm is in the "
+                    "audit's one family, so the intervals hold together.")
