@@ -313,6 +313,7 @@ class AuditResult:
             pert, level = key
             rows.append({
                 "audit": self.name, "contrast": f"{level_label(level)} vs {level_label(self.reference)}",
+                "level": level_label(level), "reference_level": level_label(self.reference),
                 "perturbation": pert, "bias": self.bias,
                 "effect": e.estimate, "ci_low": e.ci[0], "ci_high": e.ci[1], "p_value": e.p_value,
                 "p_adjusted": e.p_adjusted, "p_method": e.p_name, "n": e.n, "threshold": verdict.threshold,

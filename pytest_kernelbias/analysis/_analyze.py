@@ -11,7 +11,7 @@ import torch
 
 from ..evaluation._evaluate import Evaluation, Evaluations
 from ..evaluation._metrics import check_defined, group_metric
-from ..intervention._intervene import as_intervention, level_label
+from ..intervention._intervene import HYPERPARAMETERS, as_intervention, level_label
 from ._decision import SequentialPath, run_sequential
 from ._effects import Effect, paired_effect
 from ._estimators import dose_response
@@ -84,7 +84,7 @@ def _effects(spec: AuditSpec, outcomes: Outcomes) -> tuple[dict, dict, dict, dic
         dose_values = [_dose(level) for level in levels]
         if len(levels) >= 3 and None not in dose_values:
             b = np.array([[outcomes.bias(level, s, pert, est) for s in outcomes.seeds] for level in levels])
-            unit = str(as_intervention(levels[0])).split("=")[0]
+            unit = next(n for n in HYPERPARAMETERS if getattr(as_intervention(levels[0]), n) is not None)
             doses[pert] = dose_response(dose_values, b, spec.inference.confidence,
                                         label=f"slope of {est.label} per unit of {unit} under {pert}")
     return bias, by_group, pairs, doses

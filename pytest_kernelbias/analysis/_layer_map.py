@@ -7,9 +7,10 @@ its position among the selected layers and what its reference is.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Mapping
 
-from ..intervention._intervene import AsBuilt, as_intervention, level_label
+from ..intervention._intervene import AsBuilt, as_intervention
 
 
 def is_layer_map(reference: object) -> bool:
@@ -27,7 +28,7 @@ def layer_map_rows(all_effects: Mapping, verdicts: Mapping, own_kernels: Mapping
         layer = change.layer
         rows.append({
             "layer": layer, "position": order[layer] + 1, "own_kernel": own_kernels[layer],
-            "level": level_label(level).split(": ", 1)[1], "perturbation": perturbation,
+            "level": str(replace(change, layer=None)), "perturbation": perturbation,
             "reference": f"as built (kernel_size={own_kernels[layer]})",
             "effect": e.estimate, "ci_low": e.ci[0], "ci_high": e.ci[1], "confidence": e.confidence,
             "p_adjusted": e.p_adjusted, "verdict": verdicts[(perturbation, level)],

@@ -42,7 +42,7 @@ class SeedBatchedExecutor:
                 choice = choose_strategy(lambda: job.intervention().build(level, 0, paired=job.paired), job.data,
                                          job.train_config, job.device, len(batch), memo=memo)
                 if progress is not None:
-                    progress(f"{batch[0].label.rsplit(' seed ', 1)[0]}: {len(batch)} seeds train "
+                    progress(f"{label}: {len(batch)} seeds train "
                              f"{choice.strategy}: {choice.reason}")
                 if choice.strategy != "vmap":
                     continue

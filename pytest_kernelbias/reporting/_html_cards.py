@@ -72,7 +72,7 @@ def audit_card(a: Mapping, anchor: str) -> str:
     effects = _worst_first(a["effects"])
     scale = forest_scale(effects)
     rows = "".join(
-        f"<tr><td>{swatch(a, e['contrast'].split(' vs ')[0])}<br>"
+        f"<tr><td>{swatch(a, e['level'])}<br>"
         f"<span class='dim lbl'>{esc(e['perturbation'])}</span></td>"
         f"<td>{forest_svg(e, scale, width=140)}</td><td><span class='n'>{num(e['effect'])}</span> "
         f"<span class='n dim'>{interval(e)}</span></td><td class='v-{esc(e['verdict'])}'>{esc(e['verdict'])}</td></tr>"
@@ -150,7 +150,7 @@ def summary_table(audits: list[Mapping], anchors: list[str]) -> str:
                 f"{esc(e0['rule'])}; effects at {ci_label(a)}, gaps at {ci_label(a, adjusted=False)}</span></th></tr>")
         rows = [head] + [
             "<tr>" + "".join(f"<td>{c}</td>" for c in (
-                swatch(a, e["contrast"].split(" vs ")[0]), f"<span class='lbl'>{esc(e['perturbation'])}</span>",
+                swatch(a, e["level"]), f"<span class='lbl'>{esc(e['perturbation'])}</span>",
                 forest_svg(e, scale),
                 f"<span class='n'>{num(e['effect'])}</span> <span class='n'>{interval(e)}</span>",
                 pval(e.get("p_value")), pval(e.get("p_adjusted")), num(e.get("mde"), 3, sign=False),

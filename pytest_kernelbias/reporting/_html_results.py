@@ -22,9 +22,9 @@ def _stats(row: Mapping) -> list[str]:
             pval(row.get("p_value")), pval(row.get("p_adjusted")), esc(row.get("p_method", "")), esc(row.get("n", ""))]
 
 
-def _level(audit: Mapping, contrast_or_level: str) -> str:
+def _level(audit: Mapping, level: str) -> str:
     """A treated level with its plot colour, from a level or a 'k vs k0' contrast."""
-    return swatch(audit, contrast_or_level.split(" vs ")[0])
+    return swatch(audit, level)
 
 
 def _section(title: str, body: str, note: str = "") -> str:
@@ -39,7 +39,7 @@ def effects_table(audit: Mapping) -> str:
                *_stat_headers(audit, adjusted=True), "MDE (80% power)", "verdict",
                f"gap at k0 [{ci_label(audit, adjusted=False)}]")
     for e in audit["effects"]:
-        cells = [_level(audit, e["contrast"]), f"<span class='lbl'>{esc(e['perturbation'])}</span>",
+        cells = [_level(audit, e["level"]), f"<span class='lbl'>{esc(e['perturbation'])}</span>",
                  forest_svg(e, scale, width=150), *_stats(e),
                  f"<span class='n'>{num(e.get('mde'), 3, sign=False)}</span>",
                  f"<span class='v-{esc(e['verdict'])}'>{esc(e['verdict'])}</span>",

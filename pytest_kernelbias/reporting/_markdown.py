@@ -56,7 +56,7 @@ def _row(a: Mapping) -> str:
         effect = gap = level = ""
     else:
         effect = (f"{worst['effect']:+.3f} [{worst['ci_low']:+.3f}, {worst['ci_high']:+.3f}] "
-                  f"({worst['contrast'].split(' vs ')[0]}, {worst['perturbation']})")
+                  f"({worst['level']}, {worst['perturbation']})")
         level = level_text(worst.get("confidence") or settings.get("effect_confidence") or 0.95)
         gap = "" if worst.get("gap") is None else f"{worst['gap']:+.3f}"
     seeds = (worst or {}).get("n") or settings.get("seeds", "")

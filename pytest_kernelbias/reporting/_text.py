@@ -31,7 +31,7 @@ def _interval(low: float | None, high: float | None) -> str:
 
 
 def _row(e: Mapping) -> tuple[str, ...]:
-    level = e["contrast"].split(" vs ")[0]
+    level = e["level"]
     gap = "" if e.get("gap") is None else f"{_num(e['gap'])} {_interval(e['gap_ci_low'], e['gap_ci_high'])}"
     p_adj = "" if e.get("p_adjusted") is None else f"{e['p_adjusted']:.3g}"
     clean = "" if e.get("clean_level") is None else f"{e['clean_level']:.3f}"
@@ -61,7 +61,7 @@ def wrap_id(text: str, width: int = WIDTH, indent: str = "    ") -> list[str]:
 def _context(audit: Mapping) -> str:
     """What an audit's rows share: outcome, k0 with its clean accuracy, threshold and rule."""
     first = audit["effects"][0]
-    reference = audit.get("reference") or first["contrast"].split(" vs ")[-1]
+    reference = audit.get("reference") or first["reference_level"]
     clean = "" if first.get("clean_reference") is None else (
         f" (clean acc {first['clean_reference']:.3f}, majority class {first['majority']:.3f})")
     level = _level(audit)
