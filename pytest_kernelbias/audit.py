@@ -224,6 +224,7 @@ def _result(spec: AuditSpec, job: TrainingJob, loaders: SubgroupLoaders, analysi
                 "contrast": list(spec.estimand.contrast) or None, "outcome": spec.estimand.outcome,
                 "placebos": list(inference.placebos), "spectral_cutoff": spec.mechanism.spectral_cutoff,
                 "layer_kernels": intervention.own_kernels(),
+                "layer_inputs": {n: list(hw) for n, hw in intervention.input_sizes.items()},
                 **run.as_dict()}
     return AuditResult(
         name=spec.name, intervention=intervention.describe(), perturbation=next(iter(spec.data.perturbations)),

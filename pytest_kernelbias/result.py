@@ -341,7 +341,8 @@ class AuditResult:
         if not is_layer_map(self.reference):
             return []
         verdict = verdict or self.judge()
-        return layer_map_rows(self.all_effects, verdict.by_effect, self.settings["layer_kernels"])
+        return layer_map_rows(self.all_effects, verdict.by_effect, self.settings["layer_kernels"],
+                              self.settings["layer_inputs"])
 
     def to_dict(self, verdict: Verdict | None = None) -> dict:
         """The JSON record of the audit; `verdict` (from `assert_below`) sets the threshold, rule and verdicts."""

@@ -46,6 +46,7 @@ def test_an_arm_equals_the_single_layer_audit_of_its_layer_to_the_last_bit(layer
 def test_the_table_is_in_network_order_and_a_failure_names_the_layers(layer_map):
     rows = layer_map.layer_map()
     assert [r["layer"] for r in rows] == ["0", "3"] and [r["own_kernel"] for r in rows] == [3, 3]
+    assert [r["input"] for r in rows] == ["32x32", "16x16"]  # the second conv sees the max-pooled maps
     assert all(r["reference"] == "as built (kernel_size=3)" and r["level"] == "kernel_size=5" for r in rows)
     assert layer_map.to_dict()["layer_map"] == rows
     moved = [r["layer"] for r in rows if r["effect"] != 0]

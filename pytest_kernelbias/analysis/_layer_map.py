@@ -8,7 +8,7 @@ its position among the selected layers and what its reference is.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Mapping
+from typing import Mapping, Sequence
 
 from ..intervention._intervene import AsBuilt, as_intervention
 
@@ -18,9 +18,10 @@ def is_layer_map(reference: object) -> bool:
     return isinstance(reference, AsBuilt)
 
 
-def layer_map_rows(all_effects: Mapping, verdicts: Mapping, own_kernels: Mapping[str, int]) -> list[dict]:
+def layer_map_rows(all_effects: Mapping, verdicts: Mapping, own_kernels: Mapping[str, int],
+                   inputs: Mapping[str, Sequence[int]] | None = None) -> list[dict]:
     """One row per arm, in network order (the selection's order), each with its effect, interval, adjusted p
-    and verdict; `own_kernels` maps each selected layer to its kernel as built."""
+    and verdict; `own_kernels` maps each selected layer to its kernel as built, `inputs` to the (H, W) it sees."""
     order = {name: i for i, name in enumerate(own_kernels)}
     rows = []
     for (perturbation, level), e in all_effects.items():
@@ -28,6 +29,7 @@ def layer_map_rows(all_effects: Mapping, verdicts: Mapping, own_kernels: Mapping
         layer = change.layer
         rows.append({
             "layer": layer, "position": order[layer] + 1, "own_kernel": own_kernels[layer],
+            "input": "x".join(map(str, (inputs or {}).get(layer, ()))) or None,
             "level": str(replace(change, layer=None)), "perturbation": perturbation,
             "reference": f"as built (kernel_size={own_kernels[layer]})",
             "effect": e.estimate, "ci_low": e.ci[0], "ci_high": e.ci[1], "confidence": e.confidence,

@@ -16,7 +16,7 @@ from torch import nn
 
 from ..errors import InterventionError, InterventionWarning, ModelOutputError
 from ._kinds import has_dynamic_same_pad
-from ._reach import check_kernel_reach
+from ._reach import check_kernel_reach, layer_input_sizes
 from ._select import Each, LayerSpec, conv_layers, kernel_of, resolve_layers
 from ._surgery import Rebuilt, asymmetric_pads, check_init, check_positive_int, rebuild_conv
 
@@ -357,8 +357,10 @@ class KernelIntervention:
         if isinstance(layer, Each):  # a layer map: the arms and their shared reference replace the levels
             self.levels = map_levels(probe, self.layers, self.levels, self.reference)
             self.changes, self.reference = list(self.levels), self.levels[0]
+        self.input_sizes: dict[str, tuple[int, int]] = {}
         if input_size is not None:  # before any level's layer is built: a mistyped kernel would allocate first
             check_kernel_reach(probe, self.layers, self.changes, tuple(input_size)[1:])
+            self.input_sizes = layer_input_sizes(probe, self.layers, torch.zeros(1, *tuple(input_size)[1:]))
         self.table = describe_intervention(probe, self.layers, self.levels)  # also checks every level
         if input_size is not None:
             example = torch.zeros(tuple(input_size))

@@ -171,12 +171,13 @@ def layer_map_table(audit: Mapping) -> str:
     threshold = audit["effects"][0]["threshold"]
     forest = [{**r, "threshold": threshold} for r in rows]
     scale = forest_scale(forest)
-    body = [[esc(r["position"]), f"<span class='lbl'>{esc(r['layer'])}</span>", esc(r["own_kernel"]),
+    body = [[esc(r["position"]), f"<span class='lbl'>{esc(r['layer'])}</span>", esc(r.get("input") or ""),
+             esc(r["own_kernel"]),
              esc(r["level"]), f"<span class='lbl'>{esc(r['perturbation'])}</span>", forest_svg(r, scale, width=200),
              f"<span class='n'>{num(r['effect'], 4)}</span> <span class='n'>{interval(r)}</span>",
              pval(r.get("p_adjusted")), f"<span class='v-{esc(r['verdict'])}'>{esc(r['verdict'])}</span>"]
             for r in forest]
-    headers = ("#", "layer", "kernel as built", "level", "perturbation", f"effect vs ±{threshold:g}",
+    headers = ("#", "layer", "input (H x W)", "kernel as built", "level", "perturbation", f"effect vs ±{threshold:g}",
                f"effect [{ci_label(audit)}]", "p adj", "verdict")
     return _section("Layer map", table(headers, body),
                     "One arm per selected conv, in network order: do(level) on that layer alone against the "
