@@ -143,7 +143,8 @@ def kernel_audit(request: pytest.FixtureRequest, kernel_audit_settings: AuditSet
     verbose = request.config.getoption("verbose") > 0
     runs: list[dict] = []
     tests = request.config.stash.get(_AUDIT_TESTS, [])
-    position = (f" {tests.index(request.node.nodeid) + 1}/{len(tests)}" if request.node.nodeid in tests else "")
+    index = tests.index(request.node.nodeid) + 1 if request.node.nodeid in tests else len(tests)
+    position = f" {index}/{len(tests)}" if request.node.nodeid in tests else ""
 
     def progress(msg: str) -> None:
         # Setup decisions and per-model lines always; per-epoch lines only with -v, training is the long part.
@@ -170,7 +171,7 @@ def kernel_audit(request: pytest.FixtureRequest, kernel_audit_settings: AuditSet
         started = time.time()
         try:
             audited = run_audit(model, layer, levels, **options)
-            _session_line(request.config, tests, position, time.time() - started, progress)
+            _session_line(request.config, len(tests) - index, position, time.time() - started, progress)
         except Exception as exc:  # reported as it ran (class, message, what trained), then raised as is
             run["error"] = error_record(request.node.nodeid, options["name"], options, exc,
                                         getattr(exc, COUNTS_ATTR, None))
@@ -257,11 +258,11 @@ def _hide_package_frames(item: pytest.Item, excinfo: pytest.ExceptionInfo, repor
         report.longrepr = item.repr_failure(pytest.ExceptionInfo.from_exc_info((excinfo.type, excinfo.value, pruned)))
 
 
-def _session_line(config: pytest.Config, tests: list[str], position: str, seconds: float, progress) -> None:
-    """After an audit: its time, and the session's time left at this process's mean audit time so far."""
+def _session_line(config: pytest.Config, left: int, position: str, seconds: float, progress) -> None:
+    """After an audit: its time, and the session's time left (`left` audit tests after it) at this process's mean
+    audit time so far."""
     times = config.stash.setdefault(_AUDIT_TIMES, [])
     times.append(seconds)
-    left = len(tests) - (int(position.split("/")[0]) if position else len(tests))
     if hasattr(config, "workerinput") or not left:  # under xdist, other workers run the rest
         progress(f"session: audit{position} done in {seconds:.0f}s")
         return

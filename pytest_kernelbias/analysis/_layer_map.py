@@ -38,11 +38,6 @@ def layer_map_rows(all_effects: Mapping, verdicts: Mapping, own_kernels: Mapping
     return sorted(rows, key=lambda r: (r["position"], r["level"], r["perturbation"]))
 
 
-def worst_first(rows: list[dict]) -> list[dict]:
-    """The arms by |effect|, largest first: the terminal's order."""
-    return sorted(rows, key=lambda r: -abs(r["effect"]))
-
-
 def broken(rows: list[dict]) -> list[str]:
     """The layers with an arm whose verdict is fail, in network order, once each."""
     return list(dict.fromkeys(r["layer"] for r in rows if r["verdict"] == "fail"))

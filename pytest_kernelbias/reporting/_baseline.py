@@ -160,15 +160,15 @@ def compare(audit: Mapping, baseline: Mapping) -> list[dict]:
 def unmatched(audit: Mapping, baseline: Mapping) -> list[str]:
     """Why effects of `audit` have no counterpart in `baseline` (one line each; empty when all matched)."""
     test = audit["test"]
-    then = {k.split(" | ", 1)[1] for k in baseline["effects"] if k.split(" | ", 1)[0] == test}
-    now = {f"{e['contrast']} | {e['perturbation']}" for e in audit["effects"]}
+    then = {k for k in baseline["effects"] if k.startswith(f"{test} | ")}
+    now = {_key(test, e) for e in audit["effects"]}
     if not then:
         return [f"{test}: baseline {Path(baseline['path']).name} has no audit of this test (saved before the test "
                 "existed, or under another test id); save a new baseline to compare it"]
-    missing = sorted(now - then)
+    missing = sorted(k.removeprefix(f"{test} | ") for k in now - then)
     if not missing:
         return []
-    other = sorted(then - now) or "none other"
+    other = sorted(k.removeprefix(f"{test} | ") for k in then - now) or "none other"
     return [f"{test}: {len(missing)} of {len(now)} effects have no match in baseline {Path(baseline['path']).name} "
             f"(the levels or perturbations changed): now {missing}, the baseline has {other}"]
 

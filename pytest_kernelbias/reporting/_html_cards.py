@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Mapping
 
+from ..analysis._decision import VERDICT_RANK as DECIDED_RANK
 from ..analysis._effects import RULE_MEANING
 from ._html_parts import (
     VERDICT_MEANING,
@@ -21,19 +22,16 @@ from ._html_parts import (
     swatch,
     verdict_badge,
 )
-from ._records import interval_words
+from ._records import interval_words, worst_first
 
-VERDICT_RANK = {"pass": 0, "warn": 1, "undecided": 2, "fail": 3, "error": 4, "not run": 5}
+# Audit verdicts in reading order, the two of records without effects last.
+VERDICT_RANK = {**DECIDED_RANK, "error": 4, "not run": 5}
 CARD_EFFECTS = 6  # effects a card lists; the summary table below has them all
-
-
-def _worst_first(effects: list[Mapping]) -> list[Mapping]:
-    return sorted(effects, key=lambda e: (-VERDICT_RANK.get(e["verdict"], 0), -abs(e["effect"])))
 
 
 def _why(a: Mapping) -> str:
     """The verdict in words: what failed and by which rule, what a warning could not rule out, or all clear."""
-    effects, outcome = _worst_first(a["effects"]), a.get("test_outcome", "")
+    effects, outcome = worst_first(a["effects"]), a.get("test_outcome", "")
     worst = effects[0]
     rule = a.get("rule", worst.get("rule", ""))
     meaning = RULE_MEANING.get(rule, "")
@@ -69,7 +67,7 @@ def _gaps(a: Mapping) -> str:
 
 
 def audit_card(a: Mapping, anchor: str) -> str:
-    effects = _worst_first(a["effects"])
+    effects = worst_first(a["effects"])
     scale = forest_scale(effects)
     rows = "".join(
         f"<tr><td>{swatch(a, e['level'])}<br>"

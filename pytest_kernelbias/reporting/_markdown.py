@@ -15,21 +15,16 @@ from typing import Mapping
 from ..analysis._effects import level_text
 from ._files import write_atomic
 from ._json import COMPLETE
-from ._records import session_counts
+from ._records import session_counts, worst_first
 
 BADGES = {"pass": "🟢 **pass**", "warn": "🟡 **warn**", "undecided": "🟠 **undecided**", "fail": "🔴 **fail**",
           "error": "⛔ **error**", "not run": "⚪ not run"}
-RANK = {"pass": 0, "warn": 1, "undecided": 2, "fail": 3}
 GITHUB_SUMMARY = "GITHUB_STEP_SUMMARY"
 
 
 def _cell(text: object) -> str:
     """Table-cell text: pipes escaped, no line breaks (a break would end the row)."""
     return " ".join(str(text).split()).replace("|", "\\|")
-
-
-def _worst(effects: list[Mapping]) -> Mapping:
-    return max(effects, key=lambda e: (RANK.get(e["verdict"], 0), abs(e["effect"])))
 
 
 def _todo(a: Mapping, worst: Mapping | None) -> str:
@@ -50,7 +45,7 @@ def _todo(a: Mapping, worst: Mapping | None) -> str:
 
 def _row(a: Mapping) -> str:
     effects = a.get("effects") or []
-    worst = _worst(effects) if effects else None
+    worst = worst_first(effects)[0] if effects else None
     settings = a.get("settings") or {}
     if worst is None:
         effect = gap = level = ""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
+from ..analysis._decision import VERDICT_RANK
 from ..analysis._effects import level_text
 
 # What an error record keeps of the settings in force: the ones a reader needs to judge the audit.
@@ -80,3 +81,8 @@ def interval_words(audit: Mapping) -> str:
              "test-set noise" if settings.get("test_noise") else ""]
     within = ", ".join(p for p in parts if p)
     return f"{level_text(level)} CI" + (f" ({within})" if within else "")
+
+
+def worst_first(effects: list[Mapping]) -> list[Mapping]:
+    """Effect rows by verdict (fail before undecided, warn, pass), then by |effect|: the reports' reading order."""
+    return sorted(effects, key=lambda e: (-VERDICT_RANK.get(e["verdict"], 0), -abs(e["effect"])))
