@@ -26,7 +26,8 @@ from .execution._estimate import first_estimate
 from .execution._job import TrainingJob
 from .execution._store import MemoryStore, VariantCache
 from .execution._threads import AUDIT_THREADS, audit_threads
-from .intervention._intervene import KernelIntervention, level_label
+from .intervention._intervene import KernelIntervention
+from .intervention._levels import level_label
 from .intervention._select import Each
 from .plan import Plan, make_plan
 from .result import AuditResult, RunRecord

@@ -22,7 +22,8 @@ from .evaluation._mechanism import SPECTRAL_IMAGES
 from .evaluation._predict import eval_batch
 from .execution._store import source_fingerprint, variant_key
 from .execution._threads import numeric_environment
-from .intervention._intervene import KernelIntervention, Level, layer_seed, level_label
+from .intervention._intervene import KernelIntervention
+from .intervention._levels import Level, layer_seed, level_label
 from .perturbations import Perturbation
 from .spec import AuditSpec
 

@@ -24,7 +24,7 @@ from .analysis._estimators import hierarchical_bootstrap
 from .analysis._layer_map import broken, is_layer_map, layer_map_rows
 from .analysis._outcomes import Outcomes
 from .errors import AuditConfigError, AuditFailure
-from .intervention._intervene import level_label
+from .intervention._levels import level_label
 
 if TYPE_CHECKING:
     from .spec import AuditSpec

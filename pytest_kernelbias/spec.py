@@ -31,7 +31,7 @@ from .evaluation._loaders import as_perturbations
 from .evaluation._metrics import METRICS
 from .execution._base import executor_names
 from .execution._threads import default_workers
-from .intervention._intervene import as_intervention
+from .intervention._levels import as_intervention
 from .intervention._select import Each, Select
 from .intervention._surgery import check_init
 from .perturbations import LowPass, Perturbation

@@ -13,7 +13,7 @@ from pytest_kernelbias import KernelIntervention, SynthFacesCNN, synthfaces
 from pytest_kernelbias.execution._base import longest_first
 from pytest_kernelbias.execution._eta import PoolEta
 from pytest_kernelbias.execution._job import TrainingJob
-from pytest_kernelbias.intervention._intervene import Intervention
+from pytest_kernelbias.intervention._levels import Intervention
 from pytest_kernelbias.plan import Variant
 from pytest_kernelbias.training._trainer import TrainConfig
 

@@ -11,7 +11,7 @@ import torch
 
 from ..evaluation._evaluate import Evaluation, Evaluations
 from ..evaluation._metrics import check_defined, group_metric
-from ..intervention._intervene import HYPERPARAMETERS, as_intervention, level_label
+from ..intervention._levels import HYPERPARAMETERS, as_intervention, level_label
 from ._decision import SequentialPath, run_sequential
 from ._effects import Effect, paired_effect
 from ._estimators import dose_response

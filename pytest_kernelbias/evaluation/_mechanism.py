@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..intervention._intervene import level_label
+from ..intervention._levels import level_label
 from ._spectra import (
     activation_spectra,
     fourier_heat_map,

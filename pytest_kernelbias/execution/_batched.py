@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from ..intervention._intervene import level_label
+from ..intervention._levels import level_label
 from ..training._seed_batched import choose_strategy, train_seeds
 from ._base import TrainReport, pending
 

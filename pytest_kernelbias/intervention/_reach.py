@@ -9,6 +9,7 @@ from torch import nn
 
 from ..errors import InterventionError
 from ._kinds import has_dynamic_same_pad
+from ._levels import targets
 from ._select import kernel_of
 
 
@@ -43,8 +44,6 @@ def check_kernel_reach(probe: nn.Module, layers: Sequence[str], changes: Sequenc
     learn, and it costs time (one k=201 step on 32 x 32 took 75 s).
     """
     sizes = layer_input_sizes(probe, layers, torch.zeros(1, *image_shape))
-    from ._intervene import targets  # the module that defines levels imports this one
-
     for change in changes:
         for name in targets(change, layers):
             conv, size = probe.get_submodule(name), sizes.get(name)

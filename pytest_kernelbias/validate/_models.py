@@ -19,7 +19,8 @@ from torch.nn.parameter import is_lazy
 
 from ..data._subgroups import SubgroupDataset
 from ..errors import InputDataWarning, ModelOutputError, PerturbationError
-from ..intervention._intervene import KernelIntervention, aliases, level_label
+from ..intervention._intervene import KernelIntervention, aliases
+from ..intervention._levels import level_label
 from ..perturbations import Perturbation
 from ._data import class_count
 

@@ -1,0 +1,106 @@
+"""The level vocabulary of an intervention: what a level sets (`Intervention`), the architecture as built
+(`AsBuilt`), the shorthands, labels and per-layer seeds. A leaf: rebuilding convs lives in `_intervene`."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, fields
+from typing import Sequence, Union
+
+from ..errors import InterventionError
+from ._surgery import check_positive_int
+
+
+@dataclass(frozen=True)
+class Intervention:
+    """New values for conv hyperparameters; None leaves one as it is.
+
+    Combine with ``&``: ``KernelSize(5) & Dilation(2)``. Kernel size and
+    dilation keep each layer's output size; stride changes it by design.
+    """
+
+    kernel_size: int | None = None
+    dilation: int | None = None
+    stride: int | None = None
+    layer: str | None = None  # one layer of the selection only (an arm of a layer map); None: every one
+
+    def __post_init__(self) -> None:
+        for name in HYPERPARAMETERS:
+            value = getattr(self, name)
+            if value is not None:
+                check_positive_int(name, value)
+        if all(getattr(self, name) is None for name in HYPERPARAMETERS):
+            raise InterventionError("an intervention must set kernel_size, dilation or stride")
+
+    def __and__(self, other: "Intervention") -> "Intervention":
+        merged = {}
+        for f in fields(self):
+            a, b = getattr(self, f.name), getattr(other, f.name)
+            if a is not None and b is not None and a != b:
+                raise InterventionError(f"cannot combine {self} and {other}: both set {f.name}")
+            merged[f.name] = a if a is not None else b
+        return Intervention(**merged)
+
+    def __str__(self) -> str:
+        text = ", ".join(f"{n}={getattr(self, n)}" for n in HYPERPARAMETERS if getattr(self, n) is not None)
+        return f"{self.layer}: {text}" if self.layer else text
+
+
+HYPERPARAMETERS = ("kernel_size", "dilation", "stride")
+
+
+@dataclass(frozen=True)
+class AsBuilt:
+    """The architecture as its factory builds it: no layer changed (the shared reference of a layer map)."""
+
+    kernel_size: None = None
+    dilation: None = None
+    stride: None = None
+    layer: None = None
+
+    def __str__(self) -> str:
+        return "as built"
+
+
+def targets(change, layers: Sequence[str]) -> list[str]:
+    """The layers a level changes: none as built, its own layer for a layer-map arm, else every one selected."""
+    if isinstance(change, AsBuilt):
+        return []
+    return [change.layer] if change.layer is not None else list(layers)
+
+
+def KernelSize(k: int) -> Intervention:  # noqa: N802 - reads as a value, like the other levels
+    """do(kernel_size = k): a k x k kernel, output size kept."""
+    return Intervention(kernel_size=k)
+
+
+def Dilation(d: int) -> Intervention:  # noqa: N802
+    """do(dilation = d), output size kept."""
+    return Intervention(dilation=d)
+
+
+def Stride(s: int) -> Intervention:  # noqa: N802
+    """do(stride = s). Changes the layer's output size by about old/new; later layers must cope."""
+    return Intervention(stride=s)
+
+
+Level = Union[int, Intervention, AsBuilt]
+
+
+def as_intervention(level: Level) -> Intervention:
+    """An int level means a kernel size."""
+    if isinstance(level, (Intervention, AsBuilt)):
+        return level
+    if isinstance(level, bool) or not isinstance(level, int):
+        raise InterventionError(f"a level is a kernel size (int) or an Intervention, got {level!r}")
+    return KernelSize(level)
+
+
+def level_label(level: Level) -> str:
+    return str(as_intervention(level))
+
+
+def layer_seed(seed: int, layer: str) -> int:
+    """A 63-bit seed for one layer's fresh weights, shared by all levels of an audit seed."""
+    digest = hashlib.sha256(f"{seed}:{layer}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
