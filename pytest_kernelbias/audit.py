@@ -163,7 +163,7 @@ def _execute_fixed(spec: AuditSpec, design: SequentialDesign | None = None) -> A
         keys = [v.key for v in plan.variants]
         before = {k for k in keys if store.holds(k)}
         try:
-            evaluation = EvaluationJob(loaders, job.layers[0], spec.mechanism)
+            evaluation = EvaluationJob(loaders, tuple(job.layers), spec.mechanism, isinstance(spec.target.layer, Each))
             ahead = executor.train_ahead(plan.variants, job, store, execution.retrain, execution.progress,
                                          evaluation=evaluation)
             evaluations = evaluate_plan(plan, job, store, evaluation, ahead.trained, execution.retrain,

@@ -18,12 +18,13 @@ import torch
 
 from ._variant import Plan, Role, Variant
 from .data._subgroups import SubgroupDataset
-from .evaluation._mechanism import SPECTRAL_IMAGES
+from .evaluation._mechanism import SPECTRAL_IMAGES, spectral_layers
 from .evaluation._predict import eval_batch
 from .execution._store import source_fingerprint, variant_key
 from .execution._threads import numeric_environment
 from .intervention._intervene import KernelIntervention
 from .intervention._levels import Level, layer_seed, level_label
+from .intervention._select import Each
 from .perturbations import Perturbation
 from .spec import AuditSpec
 
@@ -87,6 +88,7 @@ def make_plan(spec: AuditSpec, intervention: KernelIntervention, train_data: Sub
     runs: list[tuple[int, Level, Role]] = [(s, level, "audit") for s in range(seeds) for level in intervention.levels]
     if "aa" in spec.inference.placebos:  # fresh seeds for the reference level only
         runs += [(s, intervention.reference, "aa") for s in range(seeds, 2 * seeds)]
+    layer_map = isinstance(spec.target.layer, Each)
     variants = []
     for seed, level, role in runs:
         key = variant_key({**weights, "level": level_label(level), "seed": seed})
@@ -94,6 +96,8 @@ def make_plan(spec: AuditSpec, intervention: KernelIntervention, train_data: Sub
         heat = role == "audit" and seed == 0 and spec.mechanism.heat_map is not None
         eval_key = variant_key({"variant": key, **evaluation,
                                 "spectral_cutoff": spec.mechanism.spectral_cutoff if spectra else None,
+                                "spectral_layers": spectral_layers(level, intervention.layers, layer_map)
+                                if spectra else None,
                                 "heat_map": spec.mechanism.heat_map if heat else None})
         label = f"{spec.name} {level_label(level)} seed {seed + 1}/{seeds}" + (" (A/A placebo)" if role == "aa" else "")
         variants.append(Variant(level, seed, role, key, eval_key, order_seed(seed, level, recipe.paired), label,

@@ -337,12 +337,13 @@ class AuditResult:
 
     def layer_map(self, verdict: Verdict | None = None) -> list[dict]:
         """A layer map's table (`layer=each(...)`), in network order: per arm the layer, its own kernel, the
-        level, the effect with its family-adjusted interval, adjusted p and verdict. Empty for other audits."""
+        level, the effect with its family-adjusted interval, adjusted p, verdict and each subgroup's shift in the
+        high-frequency share of that layer's activations (`hf_shift`). Empty for other audits."""
         if not is_layer_map(self.reference):
             return []
         verdict = verdict or self.judge()
         return layer_map_rows(self.all_effects, verdict.by_effect, self.settings["layer_kernels"],
-                              self.settings["layer_inputs"])
+                              self.settings["layer_inputs"], self.spectral_effects)
 
     def to_dict(self, verdict: Verdict | None = None) -> dict:
         """The JSON record of the audit; `verdict` (from `assert_below`) sets the threshold, rule and verdicts."""

@@ -14,10 +14,12 @@ SETS = dict(data=synthfaces(300, 0, "planted"), test_data=synthfaces(200, 0, "pl
             train_config=TrainConfig(epochs=2, batch_size=32), seeds=2, progress=None, workers=1,
             require_learning=False, spectral_cutoff=None, placebos=(), min_group_size=5)
 
+SPECTRA = dict(spectral_cutoff=0.5)
+
 
 @pytest.fixture(scope="module")
 def layer_map():
-    return run_audit(tiny_cnn, each("all"), [3, 5], rule="estimate", threshold=1.0, **SETS)
+    return run_audit(tiny_cnn, each("all"), [3, 5], rule="estimate", threshold=1.0, **{**SETS, **SPECTRA})
 
 
 def test_each_expands_into_one_arm_per_layer_and_one_reference_as_built():
@@ -36,10 +38,17 @@ def test_the_reference_is_trained_once_per_seed_for_every_arm(layer_map):
 @pytest.mark.slow
 def test_an_arm_equals_the_single_layer_audit_of_its_layer_to_the_last_bit(layer_map):
     for layer in ("0", "3"):
-        alone = run_audit(tiny_cnn, layer, [3, 5], rule="estimate", threshold=1.0, **SETS)
+        alone = run_audit(tiny_cnn, layer, [3, 5], rule="estimate", threshold=1.0, **{**SETS, **SPECTRA})
         (effect,) = alone.all_effects.values()
-        arm = next(e for (_, level), e in layer_map.all_effects.items() if level.layer == layer)
+        arm_level, arm = next((level, e) for (_, level), e in layer_map.all_effects.items() if level.layer == layer)
         assert arm.differences == effect.differences and arm.estimate == effect.estimate
+        # The mechanism too: the arm's shift in its own layer's high-frequency share, per subgroup, is the
+        # single-layer audit's (which measures that layer), because the reference is measured there as well.
+        (shifts,) = alone.spectral_effects.values()
+        assert {g: e.differences for g, e in layer_map.spectral_effects[arm_level].items()} == \
+            {g: e.differences for g, e in shifts.items()}
+        row = next(r for r in layer_map.layer_map() if r["layer"] == layer)
+        assert {g: v["effect"] for g, v in row["hf_shift"].items()} == {g: e.estimate for g, e in shifts.items()}
 
 
 @pytest.mark.slow
@@ -68,3 +77,6 @@ def test_the_html_report_has_the_map_in_network_order_against_the_threshold(laye
 
     level = level_text(record["settings"]["effect_confidence"])  # the family-adjusted level, 2 effects
     assert "kernel as built" in section and "effect vs ±1" in section and f"effect [{level} CI]" in section
+    assert "high-frequency share shift of the layer" in section
+    # The reference's kernels are drawn once per arm layer (its kernel sizes differ by layer).
+    assert set(layer_map.kernel_spectra) >= {"as built (0)", "as built (3)", "0: kernel_size=5", "3: kernel_size=5"}

@@ -110,18 +110,24 @@ def _placebos(spec: AuditSpec, evaluations: Evaluations, outcomes: Outcomes, pre
 
 
 def spectral_effects(spec: AuditSpec, rows: list[dict]) -> dict:
-    """level -> subgroup -> paired effect of the level on that subgroup's activation high-frequency share."""
+    """level -> subgroup -> paired effect of the level on that subgroup's activation high-frequency share.
+
+    Each level is compared with the reference at the layer it changes (a layer map's arm at its own
+    layer, where the reference was measured too), on the seeds both have.
+    """
     if not rows:
         return {}
-    ratio = {(r["level"], r["seed"], r["subgroup"]): r["hf_ratio"] for r in rows}
-    groups, layer = sorted({r["subgroup"] for r in rows}), rows[0]["layer"]
-    ref, seeds = level_label(spec.target.reference_level), range(spec.recipe.seeds)
-    cutoff = spec.mechanism.spectral_cutoff
+    ratio = {(r["level"], r["seed"], r["subgroup"], r["layer"]): r["hf_ratio"] for r in rows}
+    groups = sorted({r["subgroup"] for r in rows})
+    ref, cutoff = level_label(spec.target.reference_level), spec.mechanism.spectral_cutoff
     effects = {}
     for level in spec.target.treatments:
         lab = level_label(level)
+        layer = getattr(level, "layer", None) or rows[0]["layer"]
+        seeds = sorted({s for (lv, s, _, lay) in ratio if lv == lab and lay == layer}
+                       & {s for (lv, s, _, lay) in ratio if lv == ref and lay == layer})
         effects[level] = {
-            g: paired_effect([ratio[(lab, s, g)] for s in seeds], [ratio[(ref, s, g)] for s in seeds],
+            g: paired_effect([ratio[(lab, s, g, layer)] for s in seeds], [ratio[(ref, s, g, layer)] for s in seeds],
                              confidence=spec.inference.confidence, method=spec.inference.interval,
                              p_method="permutation",
                              label=f"{lab} vs {ref}: high-frequency share (>= {cutoff:g} Nyquist) of {layer} "
@@ -204,8 +210,12 @@ def analyze(spec: AuditSpec, evaluations: Evaluations, design: SequentialDesign 
     spectral = [row for ev in audit_items for row in ev.spectral]
     kernels: dict[str, list] = {}
     for ev in audit_items:
-        if ev.kernel is not None:
-            kernels.setdefault(level_label(ev.variant.level), []).append(torch.tensor(ev.kernel))
+        # One layer's spectrum, or a map reference's, measured at every arm's layer: one curve per layer.
+        named = ev.kernel if isinstance(ev.kernel, dict) else {None: ev.kernel}
+        for layer, kernel in named.items():
+            if kernel is not None:
+                label = level_label(ev.variant.level) + ("" if layer is None else f" ({layer})")
+                kernels.setdefault(label, []).append(torch.tensor(kernel))
     return Analysis(
         outcomes=outcomes, all_effects=decided,
         subgroup_effects=_adjust_subgroups(by_group, spec.inference.correction), pairwise=pairs,

@@ -19,9 +19,13 @@ def is_layer_map(reference: object) -> bool:
 
 
 def layer_map_rows(all_effects: Mapping, verdicts: Mapping, own_kernels: Mapping[str, int],
-                   inputs: Mapping[str, Sequence[int]] | None = None) -> list[dict]:
+                   inputs: Mapping[str, Sequence[int]] | None = None, spectral: Mapping | None = None) -> list[dict]:
     """One row per arm, in network order (the selection's order), each with its effect, interval, adjusted p
-    and verdict; `own_kernels` maps each selected layer to its kernel as built, `inputs` to the (H, W) it sees."""
+    and verdict; `own_kernels` maps each selected layer to its kernel as built, `inputs` to the (H, W) it sees.
+
+    `spectral` (level -> subgroup -> Effect) adds `hf_shift`: per subgroup, the arm's effect on the
+    high-frequency share of its own layer's activations, the mechanism beside the outcome.
+    """
     order = {name: i for i, name in enumerate(own_kernels)}
     rows = []
     for (perturbation, level), e in all_effects.items():
@@ -34,6 +38,8 @@ def layer_map_rows(all_effects: Mapping, verdicts: Mapping, own_kernels: Mapping
             "reference": f"as built (kernel_size={own_kernels[layer]})",
             "effect": e.estimate, "ci_low": e.ci[0], "ci_high": e.ci[1], "confidence": e.confidence,
             "p_adjusted": e.p_adjusted, "verdict": verdicts[(perturbation, level)],
+            "hf_shift": {g: {"effect": s.estimate, "ci_low": s.ci[0], "ci_high": s.ci[1], "confidence": s.confidence}
+                         for g, s in (spectral or {}).get(level, {}).items()},
         })
     return sorted(rows, key=lambda r: (r["position"], r["level"], r["perturbation"]))
 

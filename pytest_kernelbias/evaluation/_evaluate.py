@@ -18,7 +18,7 @@ import torch
 from .._variant import Plan, Variant
 from ..execution._estimate import eta_text
 from ._loaders import SubgroupLoaders
-from ._mechanism import heat_maps, measure_spectra
+from ._mechanism import heat_maps, measure_spectra, spectral_layers
 from ._metrics import index_codes
 from ._predict import CLEAN
 
@@ -30,7 +30,7 @@ class Evaluation:
     variant: Variant
     preds: dict[str, np.ndarray]  # condition ("clean" first) -> predicted class per test image
     spectral: tuple[dict, ...] = ()  # per subgroup: level, seed, subgroup, layer, hf_ratio
-    kernel: list | None = None  # radial spectrum of the intervened layer's kernels
+    kernel: list | dict | None = None  # radial spectrum of the measured layer's kernels; layer -> spectrum for several
     heat_map: dict | None = None  # subgroup -> 2-D error rates
     from_cache: bool = False  # weights loaded rather than trained by this audit
     measured: bool = True  # measured by this audit (here or in its workers), not read from a stored evaluation
@@ -54,16 +54,20 @@ class EvaluationJob:
     """What measuring a variant needs, in one object a worker process can receive: the test set and what to measure."""
 
     loaders: SubgroupLoaders
-    layer: str  # the (first) intervened layer, whose spectra are measured
+    layers: tuple[str, ...]  # the intervened layers: the first one's spectra are measured, each arm's for a map
     mechanism: object  # the spec's MechanismSpec: spectral cutoff and heat-map options
+    layer_map: bool = False
 
     def measure(self, model, variant: Variant, from_cache: bool) -> Evaluation:
         model = model.to(self.loaders.device)
         preds = {cond: p.numpy() for cond, p in self.loaders.predict(model).items()}
         rows, kernel, heat = (), None, None
         if variant.spectra:
-            rows, kernel = measure_spectra(model, self.layer, variant.level, variant.seed, self.loaders,
-                                           self.mechanism.spectral_cutoff)
+            layers = spectral_layers(variant.level, self.layers, self.layer_map)
+            measured = [measure_spectra(model, layer, variant.level, variant.seed, self.loaders,
+                                        self.mechanism.spectral_cutoff) for layer in layers]
+            rows = tuple(row for layer_rows, _ in measured for row in layer_rows)
+            kernel = measured[0][1] if len(layers) == 1 else {lay: k for lay, (_, k) in zip(layers, measured)}
         if variant.heat_map:
             heat = heat_maps(model, self.loaders, self.mechanism.heat_map)
         return Evaluation(variant, preds, tuple(rows), kernel, heat, from_cache)

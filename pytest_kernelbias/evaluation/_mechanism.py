@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 
 from ..intervention._levels import level_label
@@ -29,9 +31,21 @@ def _subset(groups: dict, per_group: int) -> tuple[torch.Tensor, dict]:
 SPECTRAL_IMAGES = 256  # images per subgroup whose activation spectra are measured (part of evaluation keys)
 
 
+def spectral_layers(level, layers: Sequence[str], layer_map: bool) -> list[str]:
+    """The layers whose activation spectra a model of `level` is measured at.
+
+    An audit measures its first intervened layer. A layer map measures each arm at its own layer and the
+    shared reference at every arm's layer, so each arm's spectral shift is paired with the reference there.
+    """
+    if not layer_map:
+        return [layers[0]]
+    own = getattr(level, "layer", None)
+    return [own] if own is not None else list(layers)
+
+
 def measure_spectra(model, layer: str, level, seed, loaders, cutoff,
                     per_group: int = SPECTRAL_IMAGES) -> tuple[list, list]:
-    """One row per subgroup (high-frequency share of the first intervened layer's output), and its kernels' spectrum.
+    """One row per subgroup (high-frequency share of `layer`'s output), and that layer's kernels' spectrum.
 
     A mean spectrum settles with a few hundred images, so a fixed sample per
     subgroup (the same for every model, keeping the levels paired) bounds the cost.

@@ -162,6 +162,12 @@ def placebo_table(audit: Mapping) -> str:
                     esc(audit.get("placebo_meaning", "")))
 
 
+def _hf_cell(shift: Mapping) -> str:
+    """Per subgroup, the arm's shift in its layer's activation high-frequency share, with its interval."""
+    return "<br>".join(f"<span class='lbl'>{esc(g)}</span> <span class='n'>{num(v['effect'], 4)}</span> "
+                       f"<span class='n'>{interval(v)}</span>" for g, v in shift.items())
+
+
 def layer_map_table(audit: Mapping) -> str:
     """A layer map's arms in network order, each a forest row against +-threshold, beside the layer's position
     among the selected convs and its kernel as built: which layer's kernel size moves the gap."""
@@ -175,10 +181,11 @@ def layer_map_table(audit: Mapping) -> str:
              esc(r["own_kernel"]),
              esc(r["level"]), f"<span class='lbl'>{esc(r['perturbation'])}</span>", forest_svg(r, scale, width=200),
              f"<span class='n'>{num(r['effect'], 4)}</span> <span class='n'>{interval(r)}</span>",
-             pval(r.get("p_adjusted")), f"<span class='v-{esc(r['verdict'])}'>{esc(r['verdict'])}</span>"]
+             pval(r.get("p_adjusted")), f"<span class='v-{esc(r['verdict'])}'>{esc(r['verdict'])}</span>",
+             _hf_cell(r.get("hf_shift") or {})]
             for r in forest]
     headers = ("#", "layer", "input (H x W)", "kernel as built", "level", "perturbation", f"effect vs ±{threshold:g}",
-               f"effect [{ci_label(audit)}]", "p adj", "verdict")
+               f"effect [{ci_label(audit)}]", "p adj", "verdict", "high-frequency share shift of the layer")
     return _section("Layer map", table(headers, body),
                     "One arm per selected conv, in network order: do(level) on that layer alone against the "
                     "architecture as built (trained once per seed, shared by every arm). Every arm is in the "
