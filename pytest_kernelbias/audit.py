@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from torch import nn
 
@@ -57,8 +57,10 @@ def prepare(spec: AuditSpec) -> tuple[Plan, TrainingJob, SubgroupLoaders]:
     return prepare_spec(spec)[1:]
 
 
-def prepare_spec(spec: AuditSpec) -> tuple[AuditSpec, Plan, TrainingJob, SubgroupLoaders]:
-    """`prepare`, and the spec the audit runs (a layer map's with its arms as levels)."""
+def prepare_spec(spec: AuditSpec, stopped: Mapping[str, int] | None = None
+                 ) -> tuple[AuditSpec, Plan, TrainingJob, SubgroupLoaders]:
+    """`prepare`, and the spec the audit runs (a layer map's with its arms as levels); `stopped`: the
+    settled arms of a seeds="auto" layer map and their seeds (see `make_plan`)."""
     spec, intervention, train_data, test_data = resolve(spec)
     recipe = spec.recipe
     check_model(intervention, train_data, test_data, recipe.device, recipe.train_config.batch_size)
@@ -67,7 +69,7 @@ def prepare_spec(spec: AuditSpec) -> tuple[AuditSpec, Plan, TrainingJob, Subgrou
     # check_data has already made sure every training subgroup is in the test set.
     loaders = SubgroupLoaders(test_data, list(spec.data.attributes), spec.data.perturbations, device=recipe.device)
     spec.estimand.check_groups(list(loaders.groups))
-    plan = make_plan(spec, intervention, train_data, test_data)
+    plan = make_plan(spec, intervention, train_data, test_data, stopped)
     job = TrainingJob(spec.target.model, tuple(intervention.layers), tuple(intervention.levels),
                       intervention.reference, intervention.num_classes, spec.target.init, recipe.paired, train_data,
                       recipe.train_config, recipe.trainer, recipe.device).with_intervention(intervention)
@@ -109,29 +111,40 @@ def execute_sequential(spec: AuditSpec) -> AuditResult:
     look's, with the path in `result.sequential`.
     """
     design, execution = spec.recipe.design, spec.execution
+    if isinstance(spec.target.layer, Each):
+        resolve(spec)  # the design is checked against the map's real family (its arms) before any look trains
     store = execution.cache if execution.cache is not None else VariantCache.temporary_cache()
     trained: list[int] = []
+    stopped: dict[str, int] = {}  # a layer map's settled arms: layer -> the seeds per level it stopped at
     for k, n in enumerate(design.looks, 1):
         look = replace(spec, recipe=replace(spec.recipe, seeds=n, look=True), execution=replace(execution, cache=store))
         try:
-            result = _execute_fixed(look, design)
+            result = _execute_fixed(look, design, stopped)
         except BaseException as exc:
             raise note_counts(exc, {"models": 0, "trained": 0, "from_cache": 0, "cache": None}, sum(trained))
         trained.append(result.run.trained)
-        last = result.path.looks[-1]
+        stopped = {arm: at for arm, at in result.path.arm_stops if arm is not None and at is not None}
         if execution.progress is not None:
-            chance = last.settle_chance
-            odds = "" if chance is None else f" (chance max_seeds settles it: {chance_text(chance)})"
-            decision = result.path.verdict
-            each = "" if spec.family == 1 else f" (each of {spec.family} effects)"
-            execution.progress(f"setup: seeds=auto look {k}/{len(design.looks)}: {n} seeds per level, "
-                               f"{last.confidence:.2%} intervals{each}: {decision}{odds}")
+            execution.progress(_look_line(result.path, k, n, spec.family))
         if result.path.verdict != "continue":
             break
     # Counted over every look: a seed trained at an earlier look of this audit is not a cache hit of it.
     run = replace(result.run, trained=sum(trained), from_cache=result.run.models - sum(trained))
     return replace(result, settings={**result.settings, **run.as_dict()}, run=run, spec=spec,
                    sequential=_sequential_record(spec, result.path, trained))
+
+
+def _look_line(path: SequentialPath, k: int, n: int, family: int) -> str:
+    """The progress line after a look: its intervals, the decision, and a map's settled arms."""
+    last = path.looks[-1]
+    chance = last.settle_chance
+    odds = "" if chance is None else f" (chance max_seeds settles it: {chance_text(chance)})"
+    each = "" if family == 1 else f" (each of {family} effects)"
+    arms = [a for a in path.arm_outcomes() if a["arm"] is not None]
+    settled = "" if not arms else "; arms settled: " + (", ".join(
+        f"{a['arm']} {a['verdict']} at {a['seeds']}" for a in arms if a["seeds"] is not None) or "none")
+    return (f"setup: seeds=auto look {k}/{len(path.design.looks)}: {n} seeds per level, "
+            f"{last.confidence:.2%} intervals{each}: {path.verdict}{odds}{settled}")
 
 
 def _sequential_record(spec: AuditSpec, path: SequentialPath, trained: list[int]) -> dict:
@@ -148,13 +161,14 @@ def _sequential_record(spec: AuditSpec, path: SequentialPath, trained: list[int]
     return {"min_seeds": design.min_seeds, "max_seeds": design.max_seeds, "round": design.round_size,
             "boundary": design.boundary, "futility": design.futility, "family": path.family, "looks": looks,
             "decision": path.verdict, "fixed_seeds": path.fixed_seeds, "stopped_for": stopped,
-            "reason": path.reason}
+            "reason": path.reason, "arms": [a for a in path.arm_outcomes() if a["arm"] is not None]}
 
 
-def _execute_fixed(spec: AuditSpec, design: SequentialDesign | None = None) -> AuditResult:
+def _execute_fixed(spec: AuditSpec, design: SequentialDesign | None = None,
+                   stopped: Mapping[str, int] | None = None) -> AuditResult:
     started = time.time()
     with audit_threads():
-        spec, plan, job, loaders = prepare_spec(spec)
+        spec, plan, job, loaders = prepare_spec(spec, stopped)
         execution = spec.execution
         executor, why = choose_executor(execution, spec.recipe)
         store = executor.store_for(_store(execution.cache))

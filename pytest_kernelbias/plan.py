@@ -12,6 +12,7 @@ read back for another.
 from __future__ import annotations
 
 import hashlib
+from typing import Mapping
 
 import numpy as np
 import torch
@@ -69,8 +70,12 @@ def perturbation_fingerprint(perturbation: Perturbation) -> dict:
 
 
 def make_plan(spec: AuditSpec, intervention: KernelIntervention, train_data: SubgroupDataset,
-              test_data: SubgroupDataset) -> Plan:
-    """Every variant the audit needs, with its keys, from a validated spec and its resolved intervention."""
+              test_data: SubgroupDataset, stopped: Mapping[str, int] | None = None) -> Plan:
+    """Every variant the audit needs, with its keys, from a validated spec and its resolved intervention.
+
+    `stopped` maps the layers of a layer map's settled arms (seeds="auto") to the seeds per level each
+    stopped at: their levels get no more seeds, while the reference and the other arms go on.
+    """
     recipe, seeds = spec.recipe, spec.recipe.seeds
     weights = {"model": source_fingerprint(spec.target.model), "layers": intervention.layers,
                # Since a level equal to a layer's own hyperparameters leaves it as built (not re-initialized),
@@ -85,7 +90,10 @@ def make_plan(spec: AuditSpec, intervention: KernelIntervention, train_data: Sub
                   "conditions": [[name, perturbation_fingerprint(p)] for name, p in spec.data.perturbations.items()],
                   "spectral_images": SPECTRAL_IMAGES,
                   "eval_batch": eval_batch(recipe.device)}
-    runs: list[tuple[int, Level, Role]] = [(s, level, "audit") for s in range(seeds) for level in intervention.levels]
+    caps = {level: min(seeds, (stopped or {}).get(getattr(level, "layer", None), seeds))
+            for level in intervention.levels}
+    runs: list[tuple[int, Level, Role]] = [(s, level, "audit") for s in range(seeds) for level in intervention.levels
+                                           if s < caps[level]]
     if "aa" in spec.inference.placebos:  # fresh seeds for the reference level only
         runs += [(s, intervention.reference, "aa") for s in range(seeds, 2 * seeds)]
     layer_map = isinstance(spec.target.layer, Each)

@@ -279,7 +279,8 @@ class AuditResult:
         perturbed = {k: v[pert] for k, v in self.predictions.items()}
         return hierarchical_bootstrap(
             clean, perturbed, self.test_labels, self.test_codes, list(self.test_names), level, self.reference,
-            self.outcomes.seeds, n_boot=n_boot, confidence=self.spec.inference.confidence, seed=seed,
+            self.outcomes.paired_seeds(level, self.reference), n_boot=n_boot,
+            confidence=self.spec.inference.confidence, seed=seed,
             estimand=self.estimand, metric=self.spec.inference.metric,
             label=f"{level_label(level)} vs {level_label(self.reference)}: {self.bias} under {pert}")
 

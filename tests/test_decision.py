@@ -55,6 +55,59 @@ def test_a_family_at_the_threshold_keeps_both_error_rates(m):
         assert verdicts.count("fail") / audits <= bound and verdicts.count("pass") / audits <= bound
 
 
+def _run_arms(rows, design, threshold=0.05, **kw):
+    return run_sequential(rows, design, threshold, p_method="t", arms=["a", "a", "b"][:len(rows)], **kw)
+
+
+def test_a_settled_arm_stops_and_keeps_its_interval_while_the_others_take_more_seeds():
+    rng = np.random.default_rng(3)
+    design = SequentialDesign(3, 9, 3, futility=0.0)  # no futility stop: arm b goes on while unsettled
+    settled = [0.3 + 0.01 * rng.standard_normal(3), 0.31 + 0.01 * rng.standard_normal(3)]  # arm a fails at once
+    open_arm = 0.05 + 0.05 * rng.standard_normal(9)  # arm b sits on the threshold
+    path = _run_arms([*settled, open_arm], design)
+    assert dict(path.arm_stops) == {"a": 3, "b": path.seeds} and path.seeds > 3
+    assert [e.n for e in path.effects] == [3, 3, path.seeds]
+    assert path.verdict == "fail"  # one arm shown beyond the threshold fails the family, whatever the others do
+    assert path.looks[0].stopped == (True, True, False) and path.looks[0].decision == "continue"
+    # Arm a's rows beyond its stop are never read: the procedure decides where each arm stops.
+    longer = _run_arms([np.r_[r, [9.0] * 6] for r in settled] + [open_arm], design)
+    assert [e.ci for e in longer.effects] == [e.ci for e in path.effects]
+    # An arm's path is its own: the same intervals as deciding that arm alone in a family of the same size.
+    alone = run_sequential([open_arm], design, 0.05, p_method="t", family=3)
+    assert path.effects[2].ci == alone.effects[0].ci and path.effects[2].n == alone.effects[0].n
+    outcomes = {a["arm"]: a for a in path.arm_outcomes()}
+    assert outcomes["a"] == {"arm": "a", "seeds": 3, "verdict": "fail"} and outcomes["b"]["seeds"] == path.seeds
+
+
+def test_the_arms_ask_only_for_the_seeds_they_still_need():
+    design = SequentialDesign(3, 9, 3, futility=0.0)
+    settled = [[0.3, 0.31, 0.29], [0.3, 0.32, 0.3]]
+    open_arm = [0.0, 0.1, -0.05]
+    path = _run_arms([*settled, open_arm], design)
+    assert path.verdict == "continue" and path.next_seeds == 6 and dict(path.arm_stops) == {"a": 3, "b": None}
+    with pytest.raises(AuditConfigError, match="one arm per effect"):
+        run_sequential([open_arm, open_arm], design, 0.05, arms=["a"])
+    with pytest.raises(AuditConfigError, match="between min_seeds=3 and max_seeds=9"):
+        _run_arms([[0.3, 0.3], open_arm, open_arm], design)
+    nan_padded = np.array([[0.3, 0.31, 0.29, np.nan], [0.3, 0.32, 0.3, np.nan], [0.0, 0.1, -0.05, 0.02]])
+    by_look = SequentialDesign(3, 9, 1, futility=0.0)
+    ragged = [*settled, [0.0, 0.1, -0.05, 0.02]]
+    assert [e.ci for e in _run_arms(nan_padded, by_look).looks[0].effects] == \
+        [e.ci for e in _run_arms(ragged, by_look).looks[0].effects]
+
+
+@pytest.mark.parametrize("arms", [2, 3])
+def test_a_map_whose_arms_stop_apart_keeps_both_error_rates_at_the_threshold(arms):
+    """Every arm at |tau| = threshold, differences sharing the reference's noise: P(fail), P(pass) <= 5%."""
+    audits, rng, design = 1500, np.random.default_rng(40 + arms), SequentialDesign(3, 12, 3)
+    ref, own = rng.standard_normal((audits, 12)), rng.standard_normal((audits, arms, 12))
+    signs = np.where(np.arange(arms) % 2, -1.0, 1.0)[:, None]
+    verdicts = [run_sequential(signs * 0.05 + 0.03 * (own[a] - ref[a]) / math.sqrt(2), design, 0.05, p_method="t",
+                               arms=list(range(arms))).verdict for a in range(audits)]
+    bound = 0.05 + 3 * math.sqrt(0.05 * 0.95 / audits)
+    assert verdicts.count("fail") / audits <= bound and verdicts.count("pass") / audits <= bound
+
+
 def test_shared_variance_widens_the_t_interval_with_satterthwaite_degrees_of_freedom():
     d = np.array([0.01, 0.03, 0.02, 0.05])
     v = 4e-4

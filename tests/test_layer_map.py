@@ -80,3 +80,34 @@ def test_the_html_report_has_the_map_in_network_order_against_the_threshold(laye
     assert "high-frequency share shift of the layer" in section
     # The reference's kernels are drawn once per arm layer (its kernel sizes differ by layer).
     assert set(layer_map.kernel_spectra) >= {"as built (0)", "as built (3)", "0: kernel_size=5", "3: kernel_size=5"}
+
+
+@pytest.mark.slow
+def test_seeds_auto_stops_a_settled_arm_and_trains_only_the_arms_still_open(tmp_path):
+    """A threshold between the arms' first-look intervals settles one arm at 2 seeds; the other and the shared
+    reference go on to 3. Each arm's numbers are the fixed map's on its own seeds, from the same cache."""
+    from pytest_kernelbias.analysis._sequential import SequentialDesign, look_confidences
+    from pytest_kernelbias.stats import paired_effect
+
+    sets = {**SETS, "test_noise": False, "cache": tmp_path}
+    del sets["seeds"]
+    fixed = run_audit(tiny_cnn, each("all"), [3, 5], seeds=3, **sets)
+    level = look_confidences(SequentialDesign(2, 3), 0.95, 2)[0]
+    first = {lv.layer: paired_effect(e.differences[:2], [0.0, 0.0], confidence=level).ci
+             for (_, lv), e in fixed.all_effects.items()}
+    widest = {layer: max(abs(lo), abs(hi)) for layer, (lo, hi) in first.items()}
+    settles, stays = sorted(widest, key=widest.get)
+    lo, hi = first[stays]
+    nearest = 0.0 if lo <= 0 <= hi else min(abs(lo), abs(hi))
+    threshold = (max(widest[settles], nearest) + widest[stays]) / 2  # settles one arm (pass), not the other
+    auto = run_audit(tiny_cnn, each("all"), [3, 5], seeds="auto", min_seeds=2, max_seeds=3, futility=0.0,
+                     threshold=threshold, **sets)
+    arms = {a["arm"]: a for a in auto.sequential["arms"]}
+    assert arms[settles]["seeds"] == 2 and arms[settles]["verdict"] == "pass" and arms[stays]["seeds"] == 3
+    assert auto.run.models == 3 + 2 + 3  # the reference and the open arm at 3 seeds, the settled arm at 2
+    for (_, lv), e in auto.all_effects.items():
+        seeds = 2 if lv.layer == settles else 3
+        same = next(f for (_, fl), f in fixed.all_effects.items() if fl.layer == lv.layer)
+        assert e.differences == same.differences[:seeds] and e.n == seeds
+    rows = {r["layer"]: r for r in auto.layer_map()}
+    assert rows[settles]["seeds"] == 2 and rows[stays]["seeds"] == 3

@@ -160,28 +160,38 @@ def _adjust_subgroups(by_group: dict, correction: str) -> dict:
 
 
 def _test_noise(spec: AuditSpec, bias: dict, evaluations: Evaluations, predictions: dict,
-                seeds: list[int]) -> np.ndarray | None:
-    """(effects, seeds) common test-set variances of each bias effect's mean over its first j seeds."""
+                outcomes: Outcomes) -> list[np.ndarray] | None:
+    """Per bias effect, the common test-set variance of its mean over its first j seeds (j = 1..its seeds)."""
     if not (spec.inference.test_noise and spec.inference.interval == "t"):
         return None
     names = list(evaluations.names)
     weights = image_weights(evaluations.codes, len(names))
+    ref = spec.target.reference_level
     rows = []
     for (pert, level), e in bias.items():
-        reps = difference_replicates(predictions, level, spec.target.reference_level, pert, seeds,
+        reps = difference_replicates(predictions, level, ref, pert, outcomes.paired_seeds(level, ref),
                                      evaluations.labels, evaluations.codes, names, spec.estimand,
                                      spec.inference.metric, weights)
         rows.append(shared_variances(reps, np.asarray(e.differences)))
-    return np.stack(rows)
+    return rows
 
 
-def decide_family(spec: AuditSpec, bias: dict, design: SequentialDesign, shared: np.ndarray | None) -> tuple:
-    """The bias family through the one decision procedure: its adjusted effects and the path."""
+def arm_of(level: object) -> object:
+    """The arm an effect belongs to: a layer map's arm is its layer; other audits are one arm."""
+    return getattr(level, "layer", None)
+
+
+def decide_family(spec: AuditSpec, bias: dict, design: SequentialDesign, shared: list | None) -> tuple:
+    """The bias family through the one decision procedure: its adjusted effects and the path.
+
+    A layer map's arms are decided apart within the family, so a settled arm stops taking seeds.
+    """
     keys = list(bias)
     inference = spec.inference
-    path = run_sequential(np.stack([np.asarray(bias[k].differences) for k in keys]), design, inference.threshold,
+    path = run_sequential([np.asarray(bias[k].differences) for k in keys], design, inference.threshold,
                           inference.rule, inference.confidence, method=inference.interval, shared_variance=shared,
-                          labels=[bias[k].label for k in keys], contexts=[bias[k].context for k in keys])
+                          labels=[bias[k].label for k in keys], contexts=[bias[k].context for k in keys],
+                          arms=[arm_of(level) for _, level in keys])
     return _adjusted(dict(zip(keys, path.effects)), inference.correction), path
 
 
@@ -205,7 +215,7 @@ def analyze(spec: AuditSpec, evaluations: Evaluations, design: SequentialDesign 
     predictions = {(ev.variant.level, ev.variant.seed): ev.preds for ev in audit_items}
     bias, by_group, pairs, doses = _effects(spec, outcomes)
     design = design or spec.recipe.decision_design
-    shared = _test_noise(spec, bias, evaluations, predictions, outcomes.seeds)
+    shared = _test_noise(spec, bias, evaluations, predictions, outcomes)
     decided, path = decide_family(spec, bias, design, shared)
     spectral = [row for ev in audit_items for row in ev.spectral]
     kernels: dict[str, list] = {}

@@ -49,6 +49,7 @@ class Look:
     decision: str  # the family's: "fail" if any fails, "pass" if all pass, else "continue"
     settle_chance: float | None = None  # unsettled, before max_seeds: the chance max_seeds settles the least settleable
     critical: int = 0  # index of the effect the decision turns on (`_critical`)
+    stopped: tuple[bool, ...] = ()  # per effect: its arm has stopped (at this look or before); its interval is final
 
     @property
     def effect(self) -> Effect:
@@ -73,10 +74,27 @@ class SequentialPath:
     confidence: float = 0.95
     family: int = 1
     target_power: float = 0.8
+    arm_stops: tuple = ()  # per arm (name, seeds per level it stopped at; None while it goes on)
+    arms_of: tuple = ()  # per effect, the name of its arm
 
     @property
     def seeds(self) -> int:
         return self.looks[-1].seeds
+
+    def arm_outcomes(self) -> list[dict]:
+        """Per arm: its name, the seeds per level it stopped at (None while it goes on) and its own verdict."""
+        last = self.looks[-1]
+        out = []
+        for arm, at in self.arm_stops:
+            own = [d for d, name in zip(last.decisions, self._arm_names()) if name == arm]
+            verdict = _family_decision(own)
+            if verdict == "continue":
+                verdict = "undecided" if at is not None else "continue"
+            out.append({"arm": arm, "seeds": at, "verdict": verdict})
+        return out
+
+    def _arm_names(self) -> list:
+        return list(self.arms_of) if self.arms_of else [None] * len(self.looks[-1].effects)
 
     @property
     def effects(self) -> tuple[Effect, ...]:
@@ -143,30 +161,46 @@ class SequentialPath:
         return text
 
 
-def _as_family(differences: object) -> np.ndarray:
-    d = np.asarray(differences, dtype=float)
-    if d.ndim == 1:
-        d = d[None, :]
-    if d.ndim != 2 or d.shape[0] < 1:
-        raise AuditConfigError(f"differences need one row per effect and one column per seed (a 1-D array is a "
-                               f"family of one); got shape {d.shape}")
-    return d
+def _as_family(differences: object) -> list[np.ndarray]:
+    """One 1-D array per effect. Rows may differ in length (a layer map's arms stop at their own seeds):
+    a list of arrays, or a 2-D array whose shorter rows end in NaN."""
+    if isinstance(differences, (list, tuple)) and differences and all(np.ndim(r) == 1 for r in differences):
+        rows = [np.asarray(r, dtype=float) for r in differences]
+    else:
+        d = np.asarray(differences, dtype=float)
+        if d.ndim == 1:
+            d = d[None, :]
+        if d.ndim != 2 or d.shape[0] < 1:
+            raise AuditConfigError(f"differences need one row per effect and one column per seed (a 1-D array is "
+                                   f"a family of one); got shape {d.shape}")
+        rows = [row[: int(np.argmax(np.isnan(row)))] if np.isnan(row).any() else row for row in d]
+    for j, row in enumerate(rows):
+        if not np.all(np.isfinite(row)):
+            raise AuditConfigError(f"differences of effect {j} must be finite, with NaN only after a row's last seed")
+    return rows
 
 
-def _shared(shared_variance: object, shape: tuple[int, int]) -> np.ndarray:
-    """The test-set variances as (effects, seeds): column j - 1 is the one of the first j seeds."""
+def _shared(shared_variance: object, lengths: Sequence[int]) -> list[np.ndarray]:
+    """The test-set variances, one array per effect: entry j - 1 is the one of the first j seeds."""
+    m, width = len(lengths), max(lengths)
     if shared_variance is None:
-        return np.zeros(shape)
-    v = np.asarray(shared_variance, dtype=float)
-    if v.ndim == 1 and v.shape[0] == shape[0] and shape[0] != shape[1]:
-        v = v[:, None]  # one value per effect, whatever the seed count
-    try:
-        v = np.broadcast_to(v, shape)
-    except ValueError:
-        raise AuditConfigError(f"shared_variance must be a number, one per effect, or (effects, seeds) = {shape}; "
-                               f"got shape {v.shape}") from None
-    if not np.all(np.isfinite(v)) or (v < 0).any():
-        raise AuditConfigError("shared_variance must be finite and >= 0 (a variance)")
+        return [np.zeros(n) for n in lengths]
+    if isinstance(shared_variance, (list, tuple)) and shared_variance and all(
+            np.ndim(r) == 1 for r in shared_variance) and len(shared_variance) == m:
+        v = [np.asarray(r, dtype=float) for r in shared_variance]
+    else:
+        a = np.asarray(shared_variance, dtype=float)
+        if a.ndim == 1 and a.shape[0] == m and m != width:
+            a = a[:, None]  # one value per effect, whatever the seed count
+        try:
+            a = np.broadcast_to(a, (m, width))
+        except ValueError:
+            raise AuditConfigError(f"shared_variance must be a number, one per effect, or (effects, seeds) = "
+                                   f"{(m, width)}; got shape {a.shape}") from None
+        v = list(a)
+    v = [row[:n] for row, n in zip(v, lengths)]
+    if any(len(row) < n for row, n in zip(v, lengths)) or not all(np.all(np.isfinite(r)) and (r >= 0).all() for r in v):
+        raise AuditConfigError("shared_variance must be finite and >= 0 (a variance), one per seed of each effect")
     return v
 
 
@@ -184,63 +218,97 @@ def _family_decision(decisions: list[str]) -> str:
     return "pass" if all(d == "pass" for d in decisions) else "continue"
 
 
+def _check_design(rows: list[np.ndarray], design: SequentialDesign, family: int | None,
+                  target_power: float) -> int:
+    lengths = [len(r) for r in rows]
+    if not all(design.min_seeds <= n <= design.max_seeds for n in lengths):
+        raise AuditConfigError(f"sequential differences need one value per seed, between min_seeds="
+                               f"{design.min_seeds} and max_seeds={design.max_seeds} of them per effect; got "
+                               f"{', '.join(map(str, lengths))}")
+    if not 0 < target_power < 1:
+        raise AuditConfigError(f"target_power must lie in (0, 1), e.g. 0.8; got {target_power!r}")
+    family = len(rows) if family is None else family
+    if not isinstance(family, int) or family < len(rows):
+        raise AuditConfigError(f"family must be a whole number >= the {len(rows)} effects given, got {family!r}")
+    return family
+
+
+def _arm_chance(effects: Sequence[Effect], decisions: Sequence[str], rows: Sequence[int], n: int,
+                design: SequentialDesign, final_level: float, threshold: float, v: Sequence[np.ndarray]) -> float:
+    """The chance max_seeds settles an unsettled arm: the least settleable of its unsettled effects.
+
+    An arm's effects come from the same models, so their spreads are alike: futility predicts with the pooled
+    sd, not with each effect's own few-seed sd, which would stop an arm whenever one of its sds came out large
+    by chance. Futility never changes a verdict, only stops training (analysis/_futility.py).
+    """
+    pooled = float(np.sqrt(np.mean([effects[j].sd ** 2 for j in rows])))
+    return min(settle_chance(effects[j].estimate, pooled, n, design.max_seeds, final_level, threshold,
+                             float(v[j][n - 1]))
+               for j in rows if decisions[j] == "continue")
+
+
 def run_sequential(differences: object, design: SequentialDesign, threshold: float, rule: str = "evidence",
                    confidence: float = 0.95, family: int | None = None, target_power: float = 0.8,
                    p_method: str = "permutation", label: str = "effect", *, method: str = "t",
                    shared_variance: object = None, labels: Sequence[str] | None = None,
-                   contexts: Sequence[str] | None = None) -> SequentialPath:
+                   contexts: Sequence[str] | None = None, arms: Sequence[object] | None = None) -> SequentialPath:
     """Decide a family of effects from their per-seed differences d_s = B(k, s) - B(k0, s), in seed order.
 
-    `differences` has one row per effect (a 1-D array is a family of one) and one column per seed.
+    `differences` has one row per effect (a 1-D array is a family of one) and one value per seed.
     Every look forms each effect's `paired_effect` at the family- and look-adjusted level from
     `look_confidences(design, confidence, family)`, with `shared_variance` (test-set noise; see
     analysis/_test_noise.py) added to a "t" interval. A fixed design is `SequentialDesign(n, n)`.
     Looks past the seeds given are not taken: without a decision the verdict is "continue".
     `family` defaults to the number of rows (a larger one spends alpha on effects decided elsewhere).
+
+    `arms` names each row's arm (default: one arm, the whole family). An arm stops at the first look its own
+    effects settle (one fails, or all pass) or futility gives it up; its effects then keep that look's
+    intervals, and only unsettled arms need more seeds, so rows may differ in length (`arm_stops` says
+    where each arm stopped). That is still one family: every interval of every look covers jointly, so
+    whichever look an arm stops at, the verdict ("fail" when any effect's interval lies beyond the
+    threshold, "pass" when all lie inside, else "undecided") keeps both error rates at alpha / 2.
     """
-    d = _as_family(differences)
-    m, n_seeds = d.shape
-    family = m if family is None else family
+    rows = _as_family(differences)
+    m = len(rows)
+    family = _check_design(rows, design, family, target_power)
     threshold, rule = check_threshold(threshold), check_rule(rule)
-    if not design.min_seeds <= n_seeds <= design.max_seeds:
-        raise AuditConfigError(f"sequential differences need one value per seed, between min_seeds="
-                               f"{design.min_seeds} and max_seeds={design.max_seeds} of them; got shape {d.shape}")
-    if not 0 < target_power < 1:
-        raise AuditConfigError(f"target_power must lie in (0, 1), e.g. 0.8; got {target_power!r}")
-    if not isinstance(family, int) or family < m:
-        raise AuditConfigError(f"family must be a whole number >= the {m} effects given, got {family!r}")
-    v = _shared(shared_variance, d.shape)
+    v = _shared(shared_variance, [len(r) for r in rows])
     names = list(labels) if labels is not None else [label if m == 1 else f"{label} {j}" for j in range(m)]
     notes = list(contexts) if contexts is not None else [""] * m
+    arm_of = list(arms) if arms is not None else [0] * m
+    if len(arm_of) != m:
+        raise AuditConfigError(f"arms must name one arm per effect ({m}), got {len(arm_of)}")
+    members = {a: [j for j in range(m) if arm_of[j] == a] for a in dict.fromkeys(arm_of)}
     levels = look_confidences(design, confidence, family)
     taken: list[Look] = []
+    stops: dict[object, int] = {}
+    effects: list[Effect | None] = [None] * m
+    decisions = ["continue"] * m
 
     def record(verdict: str, next_seeds: int | None = None) -> SequentialPath:
         return SequentialPath(design, threshold, rule, tuple(taken), verdict, next_seeds, confidence, family,
-                              target_power)
+                              target_power, tuple((a, stops.get(a)) for a in members), tuple(arm_of))
 
     for n, level in zip(design.looks, levels):
-        if n > n_seeds:
+        active = [a for a in members if a not in stops]
+        if any(len(rows[j]) < n for a in active for j in members[a]):
             return record("continue", next_seeds=n)
-        effects = tuple(paired_effect(d[j, :n], np.zeros(n), confidence=level, method=method, label=names[j],
-                                      context=notes[j], p_method=p_method, shared_variance=float(v[j, n - 1]))
-                        for j in range(m))
-        decisions = [decide(e.ci, rule, threshold) for e in effects]
-        decision = _family_decision(decisions)
-        chance = None
-        if decision == "continue" and n < design.max_seeds:
-            # The family's effects come from the same models, so their spreads are alike: futility predicts
-            # with the pooled sd (m (n - 1) degrees of freedom), not with each effect's own 3-seed sd, which
-            # would stop a family whenever one of its sds came out large by chance. Futility never changes a
-            # verdict, only stops training (analysis/_futility.py), so this cannot move an error rate.
-            pooled = float(np.sqrt(np.mean([e.sd ** 2 for e in effects])))
-            chance = min(settle_chance(e.estimate, pooled, n, design.max_seeds, levels[-1], threshold,
-                                       float(v[j, n - 1]))
-                         for j, (e, dec) in enumerate(zip(effects, decisions)) if dec == "continue")
-        taken.append(Look(n, level, effects, tuple(decisions), decision, chance,
-                          _critical(effects, decisions, threshold)))
-        if decision != "continue":
-            return record(decision)
-        if chance is not None and chance < design.futility:
-            return record("undecided")
+        for j in (j for a in active for j in members[a]):
+            effects[j] = paired_effect(rows[j][:n], np.zeros(n), confidence=level, method=method, label=names[j],
+                                       context=notes[j], p_method=p_method, shared_variance=float(v[j][n - 1]))
+            decisions[j] = decide(effects[j].ci, rule, threshold)
+        chances = []
+        for a in active:
+            if _family_decision([decisions[j] for j in members[a]]) != "continue" or n == design.max_seeds:
+                stops[a] = n
+                continue
+            chances.append(_arm_chance(effects, decisions, members[a], n, design, levels[-1], threshold, v))
+            if chances[-1] < design.futility:
+                stops[a] = n  # futility: this arm ends undecided; the others go on
+        done = len(stops) == len(members)
+        decision = _family_decision(decisions) if done else "continue"
+        taken.append(Look(n, level, tuple(effects), tuple(decisions), decision, min(chances) if chances else None,
+                          _critical(effects, decisions, threshold), tuple(arm_of[j] in stops for j in range(m))))
+        if done:
+            return record(decision if decision != "continue" else "undecided")
     return record("undecided")

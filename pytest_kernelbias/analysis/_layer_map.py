@@ -36,7 +36,7 @@ def layer_map_rows(all_effects: Mapping, verdicts: Mapping, own_kernels: Mapping
             "input": "x".join(map(str, (inputs or {}).get(layer, ()))) or None,
             "level": str(replace(change, layer=None)), "perturbation": perturbation,
             "reference": f"as built (kernel_size={own_kernels[layer]})",
-            "effect": e.estimate, "ci_low": e.ci[0], "ci_high": e.ci[1], "confidence": e.confidence,
+            "effect": e.estimate, "ci_low": e.ci[0], "ci_high": e.ci[1], "confidence": e.confidence, "seeds": e.n,
             "p_adjusted": e.p_adjusted, "verdict": verdicts[(perturbation, level)],
             "hf_shift": {g: {"effect": s.estimate, "ci_low": s.ci[0], "ci_high": s.ci[1], "confidence": s.confidence}
                          for g, s in (spectral or {}).get(level, {}).items()},

@@ -58,6 +58,11 @@ class Outcomes:
     def seeds(self) -> list[int]:
         return self._unique("seed")
 
+    def paired_seeds(self, level: object, reference: object) -> list[int]:
+        """The seeds both levels have, in order: every seed, unless a layer map's arm stopped early."""
+        have = {r.seed for r in self.rows if r.level == level}
+        return [s for s in self.seeds if s in have and any(r.seed == s for r in self.rows if r.level == reference)]
+
     @property
     def subgroups(self) -> list[str]:
         return self._unique("subgroup")
@@ -95,7 +100,8 @@ class Outcomes:
         changes = {}
         for g in self.subgroups:
             diffs = [self.values(level, s, perturbation, outcome)[g]
-                     - self.values(reference, s, perturbation, outcome)[g] for s in self.seeds]
+                     - self.values(reference, s, perturbation, outcome)[g]
+                     for s in self.paired_seeds(level, reference)]
             changes[g] = float(np.mean(diffs))
         return changes
 
@@ -122,12 +128,12 @@ def estimate_effects(
     outcome = estimand.outcome
     if reference not in outcomes.levels:
         raise AuditConfigError(f"reference level {reference} has no outcomes; levels are {outcomes.levels}")
-    seeds = outcomes.seeds
-    ref = [outcomes.bias(reference, s, pert, estimand) for s in seeds]
     effects = {}
     for level in outcomes.levels:
         if level == reference:
             continue
+        seeds = outcomes.paired_seeds(level, reference)
+        ref = [outcomes.bias(reference, s, pert, estimand) for s in seeds]
         treated = [outcomes.bias(level, s, pert, estimand) for s in seeds]
         moved = outcomes.change_by_group(level, reference, pert, outcome)
         who = ", ".join(f"{g} {v:+.4f}" for g, v in sorted(moved.items(), key=lambda kv: -abs(kv[1])))
@@ -146,11 +152,11 @@ def estimate_effects(
 def subgroup_effects(outcomes: Outcomes, reference: object, perturbation: str, outcome: str = "drop",
                      confidence: float = 0.95, method: str = "t") -> dict:
     """level -> subgroup -> effect of the level on that subgroup's drop (tau_g)."""
-    seeds = outcomes.seeds
     out = {}
     for level in outcomes.levels:
         if level == reference:
             continue
+        seeds = outcomes.paired_seeds(level, reference)
         out[level] = {
             g: paired_effect(
                 [outcomes.values(level, s, perturbation, outcome)[g] for s in seeds],
