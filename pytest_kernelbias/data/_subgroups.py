@@ -6,12 +6,16 @@ import hashlib
 import json
 import warnings
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, Mapping, Sequence
 
 import numpy as np
 import torch
 
 from ..errors import AuditConfigError, EmptySubgroupError, InputDataError, MissingAttributeError, SmallSubgroupError
+
+if TYPE_CHECKING:
+    from ._faces import LabelSpec
 
 _FINGERPRINT_MEMO = "_fingerprint_memo"  # instance attribute outside the dataclass fields
 
@@ -123,6 +127,39 @@ class SubgroupDataset:
 
     def counts(self, attributes: str | Sequence[str]) -> dict[str, int]:
         return {k: len(v) for k, v in self.subgroup_indices(attributes).items()}
+
+    def save(self, folder: str | Path, layout: Literal["fairface", "utkface", "csv"] = "csv", *,
+             label: LabelSpec | None = None, split: str | None = None, overwrite: bool = False) -> Path:
+        """Write the images and a label file that this package's loader for `layout` reads back; returns what to
+        pass it: the label file (``"fairface"``, ``"csv"``) or `folder` (``"utkface"``, whose file names are its
+        labels). Layouts, accepted values and the loader calls: docs/data.md.
+
+        - ``"csv"`` holds any dataset: ``labels.csv`` (columns image, label, one per attribute) and ``images/``;
+          read back with ``load_csv_manifest(path, "image", "label", list(attributes), size=side)``.
+        - ``"fairface"``: ``fairface_label_{split}.csv`` and ``{split}/1.png``...; attributes exactly age, gender,
+          race (FairFace names) and optionally service_test, which comes back as ``""`` where absent; read back
+          with ``load_fairface(path.parent, split=split, label=label, size=side)``.
+        - ``"utkface"``: ``{age}_{gender code}_{race code}_{index}.jpg`` (PNG bytes under the name the loader
+          matches); attributes exactly age (digits), gender, race (UTKFace names); read back with
+          ``load_utkface(folder, label=label, size=side)``, in file-name order: the last field of a name is the
+          image's index here.
+
+        FairFace and UTKFace store no label: `label` (default: the loader's own, ``("gender", "Female")``) must
+        give every image's label from those attributes, and is what to pass the loader. Round trip, with
+        ``size=`` the images' side: labels, attribute values (as strings) and order (UTKFace: see above) are
+        equal; images come back as ``round(255 * x) / 255`` in float32: bit-identical for pixels on the 1/255
+        grid (as the loaders and ``uint8.float() / 255`` make them), else within 0.5/255 of the source
+        (SynthFaces pixels are not on the grid).
+
+        Everything is checked before the first file is written, raising `DatasetFormatError` for data the layout
+        cannot hold (attributes, values, labels; non-square, non-RGB or out-of-range images) and
+        `AuditConfigError` for an unknown layout or a non-empty folder. ``overwrite=True`` first removes an
+        earlier save of the same layout there (the label file and its image folder, or UTKFace-named files) and
+        leaves other files, so FairFace's train and val splits can share one folder.
+        """
+        from ._save import save_dataset  # here, not at the top: _save imports the loaders, which import this module
+
+        return save_dataset(self, folder, layout, label=label, split=split, overwrite=overwrite)
 
     def fingerprint(self) -> str:
         """A content hash (16 hex chars): same images, labels and attributes give the same string.
