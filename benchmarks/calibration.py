@@ -1,7 +1,8 @@
 """Calibration of the audit statistics on simulated audits with a known true effect.
 
     python benchmarks/calibration.py [--audits 2000] [--image-audits 300] [--n-boot 500]
-                                     [--sequential-audits 2000] [--parts seed image sequential]
+                                     [--sequential-audits 2000] [--map-audits 2000]
+                                     [--parts seed image sequential map]
                                      [--seed 0] [--quick] [--json out.json]
 
 Nothing here trains a network: audits are drawn from generative models whose
@@ -65,9 +66,14 @@ null paths (direct per-seed draws, scipy t quantiles): the share whose K
 intervals miss tau at any look, for normal and t(5) differences, with the
 Monte Carlo SE; goal <= 5%.
 
+Part 4, layer maps (benchmarks/calibration_layer_map.py, also runnable alone): L = 3 arms sharing one
+reference, normal and skewed differences, decided as one family with sequential arms, against a fixed
+map and L separate fixed or sequential audits: the family-wise error with every |tau| at the threshold
+(goal <= 5%) and the mean models per arm.
+
 Every RNG is seeded from --seed (default 0) and the part / setting, so a run
 is reproducible; --quick uses 300 / 60 / 300 audits for iteration; --parts
-runs a subset (default all three). The printed
+runs a subset (default all four). The printed
 table ends with the run time; --json PATH writes all numbers.
 """
 
@@ -80,6 +86,7 @@ import sys
 import time
 import warnings
 
+import calibration_layer_map  # a sibling script: python puts benchmarks/ on the path
 import numpy as np
 from scipy import integrate, special, stats
 
@@ -539,8 +546,9 @@ def main() -> None:
     ap.add_argument("--n-boot", type=int, default=500, help="hierarchical bootstrap replicates in part 2")
     ap.add_argument("--sequential-audits", type=int, default=2000,
                     help="simulated sequential audits per cell in part 3 (the boundary check uses 50x as many paths)")
-    ap.add_argument("--parts", nargs="+", choices=("seed", "image", "sequential"),
-                    default=["seed", "image", "sequential"], help="which parts to run (default all)")
+    ap.add_argument("--parts", nargs="+", choices=("seed", "image", "sequential", "map"),
+                    default=["seed", "image", "sequential", "map"], help="which parts to run (default all)")
+    ap.add_argument("--map-audits", type=int, default=2000, help="simulated layer maps per cell in part 4")
     ap.add_argument("--seed", type=int, default=0, help="base seed of every RNG")
     ap.add_argument("--quick", action="store_true", help="300 / 60 / 300 audits, for iteration")
     ap.add_argument("--json", help="write every number to this path")
@@ -580,9 +588,16 @@ def main() -> None:
         out["boundaries"] = boundary_part(50 * args.sequential_audits, args.seed)
         out["sequential"] = sequential_part(args.sequential_audits, args.seed)
         seconds["part 3"] = time.time() - t
+    if "map" in args.parts:  # part 4: a layer map's family and sequential arms (calibration_layer_map.py)
+        t = time.time()
+        out["layer_map"] = calibration_layer_map.run(min(args.map_audits, 300) if args.quick else args.map_audits,
+                                                     seed=args.seed)
+        seconds["part 4"] = time.time() - t
     out["warnings"] = warn_count
     out["seconds_by_part"], out["seconds"] = seconds, time.time() - t0
     print_report(out)
+    if "layer_map" in out:
+        calibration_layer_map.print_map(out["layer_map"])
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(out, fh, indent=2)
