@@ -55,6 +55,9 @@ OPTIONS: dict[str, tuple[Any, Any, str]] = {
                  "process pool with workers > 1; else serial), serial, seed-batched, pool or ray"),
     "ray_address": ("a local Ray instance", str, "Ray cluster to train on with executor ray: HOST:PORT, "
                                                  "ray://HOST:PORT or auto"),
+    "ray_options": ("off", str, "per-task Ray settings as a JSON object or TOML inline table: num_cpus, num_gpus, "
+                               "resources, max_retries, retry_exceptions, runtime_env, scheduling_strategy, "
+                               "namespace, wait_timeout, allow_mixed_environments"),
 }
 # ini types other than "string", with the pytest release that first accepts each: an older pytest reads
 # the value as a string, which the option's parser converts all the same.
@@ -107,6 +110,7 @@ class AuditSettings:
     retrain: bool = spec_default(ExecutionSpec, "retrain")
     executor: str = spec_default(ExecutionSpec, "executor")
     ray_address: str | None = None
+    ray_options: str | None = None
 
     def __post_init__(self) -> None:
         if self.seeds != "auto":
@@ -116,7 +120,7 @@ class AuditSettings:
         resolve_device(self.device)
         # The audit's own execution spec checks these, so the options and run_audit can never disagree.
         ExecutionSpec(executor=self.executor, workers=self.workers, ray_address=self.ray_address,
-                      retrain=self.retrain)
+                      ray_options=self.ray_options, retrain=self.retrain)
 
     def override(self, overrides: Mapping[str, Any]) -> "AuditSettings":
         """A copy with the known keys of `overrides` applied (marker keyword arguments)."""
@@ -132,7 +136,8 @@ class AuditSettings:
                 + (f", json={self.json}" if self.json else "")
                 + (f", html={self.html}" if self.html else "") + (f", md={self.md}" if self.md else "")
                 + (f", cache={self.cache}" if self.cache else "") + (", retrain" if self.retrain else "")
-                + (f", executor=ray ({self.ray_address or 'local instance'})" if self.executor == "ray" else ""))
+                + (f", executor=ray ({self.ray_address or 'local instance'})" if self.executor == "ray" else "")
+                + (f", ray_options={self.ray_options}" if self.ray_options else ""))
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -22,6 +22,7 @@ from .errors import AuditConfigError
 from .evaluation._evaluate import EvaluationJob, evaluate_plan, example_images
 from .evaluation._loaders import SubgroupLoaders
 from .execution._base import choose_executor, pending
+from .execution._environments import check_environments
 from .execution._estimate import first_estimate
 from .execution._job import TrainingJob
 from .execution._store import MemoryStore, VariantCache
@@ -63,7 +64,9 @@ def prepare_spec(spec: AuditSpec, stopped: Mapping[str, int] | None = None
     settled arms of a seeds="auto" layer map and their seeds (see `make_plan`)."""
     spec, intervention, train_data, test_data = resolve(spec)
     recipe = spec.recipe
-    check_model(intervention, train_data, test_data, recipe.device, recipe.train_config.batch_size)
+    # On Ray the models train on the nodes' devices; this machine checks them on what it has.
+    here = "cpu" if spec.execution.executor == "ray" else recipe.device
+    check_model(intervention, train_data, test_data, here, recipe.train_config.batch_size)
     check_factory(intervention, recipe.paired, copies_module=isinstance(spec.target.model, nn.Module))
     check_perturbations(spec.data.perturbations, test_data)
     # check_data has already made sure every training subgroup is in the test set.
@@ -79,7 +82,8 @@ def prepare_spec(spec: AuditSpec, stopped: Mapping[str, int] | None = None
 def resolve(spec: AuditSpec) -> tuple[AuditSpec, KernelIntervention, SubgroupDataset, SubgroupDataset]:
     """The device and data checked, the model probed and its layers resolved; a layer map's spec gets its arms."""
     target, recipe = spec.target, spec.recipe
-    check_device(recipe.device)
+    if spec.execution.executor != "ray":  # a Ray task checks its own node's device; the driver needs no GPU
+        check_device(recipe.device)
     train_data, test_data = check_data(spec, *_datasets(spec))
     num_classes = class_count(train_data, test_data)
     intervention = KernelIntervention(target.model, target.layer, list(target.levels), target.reference,
@@ -182,6 +186,10 @@ def _execute_fixed(spec: AuditSpec, design: SequentialDesign | None = None,
                                          evaluation=evaluation)
             evaluations = evaluate_plan(plan, job, store, evaluation, ahead.trained, execution.retrain,
                                         execution.progress, ahead.evaluated)
+            environments = None
+            if executor.name == "ray":  # which node trained which seed was Ray's choice: do they compare?
+                environments = check_environments(plan.variants, store,
+                                                  execution.ray_options.allow_mixed_environments)
             analysis = analyze(spec, evaluations, design)
         except BaseException as exc:  # the report tells what this audit trained before it stopped
             new = {k for k in keys if store.holds(k)} - before
@@ -191,7 +199,7 @@ def _execute_fixed(spec: AuditSpec, design: SequentialDesign | None = None,
     run = RunRecord(models=len(plan.variants), trained=len(plan.variants) - from_cache, from_cache=from_cache,
                     evaluated=sum(ev.measured for ev in evaluations.items), cache=_cache_path(store),
                     executor=execution.executor, executor_used=executor.name, workers=executor.parallel,
-                    threads=AUDIT_THREADS, seconds=round(time.time() - started, 1))
+                    threads=AUDIT_THREADS, seconds=round(time.time() - started, 1), environments=environments)
     return _result(spec, job, loaders, analysis, evaluations, run)
 
 
@@ -240,6 +248,7 @@ def _result(spec: AuditSpec, job: TrainingJob, loaders: SubgroupLoaders, analysi
                 "placebos": list(inference.placebos), "spectral_cutoff": spec.mechanism.spectral_cutoff,
                 "layer_kernels": intervention.own_kernels(),
                 "layer_inputs": {n: list(hw) for n, hw in intervention.input_sizes.items()},
+                "ray_options": spec.execution.ray_options.as_dict() if spec.execution.executor == "ray" else None,
                 **run.as_dict()}
     return AuditResult(
         name=spec.name, intervention=intervention.describe(), perturbation=next(iter(spec.data.perturbations)),

@@ -46,6 +46,14 @@ class WorkerDiedError(KernelBiasError, RuntimeError):
     """A training process ended abruptly (killed, out of memory); finished variants stay cached."""
 
 
+class MixedEnvironmentError(KernelBiasError, RuntimeError):
+    """An audit's variants were trained on nodes whose numeric environments differ: their numbers do not compare."""
+
+
+class ClusterWaitError(KernelBiasError, TimeoutError):
+    """The Ray cluster could not start an audit's tasks within its wait_timeout."""
+
+
 class ResourceWaitWarning(KernelAuditWarning):
     """Training tasks have waited long for free cluster resources; says what is free and what a task asks."""
 

@@ -22,7 +22,7 @@ from .data._subgroups import SubgroupDataset
 from .evaluation._mechanism import SPECTRAL_IMAGES, spectral_layers
 from .evaluation._predict import eval_batch
 from .execution._store import source_fingerprint, variant_key
-from .execution._threads import numeric_environment
+from .execution._threads import AUDIT_THREADS, determinism, numeric_environment
 from .intervention._intervene import KernelIntervention
 from .intervention._levels import Level, layer_seed, level_label
 from .intervention._select import Each
@@ -69,6 +69,14 @@ def perturbation_fingerprint(perturbation: Perturbation) -> dict:
             "parameters": {k: _parameter(v) for k, v in sorted(vars(perturbation).items()) if not k.startswith("_")}}
 
 
+def _numeric(spec: AuditSpec) -> dict:
+    """The numeric environment in the weights key: this machine's, or on Ray the switches every task sets,
+    since which node trains a seed is Ray's choice; each task measures its node and the entry records it."""
+    if spec.execution.executor != "ray":
+        return numeric_environment(spec.recipe.device)
+    return {"threads": AUDIT_THREADS, **determinism(), "measured": "by each Ray task on its node, in the entry"}
+
+
 def make_plan(spec: AuditSpec, intervention: KernelIntervention, train_data: SubgroupDataset,
               test_data: SubgroupDataset, stopped: Mapping[str, int] | None = None) -> Plan:
     """Every variant the audit needs, with its keys, from a validated spec and its resolved intervention.
@@ -84,7 +92,7 @@ def make_plan(spec: AuditSpec, intervention: KernelIntervention, train_data: Sub
                "init": spec.target.init, "paired": recipe.paired, "train": recipe.train_config.recipe(),
                "data": train_data.fingerprint(),
                "trainer": "default" if recipe.trainer is None else source_fingerprint(recipe.trainer),
-               "device": torch.device(recipe.device).type, "numeric": numeric_environment(recipe.device)}
+               "device": torch.device(recipe.device).type, "numeric": _numeric(spec)}
     evaluation = {"test": test_data.fingerprint(), "attributes": list(spec.data.attributes),
                   # Names label the conditions in the stored predictions; the fingerprints say what they are.
                   "conditions": [[name, perturbation_fingerprint(p)] for name, p in spec.data.perturbations.items()],

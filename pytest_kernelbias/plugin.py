@@ -161,10 +161,10 @@ def kernel_audit(request: pytest.FixtureRequest, kernel_audit_settings: AuditSet
         __tracebackhide__ = True  # a failure shows the user's test line, not this wrapper
         options = {"seeds": settings.seeds, "threshold": settings.threshold, "rule": settings.rule,
                    "strict": settings.strict,
-                   "device": resolve_device(settings.device), "name": request.node.name, "progress": progress,
+                   "device": settings.device, "name": request.node.name, "progress": progress,
                    "cache": _variant_cache(request.config, settings), "retrain": settings.retrain,
                    "workers": settings.workers, "executor": settings.executor, "ray_address": settings.ray_address,
-                   **extra, **kwargs}
+                   "ray_options": settings.ray_options, **extra, **kwargs}
         compare_fail = options.pop("compare_fail", request.config.getoption("kernel_audit_compare_fail"))
         run = {"result": None, "verdict": None, "baseline": None, "error": None}
         runs.append(run)

@@ -73,6 +73,7 @@ class RunRecord:
     workers: int  # models trained at once
     threads: int  # torch threads per training
     seconds: float  # wall time of the audit
+    environments: Optional[dict] = None  # Ray: the numeric environments the variants trained in (mixed or not)
 
     def as_dict(self) -> dict:
         return dict(vars(self))

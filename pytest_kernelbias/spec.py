@@ -30,6 +30,7 @@ from .errors import AuditConfigError
 from .evaluation._loaders import as_perturbations
 from .evaluation._metrics import METRICS
 from .execution._base import executor_names
+from .execution._ray_options import RayOptions, ray_options, task_device
 from .execution._threads import default_workers
 from .intervention._levels import as_intervention
 from .intervention._select import Each, Select
@@ -273,6 +274,7 @@ class ExecutionSpec:
     executor: str = "local"
     workers: int | None = None  # None: one per usable core (shared out under pytest-xdist)
     ray_address: str | None = None
+    ray_options: RayOptions | Mapping | str | None = None  # per-task Ray settings (execution/_ray_options.py)
     cache: str | os.PathLike | object | None = None
     retrain: bool = False
     progress: Progress | None = _stderr
@@ -285,6 +287,7 @@ class ExecutionSpec:
         if not _is_int(self.workers) or self.workers < 1:
             raise AuditConfigError(f"workers must be an int >= 1, or None for one per usable core; got "
                                    f"{self.workers!r}")
+        object.__setattr__(self, "ray_options", ray_options(self.ray_options))
         if self.ray_address is not None and not isinstance(self.ray_address, str):
             raise AuditConfigError(f"ray_address must be HOST:PORT, ray://HOST:PORT or 'auto', got "
                                    f"{self.ray_address!r}")
@@ -363,6 +366,10 @@ class AuditSpec:
         for key, value in kwargs.items():
             part, name = _KEYWORDS[key]
             parts.setdefault(part, {})[name] = value
+        execution = parts.get("execution", {})
+        if execution.get("executor") == "ray":  # the tasks' GPUs, not this machine's, decide device="auto"
+            recipe = parts.setdefault("recipe", {})
+            recipe["device"] = task_device(execution.get("ray_options"), recipe.get("device", "auto"))
         if parts.get("data", {}).get("perturbations", 0) is None:
             del parts["data"]["perturbations"]  # perturbation=None means the default LowPass(0.4)
         built = {"target": TargetSpec(model, layer, levels, **parts.get("target", {}))}

@@ -1,6 +1,13 @@
-import pytest
-import torch
-from torch import nn
+import os
+
+# Ray reads these when it is imported: every Ray instance the tests start (local or a multi-node
+# `ray.cluster_utils.Cluster`) stays on 127.0.0.1 and sends no usage statistics (../shared/RAY.md).
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+import pytest  # noqa: E402 - after the environment Ray reads on import
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
 
 
 def tiny_cnn() -> nn.Module:

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from pytest_kernelbias import AuditConfigError, TrainConfig, run_audit, synthfaces
-from pytest_kernelbias.execution._ray import check_reachable
+from pytest_kernelbias.execution._ray_connect import check_reachable
 
 from .conftest import tiny_cnn
 from .test_cache import warning_trainer
@@ -61,6 +61,15 @@ def test_a_malformed_ray_address_says_which_forms_work(address):
         check_reachable(address)
 
 
+def test_a_ray_client_address_without_grpcio_names_the_extra_it_needs(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "grpc" else real(name, *a))
+    with pytest.raises(AuditConfigError, match=r"goes through Ray Client, which needs grpcio: .*ray\[client\]"):
+        check_reachable("ray://127.0.0.1:10001")
+
+
 def test_without_ray_installed_the_error_says_how_to_install_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # makes `import ray` fail as if it were absent
     with pytest.raises(AuditConfigError, match=r"pip install 'pytest-kernelbias\[ray\]'"):
@@ -101,17 +110,20 @@ def test_a_task_no_node_can_run_is_refused_before_it_is_submitted():
     pytest.importorskip("ray", reason="Ray is in the [test] and [ray] extras")
     from pytest_kernelbias.execution import MemoryStore
     from pytest_kernelbias.execution._ray import train_on_ray
+    from pytest_kernelbias.execution._ray_options import RayOptions
 
     plan, job = _ray_job()
     with pytest.raises(AuditConfigError, match=r"each asks \{CPU: 10000\}, the largest node has \{CPU: \d"):
-        train_on_ray(job, plan.variants, MemoryStore(), cpus_per_task=10_000)
+        train_on_ray(job, plan.variants, MemoryStore(), options=RayOptions(num_cpus=10_000))
 
 
 @pytest.mark.slow
 def test_tasks_waiting_for_busy_resources_are_reported_with_what_is_free_and_what_they_ask():
     ray = pytest.importorskip("ray", reason="Ray is in the [test] and [ray] extras")
     from pytest_kernelbias.execution import MemoryStore
-    from pytest_kernelbias.execution._ray import connect, train_on_ray
+    from pytest_kernelbias.execution._ray import train_on_ray
+    from pytest_kernelbias.execution._ray_connect import connect
+    from pytest_kernelbias.execution._ray_options import RayOptions
 
     connect(None)
     cpus = ray.cluster_resources()["CPU"]
@@ -119,7 +131,8 @@ def test_tasks_waiting_for_busy_resources_are_reported_with_what_is_free_and_wha
     plan, job = _ray_job()
     lines: list[str] = []
     store = MemoryStore()
-    train_on_ray(job, plan.variants[:1], store, cpus_per_task=cpus, progress=lines.append, wait_report=2.0)
+    train_on_ray(job, plan.variants[:1], store, options=RayOptions(num_cpus=cpus), progress=lines.append,
+                 wait_report=2.0)
     ray.get(blocker)
     waits = [line for line in lines if line.startswith("Ray: no training task finished")]
     assert waits, lines

@@ -72,7 +72,7 @@ def test_the_weights_key_records_the_thread_policy_and_cpu_capability(tmp_path):
     assert len(metas) == 4
     numeric = metas[0]["spec"]["numeric"]
     assert numeric == {"threads": 1, "deterministic": torch.are_deterministic_algorithms_enabled(),
-                       "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+                       "torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability()}
 
 
 def test_the_seed_batching_decision_is_kept_in_the_cache_folder(tmp_path):

@@ -54,6 +54,8 @@ class VariantStore(Protocol):
 
     def load_evaluation(self, key: str, eval_key: str) -> dict | None: ...
 
+    def trained_on(self, key: str) -> dict | None: ...  # node and numeric environment a Ray task recorded
+
     def store_evaluation(self, key: str, eval_key: str, preds: Mapping[str, np.ndarray],
                          extra: Mapping[str, object]) -> None: ...
 

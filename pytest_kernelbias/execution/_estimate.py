@@ -36,7 +36,8 @@ def step_seconds(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, d
 def first_estimate(job, variants: Sequence[Variant], parallel: int) -> float | None:
     """Seconds to train `variants` with the default recipe on `parallel` workers; None for a user's trainer,
     whose steps are unknown."""
-    if job.trainer is None and variants:
+    here = torch.device(job.device).type == "cpu" or torch.cuda.is_available()
+    if job.trainer is None and variants and here:  # (a Ray audit may train on GPUs this machine lacks)
         config, data = job.train_config, job.data
         batch = min(config.batch_size, len(data))
         steps = config.epochs * steps_per_epoch(len(data), config)

@@ -11,79 +11,39 @@ so the factory and trainer must be importable on the nodes, as for the pool.
 
 from __future__ import annotations
 
-import os
 import socket
+import time
 import warnings
 from typing import Callable, ClassVar, Sequence
 
 import torch
 
 from .._variant import Variant
-from ..errors import AuditConfigError, ResourceWaitWarning, WorkerDiedError
+from ..errors import AuditConfigError, ClusterWaitError, ResourceWaitWarning, WorkerDiedError
 from ._base import TrainReport, longest_first, pending
+from ._estimate import eta_text
 from ._job import TrainingJob
-from ._pool import check_picklable
-from ._relay import Relayed, recording, reissue
+from ._pool import check_picklable, unsendable
+from ._ray_connect import connect, ray_module
+from ._ray_options import RayOptions
+from ._relay import recording, reissue
+from ._store import TRAINED_ON
 
-_connected_to: str | None = None  # the address this process joined (None: a local instance)
-RAY_HINT = "install Ray with `pip install 'pytest-kernelbias[ray]'` (or `pip install ray`)"
-
-
-def _ray():
-    try:
-        import ray
-    except ImportError:
-        raise AuditConfigError(f"executor 'ray' needs Ray: {RAY_HINT}, or use the local executor") from None
-    return ray
-
-
-def check_reachable(address: str, timeout: float = 5.0) -> None:
-    """Refuse an address whose Ray head does not answer, within seconds (ray.init itself waits minutes)."""
-    if address == "auto":
-        return  # Ray finds the cluster this machine belongs to, and says so quickly when there is none
-    target = address.removeprefix("ray://")
-    host, _, port = target.rpartition(":")
-    if not host or not port.isdigit():
-        raise AuditConfigError(f"Ray address {address!r} is not HOST:PORT, ray://HOST:PORT or 'auto' "
-                               "(e.g. 10.0.0.5:6379 for a head node started with `ray start --head`)")
-    try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
-    except OSError as exc:
-        raise AuditConfigError(
-            f"Ray cluster at {address!r} is unreachable ({exc}). Start its head node with `ray start --head "
-            f"--port={port}`, check the address and firewall, or leave the address empty to start a local "
-            "Ray instance") from None
-
-
-def connect(address: str | None) -> None:
-    """Join the Ray cluster at `address`, or start a local instance on loopback when it is None."""
-    global _connected_to
-    ray = _ray()
-    if ray.is_initialized():
-        if _connected_to == (address or None):
-            return  # one connection per process, reused by every later audit
-        ray.shutdown()  # Ray joins one cluster per process; leave the old one for the one asked for
-    if address:
-        check_reachable(address)
-    try:
-        if address:
-            ray.init(address=address, log_to_driver=False)
-        else:
-            ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, log_to_driver=False,
-                     _node_ip_address="127.0.0.1")
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        where = f"the Ray cluster at {address!r}" if address else "a local Ray instance"
-        raise AuditConfigError(f"could not connect to {where}: {exc}") from None
-    _connected_to = address or None
-
-
-MAX_RETRIES = 1  # a task whose worker or node dies is run once more, elsewhere if Ray can
 WAIT_REPORT_S = 60.0  # a minute without a finished task: say what the cluster has free and what a task asks
 
 
-def check_feasible(ray, asks: dict[str, float]) -> None:
-    """Refuse, before submitting, a task that no node of the cluster could ever run (it would wait forever)."""
-    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+def check_feasible(ray, asks: dict[str, float], node_id: str | None = None) -> None:
+    """Refuse, before submitting, a task that no node of the cluster could ever run (it would wait forever);
+    `node_id`: the one node a hard affinity strategy pins every task to."""
+    alive = [n for n in ray.nodes() if n.get("Alive")]
+    if node_id is not None:
+        pinned = [n for n in alive if n.get("NodeID") == node_id]
+        if not pinned:
+            raise AuditConfigError(f"ray_options scheduling_strategy pins the tasks to node {node_id!r}, which is not "
+                                   f"alive in the cluster (alive: {', '.join(n.get('NodeID', '?') for n in alive)}); "
+                                   "give a live node's id, or soft=True to let Ray run them elsewhere")
+        alive = pinned
+    nodes = [n.get("Resources", {}) for n in alive]
     if any(all(node.get(r, 0.0) >= need for r, need in asks.items() if need) for node in nodes):
         return
     biggest = {r: max((node.get(r, 0.0) for node in nodes), default=0.0) for r in asks}
@@ -109,55 +69,109 @@ def _report_wait(ray, asks: dict[str, float], quiet: float, done: int, total: in
         warnings.warn(ResourceWaitWarning(message), stacklevel=3)
 
 
-def _result(ray, ref, variant: Variant, done: int, total: int) -> tuple[bytes, list[Relayed], str]:
+def _result(ray, ref, variant: Variant, done: int, total: int, retries: int) -> dict:
     """A finished task's weights; a task error is raised as itself, a lost worker or node as WorkerDiedError."""
     try:
         return ray.get(ref)
     except ray.exceptions.RayTaskError as exc:
         raise exc.as_instanceof_cause() from None  # e.g. NonFiniteLossError, as a local run raises it
     except ray.exceptions.RayError as exc:  # the worker process or its node died, past the task's retries
+        tries = "every retry" if retries < 0 else f"{retries + 1} times"
         raise WorkerDiedError(
-            f"the Ray task training {variant.label} failed {MAX_RETRIES + 1} times ({type(exc).__name__}: "
+            f"the Ray task training {variant.label} failed {tries} ({type(exc).__name__}: "
             f"{str(exc).splitlines()[0] if str(exc) else ''}); a node was lost, or the task ran out of memory. "
             f"{done} of {total} variants finished and are in the cache: run the audit again to train only the "
             "rest (give tasks more memory, or fewer at once per node, if it recurs)") from None
 
 
-def _train_task(job: TrainingJob, variant: Variant) -> tuple[bytes, list[Relayed], str]:
-    """Runs on a Ray worker: build, train, and send back the weights (safetensors, never pickle).
+def _train_task(job: TrainingJob, variant: Variant, evaluation, flags: dict) -> dict:
+    """Runs on a Ray worker: set the audit's determinism, build, train, measure the node, evaluate.
 
-    Also sends back the warnings the training raised: Ray does not show a task's output here.
+    Sends back the weights (safetensors, never pickle), where they trained (node, host, numeric environment
+    measured here), the evaluation when given (so a cluster evaluates in parallel), and the warnings the
+    work raised: Ray does not show a task's output here.
     """
+    import ray
     from safetensors.torch import save
 
     from ._memory import keep_freed_memory
-    from ._threads import AUDIT_THREADS
+    from ._threads import AUDIT_THREADS, apply_determinism, numeric_environment
 
     # The audit's thread policy (see _threads): one thread, so a cluster gives the numbers of a local run.
     torch.set_num_threads(AUDIT_THREADS)
+    apply_determinism(flags)  # a worker process starts with torch's defaults, not the driver's switches
     keep_freed_memory()  # the job arrives through Ray's shared object store, as a pool's through shared memory
-    import ray
 
-    model, caught = recording(lambda: job.fit(job.build(variant), variant))
-    node = ray.get_runtime_context().get_node_id()
-    return save({k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}), caught, node
+    def work() -> tuple:
+        model = job.fit(job.build(variant), variant)
+        return model, None if evaluation is None else evaluation.measure(model, variant, from_cache=False)
+
+    (model, measured), caught = recording(work)
+    where = {"node": ray.get_runtime_context().get_node_id(), "host": socket.gethostname(),
+             "environment": numeric_environment(job.device)}
+    out = {"weights": save({k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}),
+           "caught": caught, TRAINED_ON: where}
+    if measured is not None:
+        out["evaluation"] = {"preds": measured.preds, "spectral": list(measured.spectral), "kernel": measured.kernel,
+                             "heat_map": measured.heat_map}
+    return out
+
+
+def _strategy(options: RayOptions):
+    strategy = options.scheduling_strategy
+    if isinstance(strategy, dict):
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        return NodeAffinitySchedulingStrategy(node_id=strategy["node_id"], soft=strategy.get("soft", False))
+    return strategy
+
+
+def _remote(ray, options: RayOptions, asks: dict[str, float]):
+    """The training task with the audit's per-task options."""
+    extra = {"resources": options.resources} if options.resources else {}
+    if options.runtime_env is not None:
+        extra["runtime_env"] = options.runtime_env  # per task: kept even when joining a cluster by address
+    if options.scheduling_strategy is not None:
+        extra["scheduling_strategy"] = _strategy(options)
+    return ray.remote(num_cpus=asks["CPU"], num_gpus=asks["GPU"], max_retries=options.max_retries,
+                      retry_exceptions=(list(options.retry_exceptions) if isinstance(options.retry_exceptions, tuple)
+                                        else options.retry_exceptions), **extra)(_train_task)
+
+
+def _asks(job: TrainingJob, options: RayOptions) -> dict[str, float]:
+    return {"CPU": options.num_cpus, "GPU": options.gpus(job.device), **options.resources}
+
+
+def _waited_too_long(asks: dict[str, float], quiet: float, done: int, total: int) -> ClusterWaitError:
+    return ClusterWaitError(
+        f"Ray: no training task finished in {quiet:.0f} s, past ray_options wait_timeout ({done}/{total} done); "
+        f"each task asks {_fmt(asks)}. The cluster is busy or lacks those resources: add nodes, ask for less, or "
+        "raise wait_timeout; the variants already trained are in the cache and the rerun trains only the rest")
 
 
 def train_on_ray(job: TrainingJob, variants: Sequence[Variant], store, address: str | None = None,
-                 retrain: bool = False, cpus_per_task: float = 1,
-                 progress: Callable[[str], None] | None = None, wait_report: float = WAIT_REPORT_S) -> None:
-    """Run each variant's training as a Ray task and write the returned weights into `store` as they arrive."""
+                 retrain: bool = False, options: RayOptions | None = None,
+                 progress: Callable[[str], None] | None = None, wait_report: float = WAIT_REPORT_S,
+                 evaluation=None) -> None:
+    """Run each variant's training (and evaluation, given one) as a Ray task; write the results into `store`
+    as they arrive, with the node and numeric environment each was trained in."""
     if not variants:
         return
     from safetensors.torch import load
 
-    connect(address)
-    ray = _ray()
-    asks = {"CPU": float(cpus_per_task), "GPU": 1.0 if torch.device(job.device).type == "cuda" else 0.0}
-    check_feasible(ray, asks)
-    remote = ray.remote(num_cpus=asks["CPU"], num_gpus=asks["GPU"], max_retries=MAX_RETRIES)(_train_task)
-    shared = ray.put(job)  # one copy of the job (and its training set) in the object store, shared by every task
-    pending_refs = {remote.remote(shared, v): v for v in variants}
+    from ._threads import determinism
+
+    options = options or RayOptions()
+    connect(address, options.namespace, progress)
+    ray = ray_module()
+    asks = _asks(job, options)
+    pinned = options.scheduling_strategy if isinstance(options.scheduling_strategy, dict) else None
+    check_feasible(ray, asks, pinned["node_id"] if pinned and not pinned.get("soft") else None)
+    remote = _remote(ray, options, asks)
+    shared, measure = ray.put(job), (None if evaluation is None else ray.put(evaluation))  # one copy each
+    flags = determinism()
+    pending_refs = {remote.remote(shared, v, measure, flags): v for v in variants}
+    started = time.monotonic()
     if progress is not None:
         free = {r: ray.available_resources().get(r, 0.0) for r in asks}
         progress(f"Ray: {len(variants)} training tasks queued, each asks {_fmt(asks)}; the cluster has {_fmt(free)} "
@@ -165,43 +179,62 @@ def train_on_ray(job: TrainingJob, variants: Sequence[Variant], store, address: 
     done_count, quiet = 0, 0.0
     try:
         while pending_refs:
-            ready, _ = ray.wait(list(pending_refs), num_returns=1, timeout=wait_report)
+            step = wait_report if options.wait_timeout is None else min(wait_report, options.wait_timeout - quiet)
+            ready, _ = ray.wait(list(pending_refs), num_returns=1, timeout=max(step, 0.1))
             if not ready:
-                quiet += wait_report
+                quiet += step
+                if options.wait_timeout is not None and quiet >= options.wait_timeout:
+                    raise _waited_too_long(asks, quiet, done_count, len(variants))
                 _report_wait(ray, asks, quiet, done_count, len(variants), progress)
                 continue
             quiet = 0.0
             variant = pending_refs.pop(ready[0])
-            blob, caught, node = _result(ray, ready[0], variant, done_count, len(variants))
-            reissue(caught)
-            store.put(variant.key, load(blob), variant.meta(), replace=retrain)
+            out = _result(ray, ready[0], variant, done_count, len(variants), options.max_retries)
+            reissue(out["caught"])
+            store.put(variant.key, load(out["weights"]), {**variant.meta(), TRAINED_ON: out[TRAINED_ON]},
+                      replace=retrain)
+            if "evaluation" in out:
+                ev = out["evaluation"]
+                # Arrays out of Ray's object store are read-only views: copies are stored.
+                store.store_evaluation(variant.key, variant.eval_key, {c: p.copy() for c, p in ev["preds"].items()},
+                                       {"spectral": ev["spectral"], "kernel": ev["kernel"], "heat_map": ev["heat_map"]})
             done_count += 1
             if progress is not None:
-                progress(f"{variant.label} trained on Ray node {node[:12]} ({done_count}/{len(variants)} done, "
-                         f"{len(pending_refs)} queued or running)")
+                left = (time.monotonic() - started) / done_count * len(pending_refs)
+                what = "trained+evaluated" if "evaluation" in out else "trained"
+                progress(f"{variant.label} {what} on Ray node {out[TRAINED_ON]['host']} "
+                         f"({out[TRAINED_ON]['node'][:12]}) ({done_count}/{len(variants)} done, {len(pending_refs)} "
+                         f"queued or running, {eta_text(left, len(pending_refs))})")
     finally:
         for ref in pending_refs:
             ray.cancel(ref)  # an error stops the audit; do not leave tasks running on the cluster
 
 
 class RayExecutor:
-    """Each variant trains as a Ray task (locally or on a cluster); the weights come back into the store."""
+    """Each variant trains (and is measured) as a Ray task, locally or on a cluster; results come back to the store."""
 
     name: ClassVar[str] = "ray"
     parallel = 1  # the cluster's size is Ray's to know; the first estimate assumes one task at a time
 
-    def __init__(self, address: str | None):
+    def __init__(self, address: str | None, options: RayOptions | None = None):
         self.address = address
+        self.options = options or RayOptions()
 
     @classmethod
     def from_spec(cls, execution, recipe) -> "RayExecutor":
-        return cls(execution.ray_address)
+        return cls(execution.ray_address, execution.ray_options)
 
     def store_for(self, store):
-        return store  # the weights come back to this process, into whatever store the audit has
+        """Evaluations come back with the weights: an audit without a cache keeps them in a temporary folder."""
+        from ._store import VariantCache
+
+        return store if store.root is not None else VariantCache.temporary_cache()
 
     def train_ahead(self, variants, job, store, retrain, progress, evaluation=None) -> TrainReport:
         check_picklable(model=job.model, trainer=job.trainer)
+        if unsendable(evaluation=evaluation) is not None:
+            evaluation = None  # e.g. a perturbation defined in a closure: measured in this process instead
         todo = longest_first(pending(variants, store, retrain), job)
-        train_on_ray(job, todo, store, self.address, retrain, progress=progress)
-        return TrainReport(frozenset(v.key for v in todo))
+        train_on_ray(job, todo, store, self.address, retrain, self.options, progress, evaluation=evaluation)
+        keys = frozenset(v.key for v in todo)
+        return TrainReport(keys, keys if evaluation is not None else frozenset())

@@ -37,6 +37,9 @@ from ._records import ensure_folder, honour_umask, make_temp_folder, remove, sea
 WEIGHTS, META = "weights.safetensors", "meta.json"
 
 
+TRAINED_ON = "trained_on"  # entry metadata a Ray task adds: its node, host and measured numeric environment
+
+
 def source_fingerprint(model: object) -> str:
     """What identifies a model factory: a timm name and version, or the factory's source code."""
     if isinstance(model, str):
@@ -220,6 +223,13 @@ class VariantCache:
         self.trained += 1
         return True
 
+    def trained_on(self, key: str) -> dict | None:
+        """Where the entry's weights were trained (node, host, numeric environment), when a Ray task recorded it."""
+        try:
+            return self._meta(key, self._entry(key)).get(TRAINED_ON)
+        except (OSError, ValueError):
+            return None
+
     def _weights_intact(self, key: str) -> bool:
         try:
             self._meta(key, self._entry(key))
@@ -314,6 +324,10 @@ class MemoryStore:
     def __init__(self) -> None:
         self._states: dict[str, dict[str, torch.Tensor]] = {}
         self._done: set[str] = set()  # keys trained or stored by this audit (a read releases the weights)
+        self._trained_on: dict[str, dict] = {}
+
+    def trained_on(self, key: str) -> dict | None:
+        return self._trained_on.get(key)
 
     def has(self, key: str) -> bool:
         return key in self._states
@@ -329,6 +343,8 @@ class MemoryStore:
             replace: bool = False) -> bool:
         self._states[key] = {k: v.detach().cpu().clone() for k, v in state.items()}
         self._done.add(key)
+        if TRAINED_ON in meta:
+            self._trained_on[key] = meta[TRAINED_ON]  # type: ignore[assignment]
         return True
 
     def get_or_train(self, key: str, build: Callable[[], nn.Module], train: Callable[[nn.Module], nn.Module],

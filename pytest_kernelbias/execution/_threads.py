@@ -45,13 +45,33 @@ def audit_threads() -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+def determinism() -> dict[str, bool]:
+    """The determinism switches in force here: what every Ray task of the audit sets before it trains."""
+    return {"deterministic": torch.are_deterministic_algorithms_enabled(),
+            "cudnn_deterministic": torch.backends.cudnn.deterministic,
+            "cudnn_benchmark": torch.backends.cudnn.benchmark}
+
+
+def apply_determinism(flags: dict[str, bool]) -> None:
+    """Set the driver's determinism switches in a Ray task, whose process starts with torch's defaults."""
+    torch.use_deterministic_algorithms(flags["deterministic"])
+    torch.backends.cudnn.deterministic = flags["cudnn_deterministic"]
+    torch.backends.cudnn.benchmark = flags["cudnn_benchmark"]
+
+
 def numeric_environment(device: str) -> dict[str, object]:
-    """What changes trained weights beyond the recipe and cannot be chosen per audit: part of every weights key."""
+    """What changes trained weights beyond the recipe and cannot be chosen per audit: in every weights key
+    of a local run, and measured by each Ray task on its own node (the entry records it)."""
     env: dict[str, object] = {"threads": AUDIT_THREADS,
-                              "deterministic": torch.are_deterministic_algorithms_enabled()}
+                              "deterministic": torch.are_deterministic_algorithms_enabled(),
+                              "torch": torch.__version__}
     if torch.device(device).type == "cpu":
         env["cpu_capability"] = torch.backends.cpu.get_cpu_capability()  # AVX2 and AVX512 kernels round apart
     else:
         env["cudnn_deterministic"] = torch.backends.cudnn.deterministic
         env["cudnn_benchmark"] = torch.backends.cudnn.benchmark
+        env["cuda"] = torch.version.cuda
+        env["cudnn"] = torch.backends.cudnn.version()
+        if torch.cuda.is_available():
+            env["gpu"] = torch.cuda.get_device_name(torch.device(device))
     return env

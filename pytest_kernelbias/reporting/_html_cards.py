@@ -29,6 +29,16 @@ VERDICT_RANK = {**DECIDED_RANK, "error": 4, "not run": 5}
 CARD_EFFECTS = 6  # effects a card lists; the summary table below has them all
 
 
+def _mixed(environments: Mapping) -> str:
+    """A warning line when the user let an audit compare variants from unlike numeric environments."""
+    if not environments.get("mixed"):
+        return ""
+    nodes = "; ".join(f"{e['variants']} variant(s) on {', '.join(map(str, e['nodes']))}"
+                      for e in environments["environments"])
+    return (f"<p class='v-warn'><b>Mixed numeric environments</b> (allowed by ray_options): {esc(nodes)}; paired "
+            "differences between them include the nodes' rounding</p>")
+
+
 def _why(a: Mapping) -> str:
     """The verdict in words: what failed and by which rule, what a warning could not rule out, or all clear."""
     effects, outcome = worst_first(a["effects"]), a.get("test_outcome", "")
@@ -96,6 +106,7 @@ def audit_card(a: Mapping, anchor: str) -> str:
         f"<p><span class='k'>Seeds</span> {esc(settings.get('seeds', '?'))} per level{looks} × {len(levels)} levels"
         f" ({esc(', '.join(levels))}); threshold {a['effects'][0]['threshold']:g}, rule {esc(a.get('rule', ''))}; "
         f"intervals at {esc(interval_words(a))}</p>",
+        _mixed(settings.get("environments") or {}),
         "</article>",
     ])
 

@@ -78,7 +78,11 @@ def _context(audit: Mapping) -> str:
 def _level(audit: Mapping) -> str:
     """The interval level the verdict read: family- and look-adjusted, with what went into it."""
     words = interval_words(audit)
-    strict = "; strict" if (audit.get("settings") or {}).get("strict") else ""
+    settings = audit.get("settings") or {}
+    strict = "; strict" if settings.get("strict") else ""
+    mixed = (settings.get("environments") or {}).get("mixed")
+    # Allowed by the user, but the numbers mix nodes' rounding: every report says so beside the verdict.
+    strict += "; MIXED numeric environments (allowed)" if mixed else ""
     return f"; {words}{strict}" if words else strict
 
 

@@ -1,0 +1,81 @@
+"""Joining Ray: a private local instance when no address is given, else the cluster named; one per process.
+
+With no address, `ray.init()` would join whatever cluster it finds (RAY_ADDRESS, or one started on this
+machine) and then refuse the CPU count it was given; the audit starts its own instance instead
+(`address="local"`), on loopback, with the cores this process may use. An address joins that
+cluster and says which one it joined.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import socket
+from typing import Callable
+
+from ..errors import AuditConfigError
+from ._threads import usable_cores
+
+RAY_HINT = "install Ray with `pip install 'pytest-kernelbias[ray]'` (or `pip install ray`)"
+CLIENT_HINT = "pip install 'pytest-kernelbias[ray]' (it brings ray[client]) or pip install 'ray[client]'"
+_connected_to: tuple[str | None, str | None] | None = None  # (address, namespace) this process joined
+
+
+def ray_module():
+    try:
+        import ray
+    except ImportError:
+        raise AuditConfigError(f"executor 'ray' needs Ray: {RAY_HINT}, or use the local executor") from None
+    return ray
+
+
+def check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Refuse an address whose Ray head does not answer, within seconds (ray.init itself waits minutes)."""
+    if address == "auto":
+        return  # Ray finds the cluster this machine belongs to, and says so quickly when there is none
+    target = address.removeprefix("ray://")
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        raise AuditConfigError(f"Ray address {address!r} is not HOST:PORT, ray://HOST:PORT or 'auto' "
+                               "(e.g. 10.0.0.5:6379 for a head node started with `ray start --head`)")
+    if address.startswith("ray://") and importlib.util.find_spec("grpc") is None:
+        raise AuditConfigError(f"Ray address {address!r} goes through Ray Client, which needs grpcio: {CLIENT_HINT}; "
+                               "or give the head's GCS address HOST:6379 from a machine inside the cluster")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise AuditConfigError(
+            f"Ray cluster at {address!r} is unreachable ({exc}). Start its head node with `ray start --head "
+            f"--port={port}`, check the address and firewall, or leave the address empty to start a local "
+            "Ray instance") from None
+
+
+def connect(address: str | None, namespace: str | None = None,
+            progress: Callable[[str], None] | None = None) -> None:
+    """Join the Ray cluster at `address`, or start a private local instance on loopback when it is None."""
+    global _connected_to
+    ray = ray_module()
+    if ray.is_initialized():
+        if _connected_to == (address or None, namespace):
+            return  # one connection per process, reused by every later audit
+        ray.shutdown()  # Ray joins one cluster per process; leave the old one for the one asked for
+    if address:
+        check_reachable(address)
+    try:
+        if address:
+            ray.init(address=address, namespace=namespace, log_to_driver=False)
+        else:
+            ray.init(address="local", namespace=namespace, num_cpus=usable_cores(), include_dashboard=False,
+                     log_to_driver=False, _node_ip_address="127.0.0.1")
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        where = f"the Ray cluster at {address!r}" if address else "a private local Ray instance"
+        raise AuditConfigError(f"could not connect to {where}: {exc}") from None
+    _connected_to = (address or None, namespace)
+    if progress is not None:
+        nodes = [n for n in ray.nodes() if n.get("Alive")]
+        cpus = ray.cluster_resources().get("CPU", 0)
+        which = (f"joined the Ray cluster at {address!r}" if address
+                 else f"started a private local Ray instance (pid {os.getpid()}'s, {usable_cores()} usable cores)")
+        gpus = ray.cluster_resources().get("GPU", 0)
+        progress(f"Ray: {which}: {len(nodes)} node(s), {cpus:g} CPUs, {gpus:g} GPUs"
+                 + (f", namespace {namespace!r}" if namespace else ""))
