@@ -138,3 +138,18 @@ def test_tasks_waiting_for_busy_resources_are_reported_with_what_is_free_and_wha
     assert waits, lines
     assert f"free of {{CPU: {cpus:g}}}, each task asks {{CPU: {cpus:g}}}" in waits[0]
     assert store.has(plan.variants[0].key)  # it ran once the CPU was free
+
+
+@pytest.mark.slow
+def test_without_an_address_the_audit_starts_its_own_instance_whatever_ray_address_says(monkeypatch):
+    ray = pytest.importorskip("ray", reason="Ray is in the [test] and [ray] extras")
+    from pytest_kernelbias.execution._threads import usable_cores
+
+    ray.shutdown()  # as a fresh process: no connection to reuse
+    monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{_closed_port()}")  # a cluster ray.init() alone would try to join
+    lines: list[str] = []
+    result = run_audit(tiny_cnn, "0", [3, 5], executor="ray", **{**TRAIN, "progress": lines.append})
+    assert result.run.executor_used == "ray" and result.run.trained == 4
+    started = next(line for line in lines if "private local Ray instance" in line)
+    assert f"{usable_cores()} CPUs" in started
+    ray.shutdown()

@@ -129,8 +129,6 @@ def _strategy(options: RayOptions):
 def _remote(ray, options: RayOptions, asks: dict[str, float]):
     """The training task with the audit's per-task options."""
     extra = {"resources": options.resources} if options.resources else {}
-    if options.runtime_env is not None:
-        extra["runtime_env"] = options.runtime_env  # per task: kept even when joining a cluster by address
     if options.scheduling_strategy is not None:
         extra["scheduling_strategy"] = _strategy(options)
     return ray.remote(num_cpus=asks["CPU"], num_gpus=asks["GPU"], max_retries=options.max_retries,
@@ -162,7 +160,7 @@ def train_on_ray(job: TrainingJob, variants: Sequence[Variant], store, address: 
     from ._threads import determinism
 
     options = options or RayOptions()
-    connect(address, options.namespace, progress)
+    connect(address, options.namespace, options.runtime_env, progress)
     ray = ray_module()
     asks = _asks(job, options)
     pinned = options.scheduling_strategy if isinstance(options.scheduling_strategy, dict) else None

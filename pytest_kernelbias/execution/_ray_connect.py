@@ -9,6 +9,7 @@ cluster and says which one it joined.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import socket
 from typing import Callable
@@ -18,7 +19,7 @@ from ._threads import usable_cores
 
 RAY_HINT = "install Ray with `pip install 'pytest-kernelbias[ray]'` (or `pip install ray`)"
 CLIENT_HINT = "pip install 'pytest-kernelbias[ray]' (it brings ray[client]) or pip install 'ray[client]'"
-_connected_to: tuple[str | None, str | None] | None = None  # (address, namespace) this process joined
+_connected_to: tuple | None = None  # (address, namespace, runtime_env) this process joined with
 
 
 def ray_module():
@@ -50,27 +51,33 @@ def check_reachable(address: str, timeout: float = 5.0) -> None:
             "Ray instance") from None
 
 
-def connect(address: str | None, namespace: str | None = None,
+def connect(address: str | None, namespace: str | None = None, runtime_env: dict | None = None,
             progress: Callable[[str], None] | None = None) -> None:
-    """Join the Ray cluster at `address`, or start a private local instance on loopback when it is None."""
+    """Join the Ray cluster at `address`, or start a private local instance on loopback when it is None.
+
+    `runtime_env` is the job's: Ray uploads a local `working_dir` or `py_modules` only at the job level
+    (a task's runtime_env takes URIs alone), so it is given here, and a new one means a new connection.
+    """
     global _connected_to
     ray = ray_module()
+    wanted = (address or None, namespace, json.dumps(runtime_env, sort_keys=True, default=str))
     if ray.is_initialized():
-        if _connected_to == (address or None, namespace):
+        if _connected_to == wanted:
             return  # one connection per process, reused by every later audit
         ray.shutdown()  # Ray joins one cluster per process; leave the old one for the one asked for
     if address:
         check_reachable(address)
     try:
         if address:
-            ray.init(address=address, namespace=namespace, log_to_driver=False)
+            ray.init(address=address, namespace=namespace, runtime_env=runtime_env, log_to_driver=False)
         else:
-            ray.init(address="local", namespace=namespace, num_cpus=usable_cores(), include_dashboard=False,
-                     log_to_driver=False, _node_ip_address="127.0.0.1")
-    except (ConnectionError, RuntimeError, ValueError) as exc:
+            ray.init(address="local", namespace=namespace, runtime_env=runtime_env, num_cpus=usable_cores(),
+                     include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
+    except (ConnectionError, RuntimeError, ValueError, TypeError) as exc:
         where = f"the Ray cluster at {address!r}" if address else "a private local Ray instance"
-        raise AuditConfigError(f"could not connect to {where}: {exc}") from None
-    _connected_to = (address or None, namespace)
+        why = " with ray_options runtime_env " + json.dumps(runtime_env, default=str) if runtime_env else ""
+        raise AuditConfigError(f"could not connect to {where}{why}: {exc}") from None
+    _connected_to = wanted
     if progress is not None:
         nodes = [n for n in ray.nodes() if n.get("Alive")]
         cpus = ray.cluster_resources().get("CPU", 0)
