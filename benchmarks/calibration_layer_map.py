@@ -1,7 +1,8 @@
 """Calibration of a layer map's decisions: one family of L arms with a shared reference, sequential arms,
 against the ways a team could run the same question without a map.
 
-    python benchmarks/calibration_layer_map.py [--audits 2000] [--arms 3] [--seed 0] [--json out.json]
+    python benchmarks/calibration_layer_map.py [--audits 2000] [--arms 3] [--seed 0] [--boundary-only]
+                                               [--json out.json]
     (also `python benchmarks/calibration.py --parts map`)
 
 Nothing trains: per seed s, the reference model's bias is r_s = u_s + e0_s and arm i's is
@@ -103,9 +104,9 @@ def _cell(audits: int, arms: int, sd: float, shape: str, scenario: str, seed: in
     return out
 
 
-def run(audits: int = 2000, arms: int = 3, seed: int = 0) -> dict:
+def run(audits: int = 2000, arms: int = 3, seed: int = 0, scenarios: tuple = ("boundary", "one harmful")) -> dict:
     cells = []
-    for scenario in ("boundary", "one harmful"):
+    for scenario in scenarios:
         for sd in SDS:
             for shape in SHAPES:
                 cells.append({"scenario": scenario, "sd": sd, "shape": shape, "arms": arms,
@@ -136,9 +137,10 @@ def main() -> None:
     parser.add_argument("--audits", type=int, default=2000)
     parser.add_argument("--arms", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--boundary-only", action="store_true", help="only the error-rate scenario (more audits)")
     parser.add_argument("--json")
     args = parser.parse_args()
-    out = run(args.audits, args.arms, args.seed)
+    out = run(args.audits, args.arms, args.seed, ("boundary",) if args.boundary_only else ("boundary", "one harmful"))
     print_map(out)
     if args.json:
         with open(args.json, "w") as f:

@@ -8,6 +8,7 @@ from typing import Any, Literal, Mapping
 
 from .analysis._effects import check_rule, check_seeds, check_threshold
 from .errors import AuditConfigError
+from .execution._budget import parse_budget
 from .reporting._baseline import check_name
 from .reporting._markdown import GITHUB_SUMMARY
 from .spec import ExecutionSpec, InferenceSpec, RecipeSpec, resolve_device
@@ -34,6 +35,9 @@ OPTIONS: dict[str, tuple[Any, Any, str]] = {
     "seeds": (spec_default(RecipeSpec, "seeds"), _parse_seeds,
               "seeds per intervention level: auto trains more only while the verdict is undecided (min_seeds, "
               "max_seeds, seed_round on the marker), or a fixed N >= 2"),
+    "budget": ("off", str, "for seeds=auto: the time training may take, e.g. 10m; max_seeds is cut to what the first "
+                          "estimate says fits, before any model trains, and an undecided verdict says how long "
+                          "settling it would take"),
     "threshold": (spec_default(InferenceSpec, "threshold"), float,
                   "largest tolerated |effect| on the bias, in metric units"),
     "rule": (spec_default(InferenceSpec, "rule"), str,
@@ -98,6 +102,7 @@ def _parse_bool(raw: object) -> bool:
 @dataclass(frozen=True)
 class AuditSettings:
     seeds: int | str = spec_default(RecipeSpec, "seeds")  # "auto", or a fixed count >= 2
+    budget: str | None = None
     threshold: float = spec_default(InferenceSpec, "threshold")
     rule: str = spec_default(InferenceSpec, "rule")
     strict: bool = spec_default(InferenceSpec, "strict")
@@ -117,6 +122,7 @@ class AuditSettings:
             check_seeds(self.seeds)
         check_threshold(self.threshold)
         check_rule(self.rule)
+        parse_budget(self.budget)
         resolve_device(self.device)
         # The audit's own execution spec checks these, so the options and run_audit can never disagree.
         ExecutionSpec(executor=self.executor, workers=self.workers, ray_address=self.ray_address,
@@ -129,7 +135,8 @@ class AuditSettings:
 
     def header(self) -> str:
         # Defaults only: a test's marker overrides them, and the summary states each audit's own settings.
-        return (f"kernel-audit defaults (a marker overrides them): seeds={self.seeds}, threshold={self.threshold:g}, "
+        return (f"kernel-audit defaults (a marker overrides them): seeds={self.seeds}"
+                + (f" within {self.budget}" if self.budget else "") + f", threshold={self.threshold:g}, "
                 f"rule={self.rule}, "
                 + ("strict, " if self.strict else "") +
                 f"device={self.device}, workers={self.workers or 'auto'} x 1 torch thread"

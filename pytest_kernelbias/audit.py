@@ -22,6 +22,7 @@ from .errors import AuditConfigError
 from .evaluation._evaluate import EvaluationJob, evaluate_plan, example_images
 from .evaluation._loaders import SubgroupLoaders
 from .execution._base import choose_executor, pending
+from .execution._budget import fit_max_seeds, minutes, parse_budget
 from .execution._environments import check_environments
 from .execution._estimate import first_estimate
 from .execution._job import TrainingJob
@@ -114,10 +115,12 @@ def execute_sequential(spec: AuditSpec) -> AuditResult:
     stops); the store keeps earlier seeds, so a look trains only the new ones. The result is the last
     look's, with the path in `result.sequential`.
     """
-    design, execution = spec.recipe.design, spec.execution
+    execution = spec.execution
     if isinstance(spec.target.layer, Each):
         resolve(spec)  # the design is checked against the map's real family (its arms) before any look trains
     store = execution.cache if execution.cache is not None else VariantCache.temporary_cache()
+    spec, per_seed = _within_budget(spec, store)
+    design = spec.recipe.design
     trained: list[int] = []
     stopped: dict[str, int] = {}  # a layer map's settled arms: layer -> the seeds per level it stopped at
     for k, n in enumerate(design.looks, 1):
@@ -134,8 +137,46 @@ def execute_sequential(spec: AuditSpec) -> AuditResult:
             break
     # Counted over every look: a seed trained at an earlier look of this audit is not a cache hit of it.
     run = replace(result.run, trained=sum(trained), from_cache=result.run.models - sum(trained))
-    return replace(result, settings={**result.settings, **run.as_dict()}, run=run, spec=spec,
-                   sequential=_sequential_record(spec, result.path, trained))
+    record = _sequential_record(spec, result.path, trained)
+    if per_seed is not None:
+        record["budget"] = _budget_record(spec, result.path, per_seed, execution.progress)
+    return replace(result, settings={**result.settings, **run.as_dict()}, run=run, spec=spec, sequential=record)
+
+
+def _within_budget(spec: AuditSpec, store) -> tuple[AuditSpec, float | None]:
+    """seeds="auto" with a budget: max_seeds cut to what the first estimate says trains in it (before any
+    model trains, so the design is fixed in advance); the estimated seconds per seed of every level."""
+    budget, recipe = parse_budget(spec.recipe.budget), spec.recipe
+    if budget is None:
+        return spec, None
+    whole = replace(spec, recipe=replace(recipe, seeds=recipe.max_seeds, look=True),
+                    execution=replace(spec.execution, cache=store))
+    _, plan, job, _ = prepare_spec(whole)
+    executor, _ = choose_executor(whole.execution, whole.recipe)
+    per_seed = first_estimate(job, [v for v in plan.variants if v.seed == 0], executor.parallel)
+    if per_seed is None:
+        raise AuditConfigError("budget= needs the default trainer, whose steps the audit can time before training; "
+                               "with your own trainer, set max_seeds instead")
+    done = next((s for s in range(recipe.max_seeds)
+                 if not all(store.has(v.key) for v in plan.variants if v.seed == s)), recipe.max_seeds)
+    fit = fit_max_seeds(budget, per_seed, done, recipe.min_seeds, recipe.max_seeds)
+    if spec.execution.progress is not None:
+        spec.execution.progress(f"setup: budget {minutes(budget)}: first estimate {minutes(per_seed)} per seed of "
+                                f"every level, {done} seed(s) in the cache: max_seeds={fit} (asked {recipe.max_seeds})")
+    return replace(spec, recipe=replace(recipe, max_seeds=fit)), per_seed
+
+
+def _budget_record(spec: AuditSpec, path: SequentialPath, per_seed: float, progress) -> dict:
+    """What the budget allowed, and when undecided, how long the seeds that would settle it take here."""
+    need = path.fixed_seeds
+    record = {"seconds": parse_budget(spec.recipe.budget), "per_seed": per_seed, "max_seeds": spec.recipe.max_seeds,
+              "seeds_to_settle": need, "seconds_to_settle": None if need is None else need * per_seed}
+    if path.verdict == "undecided" and progress is not None:
+        more = ("no seed count can settle it" if need is None else
+                f"a fixed design needs about {need} seeds per level, about {minutes(need * per_seed)} of training here")
+        progress(f"setup: undecided within budget {minutes(record['seconds'])} (max_seeds={spec.recipe.max_seeds}); "
+                 f"{more}")
+    return record
 
 
 def _look_line(path: SequentialPath, k: int, n: int, family: int) -> str:

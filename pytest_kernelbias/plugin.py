@@ -164,7 +164,9 @@ def kernel_audit(request: pytest.FixtureRequest, kernel_audit_settings: AuditSet
                    "device": settings.device, "name": request.node.name, "progress": progress,
                    "cache": _variant_cache(request.config, settings), "retrain": settings.retrain,
                    "workers": settings.workers, "executor": settings.executor, "ray_address": settings.ray_address,
-                   "ray_options": settings.ray_options, **extra, **kwargs}
+                   "ray_options": settings.ray_options, "budget": settings.budget, **extra, **kwargs}
+        if options["seeds"] != "auto" and "budget" not in kwargs:
+            options["budget"] = None  # a session-wide budget is for seeds="auto" audits; this one has fixed seeds
         compare_fail = options.pop("compare_fail", request.config.getoption("kernel_audit_compare_fail"))
         run = {"result": None, "verdict": None, "baseline": None, "error": None}
         runs.append(run)

@@ -30,6 +30,7 @@ from .errors import AuditConfigError
 from .evaluation._loaders import as_perturbations
 from .evaluation._metrics import METRICS
 from .execution._base import executor_names
+from .execution._budget import parse_budget
 from .execution._ray_options import RayOptions, ray_options, task_device
 from .execution._threads import default_workers
 from .intervention._levels import as_intervention
@@ -166,6 +167,7 @@ class RecipeSpec:
     seed_round: int = 1
     boundary: str = "pocock"  # how the looks share alpha: "pocock", "obrien-fleming" or "bonferroni"
     futility: float = DEFAULT_FUTILITY  # stop undecided early when max_seeds would settle it with less chance
+    budget: str | float | None = None  # seeds="auto": max_seeds cut to what trains in this time ("10m")
     look: bool = False  # set by the audit on each look of seeds="auto": the design was checked as a whole
 
     def __post_init__(self) -> None:
@@ -173,6 +175,9 @@ class RecipeSpec:
             _ = self.design  # building the SequentialDesign checks each setting, naming the fix
         else:
             check_seeds(self.seeds)
+        if parse_budget(self.budget) is not None and self.seeds != "auto" and not self.look:
+            raise AuditConfigError(f"budget={self.budget!r} sets how many seeds seeds='auto' may train; with a fixed "
+                                   f"seeds={self.seeds} drop budget, or use seeds='auto'")
         if not isinstance(self.train_config, TrainConfig):
             raise AuditConfigError(f"train_config must be a TrainConfig, e.g. TrainConfig(epochs=4); got "
                                    f"{type(self.train_config).__name__}")
