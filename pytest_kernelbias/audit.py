@@ -196,7 +196,8 @@ def _sequential_record(spec: AuditSpec, path: SequentialPath, trained: list[int]
     """The JSON-ready record of a seeds="auto" audit: every look and why it stopped."""
     design = spec.recipe.design
     looks = [{"seeds": look.seeds, "confidence": look.confidence, "decision": look.decision, "trained": count,
-              "settle_chance": look.settle_chance, "intervals": {e.label: [e.ci[0], e.ci[1]] for e in look.effects}}
+              "settle_chance": look.settle_chance, "intervals": {e.label: [e.ci[0], e.ci[1]] for e in look.effects},
+              "stopped": [e.label for e, done in zip(look.effects, look.stopped) if done and e.n < look.seeds]}
              for look, count in zip(path.looks, trained)]
     if path.verdict == "undecided":
         looks[-1]["decision"] = "undecided"

@@ -76,6 +76,7 @@ class SequentialPath:
     target_power: float = 0.8
     arm_stops: tuple = ()  # per arm (name, seeds per level it stopped at; None while it goes on)
     arms_of: tuple = ()  # per effect, the name of its arm
+    arm_chances: tuple = ()  # per arm (name, chance max_seeds settles it) where futility stopped it
 
     @property
     def seeds(self) -> int:
@@ -128,7 +129,7 @@ class SequentialPath:
         e = last.effect
         lo, hi = e.ci
         name = "" if self.family == 1 else f"{e.label}: "
-        where = f"{name}the {last.confidence:.2%} CI [{lo:+.4g}, {hi:+.4g}] at {last.seeds} seeds"
+        where = f"{name}the {last.confidence:.2%} CI [{lo:+.4g}, {hi:+.4g}] at {e.n} seeds"
         family = "" if self.family == 1 else f" (each of the {self.family} effects' CIs)"
         if self.verdict == "pass":
             return f"pass: every CI{family} lies inside +-{self.threshold:g} at {last.seeds} seeds"
@@ -145,7 +146,10 @@ class SequentialPath:
         need += self._test_set_floor(e)
         if self.design.looks == (self.design.max_seeds,):
             return f"undecided at {last.seeds} seeds: {where} contains the threshold {self.threshold:g}; {need}"
-        at = stop_point(last.seeds, self.design.max_seeds, last.settle_chance, self.design.futility)
+        chance = last.settle_chance
+        if len(self.arm_stops) > 1:  # arms stop apart: where this effect's own arm stopped, and why
+            chance = dict(self.arm_chances).get(self._arm_names()[last.critical])
+        at = stop_point(e.n, self.design.max_seeds, chance, self.design.futility)
         return f"undecided at {at}: {where} contains the threshold {self.threshold:g}; {need}"
 
 
@@ -282,12 +286,14 @@ def run_sequential(differences: object, design: SequentialDesign, threshold: flo
     levels = look_confidences(design, confidence, family)
     taken: list[Look] = []
     stops: dict[object, int] = {}
+    given_up: dict[object, float] = {}  # arms futility stopped, with their chance of settling by max_seeds
     effects: list[Effect | None] = [None] * m
     decisions = ["continue"] * m
 
     def record(verdict: str, next_seeds: int | None = None) -> SequentialPath:
         return SequentialPath(design, threshold, rule, tuple(taken), verdict, next_seeds, confidence, family,
-                              target_power, tuple((a, stops.get(a)) for a in members), tuple(arm_of))
+                              target_power, tuple((a, stops.get(a)) for a in members), tuple(arm_of),
+                              tuple(given_up.items()))
 
     for n, level in zip(design.looks, levels):
         active = [a for a in members if a not in stops]
@@ -304,7 +310,7 @@ def run_sequential(differences: object, design: SequentialDesign, threshold: flo
                 continue
             chances.append(_arm_chance(effects, decisions, members[a], n, design, levels[-1], threshold, v))
             if chances[-1] < design.futility:
-                stops[a] = n  # futility: this arm ends undecided; the others go on
+                stops[a], given_up[a] = n, chances[-1]  # futility: this arm ends undecided; the others go on
         done = len(stops) == len(members)
         decision = _family_decision(decisions) if done else "continue"
         taken.append(Look(n, level, tuple(effects), tuple(decisions), decision, min(chances) if chances else None,

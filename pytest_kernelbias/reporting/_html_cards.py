@@ -90,8 +90,10 @@ def audit_card(a: Mapping, anchor: str) -> str:
     levels = settings.get("levels", [])
     seq = a.get("sequential") or {}
     count = len(seq.get("looks", []))
-    looks = (f" (seeds=auto: {esc(seq.get('decision', ''))} after {count} look{'s' if count != 1 else ''})"
-             if seq else "")
+    arms = "; arms: " + ", ".join(f"{a['arm']} {a['verdict']} at {a['seeds']}" for a in seq["arms"]) \
+        if seq.get("arms") else ""
+    looks = (f" (seeds=auto: {esc(seq.get('decision', ''))} after {count} look{'s' if count != 1 else ''}"
+             f"{esc(arms)})" if seq else "")
     return "".join([
         f"<article class='card ov ov-{esc(a['verdict'])}'>",
         f"<h3><a class='id' href='#{anchor}'>{esc(a['test'])}</a></h3>",
@@ -103,7 +105,8 @@ def audit_card(a: Mapping, anchor: str) -> str:
         f"<tbody>{rows}</tbody></table></div>",
         f"<p class='dim'>and {more} more effects in the table below</p>" if more > 0 else "",
         f"<p><span class='k'>Subgroup gap at k0</span> ({esc(a.get('bias', ''))}): {_gaps(a)}</p>",
-        f"<p><span class='k'>Seeds</span> {esc(settings.get('seeds', '?'))} per level{looks} × {len(levels)} levels"
+        f"<p><span class='k'>Seeds</span> {'up to ' if seq.get('arms') else ''}{esc(settings.get('seeds', '?'))} "
+        f"per level{looks} × {len(levels)} levels"
         f" ({esc(', '.join(levels))}); threshold {a['effects'][0]['threshold']:g}, rule {esc(a.get('rule', ''))}; "
         f"intervals at {esc(interval_words(a))}</p>",
         _mixed(settings.get("environments") or {}),

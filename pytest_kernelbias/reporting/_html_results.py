@@ -140,6 +140,8 @@ def sequential_table(audit: Mapping) -> str:
     body = [[str(i), esc(look["seeds"]), f"{look['confidence']:.2%}", f"<b>{esc(look['decision'])}</b>",
              "" if look.get("settle_chance") is None else chance_text(look['settle_chance']),
              "<br>".join(f"<span class='lbl'>{esc(label)}</span> <span class='n'>[{num(lo)}, {num(hi)}]</span>"
+                         + (" <span class='dim'>(arm stopped earlier: its last interval)</span>"
+                            if label in look.get("stopped", ()) else "")
                          for label, (lo, hi) in look.get("intervals", {}).items())]
             for i, look in enumerate(seq.get("looks", []), 1)]
     design = (f"{esc(seq.get('min_seeds'))} to {esc(seq.get('max_seeds'))} seeds per level in rounds of "

@@ -65,12 +65,13 @@ def _context(audit: Mapping) -> str:
     clean = "" if first.get("clean_reference") is None else (
         f" (clean acc {first['clean_reference']:.3f}, majority class {first['majority']:.3f})")
     level = _level(audit)
-    seeds = f", {first['n']} seeds" if first.get("n") else ""
     sequential = audit.get("sequential") or {}
+    seeds = f", {first['n']} seeds" if first.get("n") and not sequential.get("arms") else ""
     looks = sequential.get("decision")
     early = sequential.get("stopped_for") == "futility"
     design = f" {sequential.get('min_seeds')}-{sequential.get('max_seeds')}" if sequential.get("max_seeds") else ""
-    auto = f" (seeds=auto{design}: {looks}{', futility' if early else ''})" if looks else ""
+    arms = "".join(f"; {a['arm']} {a['verdict']} at {a['seeds']}" for a in sequential.get("arms") or ())
+    auto = f" (seeds=auto{design}: {looks}{', futility' if early else ''}{arms})" if looks else ""
     return (f"{audit.get('test_outcome', 'unknown')}; k0 = {reference}{clean}; "
             f"threshold {first['threshold']:g}, rule {first['rule']}{level}{seeds}{auto}")
 
