@@ -88,7 +88,7 @@ def plan_keys(train=TRAIN, test=TEST, config=TrainConfig(epochs=1, batch_size=16
 BASE = plan_keys()
 # A second value of every TrainConfig field; seed_batching decides only how seeds are scheduled (same weights).
 OTHER = {"epochs": 2, "batch_size": 17, "lr": math.nextafter(3e-3, 1.0), "weight_decay": 0.0, "optimizer": "sgd",
-         "amp": False, "channels_last": False, "compile": True}
+         "amp": False, "channels_last": False, "compile": True, "warmup": 0.1, "label_smoothing": 0.1}
 
 
 def test_every_train_config_field_that_shapes_weights_is_in_the_key():

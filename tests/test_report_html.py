@@ -89,7 +89,8 @@ def test_every_result_the_audit_computed_is_in_the_report(record):
     settings = record["settings"]
     assert f"{settings['seeds']} per level" in text
     assert all(level in text for level in settings["levels"])
-    assert all(f"{key} {value}" in text for key, value in settings["train"].items())  # the training recipe
+    shown = {k: f"{v:.4g}" if isinstance(v, float) else v for k, v in settings["train"].items()}  # 4 significant
+    assert all(f"{key} {value}" in text for key, value in shown.items())  # the training recipe
     assert all(f"{group}: {n}" in text for group, n in record["group_counts"].items())  # subgroup sizes
     assert record["data"] in text
 

@@ -78,11 +78,12 @@ def assert_same_training(sequential, batched, cfg, data) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
-def test_seed_batched_training_gives_the_weights_of_sequential_training(optimizer):
+@pytest.mark.parametrize("optimizer, recipe", [("sgd", {}), ("adamw", {}),
+                                               ("sgd", {"warmup": 0.3, "label_smoothing": 0.1})])
+def test_seed_batched_training_gives_the_weights_of_sequential_training(optimizer, recipe):
     data = synthfaces(256, 0, "planted", "train")
     # NCHW on both sides isolates batching from the memory-format change.
-    cfg = TrainConfig(epochs=2, batch_size=64, optimizer=optimizer, channels_last=False)
+    cfg = TrainConfig(epochs=2, batch_size=64, optimizer=optimizer, channels_last=False, **recipe)
     sequential = [train(cnn(s), data, s, cfg) for s in SEEDS]
     given = [cnn(s) for s in SEEDS]
     batched = sb.train_seeds(given, data, SEEDS, cfg)

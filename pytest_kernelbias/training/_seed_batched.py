@@ -33,7 +33,7 @@ from torch.func import functional_call, vmap
 from ..data._subgroups import SubgroupDataset
 from ..errors import AuditConfigError
 from . import _trainer as training
-from ._trainer import Progress, Stepper, TrainConfig, non_finite_loss, steps_per_epoch
+from ._trainer import Progress, Stepper, TrainConfig, loss_function, non_finite_loss, steps_per_epoch
 
 STRATEGIES = ("sequential", "vmap")
 # Layers known to draw random numbers in training mode, by class name (timm, torchvision).
@@ -97,10 +97,10 @@ def _checked_labels(models: list, order_seeds: Sequence[int], labels: Optional[S
     return labels
 
 
-def _vmapped_losses(models: list) -> Callable:
+def _vmapped_losses(models: list, config: TrainConfig) -> Callable:
     """Per-model losses for (S, B, ...) batches, from stacked parameters and buffers, in one vmapped call."""
     skeleton = copy.deepcopy(models[0]).to("meta").train()
-    loss_fn = nn.CrossEntropyLoss()
+    loss_fn = loss_function(config)  # the sequential trainer's loss, label smoothing included
 
     def one_model(p: dict, b: dict, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return loss_fn(functional_call(skeleton, (p, b), (x,)), y)
@@ -120,9 +120,10 @@ def train_seeds(
 ) -> list[nn.Module]:
     """Train S same-architecture `models` together, as `training.train(models[i], data, order_seeds[i], config)` would.
 
-    Each model gets its own batch order, `Stepper` (optimizer, cosine schedule,
-    GradScaler) and BatchNorm statistics; the forward/backward pass runs once
-    for all S under `torch.func.vmap`. Results equal sequential training up to
+    Each model gets its own batch order, `Stepper` (optimizer, lr schedule with its
+    warmup, GradScaler) and BatchNorm statistics, and the recipe's loss (label
+    smoothing included); the forward/backward pass runs once for all S under
+    `torch.func.vmap`. Results equal sequential training up to
     float32 reduction order. Weights are written into `models`, returned in
     eval mode and in the memory format `config.channels_last` asks for.
     Progress gets one line per epoch with each model's mean loss and images/s summed over models.
@@ -140,7 +141,7 @@ def train_seeds(
     params = [dict(m.named_parameters()) for m in models]
     buffers = {name: torch.stack([dict(m.named_buffers())[name] for m in models])
                for name, _ in models[0].named_buffers()}  # BatchNorm updates these in place, per model
-    losses_of = _vmapped_losses(models)
+    losses_of = _vmapped_losses(models, config)
     for epoch in range(config.epochs):
         t_epoch = time.perf_counter()
         perms = [torch.randperm(n, generator=g) for g in order_gens]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 import torch
 from torch import nn
@@ -25,7 +25,8 @@ Progress = Callable[[str], None]
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Recipe for the default trainer. `lr` is the peak of a cosine schedule."""
+    """Recipe for the default trainer. `lr` is the peak of the schedule: a linear warmup over the
+    `warmup` fraction of all steps, then a cosine down to 0 over the rest (see `lr_schedule`)."""
 
     epochs: int = 4
     batch_size: int = 64
@@ -38,6 +39,18 @@ class TrainConfig:
     # How an audit trains the seeds of one variant: "auto" measures sequential against seed-batched
     # (vmap) training on the device and keeps the faster; "sequential" or "vmap" force one.
     seed_batching: str = "auto"
+    warmup: float = 0.0  # fraction of all steps in [0, 1) that ramp the lr up to its peak; 0: none
+    label_smoothing: float = 0.0  # in [0, 1), as torch's cross_entropy(label_smoothing=) defines it
+
+    @classmethod
+    def for_model(cls, model: object, **changes: object) -> "TrainConfig":
+        """The named preset for `model`'s normalization layers (`training.preset_for`), with `changes` applied.
+
+        `model` is an nn.Module, a zero-argument factory returning one, or a timm model name.
+        """
+        from ._presets import config_for  # the presets are TrainConfigs: importing them at the top is a cycle
+
+        return config_for(model, **changes)
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
@@ -48,6 +61,12 @@ class TrainConfig:
             raise AuditConfigError(f"seed_batching must be 'auto', 'sequential' or 'vmap', got {self.seed_batching!r}")
         if self.optimizer not in ("adamw", "sgd"):
             raise AuditConfigError(f"optimizer must be 'adamw' or 'sgd', got {self.optimizer!r}")
+        if not 0.0 <= self.warmup < 1.0:  # also refuses NaN
+            raise AuditConfigError(f"warmup is the fraction of all training steps spent ramping up the lr, in "
+                                   f"[0, 1); got {self.warmup}. Use e.g. warmup=0.1, or 0 for no warmup")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise AuditConfigError(f"label_smoothing must be in [0, 1) (1 would make every target uniform); got "
+                                   f"{self.label_smoothing}. Use e.g. label_smoothing=0.1, or 0 for none")
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -66,6 +85,29 @@ def cosine_schedule(total: int) -> Callable[[int], float]:
     return lambda step: 0.5 * (1 + math.cos(math.pi * step / total))
 
 
+def warmup_steps(total: int, warmup: float) -> int:
+    """How many of `total` steps warm up: the `warmup` fraction, rounded up, so any warmup > 0 has one."""
+    return math.ceil(warmup * total)
+
+
+def lr_schedule(total: int, warmup: float, decay: bool = True) -> Callable[[int], float]:
+    """Learning-rate factor per step (0-based) of a `total`-step run: step t < W = `warmup_steps` runs at
+    (t + 1) / W of the peak, so the first step already moves and step W - 1 reaches it; then a cosine from
+    1 down to 0 over the other total - W steps (or 1 throughout when not `decay`). With warmup 0 and
+    decay this is `cosine_schedule(total)` itself."""
+    warm = warmup_steps(total, warmup)
+    if warm == 0 and decay:
+        return cosine_schedule(total)  # today's schedule, bit for bit
+    # max(.., 1): LambdaLR asks for step `total` after the last step, which must not divide by zero
+    after = cosine_schedule(max(total - warm, 1)) if decay else (lambda _: 1.0)
+    return lambda step: (step + 1) / warm if step < warm else after(step - warm)
+
+
+def loss_function(config: TrainConfig) -> nn.CrossEntropyLoss:
+    """The training loss of the recipe: cross-entropy, with the recipe's label smoothing."""
+    return nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+
+
 def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True,
@@ -79,7 +121,7 @@ def steps_per_epoch(n: int, config: TrainConfig) -> int:
 
 @dataclass
 class Stepper:
-    """One model's optimizer, cosine schedule and AMP scaler, set up as the default recipe says.
+    """One model's optimizer, lr schedule and AMP scaler, set up as the default recipe says.
 
     The sequential and the seed-batched trainer both build one per model, so
     the two can never drift apart in how a step updates the weights.
@@ -90,9 +132,13 @@ class Stepper:
     scaler: torch.amp.GradScaler
 
     @classmethod
-    def for_model(cls, model: nn.Module, config: TrainConfig, n: int, device: torch.device) -> "Stepper":
+    def for_model(cls, model: nn.Module, config: TrainConfig, n: int, device: torch.device,
+                  total: Optional[int] = None, decay: bool = True) -> "Stepper":
+        """`total`: steps the schedule spans, by default the recipe's (`config.epochs` passes over `n` images);
+        `decay=False` holds the peak after the warmup instead of the cosine (see `lr_schedule`)."""
         opt = _optimizer(model, config)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine_schedule(config.epochs * steps_per_epoch(n, config)))
+        total = config.epochs * steps_per_epoch(n, config) if total is None else total
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_schedule(total, config.warmup, decay))
         return cls(opt, sched, torch.amp.GradScaler("cuda", enabled=config.amp and device.type == "cuda"))
 
     def step(self) -> None:
@@ -100,6 +146,39 @@ class Stepper:
         self.scaler.step(self.opt)
         self.scaler.update()
         self.sched.step()
+
+    def fit_batch(self, model: nn.Module, loss_fn: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                  use_amp: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """Forward and loss on batch (x, y), then one update unless the loss is not finite; (loss, logits)."""
+        with torch.autocast(x.device.type, enabled=use_amp):
+            logits = model(x)
+            loss = loss_fn(logits, y)
+        if torch.isfinite(loss):  # a NaN step would poison the weights; the caller decides what to say
+            self.opt.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            self.step()
+        return loss, logits
+
+
+class Batches:
+    """Mini-batches of `data` on `device`, in the order `seed` draws: one permutation per epoch.
+
+    The order depends on `seed` and the data size only, never on the model: that pairs the levels.
+    """
+
+    def __init__(self, data: SubgroupDataset, seed: int, config: TrainConfig, device: torch.device,
+                 memory_format: torch.memory_format = torch.contiguous_format):
+        self.order_gen = torch.Generator().manual_seed(int(seed))
+        self.images, self.labels = staged(data.images, device), staged(data.labels, device)
+        self.n, self.batch_size, self.steps = len(data), config.batch_size, steps_per_epoch(len(data), config)
+        self.device, self.memory_format = device, memory_format
+
+    def epoch(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The next epoch's (images, labels) batches; the last one may be smaller."""
+        perm = torch.randperm(self.n, generator=self.order_gen)
+        for step in range(self.steps):
+            idx = perm[step * self.batch_size:(step + 1) * self.batch_size]
+            yield gather(self.images, idx, self.device, self.memory_format), gather(self.labels, idx, self.device)
 
 
 def non_finite_loss(label: str, value: float, epoch: int, step: int, config: TrainConfig) -> NonFiniteLossError:
@@ -127,34 +206,23 @@ def train(
     model.to(device).train()
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
     model.to(memory_format=memory_format)
-    n = len(data)
-    stepper = Stepper.for_model(model, config, n, device)
+    stepper = Stepper.for_model(model, config, len(data), device)
     use_amp = config.amp and device.type == "cuda"
-    order_gen = torch.Generator().manual_seed(int(seed))
-    images, labels = staged(data.images, device), staged(data.labels, device)
+    batches = Batches(data, seed, config, device, memory_format)
     step_model = torch.compile(model) if config.compile else model
-    loss_fn = nn.CrossEntropyLoss()
+    loss_fn = loss_function(config)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(int(seed))  # dropout and other in-model randomness
         for epoch in range(config.epochs):
             t_epoch = time.perf_counter()
-            perm = torch.randperm(n, generator=order_gen)
             running, seen, correct = 0.0, 0, 0
-            for step in range(steps_per_epoch(n, config)):
-                idx = perm[step * config.batch_size:(step + 1) * config.batch_size]
-                x = gather(images, idx, device, memory_format)
-                y = gather(labels, idx, device)
+            for step, (x, y) in enumerate(batches.epoch()):
                 t_step = time.perf_counter()
-                with torch.autocast(device.type, enabled=use_amp):
-                    logits = step_model(x)
-                    loss = loss_fn(logits, y)
+                loss, logits = stepper.fit_batch(step_model, loss_fn, x, y, use_amp)
                 if not torch.isfinite(loss):
                     raise non_finite_loss(label, loss.item(), epoch, step, config)
-                stepper.opt.zero_grad(set_to_none=True)
-                stepper.scaler.scale(loss).backward()
-                stepper.step()
-                running += loss.item() * len(idx)
-                seen += len(idx)
+                running += loss.item() * len(y)
+                seen += len(y)
                 if progress is not None:  # the epoch line's training accuracy; read-only, no effect on weights
                     correct += int((logits.detach().argmax(1) == y).sum())
                 if config.compile and epoch == 0 and step == 0 and progress is not None:
