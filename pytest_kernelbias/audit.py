@@ -10,6 +10,7 @@ import time
 from dataclasses import replace
 from typing import Any, Mapping, Sequence
 
+import torch
 from torch import nn
 
 from .analysis._analyze import Analysis, analyze
@@ -26,6 +27,7 @@ from .execution._budget import fit_max_seeds, minutes, parse_budget
 from .execution._environments import check_environments
 from .execution._estimate import first_estimate
 from .execution._job import TrainingJob
+from .execution._recipe import choose_config, probe_lr
 from .execution._store import MemoryStore, VariantCache
 from .execution._threads import AUDIT_THREADS, audit_threads
 from .intervention._intervene import KernelIntervention
@@ -92,7 +94,21 @@ def resolve(spec: AuditSpec) -> tuple[AuditSpec, KernelIntervention, SubgroupDat
                                       input_size=(1, *test_data.images.shape[1:]))
     if isinstance(target.layer, Each):
         spec = spec.with_arms(intervention.levels, intervention.reference)
-    return spec, intervention, train_data, test_data
+    return _with_recipe(spec, intervention, train_data), intervention, train_data, test_data
+
+
+def _with_recipe(spec: AuditSpec, intervention: KernelIntervention, train_data: SubgroupDataset) -> AuditSpec:
+    """The spec with the recipe it trains with: the preset for "auto", then the lr probe's pick when asked."""
+    recipe = spec.recipe
+    if recipe.chosen is not None:
+        return spec  # settled at an earlier step of this audit
+    with torch.random.fork_rng(devices=[]):  # building the reference draws weights: the caller's stream stays
+        config, source = choose_config(recipe.train_config, intervention.build(intervention.reference, 0))
+    probe = None
+    if recipe.lr_probe:
+        config, probe = probe_lr(config, intervention, intervention.reference, train_data, recipe.device,
+                                 _store(spec.execution.cache), spec.target.model)
+    return replace(spec, recipe=replace(recipe, train_config=config, chosen={"source": source, "lr_probe": probe}))
 
 
 def execute(spec: AuditSpec) -> AuditResult:
@@ -282,6 +298,7 @@ def _result(spec: AuditSpec, job: TrainingJob, loaders: SubgroupLoaders, analysi
     settings = {"seeds": recipe.seeds, "levels": [level_label(v) for v in intervention.levels],
                 "intervention_table": list(intervention.table), "layers": intervention.layers,
                 "attributes": list(spec.data.attributes), "train": recipe.train_config.as_dict(),
+                "recipe_source": (recipe.chosen or {}).get("source"), "lr_probe": (recipe.chosen or {}).get("lr_probe"),
                 "device": recipe.device, "paired": recipe.paired, "metric": inference.metric,
                 "interval": inference.interval, "confidence": inference.confidence,
                 "effect_confidence": analysis.path.looks[-1].confidence, "family": analysis.path.family,
@@ -320,7 +337,8 @@ def run_audit(model: object, layer: object = None, levels: Sequence | None = Non
       training `SubgroupDataset` with `test_data`), `attributes`, `perturbation`
       (one, a list for a sweep, or a dict by name; default LowPass(0.4)).
     - target: `reference` (default: the first level), `init` ("fresh").
-    - recipe: `seeds` ("auto"; or a fixed count >= 2), `train_config` (`TrainConfig()`), `trainer`
+    - recipe: `seeds` ("auto"; or a fixed count >= 2), `budget` (for "auto", e.g. "10m"), `train_config`
+      ("auto": the preset for the model's normalization layers; or a `TrainConfig`), `lr_probe` (False), `trainer`
       (your own `train(model, data, seed)`), `paired` (True), `device` ("auto": cuda when available).
     - estimand: `bias` ("spread", "contrast", "to_reference"), `contrast`
       (two subgroups, or the reference subgroup), `outcome` ("drop" or "perturbed").

@@ -158,7 +158,7 @@ class RecipeSpec:
     """How each variant is trained: seeds per level, the recipe or a user's trainer, pairing and device."""
 
     seeds: int | str = "auto"  # min_seeds first, then seed_round more per level while undecided; or a fixed count
-    train_config: TrainConfig = TrainConfig()
+    train_config: TrainConfig | str = "auto"  # "auto": the preset the model's normalization layers pick
     trainer: Trainer | None = None
     paired: bool = True
     device: str = "auto"  # cuda when available, else cpu: the same default as under pytest
@@ -168,6 +168,8 @@ class RecipeSpec:
     boundary: str = "pocock"  # how the looks share alpha: "pocock", "obrien-fleming" or "bonferroni"
     futility: float = DEFAULT_FUTILITY  # stop undecided early when max_seeds would settle it with less chance
     budget: str | float | None = None  # seeds="auto": max_seeds cut to what trains in this time ("10m")
+    lr_probe: bool = False  # a short lr range test on the reference model picks the peak lr (cached)
+    chosen: Any = None  # set by the audit: where the recipe came from (preset, given, lr probe) for the report
     look: bool = False  # set by the audit on each look of seeds="auto": the design was checked as a whole
 
     def __post_init__(self) -> None:
@@ -178,9 +180,11 @@ class RecipeSpec:
         if parse_budget(self.budget) is not None and self.seeds != "auto" and not self.look:
             raise AuditConfigError(f"budget={self.budget!r} sets how many seeds seeds='auto' may train; with a fixed "
                                    f"seeds={self.seeds} drop budget, or use seeds='auto'")
-        if not isinstance(self.train_config, TrainConfig):
-            raise AuditConfigError(f"train_config must be a TrainConfig, e.g. TrainConfig(epochs=4); got "
-                                   f"{type(self.train_config).__name__}")
+        if not isinstance(self.train_config, TrainConfig) and self.train_config != "auto":
+            raise AuditConfigError(f"train_config must be a TrainConfig, e.g. TrainConfig(epochs=4), or 'auto' (the "
+                                   f"preset for the model's normalization layers); got {self.train_config!r}")
+        if not isinstance(self.lr_probe, bool):
+            raise AuditConfigError(f"lr_probe must be True or False, got {self.lr_probe!r}")
         if self.trainer is not None and not callable(self.trainer):
             raise AuditConfigError(f"trainer must be a function train(model, data, seed) -> model, got "
                                    f"{self.trainer!r}")
@@ -308,7 +312,7 @@ _KEYWORDS: dict[str, tuple[str, str]] = {
     **{f.name: ("target", f.name) for f in fields(TargetSpec) if f.name not in ("model", "layer", "levels")},
     **{f.name: ("data", f.name) for f in fields(DataSpec) if f.name != "perturbations"},
     "perturbation": ("data", "perturbations"),
-    **{f.name: ("recipe", f.name) for f in fields(RecipeSpec) if f.name != "look"},
+    **{f.name: ("recipe", f.name) for f in fields(RecipeSpec) if f.name not in ("look", "chosen")},
     "bias": ("estimand", "form"), "contrast": ("estimand", "contrast"), "outcome": ("estimand", "outcome"),
     **{f.name: ("inference", f.name) for f in fields(InferenceSpec)},
     **{f.name: ("mechanism", f.name) for f in fields(MechanismSpec)},

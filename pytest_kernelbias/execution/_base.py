@@ -115,7 +115,7 @@ def choose_executor(execution: "ExecutionSpec", recipe: "RecipeSpec") -> tuple[E
 
 
 def _local(execution: "ExecutionSpec", recipe: "RecipeSpec") -> tuple[str, str]:
-    batching = recipe.train_config.seed_batching
+    batching = getattr(recipe.train_config, "seed_batching", "auto")  # "auto" recipe: not chosen yet
     batchable = recipe.trainer is None and recipe.most_seeds > 1
     if batchable and batching == "vmap":
         return "seed-batched", "seeds of a level train together (seed_batching='vmap')"

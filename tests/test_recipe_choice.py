@@ -1,0 +1,56 @@
+"""The recipe an audit trains with, settled before training: the preset the model's normalization layers pick
+(train_config="auto", the default), the user's own, and the lr probe's pick, cached and in every weights key."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from pytest_kernelbias import AuditSpec, TrainConfig, synthfaces
+from pytest_kernelbias.audit import prepare_spec
+
+SETS = dict(data=synthfaces(200, 0, "planted"), test_data=synthfaces(100, 0, "planted", split="test"), seeds=2,
+            min_group_size=5, progress=None)
+
+
+def layer_norm_cnn() -> nn.Module:
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.GroupNorm(1, 8), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                         nn.Flatten(), nn.Linear(8, 2))
+
+
+def batch_norm_cnn() -> nn.Module:
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                         nn.Flatten(), nn.Linear(8, 2))
+
+
+def _resolved(model, **kw):
+    spec, plan, job, _ = prepare_spec(AuditSpec.from_kwargs(model, "0", [3, 5], **{**SETS, **kw}))
+    return spec, plan, job
+
+
+def test_the_default_recipe_is_the_preset_for_the_models_normalization():
+    from pytest_kernelbias.training._presets import PRESETS
+
+    spec, plan, job = _resolved(layer_norm_cnn)
+    assert spec.recipe.chosen["source"] == "preset layernorm" and job.train_config == PRESETS["layernorm"]
+    assert plan.variants[0].weights_spec["train"] == PRESETS["layernorm"].recipe()  # the key holds the recipe
+    spec, _, job = _resolved(batch_norm_cnn)
+    assert spec.recipe.chosen["source"] == "preset batchnorm" and job.train_config == TrainConfig()
+
+
+def test_a_given_recipe_is_kept_as_given():
+    given = TrainConfig(epochs=2, lr=1e-3)
+    spec, _, job = _resolved(layer_norm_cnn, train_config=given)
+    assert spec.recipe.chosen["source"] == "given" and job.train_config == given
+
+
+def test_the_lr_probe_picks_from_its_grid_is_cached_and_its_pick_is_in_every_key(tmp_path):
+    config = TrainConfig(epochs=1, batch_size=32)
+    spec, plan, job = _resolved(batch_norm_cnn, train_config=config, lr_probe=True, cache=tmp_path)
+    probe = spec.recipe.chosen["lr_probe"]
+    assert probe["lr"] in probe["lrs"] and job.train_config.lr == probe["lr"] and not probe["from_cache"]
+    again, plan_again, _ = _resolved(batch_norm_cnn, train_config=config, lr_probe=True, cache=tmp_path)
+    assert again.recipe.chosen["lr_probe"]["from_cache"] and again.recipe.chosen["lr_probe"]["lr"] == probe["lr"]
+    assert [v.key for v in plan_again.variants] == [v.key for v in plan.variants]
+    if probe["lr"] != config.lr:  # the pick shapes the weights: another key than the asked lr's
+        _, asked, _ = _resolved(batch_norm_cnn, train_config=config, cache=tmp_path)
+        assert {v.key for v in asked.variants}.isdisjoint(v.key for v in plan.variants)
