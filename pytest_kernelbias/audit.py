@@ -156,7 +156,9 @@ def execute_sequential(spec: AuditSpec) -> AuditResult:
     record = _sequential_record(spec, result.path, trained)
     if per_seed is not None:
         record["budget"] = _budget_record(spec, result.path, per_seed, execution.progress)
-    return replace(result, settings={**result.settings, **run.as_dict()}, run=run, spec=spec, sequential=record)
+    # The spec as asked (seeds="auto"), with what the looks settled: a map's arms and the recipe in force.
+    ran = replace(spec, target=result.spec.target, recipe=replace(result.spec.recipe, seeds="auto", look=False))
+    return replace(result, settings={**result.settings, **run.as_dict()}, run=run, spec=ran, sequential=record)
 
 
 def _within_budget(spec: AuditSpec, store) -> tuple[AuditSpec, float | None]:
