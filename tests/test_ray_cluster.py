@@ -83,14 +83,18 @@ def _trained_on(cache) -> list[dict | None]:
 
 def test_a_two_node_audit_gives_the_serial_numbers_and_records_each_variants_node(tmp_path):
     serial = run_audit(tiny_cnn, "0", [3, 5], **TRAIN)
+    lines: list[str] = []
     with cluster(tmp_path, [{}]) as (made, _):
         spread = run_audit(tiny_cnn, "0", [3, 5], cache=tmp_path / "c", executor="ray", ray_address=made.address,
-                           ray_options={"scheduling_strategy": "SPREAD"}, **TRAIN)
+                           ray_options={"scheduling_strategy": "SPREAD"}, **{**TRAIN, "progress": lines.append})
     assert [r.as_dict() for r in spread.outcomes.rows] == [r.as_dict() for r in serial.outcomes.rows]
     where = _trained_on(tmp_path / "c")
     assert len(where) == 4 and len({w["node"] for w in where}) == 2  # both nodes trained
     assert all(w["environment"]["threads"] == 1 and "cpu_capability" in w["environment"] for w in where)
     assert spread.run.environments["mixed"] is False
+    for variant in ("kernel_size=3 seed 1/2", "kernel_size=5 seed 2/2"):  # each task says where it started, then ends
+        began = next(i for i, line in enumerate(lines) if variant in line and "started on Ray node" in line)
+        assert began < next(i for i, line in enumerate(lines) if variant in line and "trained+evaluated on" in line)
     assert spread.settings["ray_options"]["scheduling_strategy"] == "SPREAD"
 
 

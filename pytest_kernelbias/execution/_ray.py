@@ -84,7 +84,7 @@ def _result(ray, ref, variant: Variant, done: int, total: int, retries: int) -> 
             "rest (give tasks more memory, or fewer at once per node, if it recurs)") from None
 
 
-def _train_task(job: TrainingJob, variant: Variant, evaluation, flags: dict) -> dict:
+def _train_task(job: TrainingJob, variant: Variant, evaluation, flags: dict, started=None) -> dict:
     """Runs on a Ray worker: set the audit's determinism, build, train, measure the node, evaluate.
 
     Sends back the weights (safetensors, never pickle), where they trained (node, host, numeric environment
@@ -101,13 +101,19 @@ def _train_task(job: TrainingJob, variant: Variant, evaluation, flags: dict) -> 
     torch.set_num_threads(AUDIT_THREADS)
     apply_determinism(flags)  # a worker process starts with torch's defaults, not the driver's switches
     keep_freed_memory()  # the job arrives through Ray's shared object store, as a pool's through shared memory
+    node = ray.get_runtime_context().get_node_id()
+    if started is not None:
+        try:
+            started.put_nowait((variant.label, socket.gethostname(), node))
+        except Exception:  # noqa: BLE001 - a lost progress mailbox must never fail the training it reports on
+            pass
 
     def work() -> tuple:
         model = job.fit(job.build(variant), variant)
         return model, None if evaluation is None else evaluation.measure(model, variant, from_cache=False)
 
     (model, measured), caught = recording(work)
-    where = {"node": ray.get_runtime_context().get_node_id(), "host": socket.gethostname(),
+    where = {"node": node, "host": socket.gethostname(),
              "environment": numeric_environment(job.device)}
     out = {"weights": save({k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}),
            "caught": caught, TRAINED_ON: where}
@@ -147,6 +153,46 @@ def _waited_too_long(asks: dict[str, float], quiet: float, done: int, total: int
         "raise wait_timeout; the variants already trained are in the cache and the rerun trains only the rest")
 
 
+POLL_S = 1.0  # how often the driver looks for started tasks while it waits for finished ones
+
+
+def _started_queue(progress):
+    """A mailbox where each task says it started and where (a zero-CPU actor), when progress is shown.
+
+    It lives on the head node, which a cluster keeps while worker nodes come and go; if it is lost all
+    the same, the audit goes on without "started" lines (`_announce`, and the task's own guard).
+    """
+    if progress is None:
+        return None
+    from ray.util.queue import Queue
+
+    return Queue(actor_options={"num_cpus": 0, "resources": {"node:__internal_head__": 0.001}})
+
+
+def _announce(ray, queue, progress, total: int):
+    """Print the tasks that started since the last look; the queue, or None once it is gone."""
+    if queue is None:
+        return None
+    try:
+        for label, host, node in queue.get_nowait_batch(queue.qsize()):
+            progress(f"{label} started on Ray node {host} ({node[:12]}) (of {total} tasks)")
+    except ray.exceptions.RayError:
+        return None  # its node was lost: only the "started" lines stop
+    return queue
+
+
+def _keep(store, variant: Variant, out: dict, retrain: bool) -> None:
+    """A finished task's weights, where they trained, and its evaluation, into the store."""
+    from safetensors.torch import load
+
+    store.put(variant.key, load(out["weights"]), {**variant.meta(), TRAINED_ON: out[TRAINED_ON]}, replace=retrain)
+    if "evaluation" in out:
+        ev = out["evaluation"]
+        # Arrays out of Ray's object store are read-only views: copies are stored.
+        store.store_evaluation(variant.key, variant.eval_key, {c: p.copy() for c, p in ev["preds"].items()},
+                               {"spectral": ev["spectral"], "kernel": ev["kernel"], "heat_map": ev["heat_map"]})
+
+
 def train_on_ray(job: TrainingJob, variants: Sequence[Variant], store, address: str | None = None,
                  retrain: bool = False, options: RayOptions | None = None,
                  progress: Callable[[str], None] | None = None, wait_report: float = WAIT_REPORT_S,
@@ -155,8 +201,6 @@ def train_on_ray(job: TrainingJob, variants: Sequence[Variant], store, address: 
     as they arrive, with the node and numeric environment each was trained in."""
     if not variants:
         return
-    from safetensors.torch import load
-
     from ._threads import determinism
 
     options = options or RayOptions()
@@ -165,37 +209,34 @@ def train_on_ray(job: TrainingJob, variants: Sequence[Variant], store, address: 
     asks = _asks(job, options)
     pinned = options.scheduling_strategy if isinstance(options.scheduling_strategy, dict) else None
     check_feasible(ray, asks, pinned["node_id"] if pinned and not pinned.get("soft") else None)
-    remote = _remote(ray, options, asks)
+    remote, queue = _remote(ray, options, asks), _started_queue(progress)
     shared, measure = ray.put(job), (None if evaluation is None else ray.put(evaluation))  # one copy each
     flags = determinism()
-    pending_refs = {remote.remote(shared, v, measure, flags): v for v in variants}
+    pending_refs = {remote.remote(shared, v, measure, flags, queue): v for v in variants}
     started = time.monotonic()
     if progress is not None:
         free = {r: ray.available_resources().get(r, 0.0) for r in asks}
         progress(f"Ray: {len(variants)} training tasks queued, each asks {_fmt(asks)}; the cluster has {_fmt(free)} "
                  f"free on {sum(1 for n in ray.nodes() if n.get('Alive'))} node(s)")
-    done_count, quiet = 0, 0.0
+    done_count, quiet, reported = 0, 0.0, 0.0
     try:
         while pending_refs:
-            step = wait_report if options.wait_timeout is None else min(wait_report, options.wait_timeout - quiet)
-            ready, _ = ray.wait(list(pending_refs), num_returns=1, timeout=max(step, 0.1))
+            t0 = time.monotonic()
+            ready, _ = ray.wait(list(pending_refs), num_returns=1, timeout=POLL_S)
+            queue = _announce(ray, queue, progress, len(variants))
             if not ready:
-                quiet += step
+                quiet += time.monotonic() - t0
                 if options.wait_timeout is not None and quiet >= options.wait_timeout:
                     raise _waited_too_long(asks, quiet, done_count, len(variants))
-                _report_wait(ray, asks, quiet, done_count, len(variants), progress)
+                if quiet - reported >= wait_report:
+                    reported = quiet
+                    _report_wait(ray, asks, quiet, done_count, len(variants), progress)
                 continue
-            quiet = 0.0
+            quiet = reported = 0.0
             variant = pending_refs.pop(ready[0])
             out = _result(ray, ready[0], variant, done_count, len(variants), options.max_retries)
             reissue(out["caught"])
-            store.put(variant.key, load(out["weights"]), {**variant.meta(), TRAINED_ON: out[TRAINED_ON]},
-                      replace=retrain)
-            if "evaluation" in out:
-                ev = out["evaluation"]
-                # Arrays out of Ray's object store are read-only views: copies are stored.
-                store.store_evaluation(variant.key, variant.eval_key, {c: p.copy() for c, p in ev["preds"].items()},
-                                       {"spectral": ev["spectral"], "kernel": ev["kernel"], "heat_map": ev["heat_map"]})
+            _keep(store, variant, out, retrain)
             done_count += 1
             if progress is not None:
                 left = (time.monotonic() - started) / done_count * len(pending_refs)
@@ -206,6 +247,11 @@ def train_on_ray(job: TrainingJob, variants: Sequence[Variant], store, address: 
     finally:
         for ref in pending_refs:
             ray.cancel(ref)  # an error stops the audit; do not leave tasks running on the cluster
+        if queue is not None:
+            try:
+                ray.kill(queue.actor)
+            except ray.exceptions.RayError:
+                pass  # already gone with its node
 
 
 class RayExecutor:
