@@ -23,12 +23,12 @@ from .errors import AuditConfigError
 from .evaluation._evaluate import EvaluationJob, evaluate_plan, example_images
 from .evaluation._loaders import SubgroupLoaders
 from .execution._base import choose_executor, pending
-from .execution._budget import fit_max_seeds, minutes, parse_budget
+from .execution._budget import fit_max_seeds, minutes, parse_budget, read_estimate, write_estimate
 from .execution._environments import check_environments
 from .execution._estimate import first_estimate
 from .execution._job import TrainingJob
 from .execution._recipe import choose_config, probe_lr
-from .execution._store import MemoryStore, VariantCache
+from .execution._store import MemoryStore, VariantCache, variant_key
 from .execution._threads import AUDIT_THREADS, audit_threads
 from .intervention._intervene import KernelIntervention
 from .intervention._levels import level_label
@@ -162,8 +162,9 @@ def execute_sequential(spec: AuditSpec) -> AuditResult:
 
 
 def _within_budget(spec: AuditSpec, store) -> tuple[AuditSpec, float | None]:
-    """seeds="auto" with a budget: max_seeds cut to what the first estimate says trains in it (before any
-    model trains, so the design is fixed in advance); the estimated seconds per seed of every level."""
+    """seeds="auto" with a budget: max_seeds cut to what the first estimate says trains in it, and the estimated
+    seconds per seed of every level. Decided before any model trains, from timing alone, and kept in the
+    cache folder: a rerun with the same cache runs the same design, so it gives the same verdict."""
     budget, recipe = parse_budget(spec.recipe.budget), spec.recipe
     if budget is None:
         return spec, None
@@ -171,16 +172,21 @@ def _within_budget(spec: AuditSpec, store) -> tuple[AuditSpec, float | None]:
                     execution=replace(spec.execution, cache=store))
     _, plan, job, _ = prepare_spec(whole)
     executor, _ = choose_executor(whole.execution, whole.recipe)
-    per_seed = first_estimate(job, [v for v in plan.variants if v.seed == 0], executor.parallel)
+    first = [v for v in plan.variants if v.seed == 0]
+    what = variant_key({"keys": [v.key for v in first], "parallel": executor.parallel})
+    memo = _store(store).memo_path(f"budget-{what}.json")
+    per_seed = read_estimate(memo)
     if per_seed is None:
-        raise AuditConfigError("budget= needs the default trainer, whose steps the audit can time before training; "
-                               "with your own trainer, set max_seeds instead")
-    done = next((s for s in range(recipe.max_seeds)
-                 if not all(store.has(v.key) for v in plan.variants if v.seed == s)), recipe.max_seeds)
-    fit = fit_max_seeds(budget, per_seed, done, recipe.min_seeds, recipe.max_seeds)
+        with audit_threads():  # the audit's one thread: torch's default threads crawl on a busy machine
+            per_seed = first_estimate(job, first, executor.parallel)
+        if per_seed is None:
+            raise AuditConfigError("budget= needs the default trainer, whose steps the audit can time before "
+                                   "training; with your own trainer, set max_seeds instead")
+        write_estimate(memo, per_seed)
+    fit = fit_max_seeds(budget, per_seed, 0, recipe.min_seeds, recipe.max_seeds)
     if spec.execution.progress is not None:
         spec.execution.progress(f"setup: budget {minutes(budget)}: first estimate {minutes(per_seed)} per seed of "
-                                f"every level, {done} seed(s) in the cache: max_seeds={fit} (asked {recipe.max_seeds})")
+                                f"every level: max_seeds={fit} (asked {recipe.max_seeds})")
     return replace(spec, recipe=replace(recipe, max_seeds=fit)), per_seed
 
 

@@ -79,10 +79,16 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"{config.stash[_SETTINGS].header()}, audits {state}"
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # The session's audit tests in order, for "audit 2/4" in progress lines (each xdist worker collects all):
+    # read once collection is final, so tests that -k or -m deselected are not counted.
+    if session.config.getoption("kernel_audit"):
+        session.config.stash[_AUDIT_TESTS] = [i.nodeid for i in session.items
+                                              if i.get_closest_marker(MARKER) is not None]
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if config.getoption("kernel_audit"):
-        # The session's audit tests in order, for "audit 2/4" in progress lines (each xdist worker collects all).
-        config.stash[_AUDIT_TESTS] = [i.nodeid for i in items if i.get_closest_marker(MARKER) is not None]
         return
     skip = pytest.mark.skip(reason=SKIP_REASON)
     for item in items:

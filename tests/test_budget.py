@@ -68,3 +68,15 @@ def test_the_budget_cuts_max_seeds_before_training_and_an_undecided_verdict_says
     if result.path.verdict == "undecided" and record["seeds_to_settle"] is not None:
         assert record["seconds_to_settle"] == pytest.approx(record["seeds_to_settle"] * record["per_seed"])
         assert any("undecided within budget" in line for line in lines)
+
+
+@pytest.mark.slow
+def test_a_rerun_with_the_same_cache_runs_the_same_design(tmp_path):
+    sets = dict(data=synthfaces(300, 0, "planted"), test_data=synthfaces(200, 0, "planted", split="test"),
+                train_config=TrainConfig(epochs=1, batch_size=32), require_learning=False, spectral_cutoff=None,
+                placebos=(), min_group_size=5, workers=1, progress=None, cache=tmp_path, max_seeds=40,
+                seed_round=2, threshold=1e-4)
+    first = run_audit(tiny_cnn, "0", [3, 5], budget="20s", **sets)
+    again = run_audit(tiny_cnn, "0", [3, 5], budget="20s", **sets)  # the first audit's seeds are all cached now
+    assert again.sequential["budget"] == first.sequential["budget"]  # the kept estimate, not a new timing
+    assert again.path.seeds == first.path.seeds and again.effect.ci == first.effect.ci

@@ -290,3 +290,12 @@ def test_an_undecided_audit_warns_by_default_and_fails_under_kernel_audit_strict
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*AuditFailure: test_tiny_audit: strict: 1 effect(s) not settled within the "
                                  "threshold 0.05*"])
+
+
+@pytest.mark.slow
+def test_progress_counts_only_the_audit_tests_that_will_run(pytester):
+    second = AUDIT_TEST[AUDIT_TEST.index("@pytest.mark.kernel_audit"):].replace("test_tiny_audit", "test_other_audit")
+    pytester.makepyfile(AUDIT_TEST + "\n" + second)
+    result = pytester.runpytest("--kernel-audit", "-p", "no:cacheprovider", "-k", "other", "-s")
+    result.stdout.fnmatch_lines(["*[[]kernel-audit 1/1[]] setup:*"])  # not 2/2: test_tiny_audit was deselected
+    assert "kernel-audit 2/2" not in result.stdout.str() and "1/2]" not in result.stdout.str()

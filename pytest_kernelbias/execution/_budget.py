@@ -3,13 +3,17 @@
 The budget is turned into a seed count from the first estimate (one timed training step per level, times
 the recipe's steps; `_estimate.first_estimate`) and nothing else: no outcome has been seen, so the
 sequential design is fixed in advance exactly as if the user had written that max_seeds, and its error
-rates hold. Models already in the cache cost nothing and are not counted against the budget.
+rates hold. The estimate is kept in the cache folder and the cache's contents do not enter the count,
+so a rerun with the same cache runs the same design and gives the same verdict.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import re
+from pathlib import Path
 
 from ..errors import AuditConfigError
 
@@ -50,6 +54,27 @@ def fit_max_seeds(budget: float, per_seed: float, done_seeds: int, min_seeds: in
         need = (min_seeds - done_seeds) * per_seed
         raise AuditConfigError(f"budget {minutes(budget)} fits {max(fits, 0)} seeds per level, fewer than "
                                f"min_seeds={min_seeds}, which would take about {minutes(need)} here (first "
-                               f"estimate: {minutes(per_seed)} per seed of every level); raise the budget, lower "
-                               "min_seeds (>= 2), or train on faster hardware")
+                               f"estimate: {minutes(per_seed)} per seed of every level); raise the budget, give a "
+                               "fixed seeds=N without a budget, or lower min_seeds (>= 2)")
     return min(fits, max_seeds)
+
+
+def read_estimate(path: Path | None) -> float | None:
+    """A kept first estimate (seconds per seed of every level), or None: none kept, or damaged (timed again)."""
+    try:
+        return float(json.loads(path.read_text())["per_seed"]) if path is not None and path.exists() else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def write_estimate(path: Path | None, per_seed: float) -> None:
+    """Keep the estimate for reruns (atomically: another pytest-xdist worker may read it); None keeps nothing."""
+    if path is None:
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        tmp.write_text(json.dumps({"per_seed": per_seed}))
+        os.replace(tmp, path)
+    except OSError:
+        pass  # timed again next run
