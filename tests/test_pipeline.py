@@ -1,6 +1,7 @@
 """The audit as a pipeline: a validated spec, a plan, a pure analysis, and a result that never changes."""
 
 import dataclasses
+import warnings
 
 import numpy as np
 import pytest
@@ -337,3 +338,20 @@ def test_every_executor_implements_the_protocol_the_pipeline_calls():
         assert executor.name == name and isinstance(executor.parallel, int) and executor.parallel >= 1
         assert list(inspect.signature(cls.train_ahead).parameters) == list(wanted), name
         assert callable(executor.store_for)
+
+
+def test_a_level_whose_models_predict_as_the_reference_is_flagged_not_read_as_harmless():
+    from pytest_kernelbias import KernelAuditWarning
+
+    evaluations, _ = _made_up()
+    alike = Evaluations(evaluations.labels, evaluations.codes, evaluations.names, tuple(
+        Evaluation(ev.variant, next(e.preds for e in evaluations.items
+                                    if e.variant.level == 3 and e.variant.seed == ev.variant.seed))
+        for ev in evaluations.items))  # every level-7 model predicts exactly as its seed's reference
+    spec = AuditSpec.from_kwargs(tiny_cnn, "0", [3, 7], seeds=5, spectral_cutoff=None, require_learning=False)
+    with pytest.warns(KernelAuditWarning, match=r"kernel_size=7: its models predict as the reference's on 100\.00%"):
+        effect = analyze(spec, alike).all_effects[("LowPass(0.4)", 7)]
+    assert effect.estimate == 0.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", KernelAuditWarning)  # models that differ: no such warning
+        analyze(spec, evaluations)

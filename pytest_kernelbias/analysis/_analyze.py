@@ -3,12 +3,14 @@ no files, no randomness beyond fixed seeds, so it can be tested on made-up predi
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
+from ..errors import InterventionWarning
 from ..evaluation._evaluate import Evaluation, Evaluations
 from ..evaluation._metrics import check_defined, group_metric
 from ..intervention._levels import HYPERPARAMETERS, as_intervention, level_label
@@ -176,6 +178,30 @@ def _test_noise(spec: AuditSpec, bias: dict, evaluations: Evaluations, predictio
     return rows
 
 
+INERT_SHARE = 0.999  # a level whose models predict as the reference's on this share of every condition's images
+
+
+def warn_inert_levels(spec: AuditSpec, predictions: dict) -> None:
+    """Warn when a treated level's models predict as the reference's almost everywhere, in every seed.
+
+    Its effect is then ~0 with a near-zero interval, which reads as "shown harmless" although the
+    intervened layer barely reaches the output (e.g. a residual branch scaled near 0); the audit
+    cannot tell a harmless kernel size from a layer that does nothing.
+    """
+    ref = spec.target.reference_level
+    for level in spec.target.treatments:
+        seeds = [s for (lv, s) in predictions if lv == level and (ref, s) in predictions]
+        shares = [float(np.mean(predictions[(level, s)][c] == predictions[(ref, s)][c]))
+                  for s in seeds for c in predictions[(level, s)]]
+        if shares and min(shares) >= INERT_SHARE:
+            warnings.warn(InterventionWarning(
+                f"{level_label(level)}: its models predict as the reference's on {min(shares):.2%} or more of the "
+                f"test images in every seed and condition: the intervened layer barely reaches the output, so an "
+                f"effect near 0 here means the layer does little, not that its kernel size is harmless. Check "
+                f"what the layer feeds (e.g. a residual branch scaled near 0 at init) or audit another layer"),
+                stacklevel=3)
+
+
 def arm_of(level: object) -> object:
     """The arm an effect belongs to: a layer map's arm is its layer; other audits are one arm."""
     return getattr(level, "layer", None)
@@ -213,6 +239,7 @@ def analyze(spec: AuditSpec, evaluations: Evaluations, design: SequentialDesign 
         check_learning(list(learning), spec.inference.learning_gain)  # before any effect is estimated
     outcomes = outcomes_of(audit_items, evaluations, spec.inference.metric)
     predictions = {(ev.variant.level, ev.variant.seed): ev.preds for ev in audit_items}
+    warn_inert_levels(spec, predictions)
     bias, by_group, pairs, doses = _effects(spec, outcomes)
     design = design or spec.recipe.decision_design
     shared = _test_noise(spec, bias, evaluations, predictions, outcomes)
