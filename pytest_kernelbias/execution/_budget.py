@@ -9,13 +9,12 @@ so a rerun with the same cache runs the same design and gives the same verdict.
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import re
 from pathlib import Path
 
 from ..errors import AuditConfigError
+from ._records import read_memo, write_memo
 
 _UNITS = {"s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
 _PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h)?\s*$")
@@ -59,22 +58,14 @@ def fit_max_seeds(budget: float, per_seed: float, done_seeds: int, min_seeds: in
     return min(fits, max_seeds)
 
 
+
 def read_estimate(path: Path | None) -> float | None:
     """A kept first estimate (seconds per seed of every level), or None: none kept, or damaged (timed again)."""
-    try:
-        return float(json.loads(path.read_text())["per_seed"]) if path is not None and path.exists() else None
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    kept = read_memo(path)
+    value = kept.get("per_seed") if isinstance(kept, dict) else None
+    return float(value) if isinstance(value, (int, float)) and value > 0 else None
 
 
 def write_estimate(path: Path | None, per_seed: float) -> None:
-    """Keep the estimate for reruns (atomically: another pytest-xdist worker may read it); None keeps nothing."""
-    if path is None:
-        return
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}")
-        tmp.write_text(json.dumps({"per_seed": per_seed}))
-        os.replace(tmp, path)
-    except OSError:
-        pass  # timed again next run
+    """Keep the estimate for reruns; None keeps nothing."""
+    write_memo(path, {"per_seed": per_seed})

@@ -11,15 +11,14 @@ itself is stored in the cache folder under a key of everything that shapes it, s
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import os
 from typing import Any
 
 from .. import __version__
 from ..training._lr_probe import GRID, lr_probe
 from ..training._presets import preset_for
 from ..training._trainer import TrainConfig
+from ._records import read_memo, write_memo
 from ._store import source_fingerprint, variant_key
 from ._threads import numeric_environment
 
@@ -43,25 +42,14 @@ def probe_lr(config: TrainConfig, intervention, reference, train_data, device: s
                        "reference": str(reference), "data": train_data.fingerprint(), "train": config.recipe(),
                        "device": device, "numeric": numeric_environment(device)})
     path = store.memo_path(f"lr-probe-{key[:32]}.json")
-    if path is not None and path.exists():
-        try:
-            record = json.loads(path.read_text())
-            if record.get("key") == key:
-                return dataclasses.replace(config, lr=record["lr"]), {**record, "from_cache": True}
-        except (OSError, ValueError, KeyError):
-            pass  # a damaged memo is measured again
+    kept = read_memo(path)
+    if isinstance(kept, dict) and kept.get("key") == key and isinstance(kept.get("lr"), (int, float)):
+        return dataclasses.replace(config, lr=kept["lr"]), {**kept, "from_cache": True}
     result = lr_probe(lambda: intervention.build(reference, 0), train_data, config, seed=0, device=device)
     # Non-finite losses (a diverged candidate) as null: JSON has no infinity.
     losses = [loss if math.isfinite(loss) else None for loss in result.losses]
     record = {"key": key, "lr": result.lr, "lrs": list(result.lrs), "losses": losses,
               "diverged": list(result.diverged), "steps": result.steps, "seconds": result.seconds,
               "asked_lr": config.lr}
-    if path is not None:
-        try:  # atomic: another pytest-xdist worker may read it meanwhile
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{os.getpid()}")
-            tmp.write_text(json.dumps(record))
-            os.replace(tmp, path)
-        except OSError:
-            pass  # the probe runs again next time; the audit itself is unaffected
+    write_memo(path, record)
     return dataclasses.replace(config, lr=result.lr), {**record, "from_cache": False}

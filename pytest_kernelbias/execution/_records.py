@@ -108,3 +108,25 @@ def ensure_folder(path: Path) -> bool:
         remove(path)
     path.mkdir(parents=True, exist_ok=True)
     return replaced
+
+
+def read_memo(path: Path | None) -> dict | None:
+    """A measured decision kept in the cache folder (JSON), or None: none kept, or damaged (measured again)."""
+    try:
+        return json.loads(path.read_text()) if path is not None and path.exists() else None
+    except (OSError, ValueError):
+        return None
+
+
+def write_memo(path: Path | None, record: Mapping[str, object]) -> None:
+    """Keep a measured decision whole or not at all (another pytest-xdist worker may read it meanwhile);
+    a cache folder that cannot be written only means it is measured again next time."""
+    if path is None:
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        tmp.write_text(json.dumps(record))
+        os.replace(tmp, path)
+    except OSError:
+        pass
