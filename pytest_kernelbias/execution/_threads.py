@@ -54,7 +54,10 @@ def determinism() -> dict[str, bool]:
 
 def apply_determinism(flags: dict[str, bool]) -> None:
     """Set the driver's determinism switches in a Ray task, whose process starts with torch's defaults."""
-    torch.use_deterministic_algorithms(flags["deterministic"])
+    if torch.are_deterministic_algorithms_enabled() != flags["deterministic"]:
+        # Only when it changes: the call imports torch._dynamo lazily, which raced in a fresh Ray worker
+        # ("partially initialized module") once in four CI runs.
+        torch.use_deterministic_algorithms(flags["deterministic"])
     torch.backends.cudnn.deterministic = flags["cudnn_deterministic"]
     torch.backends.cudnn.benchmark = flags["cudnn_benchmark"]
 
