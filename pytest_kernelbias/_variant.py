@@ -29,6 +29,7 @@ class Variant:
     spectra: bool  # measure the intervened layer's activation spectra
     heat_map: bool  # draw Fourier heat maps
     weights_spec: dict = field(default_factory=dict, compare=False, repr=False)  # the plan's, shared
+    eval_spec: dict = field(default_factory=dict, compare=False, repr=False)  # what its evaluation key hashes
 
     def meta(self) -> dict:
         """What a stored entry records about where it came from (JSON), whichever executor trained it.
@@ -40,6 +41,10 @@ class Variant:
         """
         return {"level": level_label(self.level), "seed": self.seed, "seed_number": self.seed + 1,
                 "role": self.role, "label": self.label, "spec": self.weights_spec}
+
+    def expect(self) -> dict:
+        """The fingerprints a stored entry and evaluation must record before their numbers are used."""
+        return {"weights": self.weights_spec, "evaluation": self.eval_spec}
 
 
 @dataclass(frozen=True)

@@ -107,7 +107,7 @@ def _with_recipe(spec: AuditSpec, intervention: KernelIntervention, train_data: 
     probe = None
     if recipe.lr_probe:
         config, probe = probe_lr(config, intervention, intervention.reference, train_data, recipe.device,
-                                 _store(spec.execution.cache), spec.target.model)
+                                 _store(spec.execution.cache))
     return replace(spec, recipe=replace(recipe, train_config=config, chosen={"source": source, "lr_probe": probe}))
 
 

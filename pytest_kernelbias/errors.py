@@ -94,6 +94,11 @@ class CacheWarning(KernelAuditWarning):
     """A cache entry was unusable (and is being retrained) or the cache folder fell back."""
 
 
+class TrainerKeyWarning(CacheWarning):
+    """A custom trainer reaches values with no stable fingerprint: its models are not reused by later runs
+    unless `cache_key=` names its version."""
+
+
 class AuditFailure(AssertionError):
     """An audit that failed its rule; `.verdict` is what was reached: the audit's `Verdict`, or the verdict
     word ("fail") for one effect's or the spectral shift's assertion."""

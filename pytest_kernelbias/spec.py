@@ -160,6 +160,7 @@ class RecipeSpec:
     seeds: int | str = "auto"  # min_seeds first, then seed_round more per level while undecided; or a fixed count
     train_config: TrainConfig | str = "auto"  # "auto": the preset the model's normalization layers pick
     trainer: Trainer | None = None
+    cache_key: str | None = None  # a version the user bumps for what the cache cannot fingerprint (a trainer's)
     paired: bool = True
     device: str = "auto"  # cuda when available, else cpu: the same default as under pytest
     min_seeds: int = 3
@@ -190,6 +191,9 @@ class RecipeSpec:
                                    f"{self.trainer!r}")
         if not isinstance(self.paired, bool):
             raise AuditConfigError(f"paired must be True or False, got {self.paired!r}")
+        if self.cache_key is not None and (not isinstance(self.cache_key, str) or not self.cache_key):
+            raise AuditConfigError(f"cache_key names a version of your trainer for the cache, a non-empty string "
+                                   f"such as 'v2'; got {self.cache_key!r}")
         object.__setattr__(self, "device", resolve_device(self.device))
 
     @property

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from pytest_kernelbias import JPEG, Compose, GaussianBlur, GaussianNoise, LowPass, Perturbation, run_audit
-from pytest_kernelbias.plan import perturbation_fingerprint
+from pytest_kernelbias.fingerprints import perturbation_fingerprint as fingerprint_on
+from pytest_kernelbias.fingerprints import perturbation_probe
 from tests.test_pipeline import TRAIN, tiny_cnn
 
 
@@ -96,3 +97,10 @@ def test_settings(kernel_audit_settings):
     result = pytester.runpytest("--kernel-audit")
     assert result.ret != 0
     result.stdout.fnmatch_lines(["*has 2 @pytest.mark.kernel_audit markers*give one*"])
+
+
+PROBE = perturbation_probe(torch.rand(8, 3, 16, 16, generator=torch.Generator().manual_seed(0)))
+
+
+def perturbation_fingerprint(p: Perturbation) -> dict:
+    return fingerprint_on(p, PROBE)

@@ -27,10 +27,18 @@ from pytest_kernelbias import (
     synthfaces,
 )
 from pytest_kernelbias.audit import prepare
+from pytest_kernelbias.fingerprints import perturbation_fingerprint as fingerprint_on
+from pytest_kernelbias.fingerprints import perturbation_probe
 from pytest_kernelbias.perturbations import GaussianLowPass
-from pytest_kernelbias.plan import perturbation_fingerprint
 
 from .conftest import tiny_cnn
+
+PROBE = perturbation_probe(torch.rand(8, 3, 16, 16, generator=torch.Generator().manual_seed(0)))
+
+
+def perturbation_fingerprint(p) -> dict:
+    return fingerprint_on(p, PROBE)
+
 
 fractions = st.floats(0.05, 0.95, allow_nan=False)
 positive = st.floats(0.1, 4.0, allow_nan=False)

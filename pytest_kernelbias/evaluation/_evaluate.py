@@ -79,7 +79,8 @@ class EvaluationJob:
         `fresh` means the weights were written moments ago by this audit, so a
         retrain is already satisfied for them.
         """
-        cached = None if retrain and not fresh else store.load_evaluation(variant.key, variant.eval_key)
+        cached = None if retrain and not fresh else store.load_evaluation(variant.key, variant.eval_key,
+                                                                               variant.expect())
         if cached is not None:
             # Same weights, same test set, same conditions and measurements: the stored evaluation is this model's.
             return Evaluation(variant, cached["preds"], tuple(cached["spectral"]), cached["kernel"],
@@ -90,7 +91,8 @@ class EvaluationJob:
                                            retrain=retrain and not fresh)
         ev = self.measure(model, variant, from_cache=loaded and not fresh)
         store.store_evaluation(variant.key, variant.eval_key, ev.preds,
-                               {"spectral": list(ev.spectral), "kernel": ev.kernel, "heat_map": ev.heat_map})
+                               {"spectral": list(ev.spectral), "kernel": ev.kernel, "heat_map": ev.heat_map},
+                               variant.eval_spec)
         return ev
 
 

@@ -52,12 +52,13 @@ class VariantStore(Protocol):
     def put(self, key: str, state: Mapping[str, torch.Tensor], meta: Mapping[str, object],
             replace: bool = False) -> bool: ...
 
-    def load_evaluation(self, key: str, eval_key: str) -> dict | None: ...
+    def load_evaluation(self, key: str, eval_key: str, expect: Mapping[str, Mapping] | None = None
+                        ) -> dict | None: ...  # expect: the fingerprints the entry must record
 
     def trained_on(self, key: str) -> dict | None: ...  # node and numeric environment a Ray task recorded
 
     def store_evaluation(self, key: str, eval_key: str, preds: Mapping[str, np.ndarray],
-                         extra: Mapping[str, object]) -> None: ...
+                         extra: Mapping[str, object], spec: Mapping[str, object] | None = None) -> None: ...
 
 
 @dataclass(frozen=True)

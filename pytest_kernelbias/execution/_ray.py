@@ -190,7 +190,8 @@ def _keep(store, variant: Variant, out: dict, retrain: bool) -> None:
         ev = out["evaluation"]
         # Arrays out of Ray's object store are read-only views: copies are stored.
         store.store_evaluation(variant.key, variant.eval_key, {c: p.copy() for c, p in ev["preds"].items()},
-                               {"spectral": ev["spectral"], "kernel": ev["kernel"], "heat_map": ev["heat_map"]})
+                               {"spectral": ev["spectral"], "kernel": ev["kernel"], "heat_map": ev["heat_map"]},
+                               variant.eval_spec)
 
 
 def train_on_ray(job: TrainingJob, variants: Sequence[Variant], store, address: str | None = None,

@@ -19,7 +19,7 @@ from ..training._lr_probe import GRID, lr_probe
 from ..training._presets import preset_for
 from ..training._trainer import TrainConfig
 from ._records import read_memo, write_memo
-from ._store import source_fingerprint, variant_key
+from ._store import variant_key
 from ._threads import numeric_environment
 
 
@@ -31,14 +31,15 @@ def choose_config(given: TrainConfig | str, probe_model) -> tuple[TrainConfig, s
     return config, f"preset {name}"
 
 
-def probe_lr(config: TrainConfig, intervention, reference, train_data, device: str, store,
-             model: object) -> tuple[TrainConfig, dict[str, Any]]:
+def probe_lr(config: TrainConfig, intervention, reference, train_data, device: str,
+             store) -> tuple[TrainConfig, dict[str, Any]]:
     """`config` with the lr the probe picks on the reference model, and the probe's record for the report.
 
-    The probe is read back from the cache folder when one with the same inputs ran before.
+    The probe is read back from the cache folder (a sealed memo) when one with the same inputs ran before:
+    the same model behaviour (its fingerprint), reference, data, recipe, device and numeric environment.
     """
-    key = variant_key({"probe": "lr", "probe_code": source_fingerprint(lr_probe), "grid": list(GRID),
-                       "package": __version__, "model": source_fingerprint(model), "layers": list(intervention.layers),
+    key = variant_key({"probe": "lr", "grid": list(GRID), "package": __version__,
+                       "model": intervention.fingerprint(train_data.images), "layers": list(intervention.layers),
                        "reference": str(reference), "data": train_data.fingerprint(), "train": config.recipe(),
                        "device": device, "numeric": numeric_environment(device)})
     path = store.memo_path(f"lr-probe-{key[:32]}.json")

@@ -1,47 +1,25 @@
-"""Sealed JSON records and defensive file operations for the variant cache.
-
-A sealed record carries the SHA-256 of its own canonical JSON, so any edit
-to any field (not only the ones a reader happens to check) is seen on
-reading. The seal detects damage and hand edits; it is not a signature, so
-someone who recomputes it on purpose is not stopped (see
-docs/cache-and-cluster.md).
+"""Defensive file operations for the variant cache; sealed records and regular-file reads come from
+`.._stored` (a leaf every part shares) and are re-exported here for the cache's modules.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Mapping
 
-SEAL = "record_sha256"
-
-
-def _canonical(record: Mapping[str, object]) -> bytes:
-    return json.dumps(record, sort_keys=True, separators=(",", ":"), allow_nan=True).encode()
-
-
-def seal(record: Mapping[str, object]) -> str:
-    """The JSON text of `record` plus its seal; values JSON cannot hold are stored as their str()."""
-    plain = json.loads(json.dumps(dict(record), default=str))  # what a reader will get back, hashed as such
-    plain.pop(SEAL, None)
-    return json.dumps({**plain, SEAL: hashlib.sha256(_canonical(plain)).hexdigest()}, indent=2, sort_keys=True)
-
-
-def unseal(path: Path) -> dict:
-    """The record stored at `path`, its seal checked; ValueError (or OSError) on any damage."""
-    if path.is_symlink():
-        raise ValueError(f"{path.name} is a symbolic link, not a file the cache wrote")
-    record = json.loads(path.read_text())
-    if not isinstance(record, dict):
-        raise ValueError(f"{path.name} holds a JSON {type(record).__name__}, not an object")
-    stored = record.pop(SEAL, None)
-    if not isinstance(stored, str) or hashlib.sha256(_canonical(record)).hexdigest() != stored:
-        raise ValueError(f"{path.name} does not match its checksum (edited or damaged)")
-    return record
+from .._stored import (  # noqa: F401  (the cache's names for them)
+    NotRegularFile,
+    plain,
+    read_memo,
+    read_regular,
+    seal,
+    sha256_bytes,
+    unseal,
+    unseal_text,
+    write_memo,
+)
 
 
 def current_umask() -> int:
@@ -80,11 +58,8 @@ def make_temp_folder(prefix: str) -> Path:
 
 
 def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    """SHA-256 of a regular file's bytes (`NotRegularFile` for a link, FIFO or device)."""
+    return sha256_bytes(read_regular(path))
 
 
 def remove(path: Path) -> bool:
@@ -108,25 +83,3 @@ def ensure_folder(path: Path) -> bool:
         remove(path)
     path.mkdir(parents=True, exist_ok=True)
     return replaced
-
-
-def read_memo(path: Path | None) -> dict | None:
-    """A measured decision kept in the cache folder (JSON), or None: none kept, or damaged (measured again)."""
-    try:
-        return json.loads(path.read_text()) if path is not None and path.exists() else None
-    except (OSError, ValueError):
-        return None
-
-
-def write_memo(path: Path | None, record: Mapping[str, object]) -> None:
-    """Keep a measured decision whole or not at all (another pytest-xdist worker may read it meanwhile);
-    a cache folder that cannot be written only means it is measured again next time."""
-    if path is None:
-        return
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}")
-        tmp.write_text(json.dumps(record))
-        os.replace(tmp, path)
-    except OSError:
-        pass

@@ -1,19 +1,20 @@
 """Content-addressed store of trained variants: safetensors weights plus JSON metadata.
 
-An entry's key hashes everything that changes the weights: the architecture
-(and the source of a user's model factory), the layers and level, the seed,
-pairing, the training recipe, the training data's fingerprint and the package
-and torch versions. Entries are written to a temporary folder and renamed into
-place under a per-key file lock, so readers never see half an entry and two
-processes needing one variant train it once. The weights' SHA-256 is stored
-in the metadata and checked on every load: a damaged entry is removed and
-retrained with a warning. Nothing is ever unpickled.
+An entry's key hashes everything that changes the weights (the plan makes it:
+the model's behavioural fingerprint, the layers and level, the seed, pairing,
+the recipe, the training data and trainer fingerprints, the package and torch
+versions), and the entry records those fingerprints, which a read must match.
+Entries are written to a temporary folder and renamed into place under a
+per-key file lock, so readers never see half an entry and two processes
+needing one variant train it once. The weights' SHA-256 is stored in the
+metadata and checked on every load, every file is read only if it is a
+regular file: a damaged entry is removed and retrained with a warning.
+Nothing is ever unpickled.
 """
 
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import os
 import shutil
@@ -27,39 +28,28 @@ import numpy as np
 import torch
 from filelock import FileLock
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load, save_file
 from torch import nn
 
 from .. import __version__
 from ..errors import CacheWarning, CacheWriteError
-from ._records import ensure_folder, honour_umask, make_temp_folder, remove, seal, sha256_file, unseal
+from ._records import (
+    ensure_folder,
+    honour_umask,
+    make_temp_folder,
+    plain,
+    read_regular,
+    remove,
+    seal,
+    sha256_bytes,
+    sha256_file,
+    unseal,
+)
 
 WEIGHTS, META = "weights.safetensors", "meta.json"
 
 
 TRAINED_ON = "trained_on"  # entry metadata a Ray task adds: its node, host and measured numeric environment
-
-
-def source_fingerprint(model: object) -> str:
-    """What identifies a model factory: a timm name and version, or the factory's source code."""
-    if isinstance(model, str):
-        import timm
-
-        return f"timm:{model}:{timm.__version__}"
-    target = model if not isinstance(model, nn.Module) else type(model)
-    try:
-        src = inspect.getsource(target)
-    except (OSError, TypeError):
-        src = repr(target)  # no source (e.g. a C extension or an interactive lambda): fall back on its name
-    digest = hashlib.sha256(src.encode()).hexdigest()[:16]
-    if isinstance(model, nn.Module):
-        # A module instance (e.g. pretrained) is identified by its weights as well.
-        h = hashlib.sha256()
-        for k, v in model.state_dict().items():
-            h.update(k.encode())
-            h.update(v.detach().cpu().contiguous().numpy().tobytes())
-        digest += ":" + h.hexdigest()[:16]
-    return f"{getattr(target, '__qualname__', type(target).__name__)}:{digest}"
 
 
 def variant_key(spec: Mapping[str, object]) -> str:
@@ -140,30 +130,47 @@ class VariantCache:
             warnings.warn(CacheWarning(f"{locks} was not a folder; replaced it with one"), stacklevel=3)
         return FileLock(str(locks / f"{key}.lock"))
 
-    def _meta(self, key: str, entry: Path) -> dict:
-        """The entry's sealed metadata, after checking it belongs to `key` and the weights match it."""
+    def _meta(self, key: str, entry: Path) -> tuple[dict, bytes]:
+        """The entry's sealed metadata and its weights' bytes, after checking it belongs to `key` and the
+        weights match it. Both are read once, as regular files, so what was checked is what loads."""
         if entry.is_symlink():
             raise ValueError("the entry folder is a symbolic link, not a folder the cache wrote")
         meta = unseal(entry / META)
         if meta.get("key") != key or meta.get("package") != __version__:
             raise ValueError("metadata does not match this key or package version")
-        if (entry / WEIGHTS).is_symlink() or sha256_file(entry / WEIGHTS) != meta.get("sha256"):
+        weights = read_regular(entry / WEIGHTS)
+        if sha256_bytes(weights) != meta.get("sha256"):
             raise ValueError("weights checksum mismatch")
-        return meta
+        return meta, weights
+
+    @staticmethod
+    def _check_recorded(meta: Mapping[str, object], expect: Mapping[str, object] | None) -> None:
+        """The entry must record what the audit expects (its model, trainer, data and recipe fingerprints):
+        a key that matched by accident or by hand never lends another model's numbers."""
+        if expect is None:
+            return
+        recorded = meta.get("spec")
+        if not isinstance(recorded, dict):
+            raise ValueError("the entry records no fingerprints")
+        differ = sorted(k for k, v in plain(dict(expect)).items() if recorded.get(k) != v)
+        if differ:
+            raise ValueError(f"the entry was trained for another {', '.join(differ)} than this audit's")
 
     def _discard(self, path: Path, why: str) -> None:
         gone = remove(path)
         warnings.warn(CacheWarning(f"{why}" + ("" if gone else f" ({path} cannot be removed; left as it is)")),
                       stacklevel=3)
 
-    def load(self, key: str, model: nn.Module) -> dict | None:
-        """Load the entry into `model` and return its metadata, or None when absent or damaged."""
+    def load(self, key: str, model: nn.Module, expect: Mapping[str, object] | None = None) -> dict | None:
+        """Load the entry into `model` and return its metadata, or None when absent, damaged or recorded for
+        other fingerprints than `expect` (each a `CacheWarning`, then a retrain)."""
         entry = self._entry(key)
         if not (entry.exists() or entry.is_symlink()):
             return None
         try:
-            meta = self._meta(key, entry)
-            model.load_state_dict(load_file(str(entry / WEIGHTS)), strict=True)
+            meta, weights = self._meta(key, entry)
+            self._check_recorded(meta, expect)
+            model.load_state_dict(load(weights), strict=True)  # strict: every name and shape must match
         except Exception as exc:  # any damage means: retrain, never use doubtful weights
             self._discard(entry, f"cache entry {entry} is unusable ({type(exc).__name__}: {exc}); retraining it")
             return None
@@ -171,9 +178,10 @@ class VariantCache:
 
     def load_state(self, key: str) -> dict[str, torch.Tensor]:
         """The stored weights of an intact entry (checksum verified), without a model to load them into."""
-        if not self._weights_intact(key):
-            raise KeyError(f"no intact cache entry for {key[:12]} in {self.root}")
-        return load_file(str(self._entry(key) / WEIGHTS))
+        try:
+            return load(self._meta(key, self._entry(key))[1])
+        except (OSError, ValueError, TypeError, SafetensorError):
+            raise KeyError(f"no intact cache entry for {key[:12]} in {self.root}") from None
 
     def store(self, key: str, model: nn.Module, meta: Mapping[str, object]) -> Path:
         """Write the entry atomically: a temporary folder, then one rename."""
@@ -217,7 +225,7 @@ class VariantCache:
         trained the same variant at once goes on to evaluate the same weights.
         """
         with self._lock(key):
-            if not replace and self._weights_intact(key):
+            if not replace and self._weights_intact(key, meta.get("spec")):  # type: ignore[arg-type]
                 return False
             self.store_state(key, state, meta)
         self.trained += 1
@@ -226,27 +234,30 @@ class VariantCache:
     def trained_on(self, key: str) -> dict | None:
         """Where the entry's weights were trained (node, host, numeric environment), when a Ray task recorded it."""
         try:
-            return self._meta(key, self._entry(key)).get(TRAINED_ON)
+            return self._meta(key, self._entry(key))[0].get(TRAINED_ON)
         except (OSError, ValueError):
             return None
 
-    def _weights_intact(self, key: str) -> bool:
+    def _weights_intact(self, key: str, expect: Mapping[str, object] | None = None) -> bool:
         try:
-            self._meta(key, self._entry(key))
+            meta, _ = self._meta(key, self._entry(key))
+            self._check_recorded(meta, expect)
             return True
         except (OSError, ValueError, TypeError):
             return False
 
-    def load_evaluation(self, key: str, eval_key: str) -> dict | None:
+    def load_evaluation(self, key: str, eval_key: str, expect: Mapping[str, Mapping] | None = None) -> dict | None:
         """A variant's stored test-set evaluation (predictions per condition plus JSON extras), or None.
 
-        The whole record is sealed, and the predictions' checksum is part of it,
-        so no stored byte reaches a number without being checked.
+        The whole record is sealed, and the predictions' checksum is part of it, so no stored byte reaches a
+        number without being checked. With `expect` ({"weights": ..., "evaluation": ...}, the plan's
+        fingerprints), the weights' entry and the evaluation must each record the same, or it is measured again.
         """
+        expect = expect or {}
         entry = self._entry(key)
         meta_path, arrays_path = entry / f"eval-{eval_key}.json", entry / f"eval-{eval_key}.safetensors"
-        if not (meta_path.exists() or meta_path.is_symlink()) or not self._weights_intact(key):
-            return None  # damaged weights are reported and retrained by get_or_train
+        if not (meta_path.exists() or meta_path.is_symlink()) or not self._weights_intact(key, expect.get("weights")):
+            return None  # damaged or foreign weights are reported and retrained by get_or_train
         try:
             record = unseal(meta_path)
             conditions, extra = record.get("conditions"), record.get("extra")
@@ -254,9 +265,11 @@ class VariantCache:
                 raise ValueError("conditions are not a list of names")
             if not isinstance(extra, dict) or "preds" in extra:
                 raise ValueError("extras are not an object of measurements")
-            if arrays_path.is_symlink() or sha256_file(arrays_path) != record.get("sha256"):
+            self._check_recorded(record, expect.get("evaluation"))
+            arrays = read_regular(arrays_path)
+            if sha256_bytes(arrays) != record.get("sha256"):
                 raise ValueError("predictions checksum mismatch")
-            preds = {k: v.numpy() for k, v in load_file(str(arrays_path)).items()}
+            preds = {k: v.numpy() for k, v in load(arrays).items()}
             if sorted(preds) != sorted(conditions):
                 raise ValueError("conditions do not match")
         except Exception as exc:  # recompute rather than trust a damaged evaluation
@@ -268,8 +281,9 @@ class VariantCache:
         return {**extra, "preds": {c: preds[c] for c in conditions}}
 
     def store_evaluation(self, key: str, eval_key: str, preds: Mapping[str, np.ndarray],
-                         extra: Mapping[str, object]) -> None:
-        """Store predictions (safetensors) and the sealed record (JSON, written last, with their checksum)."""
+                         extra: Mapping[str, object], spec: Mapping[str, object] | None = None) -> None:
+        """Store predictions (safetensors) and the sealed record (JSON, written last, with their checksum and
+        `spec`, the evaluation's fingerprints, which a later read must match)."""
         entry = self._own(key)
         if not entry.is_dir() or entry.is_symlink():
             return  # no entry of ours (e.g. it lives in a read-only cache): evaluate again next time
@@ -277,7 +291,8 @@ class VariantCache:
         tag = uuid.uuid4().hex
         tmp_arrays, tmp_meta = entry / f".{tag}.safetensors", entry / f".{tag}.json"
         try:
-            self._write_evaluation(preds, extra, tmp_arrays, arrays_path, tmp_meta, meta_path)
+            record = {"extra": dict(extra), "spec": dict(spec or {})}
+            self._write_evaluation(preds, record, tmp_arrays, arrays_path, tmp_meta, meta_path)
         except (OSError, SafetensorError) as exc:  # a memo only: the predictions in hand are still used
             warnings.warn(CacheWarning(f"the cache {self.root} could not store an evaluation ({type(exc).__name__}: "
                                        f"{exc}); this audit goes on with the predictions it has, and the next run "
@@ -287,13 +302,12 @@ class VariantCache:
             tmp_meta.unlink(missing_ok=True)
 
     @staticmethod
-    def _write_evaluation(preds, extra, tmp_arrays: Path, arrays_path: Path, tmp_meta: Path, meta_path: Path) -> None:
+    def _write_evaluation(preds, record, tmp_arrays: Path, arrays_path: Path, tmp_meta: Path, meta_path: Path) -> None:
         save_file({c: torch.as_tensor(v).contiguous() for c, v in preds.items()}, str(tmp_arrays))
         honour_umask(tmp_arrays)  # safetensors writes 0600
         remove(arrays_path)
         os.replace(tmp_arrays, arrays_path)
-        tmp_meta.write_text(seal({"conditions": list(preds), "sha256": sha256_file(arrays_path),
-                                  "extra": dict(extra)}))
+        tmp_meta.write_text(seal({"conditions": list(preds), "sha256": sha256_file(arrays_path), **record}))
         remove(meta_path)
         os.replace(tmp_meta, meta_path)
 
@@ -302,7 +316,7 @@ class VariantCache:
         """The trained variant and whether it came from the cache. One process trains; others wait and load."""
         with self._lock(key):
             model = build()
-            if not retrain and self.load(key, model) is not None:
+            if not retrain and self.load(key, model, meta.get("spec")) is not None:  # type: ignore[arg-type]
                 self.hits += 1
                 return model.eval(), True
             trained = train(model)
@@ -358,9 +372,9 @@ class MemoryStore:
         model.load_state_dict(state, strict=True)
         return model.eval(), True
 
-    def load_evaluation(self, key: str, eval_key: str) -> dict | None:
+    def load_evaluation(self, key: str, eval_key: str, expect: Mapping[str, Mapping] | None = None) -> dict | None:
         return None
 
     def store_evaluation(self, key: str, eval_key: str, preds: Mapping[str, np.ndarray],
-                         extra: Mapping[str, object]) -> None:
+                         extra: Mapping[str, object], spec: Mapping[str, object] | None = None) -> None:
         return None

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ..errors import InterventionError, InterventionWarning, ModelOutputError
+from ..fingerprints import model_fingerprint
 from ._kinds import has_dynamic_same_pad
 from ._levels import (
     HYPERPARAMETERS,
@@ -284,6 +285,16 @@ class KernelIntervention:
         self.model_name = model if isinstance(model, str) else getattr(model, "__name__", type(probe).__name__)
         convs = conv_layers(probe)
         self._shapes = {name: _conv_shape(convs[name]) for name in self.layers}
+
+    def fingerprint(self, train_images: torch.Tensor) -> dict[str, str]:
+        """The model's behavioural fingerprint (`fingerprints.model_fingerprint` of the reference level's seed-0
+        build, probed with the first `train_images`): what keys every variant's weights. Computed once."""
+        memo = self.__dict__.get("_fingerprint")
+        mark = (train_images.data_ptr(), tuple(train_images.shape), train_images._version)
+        if memo is None or memo[0] != mark:
+            memo = (mark, model_fingerprint(lambda: self.build(self.reference, 0), train_images))
+            self._fingerprint = memo
+        return memo[1]
 
     def cost(self, level: Level) -> float:
         """Multiply-adds per input pixel of the intervened layers at `level`: a training-cost order, not a time.

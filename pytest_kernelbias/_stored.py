@@ -1,0 +1,116 @@
+"""Reading and writing the files the package keeps: only regular files are read, and every record is sealed.
+
+A leaf module (standard library only), so the cache, the memos of any part and the image decoder share
+one rule: a file is opened without following a symbolic link and without blocking, and checked to be a
+regular file before its first byte is read, so a FIFO, a device or a link put in a cache folder is a
+damaged entry (re-measured), never a hang. A sealed record carries the SHA-256 of its own canonical
+JSON, so an edit to any field is seen on reading. The seal detects damage and hand edits; it is not a
+signature (docs/cache-and-cluster.md).
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import stat
+from pathlib import Path
+from typing import Mapping
+
+SEAL = "record_sha256"
+_KINDS = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+          (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder"))
+
+
+class NotRegularFile(ValueError):
+    """A path that should hold a file the package wrote holds something else (a link, a FIFO, a device)."""
+
+
+def read_regular(path: str | os.PathLike) -> bytes:
+    """The bytes of `path`, which must be a regular file; `NotRegularFile` for anything else.
+
+    O_NOFOLLOW refuses a symbolic link, and O_NONBLOCK makes opening a FIFO return at once (with no
+    writer it would wait forever); fstat on the open descriptor then decides, so the check and the
+    read see the same file.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise NotRegularFile(f"{Path(path).name} is a symbolic link, not a file the package wrote") from None
+        raise
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+            raise NotRegularFile(f"{Path(path).name} is {kind}, not a file the package wrote")
+        os.set_blocking(fd, True)
+        with os.fdopen(fd, "rb") as fh:
+            fd = -1  # the file object owns it now
+            return fh.read()
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _canonical(record: Mapping[str, object]) -> bytes:
+    return json.dumps(record, sort_keys=True, separators=(",", ":"), allow_nan=True).encode()
+
+
+def plain(value: object) -> object:
+    """`value` as a reader of its sealed JSON gets it back (values JSON cannot hold become their str())."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def seal(record: Mapping[str, object]) -> str:
+    """The JSON text of `record` plus its seal; values JSON cannot hold are stored as their str()."""
+    content = plain(dict(record))
+    content.pop(SEAL, None)
+    return json.dumps({**content, SEAL: hashlib.sha256(_canonical(content)).hexdigest()}, indent=2, sort_keys=True)
+
+
+def unseal_text(text: str | bytes, name: str) -> dict:
+    """The record in `text`, its seal checked; ValueError on any damage."""
+    record = json.loads(text)
+    if not isinstance(record, dict):
+        raise ValueError(f"{name} holds a JSON {type(record).__name__}, not an object")
+    stored = record.pop(SEAL, None)
+    if not isinstance(stored, str) or hashlib.sha256(_canonical(record)).hexdigest() != stored:
+        raise ValueError(f"{name} does not match its checksum (edited or damaged)")
+    return record
+
+
+def unseal(path: Path) -> dict:
+    """The record stored at `path` (a regular file), its seal checked; ValueError (or OSError) on any damage."""
+    return unseal_text(read_regular(path), Path(path).name)
+
+
+def read_memo(path: Path | None) -> dict | None:
+    """A measured decision kept in a cache folder (sealed JSON), or None: none kept, or damaged, edited or
+    not a regular file (measured again; a memo only ever saves time)."""
+    if path is None:
+        return None
+    try:
+        return unseal(path)
+    except (OSError, ValueError):
+        return None
+
+
+def write_memo(path: Path | None, record: Mapping[str, object]) -> None:
+    """Keep a measured decision, sealed, whole or not at all (another pytest-xdist worker may read it
+    meanwhile); a folder that cannot be written only means it is measured again next time."""
+    if path is None:
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        tmp.write_text(seal(record))
+        os.replace(tmp, path)
+    except OSError:
+        pass
