@@ -29,7 +29,8 @@ def gather(source: torch.Tensor, index: torch.Tensor, device: torch.device,
 
 
 def host_to(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """A contiguous host batch on `device` (pinned and asynchronous on CUDA)."""
+    """A copy of a host batch on `device` (pinned and asynchronous on CUDA): never a view of the caller's
+    images, which a model writing into its input (an in-place first activation) would rewrite."""
     if device.type != "cuda" or batch.is_cuda:
-        return batch.to(device)
+        return batch.to(device, copy=True)
     return batch.pin_memory().to(device, non_blocking=True)

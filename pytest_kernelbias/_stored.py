@@ -27,14 +27,15 @@ class NotRegularFile(ValueError):
     """A path that should hold a file the package wrote holds something else (a link, a FIFO, a device)."""
 
 
-def read_regular(path: str | os.PathLike) -> bytes:
+def read_regular(path: str | os.PathLike, follow_links: bool = False) -> bytes:
     """The bytes of `path`, which must be a regular file; `NotRegularFile` for anything else.
 
-    O_NOFOLLOW refuses a symbolic link, and O_NONBLOCK makes opening a FIFO return at once (with no
-    writer it would wait forever); fstat on the open descriptor then decides, so the check and the
-    read see the same file.
+    O_NOFOLLOW refuses a symbolic link (unless `follow_links`, for a user's data files, which a link may
+    rightly name), and O_NONBLOCK makes opening a FIFO return at once (with no writer it would wait
+    forever); fstat on the open descriptor then decides, so the check and the read see the same file.
     """
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    nofollow = 0 if follow_links else getattr(os, "O_NOFOLLOW", 0)
+    flags = os.O_RDONLY | nofollow | getattr(os, "O_NONBLOCK", 0)
     try:
         fd = os.open(path, flags)
     except OSError as exc:

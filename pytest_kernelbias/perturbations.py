@@ -71,7 +71,8 @@ class Perturbation:
             return x.clone()
         # torch has no CPU FFT or antialiased resize in float16/bfloat16: compute in float32, round once at the end.
         low = x.dtype in (torch.float16, torch.bfloat16)
-        out = self.apply(x.float() if low else x)
+        # apply() gets its own copy: one that writes into its input must not rewrite the caller's images.
+        out = self.apply(x.float() if low else x.clone())
         out = out.clamp(0, 1) if self.clip else out
         return out.to(x.dtype) if low else out
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import os
 from pathlib import Path
 
@@ -418,16 +419,16 @@ def test_unknown_loader_option_is_rejected():
 
 
 # ---------------------------------------------------------------- decode cache
-def _count_decodes(monkeypatch) -> list[Path]:
-    calls: list[Path] = []
-    real = images.decode_image
+def _count_decodes(monkeypatch) -> list[bytes]:
+    calls: list[bytes] = []
+    real = images.decode_bytes
 
-    def counting(path, size):
-        calls.append(path)
-        return real(path, size)
+    def counting(data, size):
+        calls.append(data)
+        return real(data, size)
 
-    # DecodeCache.load looks decode_image up in the images module, so that is the name to patch.
-    monkeypatch.setattr(images, "decode_image", counting)
+    # DecodeCache.load looks decode_bytes up in the images module, so that is the name to patch.
+    monkeypatch.setattr(images, "decode_bytes", counting)
     return calls
 
 
@@ -443,10 +444,42 @@ def test_decode_cache_decodes_edited_file_and_new_size_again(tmp_path, monkeypat
     root, cache, calls = make_fairface(tmp_path), DecodeCache(), _count_decodes(monkeypatch)
     load_fairface(root, split="val", size=SIZE, cache=cache)
     write_image(root / "val" / "1.jpg", seed=999)
-    os.utime(root / "val" / "1.jpg", ns=(1, 1))  # a distinct mtime even on coarse-clock filesystems
     load_fairface(root, split="val", size=SIZE, cache=cache)
     load_fairface(root, split="val", size=SIZE // 2, cache=cache)
     assert len(calls) == 3 + 1 + 3
+
+
+def test_a_file_rewritten_with_its_size_and_time_kept_reads_back_its_new_pixels(tmp_path):
+    """The decode cache is keyed by content: an edit that keeps the byte count and restores the modification
+    time (as a copy tool or checkout may) is still seen."""
+    root, cache = make_fairface(tmp_path), DecodeCache()
+    path = root / "val" / "1.jpg"
+
+    def bmp(seed: int) -> bytes:  # uncompressed: the same byte count for every image of one size
+        buf = io.BytesIO()
+        Image.fromarray(np.random.default_rng(seed).integers(0, 256, (24, 20, 3), dtype=np.uint8)).save(buf, "BMP")
+        return buf.getvalue()
+
+    path.write_bytes(bmp(1))
+    before = load_fairface(root, split="val", size=SIZE, cache=cache)
+    st = path.stat()
+    path.write_bytes(bmp(2))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert path.stat().st_size == st.st_size and path.stat().st_mtime_ns == st.st_mtime_ns
+    after = load_fairface(root, split="val", size=SIZE, cache=cache)
+    fresh = load_fairface(root, split="val", size=SIZE, cache=DecodeCache())
+    assert torch.equal(after.images, fresh.images)
+    assert not torch.equal(after.images[0], before.images[0])
+
+
+def test_an_image_path_that_is_a_fifo_is_a_skipped_file_not_a_hang(tmp_path):
+    root = make_fairface(tmp_path)
+    path = root / "val" / "1.jpg"
+    path.unlink()
+    os.mkfifo(path)
+    with pytest.warns(Warning, match="FIFO"):
+        data = load_fairface(root, split="val", size=SIZE, cache=DecodeCache())
+    assert len(data) == 2
 
 
 # ---------------------------------------------------------------- staying inside the root

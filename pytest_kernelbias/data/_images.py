@@ -1,18 +1,24 @@
-"""Image files to fixed-size tensors: decoding, short-side resize with centre crop, and an LRU decode cache."""
+"""Image files to fixed-size tensors: decoding, short-side resize with centre crop, and an LRU decode cache
+keyed by content."""
 
 from __future__ import annotations
 
-import os
+import hashlib
+import io
 from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from .._stored import read_regular
+
 
 class DecodeCache:
-    """LRU of decoded uint8 (3, size, size) tensors keyed by path, mtime, byte size and crop size.
+    """LRU of decoded uint8 (3, size, size) tensors keyed by the file's content (SHA-256 of its bytes) and size.
 
+    A file rewritten in place is decoded again even if its size and modification time were kept: the key is
+    what the file holds, not where it is or when it changed. Reading and hashing cost far less than decoding.
     `max_bytes` bounds the memory held (bytes); `decodes` counts real decodes, `hits` cache hits.
     """
 
@@ -24,14 +30,15 @@ class DecodeCache:
         self._bytes = 0
 
     def load(self, path: Path, size: int) -> torch.Tensor:
-        """Float (3, size, size) image in [0, 1]; decodes only on a miss. Raises OSError/ValueError if unreadable."""
-        st = os.stat(path)  # mtime + size in the key: an edited file is decoded again
-        key = (str(Path(path).resolve()), st.st_mtime_ns, st.st_size, size)
+        """Float (3, size, size) image in [0, 1]; decodes only on a miss. Raises OSError/ValueError if unreadable
+        (a FIFO, device or link is a ValueError, never a wait)."""
+        data = read_regular(path, follow_links=True)  # the loaders decide which links a dataset may hold
+        key = (hashlib.sha256(data).digest(), size)
         if key in self._items:
             self.hits += 1
             self._items.move_to_end(key)
             return self._items[key].float() / 255
-        pixels = decode_image(path, size)
+        pixels = decode_bytes(data, size)
         self.decodes += 1
         self._items[key] = pixels
         self._bytes += pixels.numel()
@@ -48,13 +55,19 @@ DEFAULT_CACHE = DecodeCache()
 
 
 def decode_image(path: Path, size: int) -> torch.Tensor:
-    """Decode `path` to RGB, resize the short side to `size` px and centre-crop: uint8 (3, size, size)."""
+    """Decode `path` (a regular file) to RGB, resize the short side to `size` px and centre-crop: uint8 (3, size,
+    size)."""
+    return decode_bytes(read_regular(path, follow_links=True), size)
+
+
+def decode_bytes(data: bytes, size: int) -> torch.Tensor:
+    """`decode_image` of an encoded image's bytes."""
     try:
         from PIL import Image  # optional dependency, only needed for on-disk images
     except ImportError as exc:
         raise ImportError("reading image files needs Pillow: pip install pillow") from exc
 
-    with Image.open(path) as im:
+    with Image.open(io.BytesIO(data)) as im:
         im.load()  # force a full decode so a truncated file fails here, not later
         rgb = im.convert("RGB")
     new_w, new_h, left, top = _fit_geometry(*rgb.size, size)

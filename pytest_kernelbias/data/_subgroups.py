@@ -125,6 +125,11 @@ class SubgroupDataset:
             meta=dict(self.meta),
         )
 
+    def copy(self) -> "SubgroupDataset":
+        """A deep copy (tensors cloned): what user code receives, so it can never change the audit's data."""
+        return SubgroupDataset(self.images.clone(), self.labels.clone(),
+                               {a: list(v) for a, v in self.attributes.items()}, self.name, dict(self.meta))
+
     def counts(self, attributes: str | Sequence[str]) -> dict[str, int]:
         return {k: len(v) for k, v in self.subgroup_indices(attributes).items()}
 

@@ -122,7 +122,7 @@ def activation_spectra(
         per_image = []
         for start in range(0, len(images), batch_size):
             captured.clear()
-            model(images[start:start + batch_size].to(device))
+            model(images[start:start + batch_size].to(device, copy=True))  # never the caller's images
             per_image.append(captured[0].cpu())
     finally:
         handle.remove()
@@ -136,7 +136,7 @@ def layer_map_shape(model: nn.Module, layer: str, image: torch.Tensor, device: s
     shapes: list = []
     handle = model.get_submodule(layer).register_forward_hook(lambda _m, _a, out: shapes.append(out.shape[-2:]))
     try:
-        model.to(device).eval()(image[None].to(device))
+        model.to(device).eval()(image[None].to(device, copy=True))  # a copy: the model may write into it
     finally:
         handle.remove()
     return tuple(shapes[0])

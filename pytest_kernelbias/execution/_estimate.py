@@ -46,7 +46,8 @@ def first_estimate(job, variants: Sequence[Variant], parallel: int) -> float | N
         for v in variants:
             if v.level not in per_level:
                 model = job.intervention().build(v.level, 0, paired=job.paired)
-                per_level[v.level] = step_seconds(model, data.images[:batch], data.labels[:batch], job.device)
+                per_level[v.level] = step_seconds(model, data.images[:batch].clone(), data.labels[:batch].clone(),
+                                               job.device)  # copies: the model may write into its input
         return sum(per_level[v.level] for v in variants) * steps / max(1, min(parallel, len(variants)))
     return None
 

@@ -65,7 +65,9 @@ class TrainingJob:
         if self.trainer is None:
             return train(model, self.data, variant.order_seed, self.train_config, self.device, variant.label,
                          progress=progress)
-        return checked_return(self.trainer(model, self.data, variant.order_seed), model, self.trainer, variant)
+        # A copy per call: a trainer that writes into its data (an in-place augmentation) then changes neither
+        # the caller's training set nor the next variant's.
+        return checked_return(self.trainer(model, self.data.copy(), variant.order_seed), model, self.trainer, variant)
 
 
 def checked_return(returned: object, given: nn.Module, trainer: object, variant: Variant) -> nn.Module:

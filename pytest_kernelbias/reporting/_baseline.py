@@ -14,6 +14,7 @@ import warnings
 from pathlib import Path
 from typing import Mapping
 
+from .._stored import read_regular
 from ..errors import AuditConfigError, BaselineWarning
 from ._files import write_atomic
 from ._json import SCHEMA_VERSION, environment
@@ -67,7 +68,7 @@ def load_baseline(root: Path, name: str | None) -> dict | None:
             return None
         path = saved[-1]
     try:
-        doc = json.loads(path.read_text())
+        doc = json.loads(read_regular(path, follow_links=True))  # a FIFO or device is refused, never waited on
     except FileNotFoundError:
         known = sorted(p.stem for p in folder.glob("*.json")) if folder.exists() else []
         warnings.warn(BaselineWarning(f"baseline {path} does not exist; saved baselines: {known}"))

@@ -20,7 +20,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
+from .._stored import read_memo, write_memo
 from ..data._subgroups import SubgroupDataset
 from ..errors import AuditConfigError
 from . import _trainer as training
@@ -251,27 +251,15 @@ def choose_strategy(
 
 
 def _read_memo(memo: Path | None) -> dict:
-    try:
-        found = json.loads(memo.read_text()) if memo is not None else {}
-    except (OSError, ValueError):
-        return {}  # absent or damaged: measure again (a decision only ever costs time, never a number)
-    valid = {k: v for k, v in found.items() if isinstance(v, dict) and v.get("strategy") in ("vmap", "sequential")
-             and isinstance(v.get("reason"), str)} if isinstance(found, dict) else {}
-    return valid
+    found = read_memo(memo) or {}  # absent, damaged or edited: measure again (a decision only ever costs time)
+    return {k: v for k, v in found.items() if isinstance(v, dict) and v.get("strategy") in ("vmap", "sequential")
+            and isinstance(v.get("reason"), str)}
 
 
 def _write_memo(memo: Path | None, key: str, choice: StrategyChoice) -> None:
-    if memo is None:
-        return
-    try:
-        memo.parent.mkdir(parents=True, exist_ok=True)
-        known = {**_read_memo(memo), key: {"strategy": choice.strategy, "sequential": choice.sequential_img_per_s,
-                                           "vmap": choice.vmap_img_per_s, "reason": choice.reason}}
-        tmp = memo.with_name(f".{memo.name}.{os.getpid()}")
-        tmp.write_text(json.dumps(known, indent=1))
-        os.replace(tmp, memo)  # whole or absent: a concurrent reader never sees half a file
-    except OSError:
-        pass  # a read-only cache: the decision lives in this process only
+    # Sealed and replaced whole (a concurrent reader never sees half a file); read-only: this process only.
+    write_memo(memo, {**_read_memo(memo), key: {"strategy": choice.strategy, "sequential": choice.sequential_img_per_s,
+                                                "vmap": choice.vmap_img_per_s, "reason": choice.reason}})
 
 
 def _seconds(fn: Callable[[], object], device: torch.device) -> float:

@@ -45,7 +45,8 @@ def check_model(intervention: KernelIntervention, train: SubgroupDataset, test: 
     for level in intervention.levels:
         model = intervention.build(level, 0).to(device)
         width = _run(model, x, level, intervention.reference)
-    batch = train.images[:max(PROBE_IMAGES, min(batch_size, len(train)))].to(device)
+    # A copy: a model that writes into its input must not rewrite the caller's training images.
+    batch = train.images[:max(PROBE_IMAGES, min(batch_size, len(train)))].to(device, copy=True)
     if len(batch) > len(x):
         _run(intervention.build(intervention.reference, 0).to(device), batch, intervention.reference,
              intervention.reference, modes=(True,))
@@ -141,13 +142,18 @@ def check_perturbations(perturbations: Mapping[str, Perturbation], test: Subgrou
     x = test.images[:VALIDATION_IMAGES]
     for name, p in perturbations.items():
         p.reset()
+        given = x.clone()
         try:
-            out = p(x.clone())
+            out = p(given)
         except Exception as exc:  # the user's perturbation: name it and the batch, before any training
             raise PerturbationError(f"perturbation {name!r} ({p!r}) fails on a batch of {len(x)} test images of "
                                     f"shape {tuple(x.shape[1:])}: {type(exc).__name__}: {exc}") from None
         finally:
             p.reset()  # seeded perturbations restart, so evaluation draws what it would have without this check
+        if not torch.equal(given, x):  # Perturbation.__call__ hands apply() a copy: only an own __call__ gets here
+            raise PerturbationError(f"perturbation {name!r} ({p!r}) writes into the images it is given, which would "
+                                    "rewrite the caller's test images; override apply(x) and leave __call__ to the "
+                                    "base class, or return a new tensor (x = x.clone() first)")
         _check_output(name, p, x, out)
 
 
