@@ -52,6 +52,15 @@ WEIGHTS, META = "weights.safetensors", "meta.json"
 TRAINED_ON = "trained_on"  # entry metadata a Ray task adds: its node, host and measured numeric environment
 
 
+def _check_shapes(state: Mapping[str, torch.Tensor], model: nn.Module) -> None:
+    """Stored weights must have the model's names, shapes and dtypes, or they are another model's."""
+    want = {k: (tuple(v.shape), v.dtype) for k, v in model.state_dict().items()}
+    got = {k: (tuple(v.shape), v.dtype) for k, v in state.items()}
+    if got != want:
+        differ = sorted(set(want) ^ set(got)) or sorted(k for k in want if want[k] != got[k])
+        raise ValueError(f"its weights have other names or shapes than this audit's model (first: {differ[0]!r})")
+
+
 def variant_key(spec: Mapping[str, object]) -> str:
     """SHA-256 of the canonical JSON of `spec` plus the package and torch versions."""
     full = {**spec, "package": __version__, "torch": torch.__version__.split("+")[0]}
@@ -170,7 +179,9 @@ class VariantCache:
         try:
             meta, weights = self._meta(key, entry)
             self._check_recorded(meta, expect)
-            model.load_state_dict(load(weights), strict=True)  # strict: every name and shape must match
+            state = load(weights)
+            _check_shapes(state, model)
+            model.load_state_dict(state, strict=True)
         except Exception as exc:  # any damage means: retrain, never use doubtful weights
             self._discard(entry, f"cache entry {entry} is unusable ({type(exc).__name__}: {exc}); retraining it")
             return None

@@ -1,0 +1,319 @@
+"""Cache keys are made of what things do (issue 34): a model by what its factory builds and computes, a
+perturbation by its parameters and output, a trainer by everything it reaches. Each change below once kept
+its key, so a rerun on a shared cache reported the old numbers; each now gets other keys, and code that
+computes alike whatever its form shares them."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import warnings
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+from pytest_kernelbias import AuditSpec, Perturbation, TrainConfig, synthfaces
+from pytest_kernelbias.audit import prepare
+from pytest_kernelbias.errors import TrainerKeyWarning
+from pytest_kernelbias.fingerprints import model_fingerprint, perturbation_fingerprint, perturbation_probe
+
+from .conftest import tiny_cnn
+
+TRAIN, TEST = synthfaces(48, 0, "planted", "train"), synthfaces(48, 0, "planted", "test")
+
+
+def plan(model=tiny_cnn, **kw):
+    spec = AuditSpec.from_kwargs(model, "0", [3, 5], data=TRAIN, test_data=TEST, seeds=2, progress=None, workers=1,
+                                 train_config=TrainConfig(epochs=1, batch_size=16), min_group_size=1,
+                                 **{"spectral_cutoff": None, **kw})
+    variants = prepare(spec)[0].variants
+    return [v.key for v in variants], [v.eval_key for v in variants]
+
+
+def cnn(width: int = 8, act: type = nn.ReLU, pool: type = nn.MaxPool2d, p: float = 0.0, pad: str = "zeros"):
+    return nn.Sequential(nn.Conv2d(3, width, 3, padding=1, padding_mode=pad), act(), pool(2), nn.Dropout(p),
+                         nn.Conv2d(width, 16, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(16, 2))
+
+
+BASE = plan(lambda: cnn())
+
+
+# ---------------------------------------------------------------- models
+@pytest.mark.parametrize("width", [8, 16])
+def test_a_parametrized_lambda_factory_is_keyed_by_what_it_builds(width):
+    weights, _ = plan(lambda: cnn(width=width))
+    assert (weights == BASE[0]) == (width == 8)
+
+
+def test_a_closure_factory_is_keyed_by_its_cell():
+    def make(width):
+        return lambda: cnn(width=width)
+
+    assert plan(make(8))[0] == BASE[0]
+    assert not set(plan(make(16))[0]) & set(BASE[0])
+
+
+POOLING = nn.MaxPool2d
+
+
+def factory_reading_a_global():
+    return cnn(pool=POOLING)
+
+
+def helper(width):
+    return cnn(width=width)
+
+
+def factory_calling_a_helper():
+    return helper(8)
+
+
+def test_a_factory_reading_a_changed_global_gets_other_keys(monkeypatch):
+    before = plan(factory_reading_a_global)[0]
+    monkeypatch.setitem(globals(), "POOLING", nn.AvgPool2d)
+    assert not set(plan(factory_reading_a_global)[0]) & set(before)
+
+
+def test_a_factory_whose_helper_changed_gets_other_keys(monkeypatch):
+    before = plan(factory_calling_a_helper)[0]
+    assert before == BASE[0]  # the same model as a lambda builds: one key whatever the code
+    monkeypatch.setitem(globals(), "helper", lambda width: cnn(width=width, act=nn.Tanh))
+    assert not set(plan(factory_calling_a_helper)[0]) & set(before)
+
+
+@pytest.mark.parametrize("change", ["tanh", "avgpool", "dropout", "padding_mode", "swapped"])
+def test_a_module_instance_is_keyed_by_its_modules_not_its_class_source(change):
+    base = cnn()
+    torch.manual_seed(0)
+    changed = {"tanh": lambda: cnn(act=nn.Tanh), "avgpool": lambda: cnn(pool=nn.AvgPool2d),
+               "dropout": lambda: cnn(p=0.5), "padding_mode": lambda: cnn(pad="reflect"),
+               "swapped": lambda: cnn(act=nn.GELU)}[change]()
+    changed.load_state_dict(base.state_dict())  # same class, same weights: only the behaviour differs
+    assert not set(plan(changed)[0]) & set(plan(base)[0])
+    assert plan(cnn_copy(base))[0] == plan(base)[0]
+
+
+def cnn_copy(module: nn.Module) -> nn.Module:
+    import copy
+
+    return copy.deepcopy(module)
+
+
+class Builder:
+    """A callable object whose repr never changes."""
+
+    def __init__(self, width):
+        self._width = width
+
+    def __repr__(self):
+        return "Builder()"
+
+    def __call__(self):
+        return cnn(width=self._width)
+
+
+def test_a_callable_object_is_keyed_by_what_it_builds_not_its_repr():
+    assert plan(Builder(8))[0] == BASE[0]
+    assert not set(plan(Builder(16))[0]) & set(BASE[0])
+
+
+def _class_with_forward(scale: float) -> type:
+    class Net(nn.Sequential):  # one qualname for both: an edited class, as after a code change
+        def __init__(self, width: int):
+            super().__init__(nn.Conv2d(3, width, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                             nn.Linear(width, 2))
+
+        def forward(self, x):
+            return super().forward(x) * scale
+
+    return Net
+
+
+def test_a_partial_of_an_edited_class_gets_other_keys():
+    one, two = (functools.partial(_class_with_forward(s), width=8) for s in (1.0, 2.0))
+    assert not set(plan(one)[0]) & set(plan(two)[0])
+
+
+def test_factories_that_build_alike_share_keys_whatever_their_form():
+    def named():
+        return cnn()
+
+    class Factory:
+        def __call__(self):
+            return cnn()
+
+    for form in (named, Factory(), functools.partial(cnn, 8), lambda: cnn(8, nn.ReLU)):
+        assert plan(form)[0] == BASE[0]
+
+
+KINDS = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU, "max": lambda: nn.MaxPool2d(2),
+         "avg": lambda: nn.AvgPool2d(2), "id": nn.Identity}
+layers = st.lists(st.tuples(st.sampled_from([4, 6]), st.sampled_from([1, 3]), st.sampled_from(sorted(KINDS))),
+                  min_size=1, max_size=3)
+
+
+def tree(spec) -> nn.Module:
+    mods, width = [], 3
+    for out, k, kind in spec:
+        mods += [nn.Conv2d(width, out, k, padding=k // 2), KINDS[kind]()]
+        width = out
+    return nn.Sequential(*mods, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, 2))
+
+
+@settings(max_examples=40, deadline=None)
+@given(a=layers, b=layers)
+def test_two_small_module_trees_share_a_fingerprint_exactly_when_they_are_the_same_tree(a, b):
+    """Equal behaviour <=> equal key, over small trees: distinct specs build distinct trees, and a spec built
+    through another code path (a closure here, a direct call there) keys alike."""
+    images = TRAIN.images[:8, :, :16, :16]
+    first = model_fingerprint(lambda: tree(a), images)
+    second = model_fingerprint(functools.partial(tree, list(b)), images)
+    assert (first == second) == (a == b)
+
+
+# ---------------------------------------------------------------- perturbations
+PROBE = perturbation_probe(TEST.images)
+FACTOR = 0.5
+
+
+class Private(Perturbation):
+    def __init__(self, f):
+        self._f = f
+
+    def apply(self, x):
+        return x * self._f
+
+
+class ReadsGlobal(Perturbation):
+    def apply(self, x):
+        return x * FACTOR
+
+
+class Base(Perturbation):
+    def apply(self, x):
+        return x * 0.5
+
+
+class Child(Base):
+    pass
+
+
+class Constant:
+    def __init__(self, v):
+        self.v = v
+
+    def __repr__(self):
+        return "Constant()"
+
+
+class HoldsConstant(Perturbation):
+    def __init__(self, c):
+        self.c = c
+
+    def apply(self, x):
+        return x * self.c.v
+
+
+def closure_perturbation(f):
+    class Closed(Perturbation):
+        def apply(self, x):
+            return x * f
+
+    return Closed()
+
+
+def fp(p):
+    return perturbation_fingerprint(p, PROBE)
+
+
+def test_a_perturbation_parameter_in_a_private_attribute_is_in_its_key():
+    assert fp(Private(0.5)) != fp(Private(0.25)) and fp(Private(0.5)) == fp(Private(0.5))
+
+
+def test_a_perturbation_reading_a_changed_global_gets_another_key(monkeypatch):
+    before = fp(ReadsGlobal())
+    monkeypatch.setitem(globals(), "FACTOR", 0.25)
+    assert fp(ReadsGlobal()) != before
+
+
+def test_a_perturbation_closure_an_inherited_apply_and_a_class_attribute_changed_at_run_time(monkeypatch):
+    assert fp(closure_perturbation(0.5)) != fp(closure_perturbation(0.25))
+    before = fp(Child())
+    monkeypatch.setattr(Base, "apply", lambda self, x: x * 0.25)  # the base class edited: Child inherits it
+    assert fp(Child()) != before
+    monkeypatch.setattr(Perturbation, "clip", True)  # a class attribute changed at run time
+    assert fp(Child()) != before
+
+
+def test_an_attribute_with_a_constant_repr_is_keyed_by_its_state():
+    assert fp(HoldsConstant(Constant(0.5))) != fp(HoldsConstant(Constant(0.25)))
+
+
+def test_changed_perturbations_change_only_evaluation_keys():
+    weights, evals = plan(lambda: cnn(), perturbation=Private(0.25))
+    assert weights == BASE[0] and not set(evals) & set(BASE[1])
+
+
+@settings(max_examples=30, deadline=None)
+@given(a=st.floats(0.1, 1.0), b=st.floats(0.1, 1.0))
+def test_perturbations_share_a_key_exactly_when_they_compute_alike(a, b):
+    assert (fp(Private(a)) == fp(Private(b))) == (a == b)
+
+
+# ---------------------------------------------------------------- trainers
+def _train(model, data, seed, epochs=1):
+    return model
+
+
+@dataclasses.dataclass
+class DataclassTrainer:
+    lr: float
+
+    def __call__(self, model, data, seed):
+        return model
+
+
+def closure_trainer(lr):
+    def train(model, data, seed):
+        return model if lr else model
+
+    return train
+
+
+LR = 0.1
+
+
+def trainer_reading_a_global(model, data, seed):
+    return model if LR else model
+
+
+def test_trainers_are_keyed_by_their_state_closures_and_globals(monkeypatch):
+    keys = {str(plan(trainer=t)[0]) for t in (DataclassTrainer(0.1), DataclassTrainer(0.2), closure_trainer(0.1),
+                                               closure_trainer(0.2), functools.partial(_train, epochs=2), _train)}
+    assert len(keys) == 6
+    assert plan(trainer=DataclassTrainer(0.1))[0] == plan(trainer=DataclassTrainer(0.1))[0]  # stable
+    before = plan(trainer=trainer_reading_a_global)[0]
+    monkeypatch.setitem(globals(), "LR", 0.2)
+    assert not set(plan(trainer=trainer_reading_a_global)[0]) & set(before)
+
+
+class Opaque:
+    __slots__ = ()  # no state Python can see: known only by its address
+
+
+def test_a_trainer_reaching_an_opaque_value_warns_and_cache_key_names_its_version():
+    opaque = Opaque()
+
+    def train(model, data, seed):
+        return model if opaque else model
+
+    with pytest.warns(TrainerKeyWarning, match=r"opaque.*cache_key='v1'"):
+        plan(trainer=train)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TrainerKeyWarning)
+        one, two = plan(trainer=train, cache_key="v1")[0], plan(trainer=train, cache_key="v2")[0]
+    assert not set(one) & set(two)
