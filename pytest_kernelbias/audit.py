@@ -316,7 +316,7 @@ def _result(spec: AuditSpec, job: TrainingJob, loaders: SubgroupLoaders, analysi
                 "layer_kernels": intervention.own_kernels(),
                 "layer_inputs": {n: list(hw) for n, hw in intervention.input_sizes.items()},
                 "ray_options": spec.execution.ray_options.as_dict() if spec.execution.executor == "ray" else None,
-                **run.as_dict()}
+                "fingerprints": _fingerprints(evaluations), **run.as_dict()}
     return AuditResult(
         name=spec.name, intervention=intervention.describe(), perturbation=next(iter(spec.data.perturbations)),
         data=data_name, group_counts=loaders.counts(), outcomes=analysis.outcomes,
@@ -329,6 +329,15 @@ def _result(spec: AuditSpec, job: TrainingJob, loaders: SubgroupLoaders, analysi
         warn_tier=inference.warn_tier, predictions=analysis.predictions, test_labels=evaluations.labels,
         test_codes=evaluations.codes, test_names=evaluations.names, learning=analysis.learning,
         gaps=analysis.gaps, path=analysis.path, strict=inference.strict, spec=spec, run=run)
+
+
+def _fingerprints(evaluations) -> dict:
+    """What the cache keyed this audit by (docs/cache-and-cluster.md): the model, trainer, cache_key and each
+    condition, so a report says which behaviour its numbers belong to."""
+    variant = evaluations.items[0].variant
+    weights, conditions = variant.weights_spec, variant.eval_spec.get("conditions", [])
+    return {"model": weights.get("model"), "trainer": weights.get("trainer"), "cache_key": weights.get("cache_key"),
+            "conditions": {name: fingerprint for name, fingerprint in conditions}}
 
 
 def run_audit(model: object, layer: object = None, levels: Sequence | None = None, **settings: Any) -> AuditResult:

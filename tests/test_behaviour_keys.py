@@ -317,3 +317,45 @@ def test_a_trainer_reaching_an_opaque_value_warns_and_cache_key_names_its_versio
         warnings.simplefilter("error", TrainerKeyWarning)
         one, two = plan(trainer=train, cache_key="v1")[0], plan(trainer=train, cache_key="v2")[0]
     assert not set(one) & set(two)
+
+
+def _compiled(source: str):
+    space = {"__name__": __name__}
+    exec(compile(source, "<trainer>", "exec"), space)
+    return space["train"]
+
+
+def test_a_trainer_is_keyed_by_its_code_not_its_comments_or_lines():
+    from pytest_kernelbias.fingerprints import trainer_fingerprint
+
+    plain = _compiled("def train(model, data, seed):\n    return model\n")
+    moved = _compiled("\n\n# a comment above\ndef train(model, data, seed):\n    # and one inside\n    return model\n")
+    edited = _compiled("def train(model, data, seed):\n    return model if seed >= 0 else None\n")
+    assert trainer_fingerprint(plain) == trainer_fingerprint(moved) != trainer_fingerprint(edited)
+
+
+def test_a_trainer_holding_the_training_set_is_keyed_by_its_content():
+    from pytest_kernelbias.fingerprints import trainer_fingerprint
+
+    def holding(data):
+        return lambda model, d, seed: model if data else model
+
+    copy = TRAIN.copy()
+    TRAIN.fingerprint()  # a memo of version counters on one of them only
+    assert trainer_fingerprint(holding(TRAIN)) == trainer_fingerprint(holding(copy))
+    copy.images[0, 0, 0, 0] += 1
+    assert trainer_fingerprint(holding(TRAIN)) != trainer_fingerprint(holding(copy))
+
+
+def test_a_trainer_reaching_a_deep_or_huge_structure_warns_instead_of_crashing():
+    from pytest_kernelbias.fingerprints import trainer_fingerprint
+
+    deep: list = []
+    for _ in range(5000):
+        deep = [deep]
+
+    def train(model, data, seed):
+        return model if deep else model
+
+    with pytest.warns(TrainerKeyWarning, match="nested deeper than"):
+        assert "process" in trainer_fingerprint(train)

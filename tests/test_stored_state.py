@@ -246,3 +246,16 @@ def test_cache_warnings_are_cache_warnings():
     from pytest_kernelbias.errors import TrainerKeyWarning
 
     assert issubclass(TrainerKeyWarning, CacheWarning)
+
+
+def test_the_report_names_the_fingerprints_its_numbers_belong_to():
+    from pytest_kernelbias import KernelIntervention
+    from pytest_kernelbias.fingerprints import model_fingerprint, perturbation_fingerprint, perturbation_probe
+
+    result = run_audit(tiny_cnn, "0", [3, 5], perturbation=Halve(), **{**TRAIN, "workers": 1, "placebos": ()})
+    reported = json.loads(json.dumps(result.settings["fingerprints"]))  # as the JSON report holds it
+    intervention = KernelIntervention(tiny_cnn, "0", [3, 5])
+    assert reported["model"] == model_fingerprint(lambda: intervention.build(3, 0), TRAIN["data"].images)
+    probe = perturbation_probe(TRAIN["test_data"].images)
+    assert reported["conditions"] == json.loads(json.dumps({"Halve()": perturbation_fingerprint(Halve(), probe)}))
+    assert reported["trainer"] == "default" and reported["cache_key"] is None

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..data import SubgroupDataset
 from ._digest import array_digest, float_code
 from ._model import module_tree, state_digest
 
@@ -36,6 +37,7 @@ _LIBRARIES = tuple(sorted({str(Path(p).resolve()) for k in ("stdlib", "platstdli
 _PACKAGE = str(Path(__file__).resolve().parents[1])
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{6,}")  # a memory address: differs in every process
 _NODE_LIMIT = 50_000  # values followed from one root; a larger reach is not fingerprinted, but reported
+_DEPTH_LIMIT = 150  # nesting followed (each level costs a few Python frames, under the recursion limit)
 _BEHAVIOUR_FREE = (type(threading.Lock()), type(threading.RLock()), threading.Event, logging.Logger,
                    io.TextIOWrapper)  # kept in state for logging or locking: they shape no number
 _SKIPPED_CLASS_KEYS = {"__dict__", "__weakref__", "__module__", "__doc__", "__qualname__", "__annotations__",
@@ -83,6 +85,7 @@ class Reach:
         self._seen: dict[int, int] = {}  # id -> visit number: cycles and shared objects become references
         self._alive: list[object] = []  # keeps visited objects alive, so no id is reused during the walk
         self._nodes = 0
+        self._depth = 0
 
     def encode(self, value: object, where: str) -> object:
         """A JSON value for `value`: equal encodings for values that behave alike as far as the walk can see."""
@@ -103,9 +106,15 @@ class Reach:
         self._nodes += 1
         if self._nodes > _NODE_LIMIT:
             return self._unstable(where, f"reaches over {_NODE_LIMIT} values")
+        if self._depth >= _DEPTH_LIMIT:
+            return self._unstable(where, f"nested deeper than {_DEPTH_LIMIT} values")
         self._seen[id(value)] = len(self._seen)
         self._alive.append(value)
-        return self._compound(value, where)
+        self._depth += 1
+        try:
+            return self._compound(value, where)
+        finally:
+            self._depth -= 1
 
     def _compound(self, value: object, where: str) -> object:
         if isinstance(value, (list, tuple)):
@@ -198,6 +207,8 @@ class Reach:
             return {"generator": self.encode(value.bit_generator.state, where)}
         if isinstance(value, torch.Generator):
             return {"torch generator": array_digest(value.get_state())}
+        if isinstance(value, SubgroupDataset):  # its content, not its memo of tensor version counters
+            return {"data": value.fingerprint(), "name": value.name}
         if isinstance(value, nn.Module):
             return {"nn.Module": module_tree(value), "state": state_digest(value),
                     "class": self.encode(type(value), where)}
