@@ -41,12 +41,13 @@ def read_regular(path: str | os.PathLike, follow_links: bool = False) -> bytes:
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise NotRegularFile(f"{Path(path).name} is a symbolic link, not a file the package wrote") from None
+        if exc.errno == errno.ENXIO:  # a socket cannot be opened at all
+            raise _not_regular(path, os.lstat(path).st_mode) from None
         raise
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
-            kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
-            raise NotRegularFile(f"{Path(path).name} is {kind}, not a file the package wrote")
+            raise _not_regular(path, mode)
         os.set_blocking(fd, True)
         with os.fdopen(fd, "rb") as fh:
             fd = -1  # the file object owns it now
@@ -54,6 +55,11 @@ def read_regular(path: str | os.PathLike, follow_links: bool = False) -> bytes:
     finally:
         if fd >= 0:
             os.close(fd)
+
+
+def _not_regular(path: str | os.PathLike, mode: int) -> NotRegularFile:
+    kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+    return NotRegularFile(f"{Path(path).name} is {kind}, not a file the package wrote")
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -95,7 +101,7 @@ def unseal(path: Path) -> dict:
 def read_memo(path: Path | None) -> dict | None:
     """A measured decision kept in a cache folder (sealed JSON), or None: none kept, or damaged, edited or
     not a regular file (measured again; a memo only ever saves time)."""
-    if path is None:
+    if path is None or path.parent.is_symlink():  # a memo folder linked out of the cache is not the cache's
         return None
     try:
         return unseal(path)

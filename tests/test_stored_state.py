@@ -72,13 +72,13 @@ def _forge(path, change):
 def test_an_entry_recorded_for_another_model_is_retrained_not_read(cold, cache_dir):  # noqa: F811
     meta = sorted(cache_dir.glob("*/*/meta.json"))[0]
     _forge(meta, lambda r: r["spec"]["model"].update(behaviour="0" * 64))
-    warm = rerun(cache_dir, "trained for another model than this audit's")
+    warm = rerun(cache_dir, "records another model than this audit.s")
     assert warm.settings["trained"] == 1 and numbers(warm) == numbers(cold[1])
 
 
 def test_an_evaluation_recorded_for_other_conditions_is_measured_again(cold, cache_dir):  # noqa: F811
     _forge(sorted(cache_dir.glob("*/*/eval-*.json"))[0], lambda r: r["spec"].update(conditions=[]))
-    warm = rerun(cache_dir, "trained for another conditions")
+    warm = rerun(cache_dir, "records another conditions than this audit.s")
     assert warm.settings["trained"] == 0 and numbers(warm) == numbers(cold[1])
 
 
@@ -259,3 +259,62 @@ def test_the_report_names_the_fingerprints_its_numbers_belong_to():
     probe = perturbation_probe(TRAIN["test_data"].images)
     assert reported["conditions"] == json.loads(json.dumps({"Halve()": perturbation_fingerprint(Halve(), probe)}))
     assert reported["trainer"] == "default" and reported["cache_key"] is None
+
+
+def test_only_regular_files_are_read_and_nothing_waits(tmp_path):
+    import socket
+
+    from pytest_kernelbias._stored import NotRegularFile, read_memo, read_regular, write_memo
+
+    (tmp_path / "file").write_bytes(b"{}")
+    (tmp_path / "link").symlink_to(tmp_path / "file")
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "folder").mkdir()
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(tmp_path / "socket"))
+    with no_hang(30):
+        assert read_regular(tmp_path / "file") == b"{}"
+        assert read_regular(tmp_path / "link", follow_links=True) == b"{}"  # a dataset's image may be a link
+        for name, kind in (("link", "symbolic link"), ("fifo", "FIFO"), ("folder", "folder"), ("socket", "socket")):
+            with pytest.raises(NotRegularFile, match=kind):
+                read_regular(tmp_path / name)
+    server.close()
+    write_memo(tmp_path / "memos" / "m.json", {"lr": 0.1})
+    assert read_memo(tmp_path / "memos" / "m.json") == {"lr": 0.1}
+    (tmp_path / "linked").symlink_to(tmp_path / "memos", target_is_directory=True)
+    assert read_memo(tmp_path / "linked" / "m.json") is None  # a memo folder linked out of the cache
+
+
+PARAMETRIZED = '''
+import pytest
+from torch import nn
+from pytest_kernelbias import TrainConfig, synthfaces
+
+def net(width):
+    return nn.Sequential(nn.Conv2d(3, width, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(width, 2))
+
+@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.kernel_audit(seeds=2, threshold=1.0, rule="estimate")
+def test_width(kernel_audit, width):
+    kernel_audit(lambda: net(width), layer="0", levels=[3, 5], data=synthfaces(200, 0, "planted"),
+                 test_data=synthfaces(120, 0, "planted", split="test"), train_config=TrainConfig(epochs=1),
+                 spectral_cutoff=None, require_learning=False, placebos=())
+'''
+
+
+@pytest.mark.slow
+def test_a_parametrized_lambda_under_pytest_reports_each_widths_own_numbers(pytester):
+    """The adversarial pass's first case, through the plugin: one cache, `width` in [8, 16] by parametrize."""
+    def audits(widths, cache):
+        pytester.makepyfile(test_widths=PARAMETRIZED.replace("WIDTHS", repr(widths)))
+        result = pytester.runpytest_subprocess("--kernel-audit", "--kernel-audit-cache", cache,
+                                               "--kernel-audit-json", "report.json", "-p", "no:cacheprovider")
+        result.assert_outcomes(passed=len(widths))
+        report = json.loads((pytester.path / "report.json").read_text())["audits"]
+        return {a["test"].split("[")[1].rstrip("]"): a for a in report}
+
+    shared, fresh = audits([8, 16], "shared"), audits([16], "fresh")
+    assert shared["16"]["settings"]["trained"] == 4  # its own models, not width 8's
+    assert shared["16"]["effects"] == fresh["16"]["effects"]
+    assert shared["8"]["settings"]["fingerprints"]["model"] != shared["16"]["settings"]["fingerprints"]["model"]

@@ -142,8 +142,8 @@ class VariantCache:
     def _meta(self, key: str, entry: Path) -> tuple[dict, bytes]:
         """The entry's sealed metadata and its weights' bytes, after checking it belongs to `key` and the
         weights match it. Both are read once, as regular files, so what was checked is what loads."""
-        if entry.is_symlink():
-            raise ValueError("the entry folder is a symbolic link, not a folder the cache wrote")
+        if entry.is_symlink() or entry.parent.is_symlink():
+            raise ValueError("the entry folder or its shard folder is a symbolic link, not a folder the cache wrote")
         meta = unseal(entry / META)
         if meta.get("key") != key or meta.get("package") != __version__:
             raise ValueError("metadata does not match this key or package version")
@@ -163,7 +163,8 @@ class VariantCache:
             raise ValueError("the entry records no fingerprints")
         differ = sorted(k for k, v in plain(dict(expect)).items() if recorded.get(k) != v)
         if differ:
-            raise ValueError(f"the entry was trained for another {', '.join(differ)} than this audit's")
+            raise ValueError(f"it records another {', '.join(differ)} than this audit's (its key matched by accident "
+                             "or by hand)")
 
     def _discard(self, path: Path, why: str) -> None:
         gone = remove(path)
