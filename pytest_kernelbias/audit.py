@@ -172,7 +172,7 @@ def _within_budget(spec: AuditSpec, store) -> tuple[AuditSpec, float | None]:
                     execution=replace(spec.execution, cache=store))
     _, plan, job, _ = prepare_spec(whole)
     executor, _ = choose_executor(whole.execution, whole.recipe)
-    first = [v for v in plan.variants if v.seed == 0]
+    first = [v for v in plan.variants if v.seed == spec.recipe.seed_offset]
     what = variant_key({"keys": [v.key for v in first], "parallel": executor.parallel})
     memo = _store(store).memo_path(f"budget-{what}.json")
     per_seed = read_estimate(memo)

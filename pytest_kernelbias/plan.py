@@ -70,22 +70,25 @@ def make_plan(spec: AuditSpec, intervention: KernelIntervention, train_data: Sub
                   "eval_batch": eval_batch(recipe.device)}
     caps = {level: min(seeds, (stopped or {}).get(getattr(level, "layer", None), seeds))
             for level in intervention.levels}
-    runs: list[tuple[int, Level, Role]] = [(s, level, "audit") for s in range(seeds) for level in intervention.levels
-                                           if s < caps[level]]
+    first = recipe.seed_offset  # a follow-up audit starts where an earlier one's seeds ended
+    runs: list[tuple[int, Level, Role]] = [(s, level, "audit") for s in range(first, first + seeds)
+                                           for level in intervention.levels if s - first < caps[level]]
     if "aa" in spec.inference.placebos:  # fresh seeds for the reference level only
-        runs += [(s, intervention.reference, "aa") for s in range(seeds, 2 * seeds)]
+        runs += [(s, intervention.reference, "aa") for s in range(first + seeds, first + 2 * seeds)]
     layer_map = isinstance(spec.target.layer, Each)
     variants = []
     for seed, level, role in runs:
         key = variant_key({**weights, "level": level_label(level), "seed": seed})
         spectra = role == "audit" and spec.mechanism.spectral_cutoff is not None
-        heat = role == "audit" and seed == 0 and spec.mechanism.heat_map is not None
+        heat = role == "audit" and seed == first and spec.mechanism.heat_map is not None
         eval_spec = {"variant": key, **evaluation,
                      "spectral_cutoff": spec.mechanism.spectral_cutoff if spectra else None,
                      "spectral_layers": spectral_layers(level, intervention.layers, layer_map) if spectra else None,
                      "heat_map": spec.mechanism.heat_map if heat else None}
         eval_key = variant_key(eval_spec)
-        label = f"{spec.name} {level_label(level)} seed {seed + 1}/{seeds}" + (" (A/A placebo)" if role == "aa" else "")
+        number = (f"seed {seed + 1}/{seeds}" if not first else
+                  f"seed {seed + 1} ({seed + 1 - first}/{seeds} from {first + 1})")
+        label = f"{spec.name} {level_label(level)} {number}" + (" (A/A placebo)" if role == "aa" else "")
         variants.append(Variant(level, seed, role, key, eval_key, order_seed(seed, level, recipe.paired), label,
                                 spectra, heat, weights_spec=weights, eval_spec=eval_spec))
     return Plan(tuple(variants))

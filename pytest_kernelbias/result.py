@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Callable, Optional
 
 import numpy as np
 
+from .analysis._advice import FollowUp, open_note
 from .analysis._decision import VERDICT_RANK, SequentialPath
-from .analysis._design import narrowest_half_width, seeds_to_pass_upper, seeds_to_settle
+from .analysis._design import narrowest_half_width, seeds_to_pass_upper
 from .analysis._effects import (
-    MAX_SEEDS,
     RULE_MEANING,
     Effect,
     KernelAuditWarning,
@@ -22,6 +22,7 @@ from .analysis._effects import (
 from .analysis._estimand import Estimand
 from .analysis._estimators import hierarchical_bootstrap
 from .analysis._layer_map import broken, is_layer_map, layer_map_rows
+from .analysis._learning import partial_learning
 from .analysis._outcomes import Outcomes
 from .errors import AuditConfigError, AuditFailure
 from .intervention._levels import level_label
@@ -213,28 +214,14 @@ class AuditResult:
         return verdict
 
     def open_note(self, key: tuple, verdict: str, threshold: float) -> str:
-        """Why an effect is "warn" or "undecided": which bound crosses the threshold and by how much, and how
-        many seeds would settle it, in one sentence for warnings and reports."""
-        e = self.all_effects[key]
-        lo, hi = e.ci
-        past = [f"its {name} bound {b:+.3g} lies {abs(b) - threshold:.3g} beyond {'+' if b > 0 else '-'}{threshold:g}"
-                for name, b in (("lower", lo), ("upper", hi)) if abs(b) > threshold]
-        margin = abs(abs(e.estimate) - threshold)
-        need = seeds_to_settle(e.sd, e.shared_variance, margin, e.confidence)
-        if need is None:
-            noise = seeds_to_settle(0.0, e.shared_variance, margin, e.confidence) is None and e.shared_variance > 0
-            settle = ("no seed count settles it: the test set's own noise keeps the interval wider than the "
-                      f"estimate's distance {margin:.3g} to the threshold; more test images would" if noise else
-                      f"no count up to {MAX_SEEDS} seeds settles it: the estimate lies {margin:.3g} from the threshold")
-        elif need <= e.n:
-            settle = f"a fixed design of {e.n} seeds at this level would settle it"
-        else:
-            settle = f"about {need} seeds would settle it at this spread (seeds={need}, or max_seeds={need})"
-        where = f" ({'; '.join(past)})" if past else ""
-        if verdict == "undecided":
-            return (f"the {e.confidence:.2%} CI [{lo:+.3g}, {hi:+.3g}] reaches both within and beyond "
-                    f"+-{threshold:g}{where}, so {e.n} seeds show neither; {settle}")
-        return f"passed; {e.power_note(threshold)}{where}; {settle}"
+        """Why an effect is "warn" or "undecided", and the next step that keeps the error rates (`_advice`)."""
+        settings, spec = self.settings, self.spec
+        offset = spec.recipe.seed_offset if spec else 0
+        aa = spec is not None and "aa" in spec.inference.placebos
+        used = settings.get("seeds") if isinstance(settings.get("seeds"), int) else self.all_effects[key].n
+        follow = FollowUp(spec.inference.confidence if spec else 0.95, settings.get("family") or len(self.family),
+                          offset + used * (2 if aa else 1), offset > 0)
+        return open_note(self.all_effects[key], verdict, threshold, follow)
 
     def _warn_if_cannot_pass(self, threshold: float, rule: str) -> None:
         """Rules "upper" and "evidence" pass only when the whole interval fits in +-threshold; say when it cannot."""
@@ -285,6 +272,11 @@ class AuditResult:
             estimand=self.estimand, metric=self.spec.inference.metric,
             label=f"{level_label(level)} vs {level_label(self.reference)}: {self.bias} under {pert}")
 
+    @property
+    def learning_note(self) -> str | None:
+        """Why a verdict here rests on models that learned the task only partly, or None (every report shows it)."""
+        return partial_learning(list(self.learning), self.spec.inference.learning_gain) if self.spec else None
+
     def clean_accuracy(self) -> dict:
         """level label -> mean clean accuracy over seeds (the task the models learned), and "majority"."""
         by_level: dict[str, list[float]] = {}
@@ -323,7 +315,8 @@ class AuditResult:
                 "verdict": verdicts[key], "mde": e.minimum_detectable_effect(),
                 "note": "; ".join(part for part in (
                     self.open_note(key, verdicts[key], verdict.threshold)
-                    if verdicts[key] in ("warn", "undecided") else "", e.shape_note()) if part),
+                    if verdicts[key] in ("warn", "undecided") else "", e.shape_note(), e.p_note()) if part),
+                "p_floor": e.p_floor, "learned_partly": self.learning_note is not None,
                 "confidence": e.confidence, "shared_variance": e.shared_variance,
                 **self._context_cells(pert, level),
             })
@@ -373,7 +366,7 @@ class AuditResult:
             "spectral_effects": [effect_row(e, level=level_label(k), subgroup=g)
                                  for k, by_g in self.spectral_effects.items() for g, e in by_g.items()],
             "kernel_spectra": self.kernel_spectra, "heat_maps": self.heat_maps, "examples": self.examples,
-            "clean_accuracy": self.clean_accuracy(),
+            "clean_accuracy": self.clean_accuracy(), "learning_note": self.learning_note,
             "learning": [{"model": m.label, "accuracy": m.accuracy, "ci_low": m.ci[0], "ci_high": m.ci[1],
                           "majority": m.majority} for m in self.learning],
             "sequential": self.sequential, "layer_map": self.layer_map(verdict),

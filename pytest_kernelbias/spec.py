@@ -161,6 +161,7 @@ class RecipeSpec:
     train_config: TrainConfig | str = "auto"  # "auto": the preset the model's normalization layers pick
     trainer: Trainer | None = None
     cache_key: str | None = None  # a version the user bumps for what the cache cannot fingerprint (a trainer's)
+    seed_offset: int = 0  # the first seed: a follow-up audit on seeds no earlier audit has seen
     paired: bool = True
     device: str = "auto"  # cuda when available, else cpu: the same default as under pytest
     min_seeds: int = 3
@@ -191,6 +192,9 @@ class RecipeSpec:
                                    f"{self.trainer!r}")
         if not isinstance(self.paired, bool):
             raise AuditConfigError(f"paired must be True or False, got {self.paired!r}")
+        if isinstance(self.seed_offset, bool) or not isinstance(self.seed_offset, int) or self.seed_offset < 0:
+            raise AuditConfigError(f"seed_offset is the audit's first seed, a whole number >= 0 (e.g. the seeds an "
+                                   f"undecided audit used, for a follow-up on fresh seeds); got {self.seed_offset!r}")
         if self.cache_key is not None and (not isinstance(self.cache_key, str) or not self.cache_key):
             raise AuditConfigError(f"cache_key names a version of your trainer for the cache, a non-empty string "
                                    f"such as 'v2'; got {self.cache_key!r}")

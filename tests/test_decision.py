@@ -203,26 +203,3 @@ def test_skewed_differences_are_named_from_8_seeds_on():
     assert g1 > 2.5 and f"sample skewness {g1:+.2f}" in skewed.shape_note()
     assert paired_effect(np.linspace(-1, 1, 8), [0.0] * 8).shape_note() == ""  # symmetric
     assert paired_effect([0.0, 0.0, 0.2], [0.0] * 3).shape_note() == ""  # too few seeds to tell
-
-
-@pytest.mark.parametrize("sd, shared, margin, confidence", [
-    (0.03, 0.0, 0.02, 0.95), (0.05, 1e-5, 0.03, 0.9819), (0.01, 0.0, 0.004, 0.99), (0.2, 0.0, 0.3, 0.97)])
-def test_seeds_to_settle_is_the_first_count_whose_interval_fits_the_margin(sd, shared, margin, confidence):
-    from scipy import stats
-
-    from pytest_kernelbias.analysis._design import seeds_to_settle
-
-    def half(n):  # written from the definition: Welch-Satterthwaite df, t quantile, seed and test-set variance
-        seed_part = sd * sd / n
-        df = (n - 1) * ((seed_part + shared) / seed_part) ** 2
-        return stats.t.ppf((1 + confidence) / 2, df) * (seed_part + shared) ** 0.5
-    need = seeds_to_settle(sd, shared, margin, confidence)
-    assert half(need) < margin and (need == 2 or half(need - 1) >= margin)
-
-
-def test_no_seed_count_settles_an_interval_held_wide_by_the_test_set():
-    from pytest_kernelbias.analysis._design import seeds_to_settle
-
-    # sqrt(shared) * z alone exceeds the margin: however many seeds, the interval stays wider.
-    assert seeds_to_settle(0.03, (0.02 / 1.9) ** 2, 0.02, 0.95) is None
-    assert seeds_to_settle(0.03, 0.0, 0.0, 0.95) is None  # an estimate on the threshold never settles

@@ -13,16 +13,16 @@ from scipy import stats
 from pytest_kernelbias import AuditConfigError
 from pytest_kernelbias.analysis._decision import run_sequential
 from pytest_kernelbias.analysis._futility import chance_text, settle_chance
-from pytest_kernelbias.analysis._power import seeds_needed
 from pytest_kernelbias.analysis._sequential import (
     BOUNDARIES,
     SequentialDesign,
     decide,
     final_verdict,
-    fixed_design_seeds,
     look_alphas,
     look_confidences,
     looks,
+    seeds_to_settle,
+    settle_chances,
 )
 from pytest_kernelbias.stats import paired_effect
 
@@ -193,29 +193,51 @@ def test_stops_at_the_first_look_on_a_clear_effect(mean, verdict):
     assert path.fixed_seeds is None
 
 
-def test_undecided_at_max_seeds_gives_the_fixed_design_seeds():
+def test_undecided_at_max_seeds_gives_the_one_seeds_needed_number():
     d = 0.05 + np.array([0.02, -0.01, 0.012, -0.018, 0.005, 0.01])
     design = SequentialDesign(3, 6, 1, futility=0)  # no early stop: this test is about reaching max_seeds
     path = run_sequential(d, design, 0.05, "upper")
     assert path.verdict == "undecided" and path.seeds == 6
-    e = path.effect
-    expected = seeds_needed(abs(abs(e.estimate) - 0.05), e.sd, 0.05, 0.8)
-    assert path.fixed_seeds == expected == fixed_design_seeds(e, 0.05)
-    assert f"about {expected} seeds per level" in path.reason and "max_seeds=6" in path.reason
+    expected = seeds_to_settle(path.effect, 0.05)
+    assert path.fixed_seeds == expected is not None
+    assert f"about {expected} seeds per level to settle it with 80% chance" in path.reason
+    assert "max_seeds=6" in path.reason
     assert path.rule_verdict == "fail"  # "upper": not shown small
     assert run_sequential(d, design, 0.05, "lower").rule_verdict == "warn"
 
 
-@pytest.mark.parametrize("effect,sd", [(0.025, 0.03), (0.005, 0.03), (0.3, 1.0)])
-def test_fixed_design_seeds_equals_seeds_needed(effect, sd):
-    e = paired_effect(0.05 + effect + sd * np.array([-1.0, 1.0]) / math.sqrt(2), [0.0, 0.0])
-    assert e.sd == pytest.approx(sd)
-    assert fixed_design_seeds(e, 0.05) == seeds_needed(effect, sd, 0.05, 0.8)
-    assert fixed_design_seeds(e, 0.05, family=2, target_power=0.9) == seeds_needed(effect, sd, 0.025, 0.9)
+def _settle_by_integration(estimate, sd, shared, n, threshold, confidence):
+    """The settle chance written from its definition: integrate the estimate's normal density over the values
+    whose interval (its t half-width at Welch-Satterthwaite df) lies wholly inside or wholly beyond."""
+    from scipy import integrate
+
+    seed_part = sd * sd / n
+    df = (n - 1) * ((seed_part + shared) / seed_part) ** 2 if shared > 0 else n - 1
+    se = math.sqrt(seed_part + shared)
+    half = stats.t.ppf((1 + confidence) / 2, df) * se
+    density = stats.norm(estimate, se).pdf
+    settled = [(-np.inf, -threshold - half), (threshold + half, np.inf)]
+    if half < threshold:
+        settled.append((-threshold + half, threshold - half))
+    return sum(integrate.quad(density, lo, hi, epsabs=1e-11)[0] for lo, hi in settled)
 
 
-def test_an_estimate_on_the_threshold_has_no_fixed_design():
-    assert fixed_design_seeds(paired_effect([0.04, 0.06], [0.0, 0.0]), 0.05) is None
+@pytest.mark.parametrize("estimate,sd,shared", [(0.075, 0.03, 0.0), (0.02, 0.03, 1e-5), (0.3, 1.0, 0.0),
+                                                (-0.09, 0.05, 4e-5)])
+def test_seeds_to_settle_is_the_first_count_that_settles_with_80_percent_chance(estimate, sd, shared):
+    e = paired_effect(estimate + sd * np.array([-1.0, 1.0]) / math.sqrt(2), [0.0, 0.0], shared_variance=shared)
+    need = seeds_to_settle(e, 0.05)
+    chance = [_settle_by_integration(estimate, sd, shared, n, 0.05, 0.95) for n in (need - 1, need)]
+    assert chance[1] >= 0.8 and (need == 2 or chance[0] < 0.8)
+    assert settle_chances(estimate, sd, shared, np.array([need]), 0.05, 0.95)[0] == pytest.approx(chance[1], abs=1e-7)
+    assert seeds_to_settle(e, 0.05, family=2) >= need  # a family's one-look level is stricter
+
+
+def test_an_estimate_on_the_threshold_or_held_wide_by_the_test_set_never_settles():
+    assert seeds_to_settle(paired_effect([0.04, 0.06], [0.0, 0.0]), 0.05) is None
+    # sqrt(shared) * z alone exceeds the distance 0.02: however many seeds, the interval stays wider.
+    held = paired_effect([0.06, 0.08], [0.0, 0.0], shared_variance=(0.02 / 1.9) ** 2)
+    assert seeds_to_settle(held, 0.05) is None
 
 
 def test_continue_when_the_differences_run_out():
@@ -290,4 +312,4 @@ def test_futility_only_turns_more_seeds_into_undecided():
     last = futile.looks[-1]
     assert futile.verdict == "undecided" and last.settle_chance < 0.1
     assert f"undecided at {last.seeds} of max_seeds=10 seeds (futility: max_seeds would settle it" in futile.reason
-    assert "a fixed design needs" in futile.reason
+    assert "a new audit on fresh seeds would need" in futile.reason or "no new audit" in futile.reason

@@ -103,11 +103,12 @@ def _placebos(spec: AuditSpec, evaluations: Evaluations, outcomes: Outcomes, pre
             est, metric=spec.inference.metric, **kw)
     if "aa" in spec.inference.placebos:
         fresh = outcomes_of(evaluations.of_role("aa"), evaluations, spec.inference.metric)
+        first = spec.recipe.seed_offset
         found["A/A"] = aa_placebo(
-            [outcomes.bias(ref, s, first_pert, est) for s in range(seeds)],
-            [fresh.bias(ref, s, first_pert, est) for s in range(seeds, 2 * seeds)],
-            label=f"placebo A/A: {level_label(ref)} on seeds {seeds}..{2 * seeds - 1} vs 0..{seeds - 1} under "
-                  f"{first_pert}", **kw)
+            [outcomes.bias(ref, s, first_pert, est) for s in range(first, first + seeds)],
+            [fresh.bias(ref, s, first_pert, est) for s in range(first + seeds, first + 2 * seeds)],
+            label=f"placebo A/A: {level_label(ref)} on seeds {first + seeds}..{first + 2 * seeds - 1} vs "
+                  f"{first}..{first + seeds - 1} under {first_pert}", **kw)
     return found
 
 

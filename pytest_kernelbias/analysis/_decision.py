@@ -33,7 +33,7 @@ from scipy import special
 from ..errors import AuditConfigError
 from ._effects import Effect, check_rule, check_threshold, paired_effect
 from ._futility import settle_chance, stop_point
-from ._sequential import FIXED_SEEDS_CAP, SequentialDesign, decide, fixed_design_seeds, look_confidences
+from ._sequential import FIXED_SEEDS_CAP, SequentialDesign, decide, look_confidences, seeds_to_settle
 
 VERDICT_RANK = {"pass": 0, "warn": 1, "undecided": 2, "fail": 3}
 
@@ -108,10 +108,10 @@ class SequentialPath:
 
     @functools.cached_property
     def fixed_seeds(self) -> int | None:
-        """When undecided: seeds per level a fixed design needs for the deciding effect; else None."""
+        """When undecided: the one "seeds needed" number (`seeds_to_settle`) for the deciding effect; else None."""
         if self.verdict != "undecided":
             return None
-        return fixed_design_seeds(self.effect, self.threshold, self.confidence, self.family, self.target_power)
+        return seeds_to_settle(self.effect, self.threshold, self.confidence, self.family, self.target_power)
 
     @property
     def rule_verdict(self) -> str:
@@ -139,10 +139,11 @@ class SequentialPath:
             return (f"continue: {where} contains the threshold {self.threshold:g}; "
                     f"train up to {self.next_seeds} seeds per level")
         fixed = self.fixed_seeds
-        many = f"{fixed} or more" if fixed == FIXED_SEEDS_CAP else f"about {fixed}"
-        need = (f"a fixed design needs {many} seeds per level to tell |effect| {abs(e.estimate):.4g} from "
-                f"the threshold with {self.target_power:.0%} power at the spread seen (sd {e.sd:.3g})"
-                if fixed is not None else "no fixed design can tell an estimate on the threshold from it")
+        need = (f"a new audit on fresh seeds would need about {fixed} seeds per level to settle it with "
+                f"{self.target_power:.0%} chance if the effect is {e.estimate:+.4g} (sd {e.sd:.3g}, test-set noise "
+                "counted)" if fixed is not None else
+                f"no new audit up to {FIXED_SEEDS_CAP} seeds settles it with {self.target_power:.0%} chance "
+                "(an estimate this close to the threshold, or the test set's own noise)")
         need += self._test_set_floor(e)
         if self.design.looks == (self.design.max_seeds,):
             return f"undecided at {last.seeds} seeds: {where} contains the threshold {self.threshold:g}; {need}"

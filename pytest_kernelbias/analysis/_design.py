@@ -73,16 +73,3 @@ def seeds_to_pass_upper(sd: float, threshold: float, confidence: float, max_seed
         if narrowest_half_width(sd, n, confidence) <= threshold:
             return n
     return None
-
-
-def seeds_to_settle(sd: float, shared_variance: float, margin: float, confidence: float,
-                    max_seeds: int = 1000) -> int | None:
-    """The fewest seeds whose interval half-width, sqrt(sd^2/n + shared) times its t quantile, is below `margin`
-    (the distance from |estimate| to the threshold): then it lies wholly inside or wholly beyond. None when no
-    count up to `max_seeds` does it (the test set's own noise, `shared_variance`, never shrinks with seeds)."""
-    if margin <= 0:
-        return None
-    for n in range(2, max_seeds + 1):
-        if t_half_width(sd, n, confidence, shared_variance) < margin:
-            return n
-    return None

@@ -187,6 +187,21 @@ class Effect:
     def alpha(self) -> float:
         return 1 - self.confidence
 
+    @property
+    def p_floor(self) -> float:
+        """The smallest p this test can give at n seeds: 2 / 2^n for the exact sign flip (the observed signs and
+        their mirror), 1 / (B + 1) for its Monte Carlo form, 0 for the paired t."""
+        if self.p_method != "permutation":
+            return 0.0
+        return min(1.0, 2.0 / 2**self.n) if self.n <= EXACT_LIMIT else 1.0 / (MONTE_CARLO_DRAWS + 1)
+
+    def p_note(self) -> str:
+        """Why p says nothing at this seed count, when its floor lies above alpha; else ""."""
+        if self.p_floor <= self.alpha:
+            return ""
+        return (f"p: the {self.p_name} p cannot go below {self.p_floor:.3g} with {self.n} seeds, above alpha "
+                f"{self.alpha:.3g}, so it cannot show an effect here; the verdict reads the interval")
+
     def minimum_detectable_effect(self, target_power: float = 0.8) -> float:
         """Smallest |effect| this many seeds detect with `target_power` at this audit's alpha."""
         return minimum_detectable_effect(self.sd, self.n, self.alpha, target_power)

@@ -102,14 +102,22 @@ def check_learning(models: list[Learning], min_gain: float) -> None:
             f"e.g. {worst.label} has clean {worst.judged_by} {worst.score:.3f} (95% CI [{worst.ci[0]:.3f}, "
             f"{worst.ci[1]:.3f}]) against {worst.chance:.3f} for {baseline}. "
             "Train longer (TrainConfig(epochs=...)), tune the learning rate (lr=...), or use more training data")
+    note = partial_learning(models, min_gain)
+    if note is not None:
+        warnings.warn(KernelAuditWarning(f"{note}; their drops and gaps may reflect guessing more than the kernel "
+                                         "size"), stacklevel=4)
+
+
+def partial_learning(models: list[Learning], min_gain: float) -> str | None:
+    """The sentence every report shows beside a verdict on models that learned the task only partly (less
+    than `min_gain` above chance, or some subgroup at chance), or None when every model learned it."""
     weak = [m for m in models if m.score - m.chance < min_gain or m.weak_groups()]
-    if weak:
-        m = weak[0]
-        groups = m.weak_groups()
-        where = f"; subgroups at chance: {', '.join(groups)}" if groups else ""
-        little = (f"{m.score:.3f} vs chance {m.chance:.3f}, less than {min_gain:g} above it"
-                  if m.score - m.chance < min_gain else f"{m.score:.3f} vs chance {m.chance:.3f}")
-        warnings.warn(KernelAuditWarning(
-            f"{len(weak)} of {len(models)} models learned the task only partly (e.g. {m.label}: clean "
-            f"{m.judged_by} {little}{where}); their drops and gaps may reflect guessing more than the kernel "
-            "size"), stacklevel=4)
+    if not weak:
+        return None
+    m = weak[0]
+    groups = m.weak_groups()
+    where = f"; subgroups at chance: {', '.join(groups)}" if groups else ""
+    little = (f"{m.score:.3f} vs chance {m.chance:.3f}, less than {min_gain:g} above it"
+              if m.score - m.chance < min_gain else f"{m.score:.3f} vs chance {m.chance:.3f}")
+    return (f"{len(weak)} of {len(models)} models learned the task only partly (e.g. {m.label}: clean "
+            f"{m.judged_by} {little}{where})")

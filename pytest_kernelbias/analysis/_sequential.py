@@ -41,7 +41,6 @@ from scipy import special
 from ..errors import AuditConfigError
 from ._effects import MAX_SEEDS, Effect, check_confidence, check_rule, check_threshold
 from ._futility import DEFAULT_FUTILITY, check_futility
-from ._power import power
 
 BOUNDARIES = ("pocock", "obrien-fleming", "bonferroni")
 # Wang-Tsiatis shape parameter: the z boundary at look k is C * (n_k / N) ** (Delta - 1/2).
@@ -205,34 +204,36 @@ def final_verdict(interval: tuple[float, float], rule: str, threshold: float) ->
     return "undecided" if decision == "continue" else decision
 
 
-def _seeds_for_power(effect: float, sd: float, alpha: float, target_power: float) -> int:
-    """`seeds_needed(effect, sd, alpha, target_power)`, found by bisection instead of counting up.
+def settle_chances(estimate: float, sd: float, shared_variance: float, seeds: np.ndarray, threshold: float,
+                   confidence: float) -> np.ndarray:
+    """The chance a fixed design of each seed count settles (its t interval at `confidence` lies wholly inside or
+    wholly beyond +-threshold) when tau equals `estimate`, at the per-seed `sd` and the test set's common
+    variance seen: the estimate drawn normal around tau with standard error sqrt(sd^2/n + shared), the interval
+    its own half-width (the audit's t quantile at Welch-Satterthwaite degrees of freedom)."""
+    n = np.asarray(seeds, dtype=float)
+    seed_part = sd * sd / n
+    var = seed_part + shared_variance
+    with np.errstate(divide="ignore", invalid="ignore"):  # as satterthwaite_df, vectorized over n
+        df = np.where(seed_part > 0, np.minimum(1e6, (n - 1) * (var / seed_part) ** 2), 1e6)
+    se = np.sqrt(var)
+    half = special.stdtrit(df, 0.5 + confidence / 2) * se
+    cdf = special.ndtr
+    inside = np.clip(cdf((threshold - half - estimate) / se) - cdf((half - threshold - estimate) / se), 0, None)
+    beyond = cdf((-threshold - half - estimate) / se) + 1 - cdf((threshold + half - estimate) / se)
+    return inside + beyond
 
-    seeds_needed tries n = 2, 3, ... one exact power integral each; an estimate near the threshold
-    needs thousands. Power grows with n, so doubling then bisecting finds the same smallest n.
-    """
-    if power(effect, sd, 2, alpha) >= target_power:
-        return 2
-    lo, hi = 2, 4  # power(lo) < target throughout
-    while power(effect, sd, hi, alpha) < target_power:
-        if hi >= FIXED_SEEDS_CAP:
-            return FIXED_SEEDS_CAP
-        lo, hi = hi, min(2 * hi, FIXED_SEEDS_CAP)
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        lo, hi = (mid, hi) if power(effect, sd, mid, alpha) < target_power else (lo, mid)
-    return hi
 
-
-def fixed_design_seeds(effect: Effect, threshold: float, confidence: float = 0.95, family: int = 1,
-                       target_power: float = 0.8) -> int | None:
-    """Seeds per level a fixed design needs to tell this |estimate| from the threshold, at the spread seen.
-
-    The `seeds_needed` count (paired t power at the family's alpha) for the distance
-    ||estimate| - threshold|; None when the estimate sits on the threshold (no number of seeds is enough).
-    """
-    distance = abs(abs(effect.estimate) - check_threshold(threshold))
-    sd = effect.sd
-    if distance == 0 or not math.isfinite(sd):
+def seeds_to_settle(effect: Effect, threshold: float, confidence: float = 0.95, family: int = 1,
+                    target_power: float = 0.8) -> int | None:
+    """The one "seeds needed" number: seeds per level a new fixed audit on fresh seeds needs to settle this
+    effect (pass or fail by the evidence rule, at the family's one-look level) with `target_power` chance if
+    tau equals the estimate, counting the test set's noise (`settle_chances`). None when no count up to
+    FIXED_SEEDS_CAP reaches it (an estimate on the threshold, or test-set noise wider than its distance)."""
+    threshold = check_threshold(threshold)
+    alpha = _check_level(confidence, family)
+    if not math.isfinite(effect.sd):
         return None
-    return _seeds_for_power(distance, sd, _check_level(confidence, family), target_power)
+    seeds = np.arange(2, FIXED_SEEDS_CAP + 1)
+    chances = settle_chances(effect.estimate, effect.sd, effect.shared_variance, seeds, threshold, 1 - alpha)
+    reach = np.flatnonzero(chances >= target_power)
+    return int(seeds[reach[0]]) if len(reach) else None

@@ -58,6 +58,7 @@ table.mini td,table.mini th{padding:3px 6px}
 .b-bad{background:#b42318;color:#fff;border-color:#b42318}.b-expected{background:#f1e8ff;color:#5a32a3;border-color:#8250df}
 .b-other{background:#fff;color:#57606a;border-color:#8c959f}
 .v-pass{color:#1a7f37;font-weight:600}.v-warn{color:#b35900;font-weight:600}.v-fail{color:#c62828;font-weight:600}
+.warnline{background:#fff1d6;border-left:3px solid #d97a00;padding:4px 8px;color:#5c3100}
 .lv{white-space:nowrap}.sw{display:inline-block;width:.8em;height:.8em;border-radius:2px;margin-right:.35em;vertical-align:-.05em}
 .forest{vertical-align:middle;max-width:100%}
 img{max-width:100%;height:auto}img.px{image-rendering:pixelated}

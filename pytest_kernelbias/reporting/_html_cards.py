@@ -22,7 +22,7 @@ from ._html_parts import (
     swatch,
     verdict_badge,
 )
-from ._records import interval_words, worst_first
+from ._records import interval_words, verdict_text, worst_first
 
 # Audit verdicts in reading order, the two of records without effects last.
 VERDICT_RANK = {**DECIDED_RANK, "error": 4, "not run": 5}
@@ -83,7 +83,8 @@ def audit_card(a: Mapping, anchor: str) -> str:
         f"<tr><td>{swatch(a, e['level'])}<br>"
         f"<span class='dim lbl'>{esc(e['perturbation'])}</span></td>"
         f"<td>{forest_svg(e, scale, width=140)}</td><td><span class='n'>{num(e['effect'])}</span> "
-        f"<span class='n dim'>{interval(e)}</span></td><td class='v-{esc(e['verdict'])}'>{esc(e['verdict'])}</td></tr>"
+        f"<span class='n dim'>{interval(e)}</span></td>"
+        f"<td class='v-{esc(e['verdict'])}'>{esc(verdict_text(e))}</td></tr>"
         for e in effects[:CARD_EFFECTS])
     more = len(effects) - CARD_EFFECTS
     settings = a.get("settings", {})
@@ -99,6 +100,8 @@ def audit_card(a: Mapping, anchor: str) -> str:
         f"<h3><a class='id' href='#{anchor}'>{esc(a['test'])}</a></h3>",
         f"<p class='badges'>{outcome_badge(a.get('test_outcome', 'unknown'))} {verdict_badge(a['verdict'])}</p>",
         f"<p class='why'>{_why(a)}</p>",
+        f"<p class='warnline'><b>Models learned partly.</b> {esc(a['learning_note'])}: the verdict may read "
+        "guessing, not the kernel size.</p>" if a.get("learning_note") else "",
         f"<div class='tw'><table class='mini'><thead><tr><th>level k vs {esc(a.get('reference', 'k0'))}</th>"
         f"<th>effect vs ±{a['effects'][0]['threshold']:g}</th><th>effect [{ci_label(a)}]</th><th>verdict</th>"
         "</tr></thead>"

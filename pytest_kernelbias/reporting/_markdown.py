@@ -56,8 +56,9 @@ def _row(a: Mapping) -> str:
         gap = "" if worst.get("gap") is None else f"{worst['gap']:+.3f}"
     seeds = (worst or {}).get("n") or settings.get("seeds", "")
     rule = f"{a.get('threshold'):g} / {a.get('rule')}" if a.get("threshold") is not None else ""
-    cells = (f"`{a['test']}`", BADGES.get(a["verdict"], a["verdict"]), a.get("test_outcome", ""), effect, level,
-             gap, seeds, rule, _todo(a, worst))
+    badge = BADGES.get(a["verdict"], a["verdict"]) + (" (models learned partly)" if a.get("learning_note") else "")
+    todo = _todo(a, worst) + (f". Note: {a['learning_note']}" if a.get("learning_note") else "")
+    cells = (f"`{a['test']}`", badge, a.get("test_outcome", ""), effect, level, gap, seeds, rule, todo)
     return "| " + " | ".join(_cell(c) for c in cells) + " |"
 
 

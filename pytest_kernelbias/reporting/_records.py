@@ -86,3 +86,14 @@ def interval_words(audit: Mapping) -> str:
 def worst_first(effects: list[Mapping]) -> list[Mapping]:
     """Effect rows by verdict (fail before undecided, warn, pass), then by |effect|: the reports' reading order."""
     return sorted(effects, key=lambda e: (-VERDICT_RANK.get(e["verdict"], 0), -abs(e["effect"])))
+
+
+def p_text(e: Mapping) -> str:
+    """p, marked with a degree sign where its floor at this seed count lies above alpha: it could not be small."""
+    floor, alpha = e.get("p_floor"), 1 - (e.get("confidence") or 0.95)
+    return f"{e['p_value']:.3g}" + ("°" if floor is not None and floor > alpha else "")
+
+
+def verdict_text(e: Mapping) -> str:
+    """The verdict, starred when the models learned the task only partly (the audit's line says how)."""
+    return e["verdict"] + ("*" if e.get("learned_partly") else "")

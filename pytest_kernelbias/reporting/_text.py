@@ -11,7 +11,7 @@ import re
 import textwrap
 from typing import Iterable, Mapping
 
-from ._records import interval_words, outcome_text, session_counts
+from ._records import interval_words, outcome_text, p_text, session_counts, verdict_text
 
 WIDTH = 120
 COLUMNS = ("level k", "perturbation", "effect", "CI", "p", "p adj", "verdict", "gap at k0 [CI]",
@@ -20,6 +20,7 @@ WRAPPABLE = (0, 1)  # level and perturbation labels may wrap inside their column
 INDENT = "  "
 LEGEND = ("verdict: pass = within | undecided = CI across | warn = passed, CI past | fail = rule broken | "
           "error = raised")
+MARKS = "verdict* = the models learned the task only partly | p° = these seeds allow no p below alpha (floor 2/2^n)"
 
 
 def _num(value: float | None, digits: int = 3) -> str:
@@ -36,7 +37,7 @@ def _row(e: Mapping) -> tuple[str, ...]:
     p_adj = "" if e.get("p_adjusted") is None else f"{e['p_adjusted']:.3g}"
     clean = "" if e.get("clean_level") is None else f"{e['clean_level']:.3f}"
     return (level, e["perturbation"], _num(e["effect"]), _interval(e["ci_low"], e["ci_high"]),
-            f"{e['p_value']:.3g}", p_adj, e["verdict"], gap, clean)
+            p_text(e), p_adj, verdict_text(e), gap, clean)
 
 
 def wrap_id(text: str, width: int = WIDTH, indent: str = "    ") -> list[str]:
@@ -122,6 +123,9 @@ def summary_lines(audits: Iterable[Mapping], width: int = WIDTH) -> list[str]:
                                    break_on_hyphens=False)
             continue
         lines += textwrap.wrap(_context(audit), width, initial_indent=INDENT, subsequent_indent=INDENT * 2)
+        if audit.get("learning_note"):
+            lines += textwrap.wrap(f"* {audit['learning_note']}: the verdict may read guessing, not the kernel size",
+                                   width, initial_indent=INDENT, subsequent_indent=INDENT * 2, break_on_hyphens=False)
         effects = audit["effects"]
         if audit.get("layer_map"):  # a layer map reads worst first: which layer's kernel moves the gap most
             layers = len({r["layer"] for r in audit["layer_map"]})
@@ -132,7 +136,8 @@ def summary_lines(audits: Iterable[Mapping], width: int = WIDTH) -> list[str]:
             if e.get("note"):  # under its row, where the test and contrast are already named
                 lines += textwrap.wrap(f"{e['verdict']}: {e['note']}", width, initial_indent=INDENT * 2,
                                        subsequent_indent=INDENT * 3, break_on_hyphens=False)
-    return lines + [LEGEND]
+    marked = any(cell.endswith(("*", "°")) for row in rows for cell in (row[4], row[6]))
+    return lines + [LEGEND] + ([MARKS] if marked else [])
 
 
 def session_tail(records: list[Mapping]) -> list[str]:
