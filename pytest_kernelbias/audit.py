@@ -106,8 +106,7 @@ def _with_recipe(spec: AuditSpec, intervention: KernelIntervention, train_data: 
         config, source = choose_config(recipe.train_config, intervention.build(intervention.reference, 0))
     probe = None
     if recipe.lr_probe:
-        config, probe = probe_lr(config, intervention, intervention.reference, train_data, recipe.device,
-                                 _store(spec.execution.cache))
+        config, probe = probe_lr(config, intervention, train_data, recipe.device, _store(spec.execution.cache))
     return replace(spec, recipe=replace(recipe, train_config=config, chosen={"source": source, "lr_probe": probe}))
 
 

@@ -54,3 +54,23 @@ def test_the_lr_probe_picks_from_its_grid_is_cached_and_its_pick_is_in_every_key
     if probe["lr"] != config.lr:  # the pick shapes the weights: another key than the asked lr's
         _, asked, _ = _resolved(batch_norm_cnn, train_config=config, cache=tmp_path)
         assert {v.key for v in asked.variants}.isdisjoint(v.key for v in plan.variants)
+
+
+def test_the_lr_probe_pools_every_level_so_the_reference_does_not_choose_the_recipe(tmp_path):
+    import numpy as np
+
+    from pytest_kernelbias import KernelIntervention
+    from pytest_kernelbias.training._lr_probe import lr_probe
+
+    config = TrainConfig(epochs=1, batch_size=32)
+    spec, plan, _ = _resolved(batch_norm_cnn, train_config=config, lr_probe=True)
+    swapped, plan_swapped, _ = _resolved(batch_norm_cnn, train_config=config, lr_probe=True, reference=5)
+    probe = spec.recipe.chosen["lr_probe"]
+    assert probe["pooled_over"] == ["kernel_size=3", "kernel_size=5"]
+    assert swapped.recipe.chosen["lr_probe"]["lr"] == probe["lr"]
+    assert {v.key for v in plan_swapped.variants} == {v.key for v in plan.variants}  # the same models
+    # Computed another way: each level's own probe, the losses averaged.
+    intervention = KernelIntervention(batch_norm_cnn, "0", [3, 5])
+    own = [lr_probe(lambda k=k: intervention.build(k, 0), SETS["data"], config, seed=0).losses for k in (3, 5)]
+    assert probe["losses"] == list(np.mean(own, axis=0))
+    assert probe["losses_by_level"] == {"kernel_size=3": list(own[0]), "kernel_size=5": list(own[1])}

@@ -287,14 +287,21 @@ class KernelIntervention:
         self._shapes = {name: _conv_shape(convs[name]) for name in self.layers}
 
     def fingerprint(self, train_images: torch.Tensor) -> dict[str, str]:
-        """The model's behavioural fingerprint (`fingerprints.model_fingerprint` of the reference level's seed-0
-        build, probed with the first `train_images`): what keys every variant's weights. Computed once."""
+        """The model's behavioural fingerprint (`fingerprints.model_fingerprint` of what the factory builds at
+        seed 0, before any intervention, probed with the first `train_images`): what keys every variant's
+        weights, the same whichever level is the reference. Computed once."""
         memo = self.__dict__.get("_fingerprint")
         mark = (train_images.data_ptr(), tuple(train_images.shape), train_images._version)
         if memo is None or memo[0] != mark:
-            memo = (mark, model_fingerprint(lambda: self.build(self.reference, 0), train_images))
+            memo = (mark, model_fingerprint(lambda: self._base(0), train_images))
             self._fingerprint = memo
         return memo[1]
+
+    def _base(self, seed: int) -> nn.Module:
+        """What the factory builds under `torch.manual_seed(seed)`, the caller's random stream kept."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return self.source()
 
     def cost(self, level: Level) -> float:
         """Multiply-adds per input pixel of the intervened layers at `level`: a training-cost order, not a time.
@@ -315,10 +322,7 @@ class KernelIntervention:
     def build(self, level: Level, seed: int, paired: bool = True) -> nn.Module:
         """The seed-`seed` model at `level`. `paired=False` decorrelates levels (for comparison only)."""
         init_seed = seed if paired else layer_seed(seed, f"unpaired-{level_label(level)}")
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(init_seed)
-            base = self.source()
-        model, _ = _apply(base, self.layers, as_intervention(level), self.init, init_seed)
+        model, _ = _apply(self._base(init_seed), self.layers, as_intervention(level), self.init, init_seed)
         return model
 
     @property

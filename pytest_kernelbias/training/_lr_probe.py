@@ -7,8 +7,9 @@ import math
 import time
 from dataclasses import dataclass
 from itertools import chain, count, islice
-from typing import Callable, Optional, Sequence
+from typing import Callable, Mapping, Optional, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -45,6 +46,7 @@ class LrProbe:
     chance: float  # the loss of a model that ignores the image (`chance_loss`): gains are measured from it
     steps: int  # training steps per candidate
     seconds: float  # wall time of the whole probe
+    by_level: tuple = ()  # `lr_probe_levels`: (level, its losses in the order of `lrs`) per level pooled
 
 
 def _losses(model_factory: Callable[[], nn.Module], data: SubgroupDataset, config: TrainConfig, seed: int,
@@ -155,3 +157,22 @@ def lr_probe(
     chance = chance_loss(data.labels, config.label_smoothing)
     return LrProbe(choose_lr(lrs, losses, diverged, chance, margin, config.lr), lrs, losses, diverged, chance, steps,
                    time.perf_counter() - started)
+
+
+def lr_probe_levels(factories: Mapping[str, Callable[[], nn.Module]], data: SubgroupDataset,
+                    config: TrainConfig = TrainConfig(), seed: int = 0, steps: Optional[int] = None,
+                    lrs: Sequence[float] = GRID, margin: float = 0.2, device: str | torch.device = "cpu") -> LrProbe:
+    """One peak lr for every level of an audit, picked on all of them pooled: each level's model runs every
+    candidate (as `lr_probe`), a candidate's loss is the mean over levels and it diverged if it did at any
+    level. The pick is symmetric in the levels, so it never depends on which one is the reference, and every
+    level trains with the recipe tuned for all of them (the estimand: k under one recipe tuned on every k).
+    Cost: `lr_probe`'s times the number of levels."""
+    started = time.perf_counter()
+    probes = {name: lr_probe(build, data, config, seed, steps, lrs, margin, device)
+              for name, build in factories.items()}
+    first = next(iter(probes.values()))
+    losses = tuple(float(np.mean([p.losses[i] for p in probes.values()])) for i in range(len(first.lrs)))
+    diverged = tuple(any(p.diverged[i] for p in probes.values()) for i in range(len(first.lrs)))
+    chosen = choose_lr(first.lrs, losses, diverged, first.chance, margin, config.lr)
+    return LrProbe(chosen, first.lrs, losses, diverged, first.chance, first.steps, time.perf_counter() - started,
+                   tuple((name, p.losses) for name, p in probes.items()))
