@@ -8,7 +8,8 @@ alpha = 5% (`run_sequential` spends alpha / 2 on each). Stage 1 is the audit as 
 6 seeds, or seeds="auto" (Pocock 3..16, futility 0.1). When it ends undecided, the second stage is:
 
   * "as advised": a follow-up on fresh seeds (new z, the same c), `seeds_to_settle` of stage 1's effect seeds
-    per level, a fixed design judged alone: what `analysis/_advice.py` advises;
+    per level at the follow-up's level, a fixed design judged alone at confidence 1 - alpha / 2: what
+    `analysis/_advice.py` advises;
   * "reuse": `seeds=N` on the seeds already seen, N the same count (at least one more than stage 1 had):
     the first N draws re-decided, the move the note used to suggest;
   * "none": stop undecided.
@@ -26,6 +27,7 @@ import math
 
 import numpy as np
 
+from pytest_kernelbias.analysis._advice import follow_up_confidence
 from pytest_kernelbias.analysis._sequential import seeds_to_settle
 from pytest_kernelbias.stats import SequentialDesign, run_sequential
 
@@ -34,8 +36,11 @@ DESIGNS = {"fixed 3": SequentialDesign(3, 3), "fixed 6": SequentialDesign(6, 6),
 SHARED = {"no test-set noise": 0.0, "test-set sd 0.01": 0.01 ** 2}
 
 
-def _decide(d: np.ndarray, design: SequentialDesign, shared: float):
-    return run_sequential(d, design, THRESHOLD, shared_variance=shared)
+FOLLOW = follow_up_confidence(0.95)
+
+
+def _decide(d: np.ndarray, design: SequentialDesign, shared: float, confidence: float = 0.95):
+    return run_sequential(d, design, THRESHOLD, confidence=confidence, shared_variance=shared)
 
 
 def one_audit(rng: np.random.Generator, design: SequentialDesign, shared: float) -> dict[str, str]:
@@ -45,9 +50,9 @@ def one_audit(rng: np.random.Generator, design: SequentialDesign, shared: float)
     path = _decide(first[:design.max_seeds], design, shared)
     if path.verdict != "undecided":
         return dict.fromkeys(("advised", "reuse", "none"), path.verdict)
-    need = min(CAP, seeds_to_settle(path.effect, THRESHOLD) or CAP)
+    need = min(CAP, seeds_to_settle(path.effect, THRESHOLD, FOLLOW) or CAP)
     fresh = THRESHOLD + SD * rng.standard_normal(need) + c
-    advised = _decide(fresh, SequentialDesign(need, need), shared).verdict
+    advised = _decide(fresh, SequentialDesign(need, need), shared, FOLLOW).verdict
     more = max(need, path.seeds + 1)
     reuse = _decide(first[:more], SequentialDesign(more, more), shared).verdict
     return {"advised": advised, "reuse": reuse, "none": "undecided"}

@@ -169,7 +169,8 @@ def test_an_audit_decides_exactly_what_run_sequential_decides_for_its_family():
     d = np.array([analysis.all_effects[k].differences for k in keys])
     v = np.array([[analysis.all_effects[k].shared_variance] for k in keys])
     assert (v >= 0).all()  # independent errors per model here: the common part is about 0 (clipped)
-    path = run_sequential(d, SequentialDesign(5, 5), 0.02, "evidence", shared_variance=v)
+    room = [np.tile(analysis.all_effects[k].allowance, (5, 1)) for k in keys]  # one look: its 5-seed allowance
+    path = run_sequential(d, SequentialDesign(5, 5), 0.02, "evidence", shared_variance=v, allowance=room)
     assert path.verdict == analysis.path.verdict
     for k, e in zip(keys, path.effects):
         assert analysis.all_effects[k].ci == e.ci and analysis.all_effects[k].confidence == pytest.approx(1 - 0.025)

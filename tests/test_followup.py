@@ -45,7 +45,7 @@ def test_the_undecided_note_names_the_follow_up_and_a_follow_up_is_final(tmp_pat
     notes = _undecided_notes(first)
     assert notes, "two guessing seeds leave the interval across the threshold"
     for note in notes:
-        assert "seed_offset=4, seeds=" in note and "judge it alone" in note  # past the A/A placebo's seeds too
+        assert "seed_offset=4, seeds=" in note and "confidence=0.975" in note and "judged alone" in note
         assert "(seeds=" not in note.split("seed_offset")[0]  # never seeds=N on the seeds already seen
     follow = run_audit(tiny_cnn, "0", [3, 5], seeds=2, seed_offset=4, cache=tmp_path, threshold=0.05,
                        placebos=(), **DATA)

@@ -78,7 +78,7 @@ def test_the_p_floor_is_the_smallest_p_the_seeds_allow_and_is_marked_above_alpha
     marked = e.p_floor > e.alpha
     assert bool(e.p_note()) == marked and marked == (n <= 5)  # 2/2^5 = 0.0625 > 0.05; 2/2^6 < 0.05
     if marked:
-        assert f"cannot go below {e.p_floor:.3g} with {n} seeds" in e.p_note()
+        assert f"{n} seeds allow no exact sign-flip p below {e.p_floor:.3g}" in e.p_note()
 
 
 def test_a_row_shows_its_p_as_unable_to_reach_alpha(guessing):
@@ -86,7 +86,7 @@ def test_a_row_shows_its_p_as_unable_to_reach_alpha(guessing):
     row = next(line for line in summary_lines([record]) if line.startswith("  kernel_size=5"))
     assert "0.5°" in row.split() or any(c.endswith("°") for c in row.split())
     assert all(e["p_floor"] == 0.5 for e in record["effects"])  # two seeds: 2 / 2^2
-    assert all("cannot go below 0.5 with 2 seeds" in e["note"] for e in record["effects"])
+    assert all("2 seeds allow no exact sign-flip p below 0.5" in e["note"] for e in record["effects"])
 
 
 def test_sign_patterns_enumerated_match_the_floor():

@@ -22,7 +22,13 @@ from ._multiplicity import adjust
 from ._outcomes import Outcome, Outcomes, estimate_effects, pairwise_effects, subgroup_effects
 from ._placebo import aa_placebo, shuffle_placebo
 from ._sequential import SequentialDesign
-from ._test_noise import difference_replicates, image_weights, shared_variances
+from ._test_noise import (
+    difference_replicates,
+    effect_allowances,
+    image_weights,
+    model_allowances,
+    shared_variances,
+)
 
 if TYPE_CHECKING:  # the spec is read, never built, here: an annotation, so analysis does not import spec
     from ..spec import AuditSpec
@@ -163,20 +169,24 @@ def _adjust_subgroups(by_group: dict, correction: str) -> dict:
 
 
 def _test_noise(spec: AuditSpec, bias: dict, evaluations: Evaluations, predictions: dict,
-                outcomes: Outcomes) -> list[np.ndarray] | None:
-    """Per bias effect, the common test-set variance of its mean over its first j seeds (j = 1..its seeds)."""
+                outcomes: Outcomes) -> tuple[list[np.ndarray] | None, list[np.ndarray] | None]:
+    """Per bias effect, the common test-set variance of its mean over its first j seeds (j = 1..its seeds), and
+    its small-subgroup bias allowance (below, above) for the same means."""
     if not (spec.inference.test_noise and spec.inference.interval == "t"):
-        return None
+        return None, None
     names = list(evaluations.names)
     weights = image_weights(evaluations.codes, len(names))
-    ref = spec.target.reference_level
-    rows = []
+    ref, est, metric = spec.target.reference_level, spec.estimand, spec.inference.metric
+    shared, room = [], []
     for (pert, level), e in bias.items():
-        reps = difference_replicates(predictions, level, ref, pert, outcomes.paired_seeds(level, ref),
-                                     evaluations.labels, evaluations.codes, names, spec.estimand,
-                                     spec.inference.metric, weights)
-        rows.append(shared_variances(reps, np.asarray(e.differences)))
-    return rows
+        seeds = outcomes.paired_seeds(level, ref)
+        reps = difference_replicates(predictions, level, ref, pert, seeds, evaluations.labels, evaluations.codes,
+                                     names, est, metric, weights)
+        shared.append(shared_variances(reps, np.asarray(e.differences)))
+        allowance = [model_allowances(predictions, lv, pert, seeds, evaluations.labels, evaluations.codes, names,
+                                      est, metric, weights) for lv in (level, ref)]
+        room.append(effect_allowances(*allowance, est))
+    return shared, room
 
 
 INERT_SHARE = 0.999  # a level whose models predict as the reference's on this share of every condition's images
@@ -208,7 +218,8 @@ def arm_of(level: object) -> object:
     return getattr(level, "layer", None)
 
 
-def decide_family(spec: AuditSpec, bias: dict, design: SequentialDesign, shared: list | None) -> tuple:
+def decide_family(spec: AuditSpec, bias: dict, design: SequentialDesign, shared: list | None,
+                  room: list | None = None) -> tuple:
     """The bias family through the one decision procedure: its adjusted effects and the path.
 
     A layer map's arms are decided apart within the family, so a settled arm stops taking seeds.
@@ -217,6 +228,7 @@ def decide_family(spec: AuditSpec, bias: dict, design: SequentialDesign, shared:
     inference = spec.inference
     path = run_sequential([np.asarray(bias[k].differences) for k in keys], design, inference.threshold,
                           inference.rule, inference.confidence, method=inference.interval, shared_variance=shared,
+                          allowance=room,
                           labels=[bias[k].label for k in keys], contexts=[bias[k].context for k in keys],
                           arms=[arm_of(level) for _, level in keys])
     return _adjusted(dict(zip(keys, path.effects)), inference.correction), path
@@ -243,8 +255,8 @@ def analyze(spec: AuditSpec, evaluations: Evaluations, design: SequentialDesign 
     warn_inert_levels(spec, predictions)
     bias, by_group, pairs, doses = _effects(spec, outcomes)
     design = design or spec.recipe.decision_design
-    shared = _test_noise(spec, bias, evaluations, predictions, outcomes)
-    decided, path = decide_family(spec, bias, design, shared)
+    shared, room = _test_noise(spec, bias, evaluations, predictions, outcomes)
+    decided, path = decide_family(spec, bias, design, shared, room)
     spectral = [row for ev in audit_items for row in ev.spectral]
     kernels: dict[str, list] = {}
     for ev in audit_items:

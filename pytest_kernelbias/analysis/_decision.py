@@ -255,7 +255,8 @@ def _arm_chance(effects: Sequence[Effect], decisions: Sequence[str], rows: Seque
 def run_sequential(differences: object, design: SequentialDesign, threshold: float, rule: str = "evidence",
                    confidence: float = 0.95, family: int | None = None, target_power: float = 0.8,
                    p_method: str = "permutation", label: str = "effect", *, method: str = "t",
-                   shared_variance: object = None, labels: Sequence[str] | None = None,
+                   shared_variance: object = None, allowance: Sequence[np.ndarray] | None = None,
+                   labels: Sequence[str] | None = None,
                    contexts: Sequence[str] | None = None, arms: Sequence[object] | None = None) -> SequentialPath:
     """Decide a family of effects from their per-seed differences d_s = B(k, s) - B(k0, s), in seed order.
 
@@ -278,6 +279,8 @@ def run_sequential(differences: object, design: SequentialDesign, threshold: flo
     family = _check_design(rows, design, family, target_power)
     threshold, rule = check_threshold(threshold), check_rule(rule)
     v = _shared(shared_variance, [len(r) for r in rows])
+    # Per effect, (seeds, 2): the interval's small-subgroup bias allowance below and above, for its first j seeds.
+    room = [np.zeros((len(r), 2)) for r in rows] if allowance is None else [np.asarray(a, float) for a in allowance]
     names = list(labels) if labels is not None else [label if m == 1 else f"{label} {j}" for j in range(m)]
     notes = list(contexts) if contexts is not None else [""] * m
     arm_of = list(arms) if arms is not None else [0] * m
@@ -302,7 +305,8 @@ def run_sequential(differences: object, design: SequentialDesign, threshold: flo
             return record("continue", next_seeds=n)
         for j in (j for a in active for j in members[a]):
             effects[j] = paired_effect(rows[j][:n], np.zeros(n), confidence=level, method=method, label=names[j],
-                                       context=notes[j], p_method=p_method, shared_variance=float(v[j][n - 1]))
+                                       context=notes[j], p_method=p_method, shared_variance=float(v[j][n - 1]),
+                                       allowance=tuple(room[j][n - 1]))
             decisions[j] = decide(effects[j].ci, rule, threshold)
         chances = []
         for a in active:

@@ -178,6 +178,9 @@ class Effect:
     # Variance of the estimate from the finite test set that the seeds' spread does not show (images shared by
     # every model; analysis/_test_noise.py); included in a "t" interval, 0 when not measured.
     shared_variance: float = 0.0
+    # How far below and above the interval reaches beyond its sampling half-widths: the most the finite test
+    # set can bias a max-min estimand on small subgroups (analysis/_test_noise.py, `bias_allowance`).
+    allowance: tuple[float, float] = (0.0, 0.0)
 
     @property
     def sd(self) -> float:
@@ -199,8 +202,8 @@ class Effect:
         """Why p says nothing at this seed count, when its floor lies above alpha; else ""."""
         if self.p_floor <= self.alpha:
             return ""
-        return (f"p: the {self.p_name} p cannot go below {self.p_floor:.3g} with {self.n} seeds, above alpha "
-                f"{self.alpha:.3g}, so it cannot show an effect here; the verdict reads the interval")
+        return (f"p: {self.n} seeds allow no {self.p_name} p below {self.p_floor:.3g} (alpha {self.alpha:.3g}); the "
+                "verdict reads the interval")
 
     def minimum_detectable_effect(self, target_power: float = 0.8) -> float:
         """Smallest |effect| this many seeds detect with `target_power` at this audit's alpha."""
@@ -326,8 +329,12 @@ def paired_effect(
     context: str = "",
     p_method: str | None = None,
     shared_variance: float = 0.0,
+    allowance: tuple[float, float] = (0.0, 0.0),
 ) -> Effect:
     """The paired effect of treated vs reference outcomes, one pair per seed.
+
+    `allowance` (below, above) widens the interval by the most the test set can bias the estimand (small
+    subgroups; `analysis/_test_noise.bias_allowance`), so it covers the population's effect.
 
     `shared_variance` is the variance of the estimate that the seeds' spread cannot show (the finite
     test set every model shares, `analysis/_test_noise.py`). A "t" interval adds it to sd^2 / n, with
@@ -383,5 +390,10 @@ def paired_effect(
             0.0 if degenerate else float(2 * special.stdtr(n - 1, -abs(mean) / (sd / math.sqrt(n)))))
     else:
         p = sign_flip_p_value(d)
+    below, above = (float(a) for a in allowance)
+    if not (math.isfinite(below) and math.isfinite(above) and below >= 0 and above >= 0):
+        raise AuditConfigError(f"allowance must be two finite numbers >= 0 (below, above), got {allowance!r}")
+    ci = (ci[0] - below, ci[1] + above)
     return Effect(estimate=mean, ci=ci, p_value=p, n=n, differences=tuple(d.tolist()), confidence=confidence,
-                  method=method, label=label, context=context, p_method=p_method, shared_variance=shared_variance)
+                  method=method, label=label, context=context, p_method=p_method, shared_variance=shared_variance,
+                  allowance=(below, above))

@@ -205,18 +205,19 @@ def final_verdict(interval: tuple[float, float], rule: str, threshold: float) ->
 
 
 def settle_chances(estimate: float, sd: float, shared_variance: float, seeds: np.ndarray, threshold: float,
-                   confidence: float) -> np.ndarray:
+                   confidence: float, allowance: float = 0.0) -> np.ndarray:
     """The chance a fixed design of each seed count settles (its t interval at `confidence` lies wholly inside or
     wholly beyond +-threshold) when tau equals `estimate`, at the per-seed `sd` and the test set's common
     variance seen: the estimate drawn normal around tau with standard error sqrt(sd^2/n + shared), the interval
-    its own half-width (the audit's t quantile at Welch-Satterthwaite degrees of freedom)."""
+    its own half-width (the audit's t quantile at Welch-Satterthwaite degrees of freedom) plus the small-subgroup
+    `allowance`, which no seed count shrinks."""
     n = np.asarray(seeds, dtype=float)
     seed_part = sd * sd / n
     var = seed_part + shared_variance
     with np.errstate(divide="ignore", invalid="ignore"):  # as satterthwaite_df, vectorized over n
         df = np.where(seed_part > 0, np.minimum(1e6, (n - 1) * (var / seed_part) ** 2), 1e6)
     se = np.sqrt(var)
-    half = special.stdtrit(df, 0.5 + confidence / 2) * se
+    half = special.stdtrit(df, 0.5 + confidence / 2) * se + allowance
     cdf = special.ndtr
     inside = np.clip(cdf((threshold - half - estimate) / se) - cdf((half - threshold - estimate) / se), 0, None)
     beyond = cdf((-threshold - half - estimate) / se) + 1 - cdf((threshold + half - estimate) / se)
@@ -234,6 +235,7 @@ def seeds_to_settle(effect: Effect, threshold: float, confidence: float = 0.95, 
     if not math.isfinite(effect.sd):
         return None
     seeds = np.arange(2, FIXED_SEEDS_CAP + 1)
-    chances = settle_chances(effect.estimate, effect.sd, effect.shared_variance, seeds, threshold, 1 - alpha)
+    chances = settle_chances(effect.estimate, effect.sd, effect.shared_variance, seeds, threshold, 1 - alpha,
+                             max(effect.allowance))
     reach = np.flatnonzero(chances >= target_power)
     return int(seeds[reach[0]]) if len(reach) else None

@@ -82,3 +82,60 @@ def shared_variances(replicates: np.ndarray, point: np.ndarray) -> np.ndarray:
         specific = float(np.var(errors[:, :j], axis=1, ddof=1).mean()) if j > 1 else 0.0
         out[j - 1] = max(total - specific / j, 0.0)
     return out
+
+
+ALLOWANCE_DRAWS = 2000  # Monte Carlo draws per model: relative SE of the allowance about 1/sqrt(2000) x its cv
+ALLOWANCE_SEED = 20261207
+COMPRESSION = 3.0  # standard errors each subgroup's value may move toward the others (a 99.7% box per subgroup)
+
+
+def bias_allowance(point: np.ndarray, replicates: np.ndarray, names: Sequence[str], estimand: Estimand) -> float:
+    """How far the finite test set can push one model's B away from its population value, at worst.
+
+    `point` is the model's value Y per subgroup on the test set, `replicates` (B, subgroups) the same under
+    image resampling, whose spread is each subgroup's test-set noise sd. B is a max minus a min: with noise
+    e, E[B(D + e)] - B(D) lies in [0, E[B(e)]] (B is convex and subadditive), largest when the subgroups'
+    population values coincide. The allowance is that bias at the values most compressed toward their
+    mean that the data allow (each moved by up to COMPRESSION noise sds), with normal noise of the measured
+    sds: ~0 when the groups are far apart, E[B(e)] when they may coincide. A linear contrast has none.
+    """
+    if estimand.form == "contrast":
+        return 0.0
+    point = np.asarray(point, dtype=float)
+    sd = np.asarray(replicates, dtype=float).std(axis=0, ddof=1)
+    center = float(point.mean())
+    moved = np.where(point > center, np.maximum(center, point - COMPRESSION * sd),
+                     np.minimum(center, point + COMPRESSION * sd))
+    draws = moved + sd * np.random.default_rng(ALLOWANCE_SEED).standard_normal((ALLOWANCE_DRAWS, len(point)))
+    return float(abs(estimand.bias(draws, names).mean() - estimand.bias(moved, names)))
+
+
+def model_allowances(predictions: Mapping[tuple, Mapping[str, np.ndarray]], level: object, perturbation: str,
+                     seeds: Sequence[int], labels: np.ndarray, codes: np.ndarray, names: Sequence[str],
+                     estimand: Estimand, metric: str, weights: np.ndarray) -> np.ndarray:
+    """`bias_allowance` of each seed's model at `level` under `perturbation`: shape (seeds,)."""
+    n = len(names)
+    ones = np.ones((1, len(labels)))
+    out = []
+    for s in seeds:
+        preds = predictions[(level, s)]
+
+        def values(w):
+            return estimand.values(group_metric(preds["clean"], labels, codes, n, metric, weights=w),
+                                   group_metric(preds[perturbation], labels, codes, n, metric, weights=w))
+        out.append(bias_allowance(values(ones)[0], values(weights), names, estimand))
+    return np.asarray(out)
+
+
+def effect_allowances(level_allowance: np.ndarray, reference_allowance: np.ndarray, estimand: Estimand) -> np.ndarray:
+    """(seeds, 2): how far below and above the interval of the mean over the first j seeds must reach.
+
+    For the spread each model's bias is >= 0, so tau's estimate is at most the treated level's allowance
+    too high and at most the reference's too low; other forms' bias has either sign, so both sides get both.
+    """
+    j = np.arange(1, len(level_allowance) + 1)
+    below, above = np.cumsum(level_allowance) / j, np.cumsum(reference_allowance) / j
+    if estimand.form in ("spread", "between_groups"):
+        return np.stack([below, above], axis=1)
+    both = below + above
+    return np.stack([both, both], axis=1)
