@@ -27,8 +27,7 @@ import math
 
 import numpy as np
 
-from pytest_kernelbias.analysis._advice import follow_up_confidence
-from pytest_kernelbias.analysis._sequential import seeds_to_settle
+from pytest_kernelbias.analysis._sequential import follow_up_confidence, seeds_to_settle
 from pytest_kernelbias.stats import SequentialDesign, run_sequential
 
 THRESHOLD, SD, CAP = 0.05, 0.03, 64  # a follow-up is capped at 64 seeds per level (none is refused)

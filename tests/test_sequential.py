@@ -18,6 +18,7 @@ from pytest_kernelbias.analysis._sequential import (
     SequentialDesign,
     decide,
     final_verdict,
+    follow_up_confidence,
     look_alphas,
     look_confidences,
     looks,
@@ -198,7 +199,7 @@ def test_undecided_at_max_seeds_gives_the_one_seeds_needed_number():
     design = SequentialDesign(3, 6, 1, futility=0)  # no early stop: this test is about reaching max_seeds
     path = run_sequential(d, design, 0.05, "upper")
     assert path.verdict == "undecided" and path.seeds == 6
-    expected = seeds_to_settle(path.effect, 0.05)
+    expected = seeds_to_settle(path.effect, 0.05, follow_up_confidence(0.95))
     assert path.fixed_seeds == expected is not None
     assert f"about {expected} seeds per level to settle it with 80% chance" in path.reason
     assert "max_seeds=6" in path.reason
@@ -312,4 +313,5 @@ def test_futility_only_turns_more_seeds_into_undecided():
     last = futile.looks[-1]
     assert futile.verdict == "undecided" and last.settle_chance < 0.1
     assert f"undecided at {last.seeds} of max_seeds=10 seeds (futility: max_seeds would settle it" in futile.reason
-    assert "a new audit on fresh seeds would need" in futile.reason or "no new audit" in futile.reason
+    assert "a follow-up audit on fresh seeds (confidence 0.975) would need" in futile.reason \
+        or "no new audit" in futile.reason

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._effects import Effect
-from ._sequential import FIXED_SEEDS_CAP, seeds_to_settle, settle_chances
+from ._sequential import FIXED_SEEDS_CAP, follow_up_confidence, seeds_to_settle, settle_chances
 
 TARGET = 0.8  # the chance to settle the follow-up is sized for
 
@@ -31,11 +31,6 @@ class FollowUp:
     family: int  # effects in the verdict's family
     next_seed: int  # the first seed no model of this audit used
     is_follow_up: bool  # this audit already started past seed 0 (seed_offset > 0)
-
-
-def follow_up_confidence(confidence: float) -> float:
-    """The family-wise level a follow-up is judged at: half the first audit's alpha."""
-    return 1 - (1 - confidence) / 2
 
 
 def _bounds(e: Effect, threshold: float) -> str:

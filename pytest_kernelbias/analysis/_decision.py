@@ -33,7 +33,14 @@ from scipy import special
 from ..errors import AuditConfigError
 from ._effects import Effect, check_rule, check_threshold, paired_effect
 from ._futility import settle_chance, stop_point
-from ._sequential import FIXED_SEEDS_CAP, SequentialDesign, decide, look_confidences, seeds_to_settle
+from ._sequential import (
+    FIXED_SEEDS_CAP,
+    SequentialDesign,
+    decide,
+    follow_up_confidence,
+    look_confidences,
+    seeds_to_settle,
+)
 
 VERDICT_RANK = {"pass": 0, "warn": 1, "undecided": 2, "fail": 3}
 
@@ -111,7 +118,8 @@ class SequentialPath:
         """When undecided: the one "seeds needed" number (`seeds_to_settle`) for the deciding effect; else None."""
         if self.verdict != "undecided":
             return None
-        return seeds_to_settle(self.effect, self.threshold, self.confidence, self.family, self.target_power)
+        return seeds_to_settle(self.effect, self.threshold, follow_up_confidence(self.confidence), self.family,
+                               self.target_power)
 
     @property
     def rule_verdict(self) -> str:
@@ -139,9 +147,9 @@ class SequentialPath:
             return (f"continue: {where} contains the threshold {self.threshold:g}; "
                     f"train up to {self.next_seeds} seeds per level")
         fixed = self.fixed_seeds
-        need = (f"a new audit on fresh seeds would need about {fixed} seeds per level to settle it with "
-                f"{self.target_power:.0%} chance if the effect is {e.estimate:+.4g} (sd {e.sd:.3g}, test-set noise "
-                "counted)" if fixed is not None else
+        need = (f"a follow-up audit on fresh seeds (confidence {follow_up_confidence(self.confidence):g}) would need "
+                f"about {fixed} seeds per level to settle it with {self.target_power:.0%} chance if the effect is "
+                f"{e.estimate:+.4g} (sd {e.sd:.3g}, test-set noise counted)" if fixed is not None else
                 f"no new audit up to {FIXED_SEEDS_CAP} seeds settles it with {self.target_power:.0%} chance "
                 "(an estimate this close to the threshold, or the test set's own noise)")
         need += self._test_set_floor(e)

@@ -224,6 +224,12 @@ def settle_chances(estimate: float, sd: float, shared_variance: float, seeds: np
     return inside + beyond
 
 
+def follow_up_confidence(confidence: float) -> float:
+    """The family-wise level a follow-up on fresh seeds is judged at: half the first audit's alpha
+    (analysis/_advice.py says why)."""
+    return 1 - (1 - confidence) / 2
+
+
 def seeds_to_settle(effect: Effect, threshold: float, confidence: float = 0.95, family: int = 1,
                     target_power: float = 0.8) -> int | None:
     """The one "seeds needed" number: seeds per level a new fixed audit on fresh seeds needs to settle this
