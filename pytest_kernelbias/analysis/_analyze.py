@@ -178,14 +178,21 @@ def _test_noise(spec: AuditSpec, bias: dict, evaluations: Evaluations, predictio
     weights = image_weights(evaluations.codes, len(names))
     ref, est, metric = spec.target.reference_level, spec.estimand, spec.inference.metric
     shared, room = [], []
+    known: dict = {}  # (level, perturbation, seeds) -> allowances: a layer map's arms share the reference's
+
+    def allowances(lv, pert, seeds):
+        key = (lv, pert, tuple(seeds))
+        if key not in known:
+            known[key] = model_allowances(predictions, lv, pert, seeds, evaluations.labels, evaluations.codes, names,
+                                          est, metric, weights)
+        return known[key]
+
     for (pert, level), e in bias.items():
         seeds = outcomes.paired_seeds(level, ref)
         reps = difference_replicates(predictions, level, ref, pert, seeds, evaluations.labels, evaluations.codes,
                                      names, est, metric, weights)
         shared.append(shared_variances(reps, np.asarray(e.differences)))
-        allowance = [model_allowances(predictions, lv, pert, seeds, evaluations.labels, evaluations.codes, names,
-                                      est, metric, weights) for lv in (level, ref)]
-        room.append(effect_allowances(*allowance, est))
+        room.append(effect_allowances(allowances(level, pert, seeds), allowances(ref, pert, seeds), est))
     return shared, room
 
 
