@@ -84,7 +84,10 @@ def seal(record: Mapping[str, object]) -> str:
 
 def unseal_text(text: str | bytes, name: str) -> dict:
     """The record in `text`, its seal checked; ValueError on any damage."""
-    record = json.loads(text)
+    try:
+        record = json.loads(text)
+    except RecursionError:  # "[[[[..." from damage or on purpose: a damaged record, not a crash
+        raise ValueError(f"{name} is nested too deeply to be a record the package wrote") from None
     if not isinstance(record, dict):
         raise ValueError(f"{name} holds a JSON {type(record).__name__}, not an object")
     stored = record.pop(SEAL, None)

@@ -9,6 +9,7 @@ import dataclasses
 import functools
 import warnings
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -359,3 +360,88 @@ def test_a_trainer_reaching_a_deep_or_huge_structure_warns_instead_of_crashing()
 
     with pytest.warns(TrainerKeyWarning, match="nested deeper than"):
         assert "process" in trainer_fingerprint(train)
+
+
+# ---------------------------------------------------------------- what a trainer reaches: the class, closed
+def _reach_of(value):
+    from pytest_kernelbias.fingerprints import Reach
+
+    reach = Reach()
+    return reach.encode(value, "x"), reach.unstable
+
+
+class Slotted:
+    __slots__ = ("__factor",)
+
+    def __init__(self, f):
+        self.__factor = f
+
+
+class OneSlot:
+    __slots__ = "factor"
+
+    def __init__(self, f):
+        self.factor = f
+
+
+class Margin(nn.Module):
+    def __init__(self, margin, weights):
+        super().__init__()
+        self._margin, self.class_weights = margin, weights
+        self.register_buffer("scale", torch.tensor([margin]), persistent=False)
+
+
+@pytest.mark.parametrize("make", [
+    lambda v: __import__("collections").defaultdict(lambda: v),
+    lambda v: __import__("collections").namedtuple("Cfg", ["lr", "mom"] if v == 1 else ["mom", "lr"])(1, 2),
+    lambda v: Slotted(v), lambda v: OneSlot(v),
+    lambda v: np.ma.masked_array([1.0, 2.0], mask=[False, v == 1]),
+    lambda v: torch.ones(2).requires_grad_(v == 1),
+    lambda v: __import__("io").BytesIO(b"a" if v == 1 else b"b"),
+    lambda v: nn.Sequential(Margin(v, {"a": v})),
+    lambda v: np.matrix([[1.0]]) if v == 1 else np.array([[1.0]]),
+], ids=["defaultdict", "namedtuple", "mangled-slot", "string-slots", "masked", "requires_grad", "bytesio",
+        "module-state", "matrix"])
+def test_state_a_trainer_can_reach_is_in_its_encoding(make):
+    one, unstable = _reach_of(make(1))
+    assert one != _reach_of(make(2))[0] and not unstable
+
+
+def test_a_user_module_an_exec_class_and_odd_values_are_followed_or_named():
+    import enum
+    import pathlib
+    import random
+    import types as pytypes
+
+    pkg = pytypes.ModuleType("user_pkg_for_test")
+    pkg.config = pytypes.ModuleType("user_pkg_for_test.config")
+    pkg.config.LR = 0.1
+    before = _reach_of(pkg)[0]
+    pkg.config.LR = 0.2
+    assert _reach_of(pkg)[0] != before  # a module reached as a value: its attributes, submodules followed
+    space = {"__name__": "never_imported_module"}
+    exec("class Aug:\n    def apply(self):\n        return 1\n", space)
+    first = _reach_of(space["Aug"])[0]
+    exec("class Aug:\n    def apply(self):\n        return 2\n", space)
+    assert _reach_of(space["Aug"])[0] != first  # code of no known module is followed, not named
+    path = pathlib.Path("/tmp/a")
+    plain = _reach_of(pathlib.Path("/tmp/a"))[0]
+    hash(path)
+    assert _reach_of(path)[0] == plain  # a cached hash (per-process) is no part of it
+    color = enum.Enum("Color", "RED GREEN")
+    assert _reach_of(color.RED)[1] == [] and _reach_of(color.RED)[0] != _reach_of(color.GREEN)[0]
+    assert _reach_of(10**5000)[0] != _reach_of(10**5000 + 1)[0]  # past JSON's digit limit, by its bytes
+    assert _reach_of(random.SystemRandom())[1]  # no state to key: unstable, so never reused across runs
+
+
+def test_a_lazy_model_is_fingerprinted_after_its_shapes_are_known():
+    first = model_fingerprint(lambda: nn.Sequential(nn.Flatten(), nn.LazyLinear(2)), TRAIN.images)
+    assert first == model_fingerprint(lambda: nn.Sequential(nn.Flatten(), nn.LazyLinear(2)), TRAIN.images)
+    assert first != model_fingerprint(lambda: nn.Sequential(nn.Flatten(), nn.LazyLinear(3)), TRAIN.images)
+
+
+def test_a_record_nested_too_deeply_is_damage_not_a_crash(tmp_path):
+    from pytest_kernelbias._stored import read_memo
+
+    (tmp_path / "m.json").write_text("[" * 100_000)
+    assert read_memo(tmp_path / "m.json") is None

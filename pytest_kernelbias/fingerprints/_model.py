@@ -22,6 +22,7 @@ from typing import Callable
 
 import torch
 from torch import nn
+from torch.nn.parameter import is_lazy
 
 from ..errors import ModelOutputError
 from ._digest import PROBE_SEED, array_digest, float_code, noise_images, probe_conditions
@@ -105,9 +106,13 @@ def model_fingerprint(build: Callable[[], nn.Module], train_images: torch.Tensor
     """
     with probe_conditions():
         model = build().to("cpu")
-        tree, init = module_tree(model), state_digest(model)
+        x = probe_batch(train_images)
         try:
-            behaviour = _behaviour(model, probe_batch(train_images))
+            if any(is_lazy(t) for t in (*model.parameters(), *model.buffers())):
+                with torch.no_grad():  # lazy modules take their shapes from a first forward, seeded like the rest
+                    model.eval()(x)
+            tree, init = module_tree(model), state_digest(model)
+            behaviour = _behaviour(model, x)
         except Exception as exc:  # the user's forward or backward: name it before any training
             raise ModelOutputError(f"the model fails on the fingerprint probe ({PROBE_REAL} training images and "
                                    f"{PROBE_NOISE} noise images, train and eval mode, with a backward pass): "
