@@ -260,6 +260,31 @@ def _arm_chance(effects: Sequence[Effect], decisions: Sequence[str], rows: Seque
                for j in rows if decisions[j] == "continue")
 
 
+def _stop_arms(active: list, members: dict, effects: list, decisions: list, n: int, design: SequentialDesign,
+               final_level: float, threshold: float, v: list, stops: dict, given_up: dict) -> list[float]:
+    """Stop (in `stops`) each active arm that settled, reached max_seeds, or is futile (also in `given_up`); the
+    chances the arms going on have of settling by max_seeds."""
+    chances = []
+    for a in active:
+        if _family_decision([decisions[j] for j in members[a]]) != "continue" or n == design.max_seeds:
+            stops[a] = n
+            continue
+        chances.append(_arm_chance(effects, decisions, members[a], n, design, final_level, threshold, v))
+        if chances[-1] < design.futility:
+            stops[a], given_up[a] = n, chances[-1]  # futility: this arm ends undecided; the others go on
+    return chances
+
+
+def _named(m: int, label: str, labels, contexts, arms) -> tuple[list, list, list, dict]:
+    """Each effect's label, context and arm, and each arm's effects (default: one arm, the whole family)."""
+    names = list(labels) if labels is not None else [label if m == 1 else f"{label} {j}" for j in range(m)]
+    notes = list(contexts) if contexts is not None else [""] * m
+    arm_of = list(arms) if arms is not None else [0] * m
+    if len(arm_of) != m:
+        raise AuditConfigError(f"arms must name one arm per effect ({m}), got {len(arm_of)}")
+    return names, notes, arm_of, {a: [j for j in range(m) if arm_of[j] == a] for a in dict.fromkeys(arm_of)}
+
+
 def run_sequential(differences: object, design: SequentialDesign, threshold: float, rule: str = "evidence",
                    confidence: float = 0.95, family: int | None = None, target_power: float = 0.8,
                    p_method: str = "permutation", label: str = "effect", *, method: str = "t",
@@ -271,7 +296,8 @@ def run_sequential(differences: object, design: SequentialDesign, threshold: flo
     `differences` has one row per effect (a 1-D array is a family of one) and one value per seed.
     Every look forms each effect's `paired_effect` at the family- and look-adjusted level from
     `look_confidences(design, confidence, family)`, with `shared_variance` (test-set noise; see
-    analysis/_test_noise.py) added to a "t" interval. A fixed design is `SequentialDesign(n, n)`.
+    analysis/_test_noise.py) added to a "t" interval and `allowance` (per effect, (seeds, 2): its small-subgroup
+    bias allowance below and above) widening it. A fixed design is `SequentialDesign(n, n)`.
     Looks past the seeds given are not taken: without a decision the verdict is "continue".
     `family` defaults to the number of rows (a larger one spends alpha on effects decided elsewhere).
 
@@ -287,14 +313,8 @@ def run_sequential(differences: object, design: SequentialDesign, threshold: flo
     family = _check_design(rows, design, family, target_power)
     threshold, rule = check_threshold(threshold), check_rule(rule)
     v = _shared(shared_variance, [len(r) for r in rows])
-    # Per effect, (seeds, 2): the interval's small-subgroup bias allowance below and above, for its first j seeds.
     room = [np.zeros((len(r), 2)) for r in rows] if allowance is None else [np.asarray(a, float) for a in allowance]
-    names = list(labels) if labels is not None else [label if m == 1 else f"{label} {j}" for j in range(m)]
-    notes = list(contexts) if contexts is not None else [""] * m
-    arm_of = list(arms) if arms is not None else [0] * m
-    if len(arm_of) != m:
-        raise AuditConfigError(f"arms must name one arm per effect ({m}), got {len(arm_of)}")
-    members = {a: [j for j in range(m) if arm_of[j] == a] for a in dict.fromkeys(arm_of)}
+    names, notes, arm_of, members = _named(m, label, labels, contexts, arms)
     levels = look_confidences(design, confidence, family)
     taken: list[Look] = []
     stops: dict[object, int] = {}
@@ -316,14 +336,8 @@ def run_sequential(differences: object, design: SequentialDesign, threshold: flo
                                        context=notes[j], p_method=p_method, shared_variance=float(v[j][n - 1]),
                                        allowance=tuple(room[j][n - 1]))
             decisions[j] = decide(effects[j].ci, rule, threshold)
-        chances = []
-        for a in active:
-            if _family_decision([decisions[j] for j in members[a]]) != "continue" or n == design.max_seeds:
-                stops[a] = n
-                continue
-            chances.append(_arm_chance(effects, decisions, members[a], n, design, levels[-1], threshold, v))
-            if chances[-1] < design.futility:
-                stops[a], given_up[a] = n, chances[-1]  # futility: this arm ends undecided; the others go on
+        chances = _stop_arms(active, members, effects, decisions, n, design, levels[-1], threshold, v, stops,
+                             given_up)
         done = len(stops) == len(members)
         decision = _family_decision(decisions) if done else "continue"
         taken.append(Look(n, level, tuple(effects), tuple(decisions), decision, min(chances) if chances else None,

@@ -11,14 +11,9 @@ The sign-flip interval at a per-effect level 1 - a is finite only when
 from __future__ import annotations
 
 from ..errors import AuditConfigError
-from ._effects import EXACT_LIMIT, MONTE_CARLO_DRAWS, t_half_width
+from ._effects import smallest_p, t_half_width
 
 _CORRECTION_NAMES = {"holm": "Holm", "bh": "Benjamini-Hochberg", "none": "no correction"}
-
-
-def smallest_p(n: int) -> float:
-    """The smallest two-sided sign-flip p that n paired differences can give."""
-    return 2.0 / 2**n if n <= EXACT_LIMIT else 1.0 / (MONTE_CARLO_DRAWS + 1)
 
 
 def smallest_adjusted_p(n: int, family: int, correction: str) -> float:

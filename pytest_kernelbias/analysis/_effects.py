@@ -112,6 +112,11 @@ def _half_sums(d: np.ndarray) -> np.ndarray:
     return (all_sums(d[:half])[:, None] + all_sums(d[half:])[None, :]).ravel()
 
 
+def smallest_p(n: int) -> float:
+    """The smallest two-sided sign-flip p that n paired differences can give."""
+    return 2.0 / 2**n if n <= EXACT_LIMIT else 1.0 / (MONTE_CARLO_DRAWS + 1)
+
+
 def sign_flip_method(n: int) -> str:
     """How the sign-flip p of n differences is computed, as reports name it."""
     return "exact sign-flip" if n <= EXACT_LIMIT else f"Monte Carlo sign-flip ({MONTE_CARLO_DRAWS} draws)"
@@ -194,9 +199,7 @@ class Effect:
     def p_floor(self) -> float:
         """The smallest p this test can give at n seeds: 2 / 2^n for the exact sign flip (the observed signs and
         their mirror), 1 / (B + 1) for its Monte Carlo form, 0 for the paired t."""
-        if self.p_method != "permutation":
-            return 0.0
-        return min(1.0, 2.0 / 2**self.n) if self.n <= EXACT_LIMIT else 1.0 / (MONTE_CARLO_DRAWS + 1)
+        return smallest_p(self.n) if self.p_method == "permutation" else 0.0
 
     def p_note(self) -> str:
         """Why p says nothing at this seed count, when its floor lies above alpha; else ""."""
@@ -320,6 +323,51 @@ class Effect:
         return f"Effect({self.summary()})"
 
 
+def _differences(treated, reference, confidence: float, method: str, p_method: str | None
+                 ) -> tuple[np.ndarray, str]:
+    """The per-seed differences, every input checked, and the p-value's method."""
+    t = np.asarray(treated, dtype=float)
+    r = np.asarray(reference, dtype=float)
+    if t.ndim != 1 or r.ndim != 1 or len(t) != len(r):
+        raise AuditConfigError(
+            f"treated and reference need one value per seed each, in the same seed order; got {len(t)} and {len(r)}")
+    check_seeds(len(t))
+    check_confidence(confidence)
+    if not (np.all(np.isfinite(t)) and np.all(np.isfinite(r))):
+        raise AuditConfigError("per-seed outcomes contain NaN or inf; a model's metric could not be computed "
+                               "(an empty subgroup, or a metric undefined for it)")
+    if method not in METHODS:
+        raise AuditConfigError(f"method must be one of {', '.join(map(repr, METHODS))}, got {method!r}")
+    p_method = p_method or ("t" if method == "t" else "permutation")
+    if p_method not in ("t", "permutation"):
+        raise AuditConfigError(f"p_method must be 't' or 'permutation', got {p_method!r}")
+    return t - r, p_method
+
+
+def _interval(d: np.ndarray, mean: float, sd: float, degenerate: bool, method: str, confidence: float,
+              shared_variance: float) -> tuple[float, float]:
+    """The sampling interval of the mean difference by `method` (see `paired_effect`)."""
+    if method == "t" or (method == "bootstrap" and degenerate):
+        half = t_half_width(sd, len(d), confidence, shared_variance)
+        return mean - half, mean + half  # BCa is undefined for a constant sample; t gives the point
+    if method == "bootstrap":
+        if len(d) < 10:
+            warnings.warn(KernelAuditWarning(
+                f"a BCa bootstrap over {len(d)} seeds under-covers its nominal level (calibration in "
+                "docs/statistics.md); prefer method='t' at this seed count"), stacklevel=4)
+        res = stats.bootstrap((d,), np.mean, confidence_level=confidence, method="BCa",
+                              n_resamples=9999, random_state=np.random.default_rng(0))
+        return float(res.confidence_interval.low), float(res.confidence_interval.high)
+    return (mean, mean) if degenerate else _sign_flip_interval(d, confidence)
+
+
+def _checked_allowance(allowance: tuple[float, float]) -> tuple[float, float]:
+    below, above = (float(a) for a in allowance)
+    if not (math.isfinite(below) and math.isfinite(above) and below >= 0 and above >= 0):
+        raise AuditConfigError(f"allowance must be two finite numbers >= 0 (below, above), got {allowance!r}")
+    return below, above
+
+
 def paired_effect(
     treated: Sequence[float],
     reference: Sequence[float],
@@ -347,52 +395,21 @@ def paired_effect(
     rejection). The p-value is two-sided: paired t for ``"t"``, exact sign-flip
     otherwise, unless `p_method` (``"t"`` or ``"permutation"``) says which.
     """
-    t = np.asarray(treated, dtype=float)
-    r = np.asarray(reference, dtype=float)
-    if t.ndim != 1 or r.ndim != 1 or len(t) != len(r):
-        raise AuditConfigError(
-            f"treated and reference need one value per seed each, in the same seed order; got {len(t)} and {len(r)}")
-    check_seeds(len(t))
-    check_confidence(confidence)
-    if not (np.all(np.isfinite(t)) and np.all(np.isfinite(r))):
-        raise AuditConfigError("per-seed outcomes contain NaN or inf; a model's metric could not be computed "
-                               "(an empty subgroup, or a metric undefined for it)")
-    if method not in METHODS:
-        raise AuditConfigError(f"method must be one of {', '.join(map(repr, METHODS))}, got {method!r}")
-    p_method = p_method or ("t" if method == "t" else "permutation")
-    if p_method not in ("t", "permutation"):
-        raise AuditConfigError(f"p_method must be 't' or 'permutation', got {p_method!r}")
-    d = t - r
-    n = len(d)
-    mean = float(d.mean())
-    sd = float(d.std(ddof=1))
+    d, p_method = _differences(treated, reference, confidence, method, p_method)
+    below, above = _checked_allowance(allowance)
+    n, mean, sd = len(d), float(d.mean()), float(d.std(ddof=1))
     degenerate = sd <= 1e-15 * max(1.0, abs(mean))
     if isinstance(shared_variance, bool) or not isinstance(shared_variance, (int, float)) \
             or not (math.isfinite(shared_variance) and shared_variance >= 0):
         raise AuditConfigError(f"shared_variance must be a finite number >= 0, got {shared_variance!r}")
     shared_variance = float(shared_variance) if method == "t" else 0.0
-    if method == "t" or (method == "bootstrap" and degenerate):
-        half = t_half_width(sd, n, confidence, shared_variance)
-        ci = (mean - half, mean + half)  # BCa is undefined for a constant sample; t gives the point
-    elif method == "bootstrap":
-        if n < 10:
-            warnings.warn(KernelAuditWarning(
-                f"a BCa bootstrap over {n} seeds under-covers its nominal level (calibration in docs/statistics.md); "
-                "prefer method='t' at this seed count"), stacklevel=2)
-        res = stats.bootstrap((d,), np.mean, confidence_level=confidence, method="BCa",
-                              n_resamples=9999, random_state=np.random.default_rng(0))
-        ci = (float(res.confidence_interval.low), float(res.confidence_interval.high))
-    else:
-        ci = (mean, mean) if degenerate else _sign_flip_interval(d, confidence)
+    ci = _interval(d, mean, sd, degenerate, method, confidence, shared_variance)
     if p_method == "t":
         # The one-sample t test of `scipy.stats.ttest_1samp(d, 0)`, computed directly (tests compare the two).
         p = 1.0 if degenerate and mean == 0 else (
             0.0 if degenerate else float(2 * special.stdtr(n - 1, -abs(mean) / (sd / math.sqrt(n)))))
     else:
         p = sign_flip_p_value(d)
-    below, above = (float(a) for a in allowance)
-    if not (math.isfinite(below) and math.isfinite(above) and below >= 0 and above >= 0):
-        raise AuditConfigError(f"allowance must be two finite numbers >= 0 (below, above), got {allowance!r}")
     ci = (ci[0] - below, ci[1] + above)
     return Effect(estimate=mean, ci=ci, p_value=p, n=n, differences=tuple(d.tolist()), confidence=confidence,
                   method=method, label=label, context=context, p_method=p_method, shared_variance=shared_variance,

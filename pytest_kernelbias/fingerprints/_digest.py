@@ -51,3 +51,10 @@ def noise_images(shape: tuple[int, ...], count: int, offset: int = 0) -> torch.T
     """`count` seeded uniform images in [0, 1] of (C, H, W) `shape`: the same on every machine and run."""
     generator = torch.Generator().manual_seed(PROBE_SEED + offset)
     return torch.rand((count, *shape), generator=generator)
+
+
+def probe_images(images: torch.Tensor, real: int, noise: int, offset: int = 0) -> torch.Tensor:
+    """A probe batch: the first `real` of `images` (real data, on the CPU in float32) and `noise` seeded noise
+    images of their shape (`offset` picks another noise stream)."""
+    first = images[:real].detach().to("cpu", torch.float32, copy=True)
+    return torch.cat([first, noise_images(tuple(images.shape[1:]), noise, offset)])

@@ -25,7 +25,7 @@ from torch import nn
 from torch.nn.parameter import is_lazy
 
 from ..errors import ModelOutputError
-from ._digest import PROBE_SEED, array_digest, float_code, noise_images, probe_conditions
+from ._digest import PROBE_SEED, array_digest, float_code, probe_conditions, probe_images
 
 PROBE_REAL, PROBE_NOISE = 4, 4  # images of each kind in the probe batch
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{6,}")
@@ -73,8 +73,7 @@ def state_digest(model: nn.Module) -> str:
 
 def probe_batch(train_images: torch.Tensor) -> torch.Tensor:
     """The probe: the first training images (real data) and seeded noise images of the same shape."""
-    real = train_images[:PROBE_REAL].detach().to("cpu", torch.float32, copy=True)
-    return torch.cat([real, noise_images(tuple(train_images.shape[1:]), PROBE_NOISE)])
+    return probe_images(train_images, PROBE_REAL, PROBE_NOISE)
 
 
 def _behaviour(model: nn.Module, x: torch.Tensor) -> str:

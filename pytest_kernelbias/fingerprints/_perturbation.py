@@ -13,7 +13,7 @@ import hashlib
 
 import torch
 
-from ._digest import array_digest, noise_images, probe_conditions
+from ._digest import array_digest, probe_conditions, probe_images
 from ._reach import Reach
 
 PROBE_REAL, PROBE_NOISE = 4, 4  # test images and seeded noise images in the probe batch
@@ -21,8 +21,7 @@ PROBE_REAL, PROBE_NOISE = 4, 4  # test images and seeded noise images in the pro
 
 def perturbation_probe(test_images: torch.Tensor) -> torch.Tensor:
     """The probe: the first test images and seeded noise images of their shape, on the CPU in float32."""
-    real = test_images[:PROBE_REAL].detach().to("cpu", torch.float32, copy=True)
-    return torch.cat([real, noise_images(tuple(test_images.shape[1:]), PROBE_NOISE, offset=1)])
+    return probe_images(test_images, PROBE_REAL, PROBE_NOISE, offset=1)
 
 
 def declared_parameters(perturbation: object) -> tuple[dict, list[str]]:
