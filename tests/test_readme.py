@@ -1,4 +1,4 @@
-"""The README is a contract: its quick start is what CI runs, its options table is what exists."""
+"""The README is a contract: its quick start is what CI runs; docs/reference.md, which it links, lists every option."""
 
 import re
 import subprocess
@@ -8,6 +8,7 @@ from pytest_kernelbias._options import OPTIONS, flag
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
+REFERENCE = (ROOT / "docs" / "reference.md").read_text()  # the options table lives there; the README links it
 
 
 def quickstart_commands() -> list[str]:
@@ -36,4 +37,4 @@ def test_ci_constraints_pin_the_local_torch_build():
 
 def test_options_table_lists_every_option_and_its_ini_name():
     for name in OPTIONS:
-        assert f"`--kernel-audit-{flag(name)}" in README and f"`kernel_audit_{name}`" in README
+        assert f"`--kernel-audit-{flag(name)}" in REFERENCE and f"`kernel_audit_{name}`" in REFERENCE
