@@ -315,7 +315,8 @@ class AuditResult:
                 "verdict": verdicts[key], "mde": e.minimum_detectable_effect(),
                 "note": "; ".join(part for part in (
                     self.open_note(key, verdicts[key], verdict.threshold)
-                    if verdicts[key] in ("warn", "undecided") else "", e.shape_note(), e.p_note()) if part),
+                    if verdicts[key] in ("warn", "undecided") else "", e.shape_note(), e.p_note(),
+                    self.path.fold_note if self.path else "") if part),
                 "p_floor": e.p_floor, "learned_partly": self.learning_note is not None, "allowance": list(e.allowance),
                 "confidence": e.confidence, "shared_variance": e.shared_variance,
                 **self._context_cells(pert, level),

@@ -84,6 +84,16 @@ class SequentialPath:
     arm_stops: tuple = ()  # per arm (name, seeds per level it stopped at; None while it goes on)
     arms_of: tuple = ()  # per effect, the name of its arm
     arm_chances: tuple = ()  # per arm (name, chance max_seeds settles it) where futility stopped it
+    fold_from: int | None = None  # the seed count from which the looks ran at the fold guard's level
+
+    @property
+    def fold_note(self) -> str:
+        """What the fold guard did, for every report ("" when it did nothing)."""
+        if self.fold_from is None or self.fold_from > self.seeds:
+            return ""
+        return (f"the reference's bias folds (the subgroups that set it trade places across its seeds, from seed "
+                f"{self.fold_from} on), which skews every arm's differences alike: the map's intervals from that "
+                f"look on are at half the alpha, so the family-wise error stays within {1 - self.confidence:g}")
 
     @property
     def seeds(self) -> int:
@@ -285,28 +295,44 @@ def _named(m: int, label: str, labels, contexts, arms) -> tuple[list, list, list
     return names, notes, arm_of, {a: [j for j in range(m) if arm_of[j] == a] for a in dict.fromkeys(arm_of)}
 
 
+FOLD_GUARD = 2  # a folded shared reference divides alpha by this (docs/statistics.md, "A folded reference")
+
+
+def _guarded_levels(design: SequentialDesign, confidence: float, family: int,
+                    fold_from: int | None) -> tuple[float, ...]:
+    """Each look's interval level; from `fold_from` seeds on, the level of alpha / FOLD_GUARD.
+
+    Only ever wider, and chosen from the seeds up to each look, so a replay never changes an earlier look."""
+    plain = look_confidences(design, confidence, family)
+    if fold_from is None:
+        return plain
+    guarded = look_confidences(design, 1 - (1 - confidence) / FOLD_GUARD, family)
+    return tuple(g if n >= fold_from else p for n, p, g in zip(design.looks, plain, guarded))
+
+
 def run_sequential(differences: object, design: SequentialDesign, threshold: float, rule: str = "evidence",
                    confidence: float = 0.95, family: int | None = None, target_power: float = 0.8,
                    p_method: str = "permutation", label: str = "effect", *, method: str = "t",
                    shared_variance: object = None, allowance: Sequence[np.ndarray] | None = None,
                    labels: Sequence[str] | None = None,
-                   contexts: Sequence[str] | None = None, arms: Sequence[object] | None = None) -> SequentialPath:
+                   contexts: Sequence[str] | None = None, arms: Sequence[object] | None = None,
+                   fold_from: int | None = None) -> SequentialPath:
     """Decide a family of effects from their per-seed differences d_s = B(k, s) - B(k0, s), in seed order.
 
     `differences` has one row per effect (a 1-D array is a family of one) and one value per seed.
-    Every look forms each effect's `paired_effect` at the family- and look-adjusted level from
-    `look_confidences(design, confidence, family)`, with `shared_variance` (test-set noise; see
-    analysis/_test_noise.py) added to a "t" interval and `allowance` (per effect, (seeds, 2): its small-subgroup
-    bias allowance below and above) widening it. A fixed design is `SequentialDesign(n, n)`.
-    Looks past the seeds given are not taken: without a decision the verdict is "continue".
-    `family` defaults to the number of rows (a larger one spends alpha on effects decided elsewhere).
+    Every look forms each effect's `paired_effect` at the family- and look-adjusted level (`look_confidences`),
+    with `shared_variance` (test-set noise, analysis/_test_noise.py) added to a "t" interval and `allowance`
+    (per effect, (seeds, 2): its small-subgroup bias allowance below and above) widening it. A fixed design is
+    `SequentialDesign(n, n)`; looks past the seeds given are not taken (verdict "continue"). `family`
+    defaults to the number of rows (a larger one spends alpha on effects decided elsewhere).
 
     `arms` names each row's arm (default: one arm, the whole family). An arm stops at the first look its own
     effects settle (one fails, or all pass) or futility gives it up; its effects then keep that look's
     intervals, and only unsettled arms need more seeds, so rows may differ in length (`arm_stops` says
     where each arm stopped). That is still one family: every interval of every look covers jointly, so
     whichever look an arm stops at, the verdict ("fail" when any effect's interval lies beyond the
-    threshold, "pass" when all lie inside, else "undecided") keeps both error rates at alpha / 2.
+    threshold, "pass" when all lie inside, else "undecided") keeps both error rates at alpha / 2. Looks at
+    `fold_from` seeds or more (`first_fold` of a shared reference) run at alpha / `FOLD_GUARD`.
     """
     rows = _as_family(differences)
     m = len(rows)
@@ -315,7 +341,7 @@ def run_sequential(differences: object, design: SequentialDesign, threshold: flo
     v = _shared(shared_variance, [len(r) for r in rows])
     room = [np.zeros((len(r), 2)) for r in rows] if allowance is None else [np.asarray(a, float) for a in allowance]
     names, notes, arm_of, members = _named(m, label, labels, contexts, arms)
-    levels = look_confidences(design, confidence, family)
+    levels = _guarded_levels(design, confidence, family, fold_from)
     taken: list[Look] = []
     stops: dict[object, int] = {}
     given_up: dict[object, float] = {}  # arms futility stopped, with their chance of settling by max_seeds
@@ -325,7 +351,7 @@ def run_sequential(differences: object, design: SequentialDesign, threshold: flo
     def record(verdict: str, next_seeds: int | None = None) -> SequentialPath:
         return SequentialPath(design, threshold, rule, tuple(taken), verdict, next_seeds, confidence, family,
                               target_power, tuple((a, stops.get(a)) for a in members), tuple(arm_of),
-                              tuple(given_up.items()))
+                              tuple(given_up.items()), fold_from)
 
     for n, level in zip(design.looks, levels):
         active = [a for a in members if a not in stops]
