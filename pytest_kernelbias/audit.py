@@ -309,7 +309,6 @@ def _result(spec: AuditSpec, job: TrainingJob, loaders: SubgroupLoaders, analysi
                 "device": recipe.device, "paired": recipe.paired, "metric": inference.metric,
                 "interval": inference.interval, "confidence": inference.confidence,
                 "effect_confidence": analysis.path.looks[-1].confidence, "family": analysis.path.family,
-                "fold_from": analysis.path.fold_from,
                 "test_noise": inference.test_noise and inference.interval == "t", "strict": inference.strict,
                 "contrast": list(spec.estimand.contrast) or None, "outcome": spec.estimand.outcome,
                 "placebos": list(inference.placebos), "spectral_cutoff": spec.mechanism.spectral_cutoff,

@@ -18,8 +18,8 @@ from .errors import AuditConfigError, AuditFailure, KernelBiasError
 from .evaluation._loaders import SubgroupLoaders
 from .execution._store import VariantCache
 from .intervention._intervene import KernelIntervention
-from .reporting._baseline import compare, load_baseline, regression_message, unmatched
-from .reporting._records import error_record, not_run_record, ran
+from .reporting._baseline import baseline_tests, compare, in_baseline, load_baseline, regression_message, unmatched
+from .reporting._records import error_record, not_run_record, ran, xml_safe
 from .reporting._session import Notes, SessionProgress, write_outputs
 from .reporting._text import session_tail, summary_lines, wrap_id
 from .spec import check_keywords, resolve_device
@@ -35,6 +35,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help=f"run tests marked @pytest.mark.{MARKER} (default: skipped)")
     group.addoption("--kernel-audit-save", metavar="NAME", default=None,
                     help="save this run's effects as baseline NAME in .kernel-audit/baselines/ (default: off)")
+    group.addoption("--kernel-audit-save-merge", action="store_true", default=False,
+                    help="with --kernel-audit-save NAME: keep its audits of tests this run did not run (default: off)")
     group.addoption("--kernel-audit-compare", metavar="NAME", nargs="?", const="", default=None,
                     help="compare effects with baseline NAME, or the newest one (default: off)")
     group.addoption("--kernel-audit-compare-fail", metavar="DELTA", type=float, default=None,
@@ -185,22 +187,13 @@ def kernel_audit(request: pytest.FixtureRequest, kernel_audit_settings: AuditSet
                                         getattr(exc, COUNTS_ATTR, None))
             raise
         run["result"] = result = replace(audited, on_verdict=lambda v: run.update(verdict=v))
-        baseline = _baseline(request.config)
-        if baseline is not None:
-            record = {**result.to_dict(), "test": request.node.nodeid}
-            rows, missing = compare(record, baseline), unmatched(record, baseline)
-            run["baseline"] = {"path": baseline["path"], "rows": rows, "compare_fail": compare_fail,
-                               "unmatched": missing}
-            if compare_fail is not None and not rows:  # a gate that compared nothing must not pass
-                pytest.fail(f"--kernel-audit-compare-fail {compare_fail:g}: nothing of this audit matches baseline "
-                            f"{baseline['path']}, so nothing was compared: {' '.join(missing)}", pytrace=False)
-            message = regression_message(rows, compare_fail, baseline["path"])
-            if message:
-                pytest.fail(message, pytrace=False)
+        _gate(request, result, compare_fail, run)
         return result
 
     yield audit
     for run in runs:
+        if run["error"] is None and run["result"] is None:
+            continue  # stopped while it ran (Ctrl-C, pytest.exit): the session summary marks it interrupted
         if run["error"] is not None:
             request.node.stash.setdefault(_RECORDS, []).append(json.dumps(run["error"]))
             continue
@@ -211,10 +204,29 @@ def kernel_audit(request: pytest.FixtureRequest, kernel_audit_settings: AuditSet
         request.node.stash.setdefault(_RECORDS, []).append(json.dumps(record))
         for row in record["effects"]:
             # Flat properties, so JUnit XML readers see the numbers without parsing JSON.
-            key = f"kernel_audit[{row['contrast']} | {row['perturbation']}]"
+            key = xml_safe(f"kernel_audit[{row['contrast']} | {row['perturbation']}]")
             request.node.user_properties.append(
                 (key, f"effect={row['effect']:+.4f} ci=[{row['ci_low']:+.4f}, {row['ci_high']:+.4f}] "
                       f"p={row['p_value']:.4g} p_adj={row['p_adjusted']:.4g} verdict={row['verdict']}"))
+
+
+def _gate(request: pytest.FixtureRequest, result, compare_fail: float | None, run: dict) -> None:
+    """Compare one audit with the baseline: record the rows, fail a regression. A test the baseline has not
+    seen is new (reported, not failed); a known one whose effects all changed fails (docs/ci.md)."""
+    baseline = _baseline(request.config)
+    if baseline is None:
+        return
+    record = {**result.to_dict(), "test": request.node.nodeid}
+    rows, missing, new = compare(record, baseline), unmatched(record, baseline), not in_baseline(record, baseline)
+    run["baseline"] = {"path": baseline["path"], "rows": rows, "compare_fail": compare_fail, "unmatched": missing,
+                       "new": new}
+    if compare_fail is not None and not rows and not new:
+        pytest.fail(f"--kernel-audit-compare-fail {compare_fail:g}: nothing of this audit matches baseline "
+                    f"{baseline['path']}, so nothing was compared: {' '.join(missing)}; after review, "
+                    "--kernel-audit-save NAME --kernel-audit-save-merge records it", pytrace=False)
+    message = regression_message(rows, compare_fail, baseline["path"])
+    if message:
+        pytest.fail(message, pytrace=False)
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -360,7 +372,8 @@ class AuditRecorder:
             terminalreporter.write_sep("=", "kernel audit summary")
             for line in lines:
                 terminalreporter.write_line(line)
-            tail = session_tail(records)
+            baseline = _baseline(self.config) if self.config.getoption("kernel_audit_compare") is not None else None
+            tail = session_tail(records, baseline_tests(baseline) if baseline else None)
             for line in tail:  # long paths and test ids wrap at their separators, as in the table above
                 for part in wrap_id(line):
                     terminalreporter.write_line(part)
@@ -368,6 +381,8 @@ class AuditRecorder:
             terminalreporter.write_sep("=", "kernel audit")
         for note in self.notes:
             terminalreporter.write_line(f"kernel-audit: {note}", yellow=True, bold=True)
+        for line in self.notes.done:
+            terminalreporter.write_line(f"kernel-audit: {line}")
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         # Runs before pytest's terminal summary, which then shows self.notes.
@@ -378,6 +393,7 @@ class AuditRecorder:
                                                  stopped if isinstance(stopped, str) else "",
                                                  getattr(session, "testscollected", 0))
         self.notes = write_outputs(self.records(), self.config.stash[_SETTINGS].as_dict(), reason,
-                                   self.config.getoption("kernel_audit_save"), self.config.rootpath)
+                                   self.config.getoption("kernel_audit_save"), self.config.rootpath,
+                                   merge=self.config.getoption("kernel_audit_save_merge"))
         if self.notes.as_errors and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED  # -W error::ReportWarning: fail, without a traceback

@@ -303,7 +303,7 @@ class AuditResult:
         rows = []
         verdict = verdict or self.judge()
         verdicts = verdict.by_effect
-        for key, e in self.all_effects.items():
+        for i, (key, e) in enumerate(self.all_effects.items()):
             pert, level = key
             rows.append({
                 "audit": self.name, "contrast": f"{level_label(level)} vs {level_label(self.reference)}",
@@ -316,8 +316,9 @@ class AuditResult:
                 "note": "; ".join(part for part in (
                     self.open_note(key, verdicts[key], verdict.threshold)
                     if verdicts[key] in ("warn", "undecided") else "", e.shape_note(), e.p_note(),
-                    self.path.fold_note if self.path else "") if part),
+                    self.path.fold_note(i) if self.path else "") if part),
                 "p_floor": e.p_floor, "learned_partly": self.learning_note is not None, "allowance": list(e.allowance),
+                "fold_allowance": list(self.path.folds[i]) if self.path and self.path.folds else [0.0, 0.0],
                 "confidence": e.confidence, "shared_variance": e.shared_variance,
                 **self._context_cells(pert, level),
             })

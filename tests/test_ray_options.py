@@ -34,6 +34,7 @@ def test_a_mapping_a_json_object_and_a_toml_inline_table_give_the_same_options()
     ({"runtime_env": {"working_dirr": "."}}, r"unknown key 'working_dirr' \(did you mean 'working_dir'\?\)"),
     ({"runtime_env": {"working_dir": "/no/such/folder"}}, r"working_dir '/no/such/folder' is not a folder here"),
     ({"runtime_env": {"py_modules": ["/no/such/module.py"]}}, r"py_modules entry '/no/such/module.py' does not exist"),
+    ({"runtime_env": {"py_modules": "abc"}}, r"py_modules must be a list .*write \['abc'\] for one"),
     ({"scheduling_strategy": "spread"}, r"scheduling_strategy must be 'DEFAULT', 'SPREAD' or"),
     ({"scheduling_strategy": {"node_id": "ab", "soft": "no"}}, r"soft must be true or false"),
     ({"namespace": ""}, r"namespace must be a non-empty name"),

@@ -17,7 +17,7 @@ from ..intervention._levels import HYPERPARAMETERS, as_intervention, level_label
 from ._decision import SequentialPath, run_sequential
 from ._effects import Effect, paired_effect
 from ._estimators import dose_response
-from ._layer_map import is_layer_map
+from ._fold import effect_fold_allowances
 from ._learning import check_learning, learning_of
 from ._multiplicity import adjust
 from ._outcomes import Outcome, Outcomes, estimate_effects, pairwise_effects, subgroup_effects
@@ -226,25 +226,8 @@ def arm_of(level: object) -> object:
     return getattr(level, "layer", None)
 
 
-def reference_fold(spec: AuditSpec, outcomes: Outcomes) -> int | None:
-    """A layer map's guard: the seed count from which its shared reference's bias folds under any perturbation.
-
-    Every arm is paired with the same reference models, so a skew in their B (a spread folded near a small
-    gap) moves every arm's interval the same way and the map errs as one; other audits have one arm and
-    their own skew check (`Effect.shape_note`).
-    """
-    if not is_layer_map(spec.target.reference_level):
-        return None
-    ref, est, names = spec.target.reference_level, spec.estimand, outcomes.subgroups
-    folds = []
-    for pert in spec.data.perturbations:
-        y = np.array([[outcomes.values(ref, s, pert, est.outcome)[g] for g in names] for s in outcomes.seeds])
-        folds.append(est.first_fold(y, names, 1 - (1 - spec.inference.confidence) / 2))
-    return min((f for f in folds if f is not None), default=None)
-
-
 def decide_family(spec: AuditSpec, bias: dict, design: SequentialDesign, shared: list | None,
-                  room: list | None = None, fold_from: int | None = None) -> tuple:
+                  room: list | None = None, folds: list | None = None) -> tuple:
     """The bias family through the one decision procedure: its adjusted effects and the path.
 
     A layer map's arms are decided apart within the family, so a settled arm stops taking seeds.
@@ -255,7 +238,7 @@ def decide_family(spec: AuditSpec, bias: dict, design: SequentialDesign, shared:
                           inference.rule, inference.confidence, method=inference.interval, shared_variance=shared,
                           allowance=room,
                           labels=[bias[k].label for k in keys], contexts=[bias[k].context for k in keys],
-                          arms=[arm_of(level) for _, level in keys], fold_from=fold_from)
+                          arms=[arm_of(level) for _, level in keys], fold_allowance=folds)
     return _adjusted(dict(zip(keys, path.effects)), inference.correction), path
 
 
@@ -281,7 +264,8 @@ def analyze(spec: AuditSpec, evaluations: Evaluations, design: SequentialDesign 
     bias, by_group, pairs, doses = _effects(spec, outcomes)
     design = design or spec.recipe.decision_design
     shared, room = _test_noise(spec, bias, evaluations, predictions, outcomes)
-    decided, path = decide_family(spec, bias, design, shared, room, reference_fold(spec, outcomes))
+    folds = effect_fold_allowances(outcomes, list(bias), spec.target.reference_level, spec.estimand)
+    decided, path = decide_family(spec, bias, design, shared, room, folds)
     spectral = [row for ev in audit_items for row in ev.spectral]
     kernels: dict[str, list] = {}
     for ev in audit_items:

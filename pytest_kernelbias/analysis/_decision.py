@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import numpy as np
@@ -84,16 +84,16 @@ class SequentialPath:
     arm_stops: tuple = ()  # per arm (name, seeds per level it stopped at; None while it goes on)
     arms_of: tuple = ()  # per effect, the name of its arm
     arm_chances: tuple = ()  # per arm (name, chance max_seeds settles it) where futility stopped it
-    fold_from: int | None = None  # the seed count from which the looks ran at the fold guard's level
+    folds: tuple = ()  # per effect, its fold allowance (below, above) at the look its interval is from
 
-    @property
-    def fold_note(self) -> str:
-        """What the fold guard did, for every report ("" when it did nothing)."""
-        if self.fold_from is None or self.fold_from > self.seeds:
+    def fold_note(self, j: int) -> str:
+        """What effect j's interval reaches further for the fold its seeds may not have shown ("" for none)."""
+        below, above = self.folds[j] if j < len(self.folds) else (0.0, 0.0)
+        if below <= 0 and above <= 0:
             return ""
-        return (f"the reference's bias folds (the subgroups that set it trade places across its seeds, from seed "
-                f"{self.fold_from} on), which skews every arm's differences alike: the map's intervals from that "
-                f"look on are at half the alpha, so the family-wise error stays within {1 - self.confidence:g}")
+        return (f"its seeds may not have shown how B folds near a tie (the subgroups that set it trading places): "
+                f"the interval reaches {below:.3g} further below and {above:.3g} further above "
+                f"(docs/statistics.md, \"A folded bias\")")
 
     @property
     def seeds(self) -> int:
@@ -295,19 +295,21 @@ def _named(m: int, label: str, labels, contexts, arms) -> tuple[list, list, list
     return names, notes, arm_of, {a: [j for j in range(m) if arm_of[j] == a] for a in dict.fromkeys(arm_of)}
 
 
-FOLD_GUARD = 2  # a folded shared reference divides alpha by this (docs/statistics.md, "A folded reference")
+def _rooms(rows: list[np.ndarray], allowance, fold_allowance) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Per effect (seeds, 2): the test set's allowance and the fold's (the interval reaches by their sum)."""
+    zero = [np.zeros((len(r), 2)) for r in rows]
+    base = zero if allowance is None else [np.asarray(a, float) for a in allowance]
+    return base, zero if fold_allowance is None else [np.asarray(a, float) for a in fold_allowance]
 
 
-def _guarded_levels(design: SequentialDesign, confidence: float, family: int,
-                    fold_from: int | None) -> tuple[float, ...]:
-    """Each look's interval level; from `fold_from` seeds on, the level of alpha / FOLD_GUARD.
-
-    Only ever wider, and chosen from the seeds up to each look, so a replay never changes an earlier look."""
-    plain = look_confidences(design, confidence, family)
-    if fold_from is None:
-        return plain
-    guarded = look_confidences(design, 1 - (1 - confidence) / FOLD_GUARD, family)
-    return tuple(g if n >= fold_from else p for n, p, g in zip(design.looks, plain, guarded))
+def _at_look(d: np.ndarray, level: float, method: str, label: str, context: str, p_method: str, shared: float,
+             room: np.ndarray, fold: np.ndarray) -> Effect:
+    """One effect at one look. Its interval reaches by the test set's allowance plus the fold's; the Effect keeps
+    the test set's as its own `allowance` (a floor no seed count lowers, which the advice reads), the fold's,
+    which more seeds shrink, is in `SequentialPath.folds`."""
+    e = paired_effect(d, np.zeros(len(d)), confidence=level, method=method, label=label, context=context,
+                      p_method=p_method, shared_variance=float(shared), allowance=tuple(room + fold))
+    return replace(e, allowance=tuple(map(float, room)))
 
 
 def run_sequential(differences: object, design: SequentialDesign, threshold: float, rule: str = "evidence",
@@ -316,13 +318,13 @@ def run_sequential(differences: object, design: SequentialDesign, threshold: flo
                    shared_variance: object = None, allowance: Sequence[np.ndarray] | None = None,
                    labels: Sequence[str] | None = None,
                    contexts: Sequence[str] | None = None, arms: Sequence[object] | None = None,
-                   fold_from: int | None = None) -> SequentialPath:
+                   fold_allowance: Sequence[np.ndarray] | None = None) -> SequentialPath:
     """Decide a family of effects from their per-seed differences d_s = B(k, s) - B(k0, s), in seed order.
 
     `differences` has one row per effect (a 1-D array is a family of one) and one value per seed.
     Every look forms each effect's `paired_effect` at the family- and look-adjusted level (`look_confidences`),
-    with `shared_variance` (test-set noise, analysis/_test_noise.py) added to a "t" interval and `allowance`
-    (per effect, (seeds, 2): its small-subgroup bias allowance below and above) widening it. A fixed design is
+    with `shared_variance` (test-set noise, analysis/_test_noise.py) added to a "t" interval, `allowance` and
+    `fold_allowance` (per effect (seeds, 2), below and above: _test_noise.py, _fold.py) widening it. A fixed design is
     `SequentialDesign(n, n)`; looks past the seeds given are not taken (verdict "continue"). `family`
     defaults to the number of rows (a larger one spends alpha on effects decided elsewhere).
 
@@ -331,37 +333,36 @@ def run_sequential(differences: object, design: SequentialDesign, threshold: flo
     intervals, and only unsettled arms need more seeds, so rows may differ in length (`arm_stops` says
     where each arm stopped). That is still one family: every interval of every look covers jointly, so
     whichever look an arm stops at, the verdict ("fail" when any effect's interval lies beyond the
-    threshold, "pass" when all lie inside, else "undecided") keeps both error rates at alpha / 2. Looks at
-    `fold_from` seeds or more (`first_fold` of a shared reference) run at alpha / `FOLD_GUARD`.
+    threshold, "pass" when all lie inside, else "undecided") keeps both error rates at alpha / 2.
     """
     rows = _as_family(differences)
     m = len(rows)
     family = _check_design(rows, design, family, target_power)
     threshold, rule = check_threshold(threshold), check_rule(rule)
     v = _shared(shared_variance, [len(r) for r in rows])
-    room = [np.zeros((len(r), 2)) for r in rows] if allowance is None else [np.asarray(a, float) for a in allowance]
+    room, fold = _rooms(rows, allowance, fold_allowance)
     names, notes, arm_of, members = _named(m, label, labels, contexts, arms)
-    levels = _guarded_levels(design, confidence, family, fold_from)
+    levels = look_confidences(design, confidence, family)
     taken: list[Look] = []
     stops: dict[object, int] = {}
     given_up: dict[object, float] = {}  # arms futility stopped, with their chance of settling by max_seeds
     effects: list[Effect | None] = [None] * m
+    folds = [(0.0, 0.0)] * m
     decisions = ["continue"] * m
 
     def record(verdict: str, next_seeds: int | None = None) -> SequentialPath:
         return SequentialPath(design, threshold, rule, tuple(taken), verdict, next_seeds, confidence, family,
                               target_power, tuple((a, stops.get(a)) for a in members), tuple(arm_of),
-                              tuple(given_up.items()), fold_from)
+                              tuple(given_up.items()), tuple(folds))
 
     for n, level in zip(design.looks, levels):
         active = [a for a in members if a not in stops]
         if any(len(rows[j]) < n for a in active for j in members[a]):
             return record("continue", next_seeds=n)
         for j in (j for a in active for j in members[a]):
-            effects[j] = paired_effect(rows[j][:n], np.zeros(n), confidence=level, method=method, label=names[j],
-                                       context=notes[j], p_method=p_method, shared_variance=float(v[j][n - 1]),
-                                       allowance=tuple(room[j][n - 1]))
-            decisions[j] = decide(effects[j].ci, rule, threshold)
+            effects[j] = _at_look(rows[j][:n], level, method, names[j], notes[j], p_method, v[j][n - 1],
+                                  room[j][n - 1], fold[j][n - 1])
+            decisions[j], folds[j] = decide(effects[j].ci, rule, threshold), tuple(map(float, fold[j][n - 1]))
         chances = _stop_arms(active, members, effects, decisions, n, design, levels[-1], threshold, v, stops,
                              given_up)
         done = len(stops) == len(members)

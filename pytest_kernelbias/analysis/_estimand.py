@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Literal, Sequence, get_args
 
 import numpy as np
-from scipy import stats
 
 from ..errors import AuditConfigError, EmptySubgroupError
 
@@ -106,49 +105,6 @@ class Estimand:
         # The largest |difference| keeps its sign; ties go to the first subgroup, as max() over a dict does.
         pick = np.abs(d).argmax(axis=-1)
         return np.take_along_axis(d, pick[..., None], axis=-1)[..., 0]
-
-    def roles(self, values: np.ndarray, subgroups: Sequence[str]) -> np.ndarray:
-        """Which subgroups set B, per model (leading axes): one code per (max, min) pair for the spread, the
-        subgroup picked for "to_reference", 0 for a fixed contrast. B is a smooth (linear) function of the
-        metrics only while its roles stay put; where they change from model to model, B folds (`first_fold`)."""
-        y = np.asarray(values, dtype=float)
-        if self.form in ("spread", "between_groups"):
-            return y.argmax(axis=-1) * y.shape[-1] + y.argmin(axis=-1)
-        if self.form == "contrast":
-            return np.zeros(y.shape[:-1], dtype=int)
-        d = y - y[..., list(subgroups).index(self.contrast[0])][..., None]
-        return np.abs(d).argmax(axis=-1)
-
-    def first_fold(self, values: np.ndarray, subgroups: Sequence[str], confidence: float = 0.95) -> int | None:
-        """The seed count (rows of `values`, in seed order) from which B may fold, or None: the subgroups that
-        set B trade places among the models so far, or their order is not shown at one-sided `confidence`
-        (a near tie, e.g. |g + noise| near a small gap g: the skew a few seeds may not have shown yet).
-        Each count is judged on the seeds up to it, so a sequential look acts on it without peeking ahead."""
-        y = np.asarray(values, dtype=float)
-        for n in range(2, len(y) + 1):
-            if self._may_fold(y[:n], subgroups, confidence):
-                return n
-        return None
-
-    def _may_fold(self, y: np.ndarray, subgroups: Sequence[str], confidence: float) -> bool:
-        if self.form == "contrast":
-            return False
-        if len(set(self.roles(y, subgroups).tolist())) > 1:
-            return True
-        if self.form == "to_reference":
-            v = np.abs(y - y[:, [list(subgroups).index(self.contrast[0])]])
-            order = np.argsort(-v.mean(axis=0))
-            pairs = [(v, order[0], order[1])]
-        else:
-            order = np.argsort(-y.mean(axis=0))
-            pairs = [(y, order[0], order[1]), (y, order[-2], order[-1])]
-        critical = stats.t.ppf(confidence, len(y) - 1)
-        for v, a, b in pairs:
-            d = v[:, a] - v[:, b]
-            sd = d.std(ddof=1)
-            if d.mean() <= 0 or (sd > 0 and d.mean() / (sd / np.sqrt(len(d))) < critical):
-                return True
-        return False
 
     def bias_of(self, by_group: dict[str, float]) -> float:
         """B of one model from {subgroup: Y}."""

@@ -219,8 +219,9 @@ def settle_chances(estimate: float, sd: float, shared_variance: float, seeds: np
     se = np.sqrt(var)
     half = special.stdtrit(df, 0.5 + confidence / 2) * se + allowance
     cdf = special.ndtr
-    inside = np.clip(cdf((threshold - half - estimate) / se) - cdf((half - threshold - estimate) / se), 0, None)
-    beyond = cdf((-threshold - half - estimate) / se) + 1 - cdf((threshold + half - estimate) / se)
+    with np.errstate(divide="ignore", invalid="ignore"):  # se = 0 (identical seeds): the cdfs are steps, +-inf
+        inside = np.clip(cdf((threshold - half - estimate) / se) - cdf((half - threshold - estimate) / se), 0, None)
+        beyond = cdf((-threshold - half - estimate) / se) + 1 - cdf((threshold + half - estimate) / se)
     return inside + beyond
 
 

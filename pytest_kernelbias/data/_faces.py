@@ -45,6 +45,8 @@ from ._files import (
     decode_all,
     read_celeba_attrs,
     read_csv,
+    read_text_file,
+    refuse_duplicates,
     refuse_outside,
     report_skipped,
     require_images,
@@ -133,6 +135,7 @@ def _from_files(records: list, columns: Sequence[str], label: LabelSpec, source:
     `records` are ``(image path, string row, where)``; `where` locates the row in error messages.
     `skipped` holds the files the loader already rejected (bad names).
     """
+    refuse_duplicates(records, source.name)
     records, refused = split_outside(records, source.root, files.allow_outside_root)
     if refused and not files.strict:  # refused in every mode; strict lists them below with every other bad file
         refuse_outside(refused, source.root, source.name)
@@ -263,7 +266,7 @@ def load_celeba(root: str | Path, split: Literal["train", "valid", "test"] = "tr
     if not partition.is_file():
         raise MissingLabelFileError(f"{str(partition)!r} not found; expected rows 'filename split' with split 0/1/2")
     records, folder = [], root / "img_align_celeba"
-    for lineno, line in enumerate(partition.read_text().splitlines(), start=1):
+    for lineno, line in enumerate(read_text_file(partition).splitlines(), start=1):
         parts = line.split()
         if len(parts) != 2 or parts[1] != CELEBA_SPLITS[split]:
             continue

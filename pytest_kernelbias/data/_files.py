@@ -10,11 +10,14 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import io
+import os
 import struct
 import warnings
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
+from .._stored import read_regular
 from ..errors import CorruptImageError, DatasetFormatError, MissingLabelFileError
 from ._images import DEFAULT_CACHE, DecodeCache
 from ._splits import DatasetWarning
@@ -39,22 +42,21 @@ def read_csv(path: Path, required: Sequence[str]) -> list[tuple[str, dict[str, s
     header = ",".join(required)
     if not path.is_file():
         raise MissingLabelFileError(f"label file {str(path)!r} not found; expected a CSV with header {header!r}")
-    with open(path, newline="", encoding="utf-8-sig") as f:  # utf-8-sig: Excel-written files start with a BOM
-        reader = csv.DictReader(f)
-        found = reader.fieldnames or []
-        missing = [c for c in required if c not in found]
-        if missing:
-            raise DatasetFormatError(
-                f"{path}: missing column(s) {missing}; expected header {header!r}, found {','.join(found)!r}")
-        return [(f"{path.name} line {reader.line_num}", {k: (v or "").strip() for k, v in row.items() if k})
-                for row in reader]
+    reader = csv.DictReader(io.StringIO(read_text_file(path), newline=""))  # Excel-written files start with a BOM
+    found = reader.fieldnames or []
+    missing = [c for c in required if c not in found]
+    if missing:
+        raise DatasetFormatError(
+            f"{path}: missing column(s) {missing}; expected header {header!r}, found {','.join(found)!r}")
+    return [(f"{path.name} line {reader.line_num}", {k: (v or "").strip() for k, v in row.items() if k})
+            for row in reader]
 
 
 def read_celeba_attrs(path: Path) -> tuple[list[str], dict[str, list[str]]]:
     """(attribute names, filename -> 40 values '1'/'-1') from ``list_attr_celeba.txt`` (runs of spaces)."""
     if not path.is_file():
         raise MissingLabelFileError(f"{str(path)!r} not found; expected a count line, 40 attribute names, then rows")
-    lines = path.read_text().splitlines()
+    lines = read_text_file(path).splitlines()
     names = lines[1].split() if len(lines) > 1 else []
     rows = {}
     for lineno, line in enumerate(lines[2:], start=3):
@@ -91,6 +93,34 @@ def split_outside(records: Sequence[tuple], root: Path, allow: bool) -> tuple[li
         else:
             refused.append({"path": str(path), "reason": f"{at}resolves to {resolved}, outside the root {base}"})
     return inside, refused
+
+
+def refuse_duplicates(records: Sequence[tuple], name: str) -> None:
+    """Raise when one image file is listed twice: with other labels it is both classes at once, and even with
+    the same row it counts twice in its subgroup's metric."""
+    first: dict[str, tuple] = {}
+    clashes = []
+    for path, row, where in records:
+        key = os.path.normpath(str(path))
+        if key in first:
+            same = "the same row" if first[key][0] == row else f"{first[key][0]} and {row}"
+            clashes.append(f"{path} at {first[key][1]} and {where} ({same})")
+        else:
+            first[key] = (row, where)
+    if clashes:
+        raise DatasetFormatError(f"{name}: {len(clashes)} image(s) listed more than once: {'; '.join(clashes[:5])}"
+                                 f"{' ...' if len(clashes) > 5 else ''}. List each image once, with its one label.")
+
+
+def read_text_file(path: Path) -> str:
+    """A label file's text as UTF-8 (a BOM allowed); another encoding is an error naming the file and the fix."""
+    data = read_regular(path, follow_links=True)
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DatasetFormatError(
+            f"{path}: not UTF-8 (byte {data[exc.start]:#04x} at offset {exc.start}); save it as UTF-8, e.g. "
+            f"`iconv -f latin1 -t utf-8 {path.name} > utf8-{path.name}`, and point the loader there") from None
 
 
 def refuse_outside(refused: Sequence[dict], root: Path, name: str) -> None:

@@ -69,10 +69,22 @@ def decode_bytes(data: bytes, size: int) -> torch.Tensor:
 
     with Image.open(io.BytesIO(data)) as im:
         im.load()  # force a full decode so a truncated file fails here, not later
-        rgb = im.convert("RGB")
+        rgb = _to_rgb(im, Image)
     new_w, new_h, left, top = _fit_geometry(*rgb.size, size)
     rgb = rgb.resize((new_w, new_h), Image.Resampling.BILINEAR).crop((left, top, left + size, top + size))
     return torch.from_numpy(np.asarray(rgb, dtype=np.uint8).copy()).permute(2, 0, 1).contiguous()
+
+
+def _to_rgb(im, Image):
+    """8-bit RGB with every bit depth read as value / max: PIL's convert("RGB") clips a 16-bit grey value of 4000
+    (of 65535) to 255, a white image; here it is 4000 / 65535 of white. Float images are taken as 0..1."""
+    if im.mode.startswith("I;16") or im.mode in ("I", "F"):
+        grey = np.asarray(im, dtype=np.float64)
+        if im.mode != "F":
+            grey = grey / (65535.0 if im.mode.startswith("I;16") or grey.max(initial=0) <= 65535 else 4294967295.0)
+        grey = np.round(np.clip(grey, 0.0, 1.0) * 255).astype(np.uint8)
+        return Image.fromarray(np.stack([grey] * 3, axis=-1), "RGB")
+    return im.convert("RGB")
 
 
 def _fit_geometry(w: int, h: int, size: int) -> tuple[int, int, int, int]:

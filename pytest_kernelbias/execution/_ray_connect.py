@@ -73,10 +73,12 @@ def connect(address: str | None, namespace: str | None = None, runtime_env: dict
         else:
             ray.init(address="local", namespace=namespace, runtime_env=runtime_env, num_cpus=usable_cores(),
                      include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
-    except (ConnectionError, RuntimeError, ValueError, TypeError) as exc:
+    except Exception as exc:  # noqa: BLE001 - Ray raises a bare Exception when its node times out starting
         where = f"the Ray cluster at {address!r}" if address else "a private local Ray instance"
         why = " with ray_options runtime_env " + json.dumps(runtime_env, default=str) if runtime_env else ""
-        raise AuditConfigError(f"could not connect to {where}{why}: {exc}") from None
+        fix = ("" if address else "; if it timed out starting (a loaded machine), start one with `ray start "
+               "--head` and pass --kernel-audit-ray-address auto, or train without Ray (--kernel-audit-executor local)")
+        raise AuditConfigError(f"could not connect to {where}{why}: {exc}{fix}") from None
     _connected_to = wanted
     if progress is not None:
         nodes = [n for n in ray.nodes() if n.get("Alive")]

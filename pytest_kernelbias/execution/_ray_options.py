@@ -82,7 +82,11 @@ def _runtime_env(value: object) -> dict | None:
     if isinstance(local, str) and "://" not in local and not Path(local).is_dir():
         raise AuditConfigError(f"ray_options runtime_env working_dir {local!r} is not a folder here; give the "
                                "folder holding your test's modules (it is uploaded to every node)")
-    for module in value.get("py_modules") or ():
+    modules = value.get("py_modules") or ()
+    if isinstance(modules, (str, bytes)) or not isinstance(modules, (list, tuple)):
+        raise AuditConfigError(f"ray_options runtime_env py_modules must be a list of module folders, files or "
+                               f"imported modules, got {modules!r}; write [{modules!r}] for one")
+    for module in modules:
         if isinstance(module, str) and "://" not in module and not Path(module).exists():
             raise AuditConfigError(f"ray_options runtime_env py_modules entry {module!r} does not exist here; "
                                    "give a module's folder or file, or an imported module object")

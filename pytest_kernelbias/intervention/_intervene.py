@@ -256,6 +256,10 @@ class KernelIntervention:
         self.changes = [as_intervention(level) for level in self.levels]
         if len(set(self.changes)) != len(self.changes):
             raise InterventionError(f"levels must be distinct, got {[str(c) for c in self.changes]}")
+        if isinstance(layer, Each) and reference is not None:
+            raise InterventionError(f"reference={reference!r} with layer=each(...): a layer map compares every arm "
+                                    "with the architecture as built, so a reference level would be ignored; drop "
+                                    "reference=, or audit one layer (layer='name') with that reference")
         self.reference = self.levels[0] if reference is None else reference
         if self.reference not in self.levels:
             raise InterventionError(f"reference level {self.reference} is not one of the levels {self.levels}")

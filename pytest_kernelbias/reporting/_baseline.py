@@ -16,10 +16,13 @@ from typing import Mapping
 
 from .._stored import read_regular
 from ..errors import AuditConfigError, BaselineWarning
-from ._files import write_atomic
+from ._files import strict_json, write_atomic
 from ._json import SCHEMA_VERSION, environment
 
 FOLDER = Path(".kernel-audit") / "baselines"
+MAX_BYTES = 64 * 2 ** 20  # a baseline of every audit of a large suite is well under 1 MiB
+MAX_EFFECT = 4.0  # |tau| of any estimand of metrics in [0, 1] (a contrast of drops differs by at most 4)
+MAX_BOUND = 1e3  # a finite interval end beyond this is not an interval the package wrote
 
 
 def _key(test: str, effect: Mapping) -> str:
@@ -43,17 +46,49 @@ def check_name(name: object, option: str = "baseline name") -> str:
     return text
 
 
-def save_baseline(root: Path, name: str, audits: list[Mapping]) -> Path:
-    """Store the effects of this run as baseline `name` (atomic write)."""
+def save_baseline(root: Path, name: str, audits: list[Mapping], merge: bool = False) -> str:
+    """Store the effects of this run as baseline `name` (atomic write); say what was written.
+
+    With `merge`, the audits of tests this run did not run are kept from the saved `name` (when it is usable),
+    so a pull request's new audits join a baseline without rerunning every audit.
+    """
     check_name(name)
     audits = [a for a in audits if a.get("effects")]  # an errored audit has no effects to judge later runs by
     folder = root / FOLDER
     folder.mkdir(parents=True, exist_ok=True)
+    effects = {_key(a["test"], e): {k: e[k] for k in ("effect", "ci_low", "ci_high", "p_value", "n")}
+               for a in audits for e in a["effects"]}
+    data = {a["test"]: a["data"] for a in audits}
+    kept = _kept(root, name, {a["test"] for a in audits}) if merge else ({}, {})
     doc = {"schema_version": SCHEMA_VERSION, "name": name, "environment": environment(),
-           "effects": {_key(a["test"], e): {k: e[k] for k in ("effect", "ci_low", "ci_high", "p_value", "n")}
-                       for a in audits for e in a["effects"]},
-           "data": {a["test"]: a["data"] for a in audits}}
-    return write_atomic(folder / f"{name}.json", json.dumps(doc, indent=2, sort_keys=True), "kernel-audit baseline")
+           "effects": {**kept[0], **effects}, "data": {**kept[1], **data}}
+    # Strict JSON: an unbounded interval end (too few seeds) is written as null and read back as infinite.
+    path = write_atomic(folder / f"{name}.json", strict_json(doc), "kernel-audit baseline")
+    more = f", {len(kept[1])} more kept from the earlier save" if merge else ""
+    return f"baseline {name!r} saved to {path}: {len(data)} audit tests, {len(effects)} effects{more}"
+
+
+def _kept(root: Path, name: str, ran: set[str]) -> tuple[dict, dict]:
+    """The effects and data of the saved `name` for tests not in `ran` (none when there is no usable one)."""
+    if not (root / FOLDER / f"{name}.json").exists():
+        return {}, {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BaselineWarning)  # an unusable earlier save is replaced, not merged
+        old = load_baseline(root, name)
+    if old is None:
+        return {}, {}
+    effects = {k: v for k, v in old["effects"].items() if k.split(" | ", 1)[0] not in ran}
+    return effects, {t: d for t, d in old.get("data", {}).items() if t not in ran}
+
+
+def baseline_tests(baseline: Mapping) -> list[str]:
+    """The test ids a baseline holds audits of."""
+    return sorted({key.split(" | ", 1)[0] for key in baseline["effects"]})
+
+
+def in_baseline(audit: Mapping, baseline: Mapping) -> bool:
+    """Whether the baseline holds any effect of this audit's test (else the audit is new to it)."""
+    return any(key.startswith(f"{audit['test']} | ") for key in baseline["effects"])
 
 
 def load_baseline(root: Path, name: str | None) -> dict | None:
@@ -62,18 +97,18 @@ def load_baseline(root: Path, name: str | None) -> dict | None:
     if name:
         path = folder / f"{check_name(name)}.json"
     else:
-        saved = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime) if folder.exists() else []
+        saved = sorted(_saved(folder), key=lambda p: p.lstat().st_mtime)
         if not saved:
             warnings.warn(BaselineWarning(f"no saved baseline in {folder}; run once with --kernel-audit-save NAME"))
             return None
         path = saved[-1]
     try:
-        doc = json.loads(read_regular(path, follow_links=True))  # a FIFO or device is refused, never waited on
+        doc = _parse(path)
     except FileNotFoundError:
         known = sorted(p.stem for p in folder.glob("*.json")) if folder.exists() else []
         warnings.warn(BaselineWarning(f"baseline {path} does not exist; saved baselines: {known}"))
         return None
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         warnings.warn(BaselineWarning(f"baseline {path} is not valid JSON ({exc}); comparison skipped, "
                                       "this run's results are still reported. Save a new one with --kernel-audit-save"))
         return None
@@ -97,6 +132,21 @@ def load_baseline(root: Path, name: str | None) -> dict | None:
     return doc
 
 
+def _saved(folder: Path) -> list[Path]:
+    """The baselines in `folder` that are regular files (a dangling link, a FIFO or a folder is skipped)."""
+    if not folder.is_dir():
+        return []
+    return [p for p in folder.glob("*.json") if p.is_file() and not p.is_symlink()]
+
+
+def _parse(path: Path) -> object:
+    """The parsed baseline, read as untrusted input: a regular file (a FIFO or device is refused, never waited
+    on), at most MAX_BYTES, nested no deeper than JSON's parser can go (a RecursionError is a bad file)."""
+    if path.exists() and path.stat().st_size > MAX_BYTES:
+        raise ValueError(f"it is {path.stat().st_size} bytes, more than the {MAX_BYTES} a baseline can be")
+    return json.loads(read_regular(path, follow_links=True))
+
+
 def _kind(value: object) -> str:
     """A value's JSON type, for messages about a malformed baseline."""
     if value is _MISSING:
@@ -111,6 +161,21 @@ def _kind(value: object) -> str:
 _MISSING = object()
 
 
+def _number_problem(field: str, value: object) -> str:
+    """Why one number of an effect row cannot be trusted ("" when it can). An interval end may be null or
+    infinite (too few seeds); a NaN, an infinite or out-of-range estimate, or a huge finite bound would
+    compare as "no growth" (or overflow) and let every regression pass."""
+    if value is None and field != "effect":
+        return ""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"{field!r} is {_kind(value)}, not a number"
+    if math.isnan(value) or (field == "effect" and not abs(value) <= MAX_EFFECT):
+        return f"{field!r} is {value}, not a finite effect within +-{MAX_EFFECT:g}"
+    if math.isfinite(value) and abs(value) > MAX_BOUND:
+        return f"{field!r} is {value}, beyond any interval the package writes (+-{MAX_BOUND:g})"
+    return ""
+
+
 def shape_problem(doc: object) -> str:
     """What is wrong with the types of a parsed baseline ("" when every field compare() reads has its type)."""
     if not isinstance(doc, dict):
@@ -122,13 +187,9 @@ def shape_problem(doc: object) -> str:
         if not isinstance(row, dict):
             return f"effect {key!r} is {_kind(row)}, not an object"
         for field in ("effect", "ci_low", "ci_high"):
-            value = row.get(field, _MISSING)
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                return f"effect {key!r}: {field!r} is {_kind(value)}, not a number"
-            # An interval may be infinite (too few seeds); a NaN anywhere, or an infinite estimate, compares
-            # as "no growth" and would let every regression pass.
-            if math.isnan(value) or (field == "effect" and math.isinf(value)):
-                return f"effect {key!r}: {field!r} is {value}, not a finite number"
+            problem = _number_problem(field, row.get(field, _MISSING))
+            if problem:
+                return f"effect {key!r}: {problem}"
     for field in ("data", "environment"):
         if not isinstance(doc.get(field, {}), dict):
             return f"{field!r} is {_kind(doc[field])}, not an object"
@@ -149,13 +210,18 @@ def compare(audit: Mapping, baseline: Mapping) -> list[dict]:
         if baseline.get("data", {}).get(audit["test"]) not in (None, audit["data"]):
             warnings.warn(BaselineWarning(f"{audit['test']}: baseline data {baseline['data'][audit['test']]!r} "
                                           f"differs from {audit['data']!r}"))
-        half_now = (e["ci_high"] - e["ci_low"]) / 2
-        half_old = (old["ci_high"] - old["ci_low"]) / 2
+        half_now = (_bound(e["ci_high"], 1) - _bound(e["ci_low"], -1)) / 2
+        half_old = (_bound(old["ci_high"], 1) - _bound(old["ci_low"], -1)) / 2
         growth = abs(e["effect"]) - abs(old["effect"])
         spread = math.sqrt(half_now ** 2 + half_old ** 2) if math.isfinite(half_now + half_old) else math.inf
         rows.append({"key": _key(audit["test"], e), "then": old["effect"], "now": e["effect"], "growth": growth,
                      "growth_lower": growth - spread})
     return rows
+
+
+def _bound(value: float | None, side: int) -> float:
+    """An interval end; null (strict JSON's unbounded end) is infinite on its side."""
+    return side * math.inf if value is None else float(value)
 
 
 def unmatched(audit: Mapping, baseline: Mapping) -> list[str]:
@@ -164,8 +230,9 @@ def unmatched(audit: Mapping, baseline: Mapping) -> list[str]:
     then = {k for k in baseline["effects"] if k.startswith(f"{test} | ")}
     now = {_key(test, e) for e in audit["effects"]}
     if not then:
-        return [f"{test}: baseline {Path(baseline['path']).name} has no audit of this test (saved before the test "
-                "existed, or under another test id); save a new baseline to compare it"]
+        return [f"{test}: new, not in baseline {Path(baseline['path']).name} (saved before the test existed, or "
+                f"under another test id): judged by its own verdict only; --kernel-audit-save "
+                f"{Path(baseline['path']).stem} --kernel-audit-save-merge adds it"]
     missing = sorted(k.removeprefix(f"{test} | ") for k in now - then)
     if not missing:
         return []

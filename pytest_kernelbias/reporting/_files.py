@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -28,3 +30,20 @@ def write_atomic(target: Path, text: str, what: str) -> Path:
         if os.path.exists(tmp):
             os.unlink(tmp)  # a failed write (disk full) leaves nothing behind
     return target
+
+
+def finite(value: object) -> object:
+    """`value` with every non-finite float (an interval too wide to bound, an undefined p) as None, so the
+    JSON written is strict: `Infinity` and `NaN` are not JSON, and many readers refuse them."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    return value
+
+
+def strict_json(doc: object) -> str:
+    """Strict JSON of a report document (non-finite numbers as null; `allow_nan=False` proves it)."""
+    return json.dumps(finite(doc), indent=2, sort_keys=True, allow_nan=False)

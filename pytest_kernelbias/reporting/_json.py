@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import os
 import platform
 from pathlib import Path
 from typing import Mapping
 
-from ._files import write_atomic
+from ._files import strict_json, write_atomic
 
 SCHEMA_VERSION = 1
 
@@ -52,4 +51,4 @@ def write_json(path: str | os.PathLike, audits: list[Mapping], settings: Mapping
     doc = {"schema_version": SCHEMA_VERSION, "complete": bool(status["complete"]),
            "incomplete_reason": status.get("incomplete_reason"), "environment": environment(),
            "settings": dict(settings), "audits": list(audits)}
-    return write_atomic(target, json.dumps(doc, indent=2, sort_keys=True), "kernel-audit JSON report")
+    return write_atomic(target, strict_json(doc), "kernel-audit JSON report")

@@ -6,6 +6,7 @@ decided", and the session's counts include what an errored audit trained before 
 
 from __future__ import annotations
 
+import re
 from typing import Mapping
 
 from ..analysis._decision import VERDICT_RANK
@@ -97,3 +98,12 @@ def p_text(e: Mapping) -> str:
 def verdict_text(e: Mapping) -> str:
     """The verdict, starred when the models learned the task only partly (the audit's line says how)."""
     return e["verdict"] + ("*" if e.get("learned_partly") else "")
+
+
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def xml_safe(text: object) -> str:
+    """`text` with every character XML 1.0 cannot hold written as \\xNN: one control character in a name
+    would make JUnit XML not well-formed, and CI would lose every test result with it."""
+    return _NOT_XML.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))

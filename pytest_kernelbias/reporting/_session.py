@@ -64,12 +64,18 @@ def incomplete_path(path: str | Path) -> Path:
 
 
 class Notes(list):
-    """The lines to show; `as_errors` is true when a warnings filter (-W error) turned them into errors."""
+    """The lines to show; `as_errors` is true when a warnings filter (-W error) turned them into errors; `done`
+    says what was written where (not a warning)."""
 
     as_errors = False
 
+    def __init__(self, lines=(), done=()):
+        super().__init__(lines)
+        self.done = list(done)
 
-def write_outputs(records: list[Mapping], settings: Mapping, reason: str, save: str | None, root: Path) -> Notes:
+
+def write_outputs(records: list[Mapping], settings: Mapping, reason: str, save: str | None, root: Path,
+                  merge: bool = False) -> Notes:
     """Write the requested reports and baseline as the module docstring says; return what to tell the user."""
     requested = {option: settings[option] for option in WRITERS if settings.get(option)}
     notes = []
@@ -95,12 +101,15 @@ def write_outputs(records: list[Mapping], settings: Mapping, reason: str, save: 
                          f"left as it was. Incomplete because {reason}")
     if save and reason:
         notes.append(f"baseline {save!r} not saved (a saved one of that name is left as it was), because {reason}")
-    elif save:
+    done = []
+    if save and not reason:
         try:
-            save_baseline(root, save, records)
+            done.append(save_baseline(root, save, records, merge=merge))
         except OSError as exc:
             notes.append(f"baseline {save!r} not saved: {exc}")
-    return _warn(notes)
+    out = _warn(notes)
+    out.done = done
+    return out
 
 
 def _warn(lines: list[str]) -> Notes:

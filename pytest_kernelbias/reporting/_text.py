@@ -140,8 +140,9 @@ def summary_lines(audits: Iterable[Mapping], width: int = WIDTH) -> list[str]:
     return lines + [LEGEND] + ([MARKS] if marked else [])
 
 
-def session_tail(records: list[Mapping]) -> list[str]:
-    """The lines after the table: the session's counts (errored audits included) and the baseline comparison."""
+def session_tail(records: list[Mapping], baseline_tests: list[str] | None = None) -> list[str]:
+    """The lines after the table: the session's counts (errored audits included) and the baseline comparison;
+    with `baseline_tests` (the compared baseline's test ids), the ones this run has no audit of."""
     counts = session_counts(records)
     caches = sorted({r["settings"].get("cache") for r in records if r["settings"].get("cache")})
     errored = f" (errored audits included: {counts['errored']})" if counts["errored"] else ""
@@ -150,5 +151,9 @@ def session_tail(records: list[Mapping]) -> list[str]:
             f"{counts['evaluated']} evaluated{errored}" + (f"; cache {', '.join(caches)}" if caches else "")]
     tail += [f"baseline: {row['key']}: effect {row['then']:+.4f} -> {row['now']:+.4f} (|effect| change "
              f"{row['growth']:+.4f})" for r in records for row in (r.get("baseline") or {}).get("rows", [])]
-    tail += [f"baseline: no match: {line}" for r in records for line in (r.get("baseline") or {}).get("unmatched", [])]
+    tail += [f"baseline: {'' if (r.get('baseline') or {}).get('new') else 'no match: '}{line}"
+             for r in records for line in (r.get("baseline") or {}).get("unmatched", [])]
+    ran = {r["test"] for r in records}
+    tail += [f"baseline: removed or not run here: {test} (in the baseline, no audit of it in this run)"
+             for test in baseline_tests or () if test not in ran]
     return tail
