@@ -78,13 +78,26 @@ def test_cond_conv_gets_new_expert_kernels():
     assert new(x, route).shape == conv(x, route).shape
 
 
-def test_naming_a_mixed_conv_selects_every_conv_inside_it():
-    model = nn.Sequential(MixedConv2d(6, 6, [3, 5, 7], depthwise=True))
-    names = resolve_layers(model, "0")
-    assert names == ["0.0", "0.1", "0.2"]
-    new = intervene(model, "0", 3)
+def test_naming_a_mixed_conv_of_one_kernel_selects_every_conv_inside_it():
+    model = nn.Sequential(MixedConv2d(6, 6, [3, 3], depthwise=True))
+    assert resolve_layers(model, "0") == ["0.0", "0.1"]
+    new = intervene(model, "0", 5)
     x = torch.randn(1, 6, 15, 15)
-    assert new(x).shape == model(x).shape and all(c.kernel_size == (3, 3) for c in new[0].values())
+    assert new(x).shape == model(x).shape and all(c.kernel_size == (5, 5) for c in new[0].values())
+
+
+def test_naming_a_mixed_conv_of_several_kernels_is_refused_with_its_splits_and_a_split_can_be_named():
+    from pytest_kernelbias.errors import UnknownLayerError
+    model = nn.Sequential(MixedConv2d(6, 6, [3, 5, 7], depthwise=True))
+    with pytest.raises(UnknownLayerError, match=r"'0' is a MixedConv2d whose splits have different kernels: '0\.0' "
+                                                 r"\(3x3\), '0\.1' \(5x5\), '0\.2' \(7x7\); one level for all"):
+        resolve_layers(model, "0")
+    assert resolve_layers(model, "0.2") == ["0.2"]
+    new = intervene(model, "0.2", 3)  # the 7x7 split becomes 3x3, the others keep the mix
+    assert [c.kernel_size for c in new[0].values()] == [(3, 3), (5, 5), (3, 3)]
+    x = torch.randn(1, 6, 15, 15)
+    assert new(x).shape == model(x).shape
+    assert resolve_layers(model, ["0.0", "0.1", "0.2"]) == ["0.0", "0.1", "0.2"]  # alike, on purpose
 
 
 def test_depthwise_and_grouped_convs_keep_groups():

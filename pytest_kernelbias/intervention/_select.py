@@ -130,9 +130,20 @@ def candidates(convs: dict[str, nn.Module], limit: int = 40) -> str:
 
 
 def _expand_wrapper(model: nn.Module, name: str, convs: dict[str, nn.Module]) -> list[str]:
-    # A wrapper (e.g. MixedConv2d) holding convs stands for all of them.
+    """A wrapper holding convs (e.g. MixedConv2d's splits) stands for all of them, when they share a kernel.
+
+    Splits of different kernels are the architecture's mix: one level for all would erase it without a word,
+    so naming the wrapper is refused with the splits to name instead."""
     prefix = name + "."
-    return [n for n in convs if n.startswith(prefix) and "." not in n[len(prefix):]]
+    inner = [n for n in convs if n.startswith(prefix) and "." not in n[len(prefix):]]
+    kernels = {n: kernel_of(convs[n]) for n in inner}
+    if len(set(kernels.values())) > 1:
+        splits = ", ".join(f"{n!r} ({k[0]}x{k[1]})" for n, k in kernels.items())
+        raise UnknownLayerError(
+            f"layer {name!r} is a {type(model.get_submodule(name)).__name__} whose splits have different kernels: "
+            f"{splits}; one level for all would remove that mix. Name the split to change (e.g. {inner[-1]!r}), "
+            f"or list every split to set them alike on purpose")
+    return inner
 
 
 def _resolve_one(model: nn.Module, spec: str, convs: dict[str, nn.Module], input_size) -> list[str]:
