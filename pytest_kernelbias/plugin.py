@@ -36,7 +36,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--kernel-audit-save", metavar="NAME", default=None,
                     help="save this run's effects as baseline NAME in .kernel-audit/baselines/ (default: off)")
     group.addoption("--kernel-audit-save-merge", action="store_true", default=False,
-                    help="with --kernel-audit-save NAME: keep its audits of tests this run did not run (default: off)")
+                    help="when saving a baseline: keep its audits of tests this run did not run (default: off)")
     group.addoption("--kernel-audit-compare", metavar="NAME", nargs="?", const="", default=None,
                     help="compare effects with baseline NAME, or the newest one (default: off)")
     group.addoption("--kernel-audit-compare-fail", metavar="DELTA", type=float, default=None,

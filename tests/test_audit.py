@@ -37,7 +37,14 @@ def test_effect_is_the_paired_mean_of_spreads_with_the_ttest_rel_interval(audit)
     assert e.estimate == pytest.approx(np.mean(np.subtract(treated, ref)))
     ci = stats.ttest_rel(treated, ref).confidence_interval()
     below, above = e.allowance  # the small-subgroup bias allowance widens it (tests/test_small_groups.py)
-    assert e.ci == pytest.approx((ci.low - below, ci.high + above))
+    # and the fold allowance, here from the folded-normal formula of two subgroups (tests/test_folded_reference.py)
+    from .test_folded_reference import _by_formula
+
+    def drops(level):
+        return np.array([[r.drop for r in audit.outcomes.rows if r.level == level and r.seed == s] for s in range(3)])
+    (fold_below, se_below), (fold_above, se_above) = _by_formula(drops(3)), _by_formula(drops(7))
+    assert e.ci[0] == pytest.approx(ci.low - below - fold_below, abs=4 * se_below + 1e-12)
+    assert e.ci[1] == pytest.approx(ci.high + above + fold_above, abs=4 * se_above + 1e-12)
 
 
 def test_result_repr_and_dict_carry_the_table_and_verdict(audit):

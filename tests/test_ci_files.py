@@ -12,7 +12,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from pytest_kernelbias.errors import BaselineWarning
-from pytest_kernelbias.reporting._baseline import MAX_BYTES, load_baseline, save_baseline
+from pytest_kernelbias.reporting._baseline import MAX_BYTES, load_baseline, write_baseline
 from pytest_kernelbias.reporting._json import write_json
 from pytest_kernelbias.reporting._markdown import render_markdown
 from pytest_kernelbias.reporting._records import xml_safe
@@ -110,15 +110,15 @@ def test_newest_baseline_skips_links_and_fifos_and_a_named_fifo_is_refused_at_on
 def test_a_merge_save_keeps_the_tests_it_did_not_run_and_says_what_it_wrote(tmp_path):
     effect = {"contrast": "k5 vs k3", "perturbation": "p", **ROW}
     first = [{"test": "a", "data": "d", "effects": [effect]}, {"test": "b", "data": "d", "effects": [effect]}]
-    said = save_baseline(tmp_path, "main", first)
+    said = write_baseline(tmp_path, "main", first)[1]
     assert said.startswith("baseline 'main' saved to ") and "2 audit tests, 2 effects" in said
     new = [{"test": "c", "data": "d", "effects": [{**effect, "effect": 0.3, "ci_high": float("inf")}]}]
-    said = save_baseline(tmp_path, "main", new, merge=True)
+    said = write_baseline(tmp_path, "main", new, merge=True)[1]
     assert "1 audit tests, 1 effects, 2 more kept from the earlier save" in said
     doc = _strict((tmp_path / ".kernel-audit" / "baselines" / "main.json").read_text())
     assert sorted(doc["effects"]) == ["a | k5 vs k3 | p", "b | k5 vs k3 | p", "c | k5 vs k3 | p"]
     assert doc["effects"]["c | k5 vs k3 | p"]["ci_high"] is None  # unbounded, strict JSON
-    save_baseline(tmp_path, "main", new)  # without merge: this run only
+    write_baseline(tmp_path, "main", new)  # without merge: this run only
     assert list(_strict((tmp_path / ".kernel-audit" / "baselines" / "main.json").read_text())["effects"]) == \
         ["c | k5 vs k3 | p"]
 
@@ -184,3 +184,23 @@ def test_an_image_listed_twice_is_refused_with_both_lines(tmp_path):
     with pytest.raises(DatasetFormatError, match=r"1 image\(s\) listed more than once: .*0\.png at m\.csv line 2 "
                                                  r"and m\.csv line 4"):
         load_csv_manifest(tmp_path / "m.csv", "file", "y", ["g"], size=8)
+
+
+def test_every_import_the_docs_show_is_from_the_names_real_home():
+    """Each `from pytest_kernelbias... import X` in the README, docs and example audits imports without a
+    DeprecationWarning (no moved root alias) and X exists there."""
+    import importlib
+    import warnings
+    from pathlib import Path
+
+    root = Path(__file__).parents[1]
+    files = [root / "README.md", *sorted((root / "docs").glob("*.md")), *sorted((root / "example_audits").glob("*.py"))]
+    seen = 0
+    for path in files:
+        for module, names in re.findall(r"from (pytest_kernelbias[\w.]*) import (\([^)]*\)|[^\n#]+)", path.read_text()):
+            for name in (n.strip(" ()") for n in names.replace("\n", ",").split(",") if n.strip(" ()")):
+                with warnings.catch_warnings():
+                    warnings.simplefilter("error", DeprecationWarning)
+                    assert hasattr(importlib.import_module(module), name), f"{path.name}: {module}.{name}"
+                seen += 1
+    assert seen > 10

@@ -170,7 +170,9 @@ def test_an_audit_decides_exactly_what_run_sequential_decides_for_its_family():
     v = np.array([[analysis.all_effects[k].shared_variance] for k in keys])
     assert (v >= 0).all()  # independent errors per model here: the common part is about 0 (clipped)
     room = [np.tile(analysis.all_effects[k].allowance, (5, 1)) for k in keys]  # one look: its 5-seed allowance
-    path = run_sequential(d, SequentialDesign(5, 5), 0.02, "evidence", shared_variance=v, allowance=room)
+    folds = [np.tile(f, (5, 1)) for f in analysis.path.folds]  # and the fold's, at the same look
+    path = run_sequential(d, SequentialDesign(5, 5), 0.02, "evidence", shared_variance=v, allowance=room,
+                          fold_allowance=folds)
     assert path.verdict == analysis.path.verdict
     for k, e in zip(keys, path.effects):
         assert analysis.all_effects[k].ci == e.ci and analysis.all_effects[k].confidence == pytest.approx(1 - 0.025)

@@ -249,7 +249,7 @@ def test_help_shows_one_default_per_option_and_typed_ini_settings(pytester):
     # The option group runs from its title to the blank line that ends it.
     group = " ".join(out.split("causal kernel-size bias audits:")[1].split("\n\n")[0].split())
     options = re.split(r" (?=--kernel-audit)", " " + group)[1:]
-    assert len(options) == 19
+    assert len(options) == 20
     for option in options:
         assert option.count("(default:") == 1, option
     assert "folder of trained variants (default: kernel-audit/ in pytest's cache dir; ini: kernel_audit_cache)" in text

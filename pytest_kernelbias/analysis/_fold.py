@@ -54,10 +54,13 @@ def fold_allowance(y: np.ndarray, names: Sequence[str], estimand: Estimand) -> f
     center = float(mean.mean())
     moved = np.where(mean > center, np.maximum(center, mean - FOLD_COMPRESSION * se),
                      np.minimum(center, mean + FOLD_COMPRESSION * se))
-    expected = float(estimand.bias(moved + _noise(y, FOLD_DRAWS), names).mean() - estimand.bias(moved, names))
+    parts = estimand.bias(moved + _noise(y, FOLD_DRAWS), names) - estimand.bias(moved, names)
+    expected, resolution = float(parts.mean()), 2 * float(parts.std()) / np.sqrt(FOLD_DRAWS)
     seen = float(estimand.bias(y, names).mean() - estimand.bias(mean, names))
     # The spread's fold part is >= 0; "to_reference" keeps a sign, so its unseen part may go either way.
-    return max(0.0, expected - seen) if estimand.form in ("spread", "between_groups") else abs(expected - seen)
+    unseen = expected - seen if estimand.form in ("spread", "between_groups") else abs(expected - seen)
+    # Below the draws' own resolution (2 Monte Carlo SE) it is noise, not a fold: none.
+    return unseen if unseen > resolution else 0.0
 
 
 def fold_allowances(y: np.ndarray, names: Sequence[str], estimand: Estimand) -> np.ndarray:

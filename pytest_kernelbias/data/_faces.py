@@ -135,10 +135,10 @@ def _from_files(records: list, columns: Sequence[str], label: LabelSpec, source:
     `records` are ``(image path, string row, where)``; `where` locates the row in error messages.
     `skipped` holds the files the loader already rejected (bad names).
     """
-    refuse_duplicates(records, source.name)
     records, refused = split_outside(records, source.root, files.allow_outside_root)
     if refused and not files.strict:  # refused in every mode; strict lists them below with every other bad file
         refuse_outside(refused, source.root, source.name)
+    refuse_duplicates(records, source.name)
     skipped = skipped + refused
     total = len(records) + len(skipped)
     labels = _labels([r[1] for r in records], [r[2] for r in records], label)  # fail fast, before decoding

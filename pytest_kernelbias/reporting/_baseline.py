@@ -46,8 +46,13 @@ def check_name(name: object, option: str = "baseline name") -> str:
     return text
 
 
-def save_baseline(root: Path, name: str, audits: list[Mapping], merge: bool = False) -> str:
-    """Store the effects of this run as baseline `name` (atomic write); say what was written.
+def save_baseline(root: Path, name: str, audits: list[Mapping], merge: bool = False) -> Path:
+    """Store the effects of this run as baseline `name` (atomic write); `write_baseline` also says what it wrote."""
+    return write_baseline(root, name, audits, merge)[0]
+
+
+def write_baseline(root: Path, name: str, audits: list[Mapping], merge: bool = False) -> tuple[Path, str]:
+    """Store the effects of this run as baseline `name` (atomic write): the path and what was written.
 
     With `merge`, the audits of tests this run did not run are kept from the saved `name` (when it is usable),
     so a pull request's new audits join a baseline without rerunning every audit.
@@ -65,7 +70,7 @@ def save_baseline(root: Path, name: str, audits: list[Mapping], merge: bool = Fa
     # Strict JSON: an unbounded interval end (too few seeds) is written as null and read back as infinite.
     path = write_atomic(folder / f"{name}.json", strict_json(doc), "kernel-audit baseline")
     more = f", {len(kept[1])} more kept from the earlier save" if merge else ""
-    return f"baseline {name!r} saved to {path}: {len(data)} audit tests, {len(effects)} effects{more}"
+    return path, f"baseline {name!r} saved to {path}: {len(data)} audit tests, {len(effects)} effects{more}"
 
 
 def _kept(root: Path, name: str, ran: set[str]) -> tuple[dict, dict]:

@@ -18,7 +18,7 @@ from typing import Mapping
 
 from ..errors import ReportWarning
 from . import WRITERS
-from ._baseline import save_baseline
+from ._baseline import write_baseline
 from ._markdown import appends
 
 
@@ -104,7 +104,7 @@ def write_outputs(records: list[Mapping], settings: Mapping, reason: str, save: 
     done = []
     if save and not reason:
         try:
-            done.append(save_baseline(root, save, records, merge=merge))
+            done.append(write_baseline(root, save, records, merge=merge)[1])
         except OSError as exc:
             notes.append(f"baseline {save!r} not saved: {exc}")
     out = _warn(notes)
