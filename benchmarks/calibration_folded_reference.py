@@ -1,8 +1,8 @@
 """Calibration of a layer map whose shared reference's bias folds: the family-wise error with and without the
 fold allowance, and what the allowance costs when one arm is harmful.
 
-    python benchmarks/calibration_folded_reference.py [--audits 2000] [--seed 0] [--rho 0.5] [--boundary-only]
-                                                      [--json out.json]
+    python benchmarks/calibration_folded_reference.py [--audits 2000] [--seed 0] [--rho 0.5] [--arms 3 8 16]
+                                                      [--boundary-only | --harm-only] [--json out.json]
 
 Nothing trains. Per seed s, each model's per-subgroup drops are D(m, g) = mu_g + sigma * z, with z standard
 normal and correlated rho (--rho, 0.5 or 0.9) between an arm's model and the reference's of the same seed
@@ -131,10 +131,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rho", type=float, default=RHO)
     parser.add_argument("--boundary-only", action="store_true", help="only the error-rate scenario")
+    parser.add_argument("--harm-only", action="store_true", help="only the one-harmful-arm scenario")
+    parser.add_argument("--arms", type=int, nargs="+", default=[3, 8, 16])
     parser.add_argument("--json")
     args = parser.parse_args()
     globals()["RHO"] = args.rho
-    out = run(args.audits, args.seed, scenarios=("boundary",) if args.boundary_only else ("boundary", "one harmful"))
+    scenarios = ("boundary",) if args.boundary_only else ("one harmful",) if args.harm_only else \
+        ("boundary", "one harmful")
+    out = run(args.audits, args.seed, tuple(args.arms), scenarios)
     print_cells(out)
     if args.json:
         with open(args.json, "w") as f:
