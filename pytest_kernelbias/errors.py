@@ -90,6 +90,10 @@ class CacheWriteError(KernelBiasError, OSError):
     """The cache could not write an entry (disk full, quota, permissions); entries already written are kept."""
 
 
+class DatasetSaveError(KernelBiasError, OSError):
+    """A dataset save could not be written (full disk, no permission); the folder is left as it was."""
+
+
 class CacheWarning(KernelAuditWarning):
     """A cache entry was unusable (and is being retrained) or the cache folder fell back."""
 

@@ -95,7 +95,7 @@ def test_utkface_round_trip_in_file_name_order(tmp_path):
     data = utk_faces()
     folder = data.save(tmp_path / "utk", layout="utkface")
     assert folder == tmp_path / "utk"
-    names = sorted(p.name for p in folder.iterdir())
+    names = sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))  # the save's manifest is hidden
     assert "25_1_0_000000.jpg" in names and "8_0_1_000001.jpg" in names
     # load_utkface lists files by name; a name's last field is the image's index in the saved dataset
     order = torch.tensor([int(name.split("_")[3].removesuffix(".jpg")) for name in names])
@@ -178,3 +178,57 @@ def test_a_label_the_loader_cannot_derive_is_refused(tmp_path):
 def test_images_the_loaders_cannot_give_back_are_refused(tmp_path, images, match):
     data = SubgroupDataset(images=images, labels=torch.tensor([0, 1]), attributes={"g": ["a", "b"]})
     _refused(tmp_path / "out", DatasetFormatError, match, data)
+
+
+# ---------------------------------------------------------------- staged saves: whole, or the folder as it was
+def _tree(folder: Path) -> dict:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_name_the_file_system_cannot_hold_is_refused_before_anything_is_written(tmp_path):
+    data = utk_faces(2)
+    first = tmp_path / "utk"
+    data.save(first, layout="utkface")
+    before = _tree(first)
+    long_age = from_tensors(grid_images(2, seed=3), [1, 0], {"age": ["3" * 300, "30"], "gender": ["Female", "Male"],
+                                                             "race": ["Others", "Others"]})
+    with pytest.raises(DatasetFormatError, match=r"is 3\d\d bytes, more than the \d+ this file system holds.*"
+                                                 r"layout='csv'"):
+        long_age.save(first, layout="utkface", overwrite=True)
+    assert _tree(first) == before  # the earlier save is whole
+
+
+def test_a_write_that_fails_midway_leaves_the_earlier_save_whole(tmp_path, monkeypatch):
+    from pytest_kernelbias.data import _save
+    from pytest_kernelbias.errors import DatasetSaveError
+
+    folder = tmp_path / "s"
+    faces(seed=0).save(folder)
+    before = _tree(folder)
+    calls = {"n": 0}
+    real = _save._write_png
+
+    def disk_fills(image, path):  # the fourth image hits a full disk, as a real ENOSPC would
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise OSError(28, "No space left on device")
+        real(image, path)
+
+    monkeypatch.setattr(_save, "_write_png", disk_fills)
+    with pytest.raises(DatasetSaveError, match="No space left on device.*left as it was"):
+        faces(seed=1).save(folder, overwrite=True)
+    assert _tree(folder) == before
+    assert [p.name for p in tmp_path.iterdir()] == ["s"]  # no staging folder left beside it
+
+
+def test_overwrite_never_removes_what_no_save_wrote(tmp_path):
+    folder = tmp_path / "s"
+    (folder / "images").mkdir(parents=True)
+    (folder / "images" / "holiday.png").write_bytes(b"mine")
+    with pytest.raises(AuditConfigError, match=r"holds \['images'\], which no save of this layout wrote"):
+        faces().save(folder, overwrite=True)
+    assert (folder / "images" / "holiday.png").read_bytes() == b"mine"
+    faces().save(tmp_path / "t")
+    faces(seed=2).save(tmp_path / "t", overwrite=True)  # its own earlier save is replaced
+    assert torch.equal(load_csv_manifest(tmp_path / "t" / "labels.csv", "image", "label", ["race"],
+                                         size=SIDE).images, faces(seed=2).images)

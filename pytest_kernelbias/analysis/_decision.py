@@ -316,17 +316,17 @@ def run_sequential(differences: object, design: SequentialDesign, threshold: flo
                    confidence: float = 0.95, family: int | None = None, target_power: float = 0.8,
                    p_method: str = "permutation", label: str = "effect", *, method: str = "t",
                    shared_variance: object = None, allowance: Sequence[np.ndarray] | None = None,
-                   labels: Sequence[str] | None = None,
-                   contexts: Sequence[str] | None = None, arms: Sequence[object] | None = None,
-                   fold_allowance: Sequence[np.ndarray] | None = None) -> SequentialPath:
+                   labels: Sequence[str] | None = None, contexts: Sequence[str] | None = None,
+                   arms: Sequence[object] | None = None, fold_allowance: Sequence[np.ndarray] | None = None
+                   ) -> SequentialPath:
     """Decide a family of effects from their per-seed differences d_s = B(k, s) - B(k0, s), in seed order.
 
     `differences` has one row per effect (a 1-D array is a family of one) and one value per seed.
     Every look forms each effect's `paired_effect` at the family- and look-adjusted level (`look_confidences`),
     with `shared_variance` (test-set noise, analysis/_test_noise.py) added to a "t" interval, `allowance` and
     `fold_allowance` (per effect (seeds, 2), below and above: _test_noise.py, _fold.py) widening it. A fixed design is
-    `SequentialDesign(n, n)`; looks past the seeds given are not taken (verdict "continue"). `family`
-    defaults to the number of rows (a larger one spends alpha on effects decided elsewhere).
+    `SequentialDesign(n, n)`; looks past the seeds given are not taken (verdict "continue"). `family` defaults
+    to the number of rows (a larger one spends alpha on effects decided elsewhere).
 
     `arms` names each row's arm (default: one arm, the whole family). An arm stops at the first look its own
     effects settle (one fails, or all pass) or futility gives it up; its effects then keep that look's

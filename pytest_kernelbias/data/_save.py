@@ -10,8 +10,10 @@ from __future__ import annotations
 import csv
 import dataclasses
 import inspect
+import json
 import os
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -19,7 +21,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..errors import AuditConfigError, DatasetFormatError
+from .._stored import read_regular
+from ..errors import AuditConfigError, DatasetFormatError, DatasetSaveError
 from ._faces import FAIRFACE_RACES, GENDERS, UTK_NAME, UTK_RACES, LabelSpec, _labels, load_fairface, load_utkface
 from ._subgroups import SubgroupDataset
 
@@ -43,7 +46,8 @@ class _Plan:
     label_file: Path | None
     header: list[str]
     rows: list[dict[str, str]]
-    replaces: list[Path]
+    entries: list[str]  # the top-level names in the folder this save writes, the label file last
+    key: str  # which save of the folder this is (its manifest): the label file's name, or "utkface"
     returns: Path
 
 
@@ -171,7 +175,7 @@ def _plan_fairface(data: SubgroupDataset, folder: Path, label: LabelSpec | None,
     images = [f"{split}/{i + 1}.png" for i in range(n)]
     label_file = folder / f"fairface_label_{split}.csv"
     rows = [{"file": path, **row} for path, row in zip(images, rows)]
-    return _Plan(images, label_file, ["file", *columns], rows, [label_file, folder / split], label_file)
+    return _Plan(images, label_file, ["file", *columns], rows, [split, label_file.name], label_file.name, label_file)
 
 
 def _plan_utkface(data: SubgroupDataset, folder: Path, label: LabelSpec | None) -> _Plan:
@@ -193,8 +197,7 @@ def _plan_utkface(data: SubgroupDataset, folder: Path, label: LabelSpec | None) 
     _check_label(data, rows, label if label is not None else _default(load_utkface, "label"), "utkface")
     images = [f"{a}_{GENDERS.index(g)}_{UTK_RACES.index(r)}_{i}.jpg"
               for a, g, r, i in zip(ages, genders, races, _index_names(len(data)))]
-    replaces = [p for p in folder.iterdir() if UTK_NAME.match(p.name)] if folder.is_dir() else []
-    return _Plan(images, None, [], [], replaces, folder)
+    return _Plan(images, None, [], [], list(images), "utkface", folder)
 
 
 def _plan_csv(data: SubgroupDataset, folder: Path) -> _Plan:
@@ -210,7 +213,7 @@ def _plan_csv(data: SubgroupDataset, folder: Path) -> _Plan:
     rows = [{"image": path, "label": str(int(y)), **{a: values[a][i] for a in names}}
             for i, (path, y) in enumerate(zip(images, data.labels.tolist()))]
     label_file = folder / CSV_FILE
-    return _Plan(images, label_file, [*CSV_RESERVED, *names], rows, [label_file, folder / CSV_IMAGES], label_file)
+    return _Plan(images, label_file, [*CSV_RESERVED, *names], rows, [CSV_IMAGES, CSV_FILE], CSV_FILE, label_file)
 
 
 # ---------------------------------------------------------------- writing
@@ -241,7 +244,12 @@ def _write_label_file(path: Path, header: list[str], rows: list[dict[str, str]])
 
 def save_dataset(data: SubgroupDataset, folder: str | Path, layout: str = "csv", *, label: LabelSpec | None = None,
                  split: str | None = None, overwrite: bool = False) -> Path:
-    """Write `data` under `folder` in `layout`; see `SubgroupDataset.save`, which calls this."""
+    """Write `data` under `folder` in `layout`; see `SubgroupDataset.save`, which calls this.
+
+    Everything is written to a sibling staging folder first and swapped in whole, so a full disk or a name the
+    file system refuses leaves the folder as it was; `overwrite` replaces only what an earlier save of this
+    layout recorded writing (its manifest), never a file or folder a save did not write.
+    """
     folder = Path(folder)
     _check_arguments(layout, label, split)
     _check_folder(folder, overwrite)
@@ -253,16 +261,104 @@ def save_dataset(data: SubgroupDataset, folder: str | Path, layout: str = "csv",
         plan = _plan_utkface(data, folder, label)
     else:
         plan = _plan_csv(data, folder)
-    # every check above and in the plan has passed: only from here on is anything written or removed
-    for path in plan.replaces:
-        _remove(path)
-    for image, relative in zip(data.images, plan.images):
-        path = folder / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _write_png(image, path)
-    if plan.label_file is not None:
-        _write_label_file(plan.label_file, plan.header, plan.rows)
+    _check_names(folder, plan)
+    earlier = _earlier(folder, plan)
+    # every check above and in the plan has passed: only from here on is anything written
+    staging = _stage(data, folder, plan)
+    try:
+        _swap(folder, plan, earlier, staging)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return plan.returns
+
+
+def _manifest(folder: Path, plan: _Plan) -> Path:
+    return folder / f".kernelbias-save-{plan.key}.json"
+
+
+def _earlier(folder: Path, plan: _Plan) -> list[str]:
+    """What the earlier save of this layout wrote (to be replaced); refuses to replace anything else."""
+    recorded: list[str] = []
+    try:
+        value = json.loads(read_regular(_manifest(folder, plan)))
+        recorded = [v for v in value if isinstance(v, str) and "/" not in v and v not in ("", ".", "..")]
+    except (OSError, ValueError, TypeError):
+        pass  # none, or not one a save wrote: nothing is known to be ours
+    foreign = [name for name in plan.entries if (folder / name).exists() and name not in recorded]
+    if plan.key == "utkface" and folder.is_dir():  # a flat folder: every UTKFace name in it is loaded with ours
+        foreign += [p.name for p in folder.iterdir() if UTK_NAME.match(p.name) and p.name not in recorded]
+    if foreign:
+        names = sorted(set(foreign))
+        raise AuditConfigError(f"folder {str(folder)!r} holds {names[:3]}{' ...' if len(names) > 3 else ''}, which no "
+                               f"save of this layout wrote, and saving here would replace or mix with it; move it, "
+                               f"or save into an empty folder")
+    return [name for name in recorded if (folder / name).exists() or (folder / name).is_symlink()]
+
+
+def _check_names(folder: Path, plan: _Plan) -> None:
+    """Refuse names the file system cannot hold (a 300-digit UTKFace age) before anything is written."""
+    probe = next((p for p in [folder, *folder.parents] if p.exists()), Path("."))
+    try:
+        name_max = os.pathconf(probe, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):
+        name_max = 255
+    for relative in [*plan.images, *plan.entries]:
+        for part in Path(relative).parts:
+            if len(os.fsencode(part)) > name_max:
+                raise DatasetFormatError(f"save to {folder}: file name {part[:40]!r}... is {len(os.fsencode(part))} "
+                                         f"bytes, more than the {name_max} this file system holds; shorten the "
+                                         f"values in it (e.g. the age), or {TO_CSV}")
+
+
+def _stage(data: SubgroupDataset, folder: Path, plan: _Plan) -> Path:
+    """Write every file into a new sibling folder; on failure remove it and leave `folder` as it was."""
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.saving-", dir=folder.parent))
+    except OSError as exc:
+        raise DatasetSaveError(f"cannot save into {folder}: {exc}; nothing was written") from None
+    try:
+        for image, relative in zip(data.images, plan.images):
+            path = staging / relative
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _write_png(image, path)
+        if plan.label_file is not None:
+            _write_label_file(staging / plan.label_file.name, plan.header, plan.rows)
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise DatasetSaveError(f"saving into {folder} failed while writing ({exc}); {folder} is left as it was, "
+                               f"an earlier save in it included") from None
+    return staging
+
+
+def _swap(folder: Path, plan: _Plan, earlier: list[str], staging: Path) -> None:
+    """Move the earlier save aside, the staged one in (label file last), record it; undo all on failure."""
+    aside = Path(tempfile.mkdtemp(prefix=f".{folder.name}.replaced-", dir=folder.parent))
+    moved: list[str] = []
+    placed: list[str] = []
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in earlier:
+            os.replace(folder / name, aside / name)
+            moved.append(name)
+        for name in plan.entries:
+            os.replace(staging / name, folder / name)
+            placed.append(name)
+        _write_manifest(_manifest(folder, plan), plan.entries)
+    except OSError as exc:
+        for name in placed:
+            _remove(folder / name)
+        for name in moved:
+            os.replace(aside / name, folder / name)
+        raise DatasetSaveError(f"saving into {folder} failed ({exc}); the earlier contents are back") from None
+    finally:
+        shutil.rmtree(aside, ignore_errors=True)
+
+
+def _write_manifest(path: Path, entries: list[str]) -> None:
+    partial = path.with_name(f"{path.name}.partial")
+    partial.write_text(json.dumps(entries))
+    os.replace(partial, path)
 
 
 __all__ = ["LAYOUTS", "save_dataset"]
