@@ -5,7 +5,7 @@ the roles of the seed-mean values fixed, B = L + F, where L (the contrast of tho
 mean is B(mean values), and F >= 0 is the fold part, positive only on the models whose roles differ. Near a
 tie half the models may carry F, so a few seeds that all happen to fall on one side show a mean F near 0
 while E[F] is about E|noise contrast|, and a t interval on the differences then sits too high or low with
-a narrow width: the failure no widening of alpha reaches (docs/statistics.md, "A folded reference").
+a narrow width: the failure no widening of alpha reaches (docs/statistics.md, "A folded bias").
 
 The allowance bounds that unseen part: E[F] under normal seed noise of the measured covariance, at the
 seed-mean values compressed toward their mean by up to `FOLD_COMPRESSION` standard errors (the nearest
