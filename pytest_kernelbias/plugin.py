@@ -194,15 +194,15 @@ def kernel_audit(request: pytest.FixtureRequest, kernel_audit_settings: AuditSet
     for run in runs:
         if run["error"] is None and run["result"] is None:
             continue  # stopped while it ran (Ctrl-C, pytest.exit): the session summary marks it interrupted
-        if run["error"] is not None:
-            request.node.stash.setdefault(_RECORDS, []).append(json.dumps(run["error"]))
-            continue
-        # Recorded at teardown with the verdict assert_below reached (its threshold and rule).
-        record = run["result"].to_dict(run["verdict"])
-        record["test"] = request.node.nodeid
-        record["baseline"] = run["baseline"]
+        # Recorded at teardown with the verdict assert_below reached; "kernel_audit_verdict" tells a JUnit reader
+        # an audit that raised ("error: ...") from one that found bias ("fail").
+        record = run["error"] or {**run["result"].to_dict(run["verdict"]), "test": request.node.nodeid,
+                                  "baseline": run["baseline"]}
         request.node.stash.setdefault(_RECORDS, []).append(json.dumps(record))
-        for row in record["effects"]:
+        error = record.get("error") or {}
+        request.node.user_properties.append(("kernel_audit_verdict", xml_safe(
+            f"error: {error.get('class')}: {error.get('message')}" if run["error"] else record["verdict"])))
+        for row in [] if run["error"] else record["effects"]:
             # Flat properties, so JUnit XML readers see the numbers without parsing JSON.
             key = xml_safe(f"kernel_audit[{row['contrast']} | {row['perturbation']}]")
             request.node.user_properties.append(

@@ -78,8 +78,14 @@ def _summary(result) -> list[str]:
 
 @pytest.mark.slow
 def test_an_errored_audit_is_in_every_report_with_counts_that_match_the_cache(pytester, tmp_path):
-    result, out = _run(pytester, tmp_path, "serial")
+    result, out = _run(pytester, tmp_path, "serial", f"--junitxml={tmp_path / 'junit.xml'}")
     result.assert_outcomes(passed=2, failed=2, skipped=1, warnings=None)
+    # JUnit: the audit that raised reads apart from one that decided (a property, as every effect's numbers).
+    import xml.etree.ElementTree as ET
+    verdicts = {case.get("name"): prop.get("value") for case in ET.parse(tmp_path / "junit.xml").iter("testcase")
+                for prop in case.iter("property") if prop.get("name") == "kernel_audit_verdict"}
+    assert verdicts["test_an_audit_that_raises"] == "error: RuntimeError: the training node went away"
+    assert verdicts["test_a_passing_audit"] == "pass"
     summary = " ".join(" ".join(_summary(result)).split())  # wrapped lines joined: the words are what counts
     assert "test_suite.py::test_an_audit_that_raises error, no verdict: RuntimeError: the training node went " \
            "away (2 models trained and 0 in the cache before it stopped; seeds 2, threshold 1, rule estimate)" \
