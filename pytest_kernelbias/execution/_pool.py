@@ -141,12 +141,42 @@ def close_pool() -> None:
 atexit.register(close_pool)
 
 
+def abort_pool(futures) -> None:
+    """Ctrl-C (or pytest.exit) while models train: cancel what has not started and end the workers now.
+
+    `close_pool` would wait for every running training to finish (minutes); a model a worker was writing is
+    lost, never half-stored (the cache writes whole files or none), and the next audit starts a fresh pool.
+    """
+    pool = _SHARED.pop("pool", None)
+    _SHARED.clear()
+    for future in futures:
+        future.cancel()
+    if pool is None:
+        return
+    workers = list(getattr(pool, "_processes", {}).values())  # the executor's own record of its processes
+    pool.shutdown(wait=False, cancel_futures=True)
+    for worker in workers:
+        worker.terminate()
+    for worker in workers:
+        worker.join(timeout=5)
+
+
 def train_in_pool(job: TrainingJob, variants: Sequence[Variant], root: str, workers: int, retrain: bool,
                   progress: Callable[[str], None] | None = None, evaluation=None) -> None:
     """Train (and, given `evaluation`, measure) `variants` into the cache at `root` on `workers` processes."""
     pool, started = shared_pool(workers)
     eta = PoolEta(workers, len(variants), time.time())
     futures = {pool.submit(_variant_task, job, v, root, retrain, evaluation): v for v in variants}
+    try:
+        _collect(futures, started, eta, evaluation, progress)
+    except (KeyboardInterrupt, SystemExit):
+        abort_pool(futures)
+        raise
+
+
+def _collect(futures: dict, started, eta: PoolEta, evaluation, progress) -> None:
+    """Each finished model, as it finishes: its warnings re-issued, a progress line, a worker's error raised."""
+    variants = list(futures.values())
     for done, future in enumerate(as_completed(futures), start=1):
         try:
             label, seconds, caught, worker = future.result()  # re-raises a worker's error (e.g. non-finite loss)
