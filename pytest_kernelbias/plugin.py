@@ -19,7 +19,7 @@ from .evaluation._loaders import SubgroupLoaders
 from .execution._store import VariantCache
 from .intervention._intervene import KernelIntervention
 from .reporting._baseline import baseline_tests, compare, in_baseline, load_baseline, regression_message, unmatched
-from .reporting._records import error_record, not_run_record, ran, xml_safe
+from .reporting._records import error_record, not_run_record, ran, report_reason, xml_safe
 from .reporting._session import Notes, SessionProgress, write_outputs
 from .reporting._text import session_tail, summary_lines, wrap_id
 from .spec import check_keywords, resolve_device
@@ -146,24 +146,11 @@ def causal_effect():
 def kernel_audit(request: pytest.FixtureRequest, kernel_audit_settings: AuditSettings):
     """`kernel_audit(model, layer, levels, **run_audit_options)` -> AuditResult, recorded for the summary."""
     settings, extra = _settings_for(request)
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    capman = request.config.pluginmanager.get_plugin("capturemanager")
-    verbose = request.config.getoption("verbose") > 0
     runs: list[dict] = []
     tests = request.config.stash.get(_AUDIT_TESTS, [])
     index = tests.index(request.node.nodeid) + 1 if request.node.nodeid in tests else len(tests)
     position = f" {index}/{len(tests)}" if request.node.nodeid in tests else ""
-
-    def progress(msg: str) -> None:
-        # Setup decisions and per-model lines always; per-epoch lines only with -v, training is the long part.
-        shown = verbose or "+evaluated" in msg or msg.startswith(("setup:", "session:", "Ray:"))
-        if reporter is None or not shown or request.config.getoption("verbose") < 0:
-            return
-        if capman is None:
-            reporter.write_line(f"[kernel-audit{position}] {msg}")
-            return
-        with capman.global_and_fixture_disabled():  # otherwise captured and shown only on failure
-            reporter.write_line(f"[kernel-audit{position}] {msg}")
+    progress = _progress(request.config, position)
 
     def audit(model, layer, levels, **kwargs):
         __tracebackhide__ = True  # a failure shows the user's test line, not this wrapper
@@ -210,6 +197,25 @@ def kernel_audit(request: pytest.FixtureRequest, kernel_audit_settings: AuditSet
                       f"p={row['p_value']:.4g} p_adj={row['p_adjusted']:.4g} verdict={row['verdict']}"))
 
 
+def _progress(config: pytest.Config, position: str):
+    """The audit's progress lines on the terminal, past pytest's capture."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capman = config.pluginmanager.get_plugin("capturemanager")
+    verbosity = config.getoption("verbose")
+
+    def progress(msg: str) -> None:
+        # Setup decisions and per-model lines always; per-epoch lines only with -v, training is the long part.
+        shown = verbosity > 0 or "+evaluated" in msg or msg.startswith(("setup:", "session:", "Ray:"))
+        if reporter is None or not shown or verbosity < 0:
+            return
+        if capman is None:
+            reporter.write_line(f"[kernel-audit{position}] {msg}")
+            return
+        with capman.global_and_fixture_disabled():  # otherwise captured and shown only on failure
+            reporter.write_line(f"[kernel-audit{position}] {msg}")
+    return progress
+
+
 def _gate(request: pytest.FixtureRequest, result, compare_fail: float | None, run: dict) -> None:
     """Compare one audit with the baseline: record the rows, fail a regression. A test the baseline has not
     seen is new (reported, not failed); a known one whose effects all changed fails (docs/ci.md)."""
@@ -238,18 +244,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         setattr(report, RECORDS_ATTR, item.stash[_RECORDS])
     if call.when == "call" and report.failed and call.excinfo is not None:
         _hide_package_frames(item, call.excinfo, report)
-
-
-def _reason(report: pytest.TestReport) -> str:
-    """Why a test skipped or failed, in one line (the skip reason, or the error's last line)."""
-    if report.passed:
-        return ""
-    if report.skipped and isinstance(report.longrepr, tuple):
-        return str(report.longrepr[2]).removeprefix("Skipped: ")
-    text = str(getattr(report, "longreprtext", "") or report.longrepr or "")
-    errors = [line.strip()[1:].strip() for line in text.splitlines() if line.strip().startswith("E ")]
-    last = errors[-1] if errors else (text.strip().splitlines() or [""])[-1]
-    return last[:300]
 
 
 _PACKAGE = str(Path(__file__).resolve().parent) + os.sep
@@ -353,7 +347,7 @@ class AuditRecorder:
             outcome = "skipped" if report.skipped else "error"
         if report.nodeid not in self.outcomes or report.when == "call":
             self.outcomes[report.nodeid] = outcome
-            self.reasons[report.nodeid] = _reason(report)
+            self.reasons[report.nodeid] = report_reason(report)
 
     def records(self) -> list[dict]:
         """Every audit test's records, by test id: audits as they ran, and marked tests whose audit did not."""

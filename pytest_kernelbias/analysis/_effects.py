@@ -18,32 +18,19 @@ import numpy as np
 from scipy import special, stats
 
 from ..errors import AuditConfigError, AuditFailure, KernelAuditWarning
+from ._checks import (  # noqa: F401 - their home, re-exported here where the analysis has always found them
+    MAX_SEEDS,
+    RULE_MEANING,
+    RULES,
+    check_confidence,
+    check_rule,
+    check_seeds,
+    check_threshold,
+    level_text,
+)
 from ._power import minimum_detectable_effect, seeds_needed
 
 METHODS = ("t", "bootstrap", "permutation")
-
-
-RULES = ("evidence", "estimate", "upper", "lower")
-RULE_MEANING = {
-    "evidence": ("fails when the CI's smallest |value| > threshold, passes when its largest |value| <= threshold, "
-                 "else undecided (a verdict either way needs evidence)"),
-    "estimate": "fails when |estimate| > threshold",
-    "upper": "fails when the CI's largest |value| > threshold (the effect must be shown small)",
-    "lower": "fails when the CI's smallest |value| > threshold (fail only on evidence of harm)",
-}
-
-
-def level_text(confidence: float) -> str:
-    """An interval's level in words: "95%", or "98.33%" for an adjusted level that rounding would hide."""
-    text = f"{confidence:.0%}"
-    return text if abs(float(text[:-1]) / 100 - confidence) < 1e-9 else f"{confidence:.2%}"
-
-
-def check_confidence(confidence: object) -> float:
-    """An interval level in (0, 1): the one check every setting and function taking a level uses."""
-    if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0 < confidence < 1:
-        raise AuditConfigError(f"confidence must lie in (0, 1), e.g. 0.95; got {confidence!r}")
-    return float(confidence)
 
 
 def t_half_width(sd: float, n: int, confidence: float, shared_variance: float = 0.0) -> float:
@@ -52,38 +39,6 @@ def t_half_width(sd: float, n: int, confidence: float, shared_variance: float = 
     df = satterthwaite_df(sd, n, shared_variance) if shared_variance > 0 else n - 1
     # special.stdtrit is stats.t.ppf without its argument checks: the calibration calls this millions of times.
     return float(special.stdtrit(df, 0.5 + confidence / 2)) * math.sqrt(sd * sd / n + shared_variance)
-
-
-def check_rule(rule: str) -> str:
-    if rule not in RULES:
-        raise AuditConfigError(f"rule must be one of {', '.join(map(repr, RULES))}, got {rule!r}")
-    return rule
-
-
-def check_threshold(threshold: object) -> float:
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not threshold >= 0 \
-            or not math.isfinite(threshold):
-        raise AuditConfigError(f"threshold must be a finite number >= 0 (in metric units), got {threshold!r}")
-    return float(threshold)
-
-
-# Far above any audit's need (the width of a t interval shrinks as 1/sqrt(n); 1,000 seeds of a 1-minute model
-# is 17 hours per level), and low enough that a mistyped count is refused before the plan lists its variants.
-MAX_SEEDS = 1000
-
-
-def check_seeds(n: int) -> int:
-    if isinstance(n, int) and not isinstance(n, bool) and n > MAX_SEEDS:
-        raise AuditConfigError(f"seeds={n} is more than {MAX_SEEDS} per level (each seed trains one model per level); "
-                               f"use seeds='auto' (it stops once the interval settles) or a count up to {MAX_SEEDS}")
-    if isinstance(n, bool) or not isinstance(n, int) or n < 2:
-        raise AuditConfigError(
-            f"an audit needs at least 2 seeds per level to form an interval, got {n!r}; "
-            # Called for the marker, run_audit and the command line alike, so the hint names each of them.
-            "use N >= 2 seeds (6 or more gives an exact p below 0.05): seeds=N on @pytest.mark.kernel_audit or "
-            "run_audit, or --kernel-audit-seeds=N (ini kernel_audit_seeds) where neither of those sets it"
-        )
-    return n
 
 
 def satterthwaite_df(sd: float, n: int, shared_variance: float) -> float:

@@ -102,6 +102,18 @@ def _paint(face, hair, features, dark, xx, s: int, u, g: torch.Generator) -> tor
     return img * (1 - features[:, None]) + feature_rgb[None, :, None, None] * features[:, None]
 
 
+def _stripes(cfg: SynthFacesConfig, attrs: dict, y: torch.Tensor, face: torch.Tensor, xx: torch.Tensor,
+             yy: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
+    """The label's high-frequency evidence, on the faces of `cfg.stripe_group` only: (n, 1, size, size)."""
+    n = len(y)
+    attr, value = cfg.stripe_group
+    carries = torch.tensor([v == value for v in attrs[attr]])
+    theta = y.float() * (math.pi / 2)  # label 0: vertical stripes, label 1: horizontal
+    wave = torch.sin(2 * math.pi * (xx * torch.cos(theta).view(n, 1, 1) + yy * torch.sin(theta).view(n, 1, 1))
+                     / cfg.stripe_period + phase)
+    return (cfg.stripe_amplitude * wave * face * carries.view(n, 1, 1).float())[:, None]
+
+
 def synthfaces(
     n: int, seed: int = 0, config: str | SynthFacesConfig = "planted", split: str = "train"
 ) -> SubgroupDataset:
@@ -138,14 +150,7 @@ def synthfaces(
     attrs = {"skin_tone": ["dark" if d else "light" for d in dark.tolist()],
              "gender": ["f" if f else "m" for f in female.tolist()]}
     if cfg.stripe_group is not None:
-        attr, value = cfg.stripe_group
-        carries = torch.tensor([v == value for v in attrs[attr]])
-        theta = y.float() * (math.pi / 2)  # label 0: vertical stripes, label 1: horizontal
-        phase = u(0, 2 * math.pi, 1, 1)
-        wave = torch.sin(2 * math.pi * (xx * torch.cos(theta).view(n, 1, 1) + yy * torch.sin(theta).view(n, 1, 1))
-                         / cfg.stripe_period + phase)
-        stripes = cfg.stripe_amplitude * wave * face * carries.view(n, 1, 1).float()
-        img = img + stripes[:, None]
+        img = img + _stripes(cfg, attrs, y, face, xx, yy, u(0, 2 * math.pi, 1, 1))
 
     img = img + cfg.pixel_noise * torch.randn(img.shape, generator=g)
     img = img.clamp(0, 1).contiguous()

@@ -144,6 +144,35 @@ def _check_size(name: str, kernel: torch.Tensor, k: int) -> None:
                                 f"the layer's input (a few to a few dozen pixels)")
 
 
+def _new_weights(conv: nn.Module, new: nn.Module, name: str, k: int, init: str, seed: int | None) -> None:
+    """Give `new` a k x k weight: fresh (seeded), resized from `conv`'s, or `conv`'s own when k is unchanged."""
+    old_w = conv.weight.detach()
+    cond = is_cond_conv(conv)
+    old_kernel = old_w.view(-1, *conv.weight_shape) if cond else old_w
+    _check_size(name, old_kernel, k)
+    if init == "fresh" or (k, k) == tuple(old_kernel.shape[-2:]):
+        new_kernel = old_kernel.new_empty(*old_kernel.shape[:-2], k, k)
+    else:
+        new_kernel = _resized_kernel(old_kernel, k, init)
+    if cond:
+        new.weight_shape = (new.out_channels, new.in_channels // new.groups, k, k)
+        new.weight = nn.Parameter(new_kernel.reshape(conv.num_experts, -1).clone(),
+                                  requires_grad=conv.weight.requires_grad)
+    else:
+        new.weight = nn.Parameter(new_kernel.clone(), requires_grad=conv.weight.requires_grad)
+    if init != "fresh" and (k, k) == tuple(old_kernel.shape[-2:]):
+        new.weight.data.copy_(old_w.view_as(new.weight))  # only dilation/stride changed: weights carry over
+    if hasattr(new, "scale") and hasattr(new, "gain"):
+        # ScaledStdConv2d caches gamma / sqrt(fan_in); the fan-in changed with the kernel.
+        new.scale = conv.scale * math.sqrt(old_kernel[0].numel() / new_kernel[0].numel())
+    if init == "fresh":
+        with torch.random.fork_rng(devices=[]):
+            # The layer's own reset_parameters draws from the global CPU generator; pin it.
+            if seed is not None:
+                torch.manual_seed(seed)
+            new.reset_parameters()
+
+
 def rebuild_conv(
     conv: nn.Module,
     name: str,
@@ -182,31 +211,7 @@ def rebuild_conv(
     if d * (k - 1) + 1 < s:
         notes.append(f"kernel extent {d * (k - 1) + 1} < stride {s}: some input pixels are never seen")
 
-    old_w = conv.weight.detach()
-    cond = is_cond_conv(conv)
-    old_kernel = old_w.view(-1, *conv.weight_shape) if cond else old_w
-    _check_size(name, old_kernel, k)
-    if init == "fresh" or (k, k) == tuple(old_kernel.shape[-2:]):
-        new_kernel = old_kernel.new_empty(*old_kernel.shape[:-2], k, k)
-    else:
-        new_kernel = _resized_kernel(old_kernel, k, init)
-    if cond:
-        new.weight_shape = (new.out_channels, new.in_channels // new.groups, k, k)
-        new.weight = nn.Parameter(new_kernel.reshape(conv.num_experts, -1).clone(),
-                                  requires_grad=conv.weight.requires_grad)
-    else:
-        new.weight = nn.Parameter(new_kernel.clone(), requires_grad=conv.weight.requires_grad)
-    if init != "fresh" and (k, k) == tuple(old_kernel.shape[-2:]):
-        new.weight.data.copy_(old_w.view_as(new.weight))  # only dilation/stride changed: weights carry over
-    if hasattr(new, "scale") and hasattr(new, "gain"):
-        # ScaledStdConv2d caches gamma / sqrt(fan_in); the fan-in changed with the kernel.
-        new.scale = conv.scale * math.sqrt(old_kernel[0].numel() / new_kernel[0].numel())
-    if init == "fresh":
-        with torch.random.fork_rng(devices=[]):
-            # The layer's own reset_parameters draws from the global CPU generator; pin it.
-            if seed is not None:
-                torch.manual_seed(seed)
-            new.reset_parameters()
+    _new_weights(conv, new, name, k, init, seed)
     if (k, d, s) == (k0, d0, s0) and tuple(conv.kernel_size) == (k0, k0):
         # Usually the reference level; "placebo" is reserved for the placebo checks, which are something else.
         notes.append("unchanged level: hyperparameters equal the original's")

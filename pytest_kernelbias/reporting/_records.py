@@ -107,3 +107,15 @@ def xml_safe(text: object) -> str:
     """`text` with every character XML 1.0 cannot hold written as \\xNN: one control character in a name
     would make JUnit XML not well-formed, and CI would lose every test result with it."""
     return _NOT_XML.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
+
+
+def report_reason(report) -> str:
+    """Why a test (a pytest report) skipped or failed, in one line: the skip reason, or the error's last line."""
+    if report.passed:
+        return ""
+    if report.skipped and isinstance(report.longrepr, tuple):
+        return str(report.longrepr[2]).removeprefix("Skipped: ")
+    text = str(getattr(report, "longreprtext", "") or report.longrepr or "")
+    errors = [line.strip()[1:].strip() for line in text.splitlines() if line.strip().startswith("E ")]
+    last = errors[-1] if errors else (text.strip().splitlines() or [""])[-1]
+    return last[:300]

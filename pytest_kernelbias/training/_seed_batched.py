@@ -123,9 +123,8 @@ def train_seeds(
     Each model gets its own batch order, `Stepper` (optimizer, lr schedule with its
     warmup, GradScaler) and BatchNorm statistics, and the recipe's loss (label
     smoothing included); the forward/backward pass runs once for all S under
-    `torch.func.vmap`. Results equal sequential training up to
-    float32 reduction order. Weights are written into `models`, returned in
-    eval mode and in the memory format `config.channels_last` asks for.
+    `torch.func.vmap`. Results equal sequential training up to float32 reduction order. Weights are
+    written into `models`, returned in eval mode and in the memory format `config.channels_last` asks for.
     Progress gets one line per epoch with each model's mean loss and images/s summed over models.
     """
     models = list(models)
@@ -151,14 +150,8 @@ def train_seeds(
             x = data.images[idx].to(device, non_blocking=True)  # (S, B, C, H, W): model i sees its own batch
             y = data.labels[idx].to(device, non_blocking=True)
             stacked = {name: torch.stack([p[name] for p in params]) for name in params[0]}
-            try:
-                with torch.autocast(device.type, enabled=use_amp):
-                    losses = losses_of(stacked, buffers, x, y)
-            except RuntimeError as e:
-                if "randomness" not in str(e):
-                    raise
-                raise AuditConfigError(f"{labels[0]}: the model draws random numbers in forward ({e}); "
-                                       f"{_USE_SEQUENTIAL}") from e
+            with torch.autocast(device.type, enabled=use_amp):
+                losses = _forward(losses_of, stacked, buffers, x, y, labels)
             bad = (~torch.isfinite(losses.detach())).nonzero().flatten().tolist()
             if bad:
                 label = f"{labels[bad[0]]} (order seed {order_seeds[bad[0]]}, seed-batched)"
@@ -175,6 +168,23 @@ def train_seeds(
             rate = s_count * seen / max(time.perf_counter() - t_epoch, 1e-9)
             mean = "/".join(f"{v:.4f}" for v in (running / seen).tolist())
             progress(f"{_batch_label(labels)} epoch {epoch + 1}/{config.epochs} loss {mean} {rate:.0f} img/s")
+    return _finished(models, buffers, config)
+
+
+def _forward(losses_of, stacked: dict, buffers: dict, x: torch.Tensor, y: torch.Tensor,
+             labels: list[str]) -> torch.Tensor:
+    """Every model's loss on its own batch in one vmapped pass; random draws in forward cannot be batched."""
+    try:
+        return losses_of(stacked, buffers, x, y)
+    except RuntimeError as e:
+        if "randomness" not in str(e):
+            raise
+        raise AuditConfigError(f"{labels[0]}: the model draws random numbers in forward ({e}); "
+                               f"{_USE_SEQUENTIAL}") from e
+
+
+def _finished(models: list[nn.Module], buffers: dict, config: TrainConfig) -> list[nn.Module]:
+    """Each model's own BatchNorm statistics written back; eval mode, in the memory format the recipe asks."""
     with torch.no_grad():
         for i, m in enumerate(models):
             for name, buf in m.named_buffers():
