@@ -10,37 +10,45 @@ __version__ = "0.1.0"  # first: the cache key reads it while the package is stil
 
 import importlib as _importlib
 import warnings as _warnings
+from typing import TYPE_CHECKING
 
-from .audit import run_audit
-from .data import (
-    SubgroupDataset,
-    from_tensors,
-    from_torch_dataset,
-    load_celeba,
-    load_csv_manifest,
-    load_fairface,
-    load_utkface,
-    stratified_split,
-    synthfaces,
-)
-from .errors import AuditConfigError, AuditFailure, KernelAuditWarning, KernelBiasError, ModelsDidNotLearnError
-from .execution import VariantCache
-from .intervention import Dilation, KernelIntervention, KernelSize, Select, Stride, conv_layers, each
-from .models import SynthFacesCNN
-from .perturbations import (
-    JPEG,
-    BandPass,
-    Compose,
-    Downsample,
-    GaussianBlur,
-    GaussianNoise,
-    HighPass,
-    LowPass,
-    Perturbation,
-)
-from .result import AuditResult, Verdict
-from .spec import AuditSpec
-from .training import TrainConfig
+if TYPE_CHECKING:  # the names below are imported on first use (see __getattr__); these lines are for type checkers
+    from .audit import run_audit
+    from .data import (
+        SubgroupDataset,
+        from_tensors,
+        from_torch_dataset,
+        load_celeba,
+        load_csv_manifest,
+        load_fairface,
+        load_utkface,
+        stratified_split,
+        synthfaces,
+    )
+    from .errors import (
+        AuditConfigError,
+        AuditFailure,
+        KernelAuditWarning,
+        KernelBiasError,
+        ModelsDidNotLearnError,
+    )
+    from .execution import VariantCache
+    from .intervention import Dilation, KernelIntervention, KernelSize, Select, Stride, conv_layers, each
+    from .models import SynthFacesCNN
+    from .perturbations import (
+        JPEG,
+        BandPass,
+        Compose,
+        Downsample,
+        GaussianBlur,
+        GaussianNoise,
+        HighPass,
+        LowPass,
+        Perturbation,
+    )
+    from .result import AuditResult, Verdict
+    from .spec import AuditSpec
+    from .training import TrainConfig
 
 __all__ = [
     # the audit: spec -> run -> result
@@ -58,6 +66,22 @@ __all__ = [
     # errors and warnings (every one is in pytest_kernelbias.errors)
     "KernelBiasError", "KernelAuditWarning", "AuditFailure", "AuditConfigError", "ModelsDidNotLearnError",
 ]
+
+# Each exported name's home module. They load on first use: pytest imports this package for the plugin in every
+# run of a project that has it installed, and a run without audits must not pay for torch and scipy (docs/ci.md).
+_HOMES = {
+    **dict.fromkeys(["run_audit"], "audit"), **dict.fromkeys(["AuditSpec"], "spec"),
+    **dict.fromkeys(["AuditResult", "Verdict"], "result"), **dict.fromkeys(["SynthFacesCNN"], "models"),
+    **dict.fromkeys(["KernelSize", "Dilation", "Stride", "Select", "KernelIntervention", "conv_layers", "each"],
+                    "intervention"),
+    **dict.fromkeys(["Perturbation", "LowPass", "HighPass", "BandPass", "GaussianBlur", "GaussianNoise", "JPEG",
+                     "Downsample", "Compose"], "perturbations"),
+    **dict.fromkeys(["SubgroupDataset", "synthfaces", "load_fairface", "load_utkface", "load_celeba",
+                     "load_csv_manifest", "from_tensors", "from_torch_dataset", "stratified_split"], "data"),
+    **dict.fromkeys(["TrainConfig"], "training"), **dict.fromkeys(["VariantCache"], "execution"),
+    **dict.fromkeys(["KernelBiasError", "KernelAuditWarning", "AuditFailure", "AuditConfigError",
+                     "ModelsDidNotLearnError"], "errors"),
+}
 
 # Names the package root exported before its API was trimmed: still served, with a warning naming their home,
 # for one release.
@@ -84,9 +108,17 @@ _MOVED = {
 
 
 def __getattr__(name: str):
+    if name in _HOMES:
+        value = getattr(_importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
+        globals()[name] = value  # found directly from now on
+        return value
     home = _MOVED.get(name)
     if home is None:
         raise AttributeError(f"module 'pytest_kernelbias' has no attribute {name!r}")
     _warnings.warn(f"pytest_kernelbias.{name} moved to {home}.{name}; import it from there (the root alias goes "
                    "in the next release)", DeprecationWarning, stacklevel=2)
     return getattr(_importlib.import_module(home), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,17 +1,20 @@
-"""Audit settings and their precedence: marker > command line > ini > default."""
+"""Audit settings and their precedence: marker > command line > ini > default.
+
+Imported by the plugin in every pytest run, so it stays free of torch, numpy and scipy: the checks that
+need them (the device, the executor, the budget) run in `AuditSettings.checked`, once audits are on.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal, Mapping
 
-from .analysis._effects import check_rule, check_seeds, check_threshold
+from . import _defaults
+from .analysis._checks import check_rule, check_seeds, check_threshold
 from .errors import AuditConfigError
-from .execution._budget import parse_budget
 from .reporting._baseline import check_name
 from .reporting._markdown import GITHUB_SUMMARY
-from .spec import ExecutionSpec, InferenceSpec, RecipeSpec, resolve_device
 
 
 def _parse_seeds(raw: object) -> int | str:
@@ -24,27 +27,22 @@ def _parse_workers(raw: object) -> int | None:
     return None if text == "auto" else int(text)
 
 
-def spec_default(spec: type, name: str) -> Any:
-    """The default a spec dataclass gives `name`: the one place each audit setting's default lives."""
-    return next(f.default for f in fields(spec) if f.name == name)
-
-
 # name -> (the default as --help shows it, parser, help). Option --kernel-audit-NAME, ini kernel_audit_NAME.
-# The values themselves are AuditSettings' defaults, read from the specs; the help text states none of its own.
+# The values themselves are AuditSettings' defaults, from _defaults; the help text states none of its own.
 OPTIONS: dict[str, tuple[Any, Any, str]] = {
-    "seeds": (spec_default(RecipeSpec, "seeds"), _parse_seeds,
+    "seeds": (_defaults.SEEDS, _parse_seeds,
               "seeds per intervention level: auto trains more only while the verdict is undecided (min_seeds, "
               "max_seeds, seed_round on the marker), or a fixed N >= 2"),
     "budget": ("off", str, "for seeds=auto: the time training may take, e.g. 10m; max_seeds is cut to what the first "
                           "estimate says fits, before any model trains, and an undecided verdict says how long "
                           "settling it would take"),
-    "threshold": (spec_default(InferenceSpec, "threshold"), float,
+    "threshold": (_defaults.THRESHOLD, float,
                   "largest tolerated |effect| on the bias, in metric units"),
-    "rule": (spec_default(InferenceSpec, "rule"), str,
+    "rule": (_defaults.RULE, str,
              "how the family-adjusted CI is read against the threshold: evidence (fail when beyond, pass when "
              "inside, else undecided), estimate, upper or lower"),
     "strict": ("off", None, "a warn or undecided verdict fails the test too (for merge gates)"),
-    "device": (spec_default(RecipeSpec, "device"), str,
+    "device": (_defaults.DEVICE, str,
                "torch device for training and evaluation; auto picks cuda when available"),
     "json": ("off", str, "write a JSON report of every audit to this path"),
     "html": ("off", str, "write a self-contained HTML report (summary cards, tables, plots) to this path"),
@@ -54,7 +52,7 @@ OPTIONS: dict[str, tuple[Any, Any, str]] = {
     "workers": ("auto", _parse_workers, "processes that train and measure variants in parallel, one torch thread "
                                         "each; auto is one per usable core, shared out among pytest-xdist workers"),
     "retrain": ("off", None, "ignore cached variants: train every one again and overwrite the cache"),
-    "executor": (spec_default(ExecutionSpec, "executor"), str,
+    "executor": (_defaults.EXECUTOR, str,
                  "where variants train: local (seed-batched where it can win: a GPU, or seed_batching='vmap'; else a "
                  "process pool with workers > 1; else serial), serial, seed-batched, pool or ray"),
     "ray_address": ("a local Ray instance", str, "Ray cluster to train on with executor ray: HOST:PORT, "
@@ -101,19 +99,19 @@ def _parse_bool(raw: object) -> bool:
 
 @dataclass(frozen=True)
 class AuditSettings:
-    seeds: int | str = spec_default(RecipeSpec, "seeds")  # "auto", or a fixed count >= 2
+    seeds: int | str = _defaults.SEEDS  # "auto", or a fixed count >= 2
     budget: str | None = None
-    threshold: float = spec_default(InferenceSpec, "threshold")
-    rule: str = spec_default(InferenceSpec, "rule")
-    strict: bool = spec_default(InferenceSpec, "strict")
-    device: str = spec_default(RecipeSpec, "device")
+    threshold: float = _defaults.THRESHOLD
+    rule: str = _defaults.RULE
+    strict: bool = _defaults.STRICT
+    device: str = _defaults.DEVICE
     json: str | None = None
     html: str | None = None
     md: str | None = None
     cache: str | None = None
-    workers: int | None = spec_default(ExecutionSpec, "workers")  # None ("auto"): one per usable core
-    retrain: bool = spec_default(ExecutionSpec, "retrain")
-    executor: str = spec_default(ExecutionSpec, "executor")
+    workers: int | None = _defaults.WORKERS  # None ("auto"): one per usable core
+    retrain: bool = _defaults.RETRAIN
+    executor: str = _defaults.EXECUTOR
     ray_address: str | None = None
     ray_options: str | None = None
 
@@ -122,16 +120,24 @@ class AuditSettings:
             check_seeds(self.seeds)
         check_threshold(self.threshold)
         check_rule(self.rule)
+
+    def checked(self) -> "AuditSettings":
+        """These settings, once the checks that need the audit's own modules (torch) pass: the plugin calls it
+        when audits are on and before an audit fixture is used."""
+        from .execution._budget import parse_budget
+        from .spec import ExecutionSpec, resolve_device
+
         parse_budget(self.budget)
         resolve_device(self.device)
         # The audit's own execution spec checks these, so the options and run_audit can never disagree.
         ExecutionSpec(executor=self.executor, workers=self.workers, ray_address=self.ray_address,
                       ray_options=self.ray_options, retrain=self.retrain)
+        return self
 
     def override(self, overrides: Mapping[str, Any]) -> "AuditSettings":
-        """A copy with the known keys of `overrides` applied (marker keyword arguments)."""
+        """A checked copy with the known keys of `overrides` applied (marker keyword arguments)."""
         known = {k: v for k, v in overrides.items() if k in OPTIONS}
-        return replace(self, **known) if known else self
+        return (replace(self, **known) if known else self).checked()
 
     def header(self) -> str:
         # Defaults only: a test's marker overrides them, and the summary states each audit's own settings.
@@ -159,8 +165,9 @@ def check_baseline_names(save: str | None, compare: str | None) -> None:
         check_name(compare, "--kernel-audit-compare")
 
 
-def from_sources(cli: Mapping[str, Any], ini: Mapping[str, Any]) -> AuditSettings:
-    """Settings from command-line values (None when not given) over ini strings over defaults."""
+def from_sources(cli: Mapping[str, Any], ini: Mapping[str, Any], checked: bool = True) -> AuditSettings:
+    """Settings from command-line values (None when not given) over ini strings over defaults; `checked=False`
+    leaves out the checks that import torch (AuditSettings.checked), for a session without audits."""
     values = {}
     for name, (default, parse, _help) in OPTIONS.items():
         parse = parse or _parse_bool
@@ -180,4 +187,5 @@ def from_sources(cli: Mapping[str, Any], ini: Mapping[str, Any]) -> AuditSetting
             raise AuditConfigError(f"{source}={raw!r} is not a valid {kind}: {_help}") from None
     if "md" not in values and os.environ.get(GITHUB_SUMMARY):
         values["md"] = os.environ[GITHUB_SUMMARY]  # GitHub Actions: the job page shows the summary by default
-    return AuditSettings(**values)
+    settings = AuditSettings(**values)
+    return settings.checked() if checked else settings

@@ -1,28 +1,25 @@
-"""pytest wiring only: options, marker, fixtures, header, summary and report."""
+"""pytest wiring only: options, marker, fixtures, header, summary and report.
+
+pytest imports this module in every run of a project that has the package installed, so it imports only
+what reads options and records: the audit's own modules (torch, scipy) load when an audit fixture is
+used, and a run without audits pays nothing for them (benchmarks/plugin_cost.py).
+"""
 
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import replace
-from pathlib import Path
-from types import TracebackType
 
 import pytest
 
+from ._frames import hide_package_frames
 from ._options import FLAGS, OPTIONS, AuditSettings, check_baseline_names, flag, from_sources, ini_type
-from .analysis._outcomes import estimate_effects
-from .audit import COUNTS_ATTR, run_audit
-from .errors import AuditConfigError, AuditFailure, KernelBiasError
-from .evaluation._loaders import SubgroupLoaders
-from .execution._store import VariantCache
-from .intervention._intervene import KernelIntervention
+from .errors import AuditConfigError
 from .reporting._baseline import baseline_tests, compare, in_baseline, load_baseline, regression_message, unmatched
 from .reporting._records import error_record, not_run_record, ran, report_reason, xml_safe
 from .reporting._session import Notes, SessionProgress, write_outputs
 from .reporting._text import session_tail, summary_lines, wrap_id
-from .spec import check_keywords, resolve_device
 
 MARKER = "kernel_audit"
 RECORDS_ATTR = "kernel_audit_records"  # on the teardown report; xdist carries report attributes to the controller
@@ -66,7 +63,7 @@ def pytest_configure(config: pytest.Config) -> None:
         except pytest.UsageError as exc:  # pytest's own type check names neither the setting's meaning nor its fix
             raise pytest.UsageError(f"ini kernel_audit_{name}: {exc} (kernel_audit_{name}: {text})") from None
     try:
-        config.stash[_SETTINGS] = from_sources(cli, ini)
+        config.stash[_SETTINGS] = from_sources(cli, ini, checked=config.getoption("kernel_audit"))
         check_baseline_names(config.getoption("kernel_audit_save"), config.getoption("kernel_audit_compare"))
     except AuditConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
@@ -106,6 +103,8 @@ def _settings_for(request: pytest.FixtureRequest) -> tuple[AuditSettings, dict]:
     marker = markers[0] if markers else None
     overrides = dict(marker.kwargs) if marker else {}
     try:
+        from .spec import check_keywords
+
         # A misspelt keyword is refused when the test is set up, not deep inside the audit.
         check_keywords([k for k in overrides if k not in OPTIONS and k != "compare_fail"],
                        where=f"@pytest.mark.{MARKER}")
@@ -125,12 +124,17 @@ def kernel_audit_settings(request: pytest.FixtureRequest) -> AuditSettings:
 @pytest.fixture
 def kernel_intervention():
     """`kernel_intervention(model, layer, levels, reference=None)` -> KernelIntervention with one factory per level."""
+    from .intervention import KernelIntervention
+
     return KernelIntervention
 
 
 @pytest.fixture
 def subgroup_loaders(kernel_audit_settings: AuditSettings):
     """`subgroup_loaders(dataset, attributes, perturbation)` -> per-subgroup clean/perturbed loaders."""
+    from .evaluation import SubgroupLoaders
+    from .spec import resolve_device
+
     device = resolve_device(kernel_audit_settings.device)
     return lambda data, attributes, perturbation, **kw: SubgroupLoaders(data, attributes, perturbation,
                                                                           device=kw.pop("device", device), **kw)
@@ -139,12 +143,16 @@ def subgroup_loaders(kernel_audit_settings: AuditSettings):
 @pytest.fixture
 def causal_effect():
     """`causal_effect(outcomes, reference, **options)` -> {level: Effect}, each with `.assert_below`."""
+    from .stats import estimate_effects
+
     return estimate_effects
 
 
 @pytest.fixture
 def kernel_audit(request: pytest.FixtureRequest, kernel_audit_settings: AuditSettings):
     """`kernel_audit(model, layer, levels, **run_audit_options)` -> AuditResult, recorded for the summary."""
+    from .audit import COUNTS_ATTR, run_audit
+
     settings, extra = _settings_for(request)
     runs: list[dict] = []
     tests = request.config.stash.get(_AUDIT_TESTS, [])
@@ -243,33 +251,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         # A report attribute, not a user property: whole records (example images included) stay out of JUnit XML.
         setattr(report, RECORDS_ATTR, item.stash[_RECORDS])
     if call.when == "call" and report.failed and call.excinfo is not None:
-        _hide_package_frames(item, call.excinfo, report)
-
-
-_PACKAGE = str(Path(__file__).resolve().parent) + os.sep
-
-
-def _hide_package_frames(item: pytest.Item, excinfo: pytest.ExceptionInfo, report: pytest.TestReport) -> None:
-    """An audit failure, or an error the package raised on purpose, shows the user's frames and the message.
-
-    The message (the audit's table, or what to change) is the whole story; this package's frames in
-    between would only add its internals and, in long style, the reprs of their arguments (datasets
-    with their tensors). --fulltrace keeps every frame, and a bug (any other exception) is left as is.
-    """
-    if item.config.getoption("fulltrace", False) or not excinfo.errisinstance((AuditFailure, KernelBiasError)):
-        return
-    # A new chain of the raw traceback: pytest re-reads the raw chain when it cuts to the test function,
-    # so filtering only pytest's Traceback view would not last.
-    kept, tb = [], excinfo.tb
-    while tb is not None:
-        if not os.path.realpath(tb.tb_frame.f_code.co_filename).startswith(_PACKAGE):
-            kept.append(tb)
-        tb = tb.tb_next
-    pruned = None
-    for entry in reversed(kept):
-        pruned = TracebackType(pruned, entry.tb_frame, entry.tb_lasti, entry.tb_lineno)
-    if pruned is not None and len(kept) < len(excinfo.traceback):
-        report.longrepr = item.repr_failure(pytest.ExceptionInfo.from_exc_info((excinfo.type, excinfo.value, pruned)))
+        hide_package_frames(item, call.excinfo, report)
 
 
 def _session_line(config: pytest.Config, left: int, position: str, seconds: float, progress) -> None:
@@ -287,7 +269,7 @@ def _session_line(config: pytest.Config, left: int, position: str, seconds: floa
 _RECORDS = pytest.StashKey[list]()
 _AUDIT_TESTS = pytest.StashKey[list]()
 _AUDIT_TIMES = pytest.StashKey[list]()
-_CACHE = pytest.StashKey[VariantCache]()
+_CACHE = pytest.StashKey[object]()  # the session's VariantCache
 _BASELINE = pytest.StashKey[object]()
 
 
@@ -301,8 +283,10 @@ def _baseline(config: pytest.Config):
     return config.stash[_BASELINE]
 
 
-def _variant_cache(config: pytest.Config, settings: AuditSettings) -> VariantCache:
-    """One cache per session: --kernel-audit-cache, else kernel-audit/ in pytest's own cache dir."""
+def _variant_cache(config: pytest.Config, settings: AuditSettings):
+    """One cache per session (a VariantCache): --kernel-audit-cache, else kernel-audit/ in pytest's own cache dir."""
+    from .execution import VariantCache
+
     if _CACHE not in config.stash:
         cache = getattr(config, "cache", None)  # absent under -p no:cacheprovider
         root = settings.cache or (cache.mkdir("kernel-audit") if cache is not None else None)

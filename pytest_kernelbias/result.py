@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Callable, Optional
 import numpy as np
 
 from .analysis._advice import FollowUp, open_note
-from .analysis._decision import VERDICT_RANK, SequentialPath
+from .analysis._checks import VERDICT_RANK
+from .analysis._decision import SequentialPath
 from .analysis._design import narrowest_half_width, seeds_to_pass_upper
 from .analysis._effects import (
     RULE_MEANING,

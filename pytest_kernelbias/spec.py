@@ -18,6 +18,7 @@ from typing import Any, Callable, Literal, Mapping, Sequence, get_args
 import torch
 from torch import nn
 
+from . import _defaults
 from .analysis._design import check_can_decide
 from .analysis._effects import METHODS, check_confidence, check_rule, check_seeds, check_threshold
 from .analysis._estimand import Estimand
@@ -157,13 +158,13 @@ class DataSpec:
 class RecipeSpec:
     """How each variant is trained: seeds per level, the recipe or a user's trainer, pairing and device."""
 
-    seeds: int | str = "auto"  # min_seeds first, then seed_round more per level while undecided; or a fixed count
+    seeds: int | str = _defaults.SEEDS  # min_seeds, then seed_round more per level while undecided; or a fixed count
     train_config: TrainConfig | str = "auto"  # "auto": the preset the model's normalization layers pick
     trainer: Trainer | None = None
     cache_key: str | None = None  # a version the user bumps for what the cache cannot fingerprint (a trainer's)
     seed_offset: int = 0  # the first seed: a follow-up audit on seeds no earlier audit has seen
     paired: bool = True
-    device: str = "auto"  # cuda when available, else cpu: the same default as under pytest
+    device: str = _defaults.DEVICE  # cuda when available, else cpu: the same default as under pytest
     min_seeds: int = 3
     max_seeds: int = 16  # lets a family of a few effects at tau = 0 pass (docs/statistics.md, sequential seeds)
     seed_round: int = 1
@@ -225,10 +226,10 @@ class InferenceSpec:
     confidence: float = 0.95
     interval: str = "t"
     correction: str = "holm"
-    threshold: float = 0.05
-    rule: str = "evidence"
+    threshold: float = _defaults.THRESHOLD
+    rule: str = _defaults.RULE
     warn_tier: bool = True
-    strict: bool = False  # a "warn" or "undecided" verdict fails the test too (for merge gates)
+    strict: bool = _defaults.STRICT  # a "warn" or "undecided" verdict fails the test too (for merge gates)
     test_noise: bool = True  # the t interval counts the finite test set's noise (analysis/_test_noise.py)
     placebos: tuple[str, ...] = ("shuffle",)
     require_learning: bool = True  # no verdict on models whose clean accuracy is at the majority-class rate
@@ -288,12 +289,12 @@ class MechanismSpec:
 class ExecutionSpec:
     """Where and how variants train: executor, workers, Ray address, cache, retrain; and progress output."""
 
-    executor: str = "local"
-    workers: int | None = None  # None: one per usable core (shared out under pytest-xdist)
+    executor: str = _defaults.EXECUTOR
+    workers: int | None = _defaults.WORKERS  # None: one per usable core (shared out under pytest-xdist)
     ray_address: str | None = None
     ray_options: RayOptions | Mapping | str | None = None  # per-task Ray settings (execution/_ray_options.py)
     cache: str | os.PathLike | object | None = None
-    retrain: bool = False
+    retrain: bool = _defaults.RETRAIN
     progress: Progress | None = _stderr
 
     def __post_init__(self) -> None:

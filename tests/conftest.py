@@ -9,6 +9,11 @@ import pytest  # noqa: E402 - after the environment Ray reads on import
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
+# The plugin loads the audit's modules only when an audit runs. Loaded here first: pytester's in-process runs drop
+# the modules first imported inside them, and numpy's C extensions cannot load twice in one process.
+import pytest_kernelbias.audit  # noqa: E402, F401
+import pytest_kernelbias.reporting._html  # noqa: E402, F401
+
 
 def tiny_cnn() -> nn.Module:
     """A two-conv CNN small enough to train in well under a second per epoch."""

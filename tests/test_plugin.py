@@ -129,8 +129,9 @@ def test_executor_ray_trains_on_a_local_ray_instance_and_reports_it(pytester):
     (["--kernel-audit-executor", "dask"], "executor must be one of*"),
 ])
 def test_bad_options_are_usage_errors_that_name_the_fix(pytester, args, message):
+    # The device and executor checks import torch, so they run once audits are on (--kernel-audit), still at startup.
     pytester.makepyfile(SETTINGS_TEST)
-    result = pytester.runpytest(*args)
+    result = pytester.runpytest("--kernel-audit", *args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"*{message}"])
 

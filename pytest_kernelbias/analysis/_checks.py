@@ -8,6 +8,7 @@ import math
 from ..errors import AuditConfigError
 
 RULES = ("evidence", "estimate", "upper", "lower")
+VERDICT_RANK = {"pass": 0, "warn": 1, "undecided": 2, "fail": 3}  # a decided verdict, least to most severe
 RULE_MEANING = {
     "evidence": ("fails when the CI's smallest |value| > threshold, passes when its largest |value| <= threshold, "
                  "else undecided (a verdict either way needs evidence)"),

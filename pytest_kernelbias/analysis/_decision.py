@@ -31,6 +31,7 @@ import numpy as np
 from scipy import special
 
 from ..errors import AuditConfigError
+from ._checks import VERDICT_RANK
 from ._effects import Effect, check_rule, check_threshold, paired_effect
 from ._futility import settle_chance, stop_point
 from ._sequential import (
@@ -41,8 +42,6 @@ from ._sequential import (
     look_confidences,
     seeds_to_settle,
 )
-
-VERDICT_RANK = {"pass": 0, "warn": 1, "undecided": 2, "fail": 3}
 
 
 @dataclass(frozen=True)

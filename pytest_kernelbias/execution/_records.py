@@ -4,13 +4,14 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from pathlib import Path
 
 from .._stored import (  # noqa: F401  (the cache's names for them)
     NotRegularFile,
+    current_umask,
+    honour_umask,
     plain,
     read_memo,
     read_regular,
@@ -20,34 +21,6 @@ from .._stored import (  # noqa: F401  (the cache's names for them)
     unseal_text,
     write_memo,
 )
-
-
-def current_umask() -> int:
-    """The process umask, read from /proc where the system has it (Linux).
-
-    os.umask can only read the mask by setting it, and a file another thread creates in between
-    would get the wrong mode; the fallback sets the common 022 for that instant, never 0.
-    """
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def honour_umask(path: str | os.PathLike, folder: bool = False) -> None:
-    """Give `path` the mode a plain open() or mkdir() would have: 0o666 (0o777 for a folder) less the umask.
-
-    tempfile.mkstemp/mkdtemp and safetensors create 0600/0700 files and folders, private to the user
-    whatever the umask says, so a report or cache shared through the umask would be unreadable to the
-    others it was shared with.
-    """
-    os.chmod(path, (0o777 if folder else 0o666) & ~current_umask())
 
 
 def make_temp_folder(prefix: str) -> Path:

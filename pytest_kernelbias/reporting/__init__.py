@@ -10,14 +10,18 @@ from __future__ import annotations
 
 from typing import Callable, Mapping
 
-from ._html import write_html
 from ._json import environment, write_json
 from ._markdown import write_markdown
 
 Writer = Callable[[str, list, Mapping, Mapping], object]  # (path, audit records, settings, status) -> the file
 
-WRITERS: dict[str, Writer] = {
-    "json": write_json,
-    "html": lambda path, records, settings, status: write_html(path, records, environment(), settings, status),
-    "md": write_markdown,
-}
+
+def _html(path: str, records: list, settings: Mapping, status: Mapping) -> object:
+    # Imported when an HTML report is written: its plots need numpy, and the plugin loads this package in every
+    # pytest run, which must not pay for numpy, scipy or torch when no audit runs (docs/ci.md).
+    from ._html import write_html
+
+    return write_html(path, records, environment(), settings, status)
+
+
+WRITERS: dict[str, Writer] = {"json": write_json, "html": _html, "md": write_markdown}

@@ -8,7 +8,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from ..execution._records import honour_umask
+from .._stored import honour_umask
 
 
 def write_atomic(target: Path, text: str, what: str) -> Path:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Mapping
 
-from ..analysis._decision import VERDICT_RANK as DECIDED_RANK
+from ..analysis._checks import VERDICT_RANK as DECIDED_RANK
 from ..analysis._effects import RULE_MEANING
 from ._html_parts import (
     VERDICT_MEANING,
