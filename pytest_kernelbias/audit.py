@@ -177,7 +177,7 @@ def _within_budget(spec: AuditSpec, store) -> tuple[AuditSpec, float | None]:
     per_seed = read_estimate(memo)
     if per_seed is None:
         with audit_threads():  # the audit's one thread: torch's default threads crawl on a busy machine
-            per_seed = first_estimate(job, first, executor.parallel)
+            per_seed = first_estimate(job, first, executor.parallel, spec.execution.progress)
         if per_seed is None:
             raise AuditConfigError("budget= needs the default trainer, whose steps the audit can time before "
                                    "training; with your own trainer, set max_seeds instead")
@@ -242,7 +242,8 @@ def _execute_fixed(spec: AuditSpec, design: SequentialDesign | None = None,
         executor, why = choose_executor(execution, spec.recipe)
         store = executor.store_for(_store(execution.cache))
         if execution.progress is not None:
-            execution.progress(_setup_line(plan, job, store, execution.retrain, executor.parallel, why))
+            execution.progress(_setup_line(plan, job, store, execution.retrain, executor.parallel, why,
+                                           execution.progress))
         keys = [v.key for v in plan.variants]
         before = {k for k in keys if store.holds(k)}
         try:
@@ -268,11 +269,11 @@ def _execute_fixed(spec: AuditSpec, design: SequentialDesign | None = None,
     return _result(spec, job, loaders, analysis, evaluations, run)
 
 
-def _setup_line(plan: Plan, job: TrainingJob, store, retrain: bool, parallel: int, why: str) -> str:
+def _setup_line(plan: Plan, job: TrainingJob, store, retrain: bool, parallel: int, why: str, progress) -> str:
     """The first line, before any model trains: what will train, on what, and a first time estimate."""
     todo = pending(plan.variants, store, retrain)
     levels = len({v.level for v in plan.variants})
-    guess = first_estimate(job, todo, parallel)
+    guess = first_estimate(job, todo, parallel, progress)
     estimate = "" if guess is None else (f"; first estimate {guess:.0f}s of training from one timed step per "
                                          "level")
     return (f"setup: {len(plan.variants)} models ({levels} levels x {len(plan.variants) // levels} runs), "

@@ -14,10 +14,12 @@ from dataclasses import replace
 import pytest
 
 from ._frames import hide_package_frames
+from ._lines import RELAY_KEY, lines, progress_for, session_line
 from ._options import FLAGS, OPTIONS, AuditSettings, check_baseline_names, flag, from_sources, ini_type
 from .errors import AuditConfigError
 from .reporting._baseline import baseline_tests, compare, in_baseline, load_baseline, regression_message, unmatched
 from .reporting._records import error_record, not_run_record, ran, report_reason, xml_safe
+from .reporting._relay import ProgressRelay, attach
 from .reporting._session import Notes, SessionProgress, write_outputs
 from .reporting._text import session_tail, summary_lines, wrap_id
 
@@ -158,7 +160,7 @@ def kernel_audit(request: pytest.FixtureRequest, kernel_audit_settings: AuditSet
     tests = request.config.stash.get(_AUDIT_TESTS, [])
     index = tests.index(request.node.nodeid) + 1 if request.node.nodeid in tests else len(tests)
     position = f" {index}/{len(tests)}" if request.node.nodeid in tests else ""
-    progress = _progress(request.config, position)
+    progress = progress_for(request.config, position)
 
     def audit(model, layer, levels, **kwargs):
         __tracebackhide__ = True  # a failure shows the user's test line, not this wrapper
@@ -174,9 +176,10 @@ def kernel_audit(request: pytest.FixtureRequest, kernel_audit_settings: AuditSet
         run = {"result": None, "verdict": None, "baseline": None, "error": None}
         runs.append(run)
         started = time.time()
+        progress(f"session: audit{position} started: {request.node.nodeid}")
         try:
             audited = run_audit(model, layer, levels, **options)
-            _session_line(request.config, len(tests) - index, position, time.time() - started, progress)
+            session_line(request.config, len(tests) - index, position, time.time() - started, progress)
         except Exception as exc:  # reported as it ran (class, message, what trained), then raised as is
             run["error"] = error_record(request.node.nodeid, options["name"], options, exc,
                                         getattr(exc, COUNTS_ATTR, None))
@@ -203,25 +206,6 @@ def kernel_audit(request: pytest.FixtureRequest, kernel_audit_settings: AuditSet
             request.node.user_properties.append(
                 (key, f"effect={row['effect']:+.4f} ci=[{row['ci_low']:+.4f}, {row['ci_high']:+.4f}] "
                       f"p={row['p_value']:.4g} p_adj={row['p_adjusted']:.4g} verdict={row['verdict']}"))
-
-
-def _progress(config: pytest.Config, position: str):
-    """The audit's progress lines on the terminal, past pytest's capture."""
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
-    capman = config.pluginmanager.get_plugin("capturemanager")
-    verbosity = config.getoption("verbose")
-
-    def progress(msg: str) -> None:
-        # Setup decisions and per-model lines always; per-epoch lines only with -v, training is the long part.
-        shown = verbosity > 0 or "+evaluated" in msg or msg.startswith(("setup:", "session:", "Ray:"))
-        if reporter is None or not shown or verbosity < 0:
-            return
-        if capman is None:
-            reporter.write_line(f"[kernel-audit{position}] {msg}")
-            return
-        with capman.global_and_fixture_disabled():  # otherwise captured and shown only on failure
-            reporter.write_line(f"[kernel-audit{position}] {msg}")
-    return progress
 
 
 def _gate(request: pytest.FixtureRequest, result, compare_fail: float | None, run: dict) -> None:
@@ -254,21 +238,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         hide_package_frames(item, call.excinfo, report)
 
 
-def _session_line(config: pytest.Config, left: int, position: str, seconds: float, progress) -> None:
-    """After an audit: its time, and the session's time left (`left` audit tests after it) at this process's mean
-    audit time so far."""
-    times = config.stash.setdefault(_AUDIT_TIMES, [])
-    times.append(seconds)
-    if hasattr(config, "workerinput") or not left:  # under xdist, other workers run the rest
-        progress(f"session: audit{position} done in {seconds:.0f}s")
-        return
-    progress(f"session: audit{position} done in {seconds:.0f}s; about {left * sum(times) / len(times):.0f}s left for "
-             f"the {left} audit test(s) after it, at the mean audit time so far")
-
-
 _RECORDS = pytest.StashKey[list]()
 _AUDIT_TESTS = pytest.StashKey[list]()
-_AUDIT_TIMES = pytest.StashKey[list]()
 _CACHE = pytest.StashKey[object]()  # the session's VariantCache
 _BASELINE = pytest.StashKey[object]()
 
@@ -304,6 +275,19 @@ class AuditRecorder:
         self.reasons: dict[str, str] = {}  # marked test id -> why it skipped or failed, in one line
         self.progress = SessionProgress()
         self.notes = Notes()  # what happened to the reports and the baseline, for the terminal
+        self.relay: ProgressRelay | None = None  # made when xdist starts its first worker
+        self.detach = attach(progress_for(config, ""))  # the data loaders' decoding progress
+
+    @pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook, on the controller: tell each worker the relay folder
+    def pytest_configure_node(self, node) -> None:
+        if self.config.getoption("kernel_audit"):
+            self.relay = self.relay or ProgressRelay(lines(self.config))
+            node.workerinput[RELAY_KEY] = str(self.relay.folder)
+
+    def pytest_unconfigure(self) -> None:
+        self.detach()
+        if self.relay is not None:
+            self.relay.close()
 
     def pytest_runtest_logstart(self, nodeid: str) -> None:
         self.progress.start(nodeid)
@@ -366,6 +350,9 @@ class AuditRecorder:
         # Runs before pytest's terminal summary, which then shows self.notes.
         if hasattr(self.config, "workerinput"):
             return  # xdist workers report to the controller, which writes one merged report
+        if self.relay is not None:
+            self.relay.close()  # the workers are done: their last lines go before the summary
+            self.relay = None
         stopped = session.shouldfail or session.shouldstop
         reason = self.progress.incomplete_reason(exitstatus == pytest.ExitCode.INTERRUPTED,
                                                  stopped if isinstance(stopped, str) else "",

@@ -143,7 +143,7 @@ def _from_files(records: list, columns: Sequence[str], label: LabelSpec, source:
     total = len(records) + len(skipped)
     labels = _labels([r[1] for r in records], [r[2] for r in records], label)  # fail fast, before decoding
     # strict mode decodes too, even with bad names already known, so its error lists every unusable file at once
-    images, kept, bad = decode_all([r[0] for r in records], files.size, files.cache)
+    images, kept, bad = decode_all([r[0] for r in records], files.size, files.cache, source.name)
     skipped = skipped + bad
     if files.strict or kept:  # strict raises here; with nothing kept, require_images says so instead of a warning
         report_skipped(skipped, total, files.strict, source.name)

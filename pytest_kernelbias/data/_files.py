@@ -11,8 +11,10 @@ import contextlib
 import csv
 import dataclasses
 import io
+import logging
 import os
 import struct
+import time
 import warnings
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -22,6 +24,8 @@ from ..errors import CorruptImageError, DatasetFormatError, MissingLabelFileErro
 from ._images import DEFAULT_CACHE, DecodeCache
 from ._splits import DatasetWarning
 
+LOG = logging.getLogger("pytest_kernelbias.data")  # under pytest the plugin shows these as progress lines
+PROGRESS_SECONDS = 2.0  # between decoding progress lines; a load shorter than this says nothing
 EXAMPLES = 5  # skipped files quoted in a warning; a strict error quotes every one
 OUTSIDE_FIX = ("fix the path, move the file under the root, or pass allow_outside_root=True "
                "if you trust this file list")
@@ -151,11 +155,14 @@ def _full_decodes() -> Iterator[tuple[type[BaseException], ...]]:
         ImageFile.LOAD_TRUNCATED_IMAGES = before
 
 
-def decode_all(paths: Sequence[Path], size: int, cache: DecodeCache | None) -> tuple[list, list[int], list[dict]]:
-    """(images, kept positions, skipped) after fully decoding each path; unreadable files are skipped with why."""
+def decode_all(paths: Sequence[Path], size: int, cache: DecodeCache | None,
+               name: str = "images") -> tuple[list, list[int], list[dict]]:
+    """(images, kept positions, skipped) after fully decoding each path; unreadable files are skipped with why.
+    A long decode logs its progress (files done, files per second, time left) every PROGRESS_SECONDS."""
     cache = DEFAULT_CACHE if cache is None else cache
     images: list[Any] = []
     kept, skipped = [], []
+    started = shown = time.monotonic()
     with _full_decodes() as errors:
         for i, path in enumerate(paths):
             try:
@@ -165,7 +172,21 @@ def decode_all(paths: Sequence[Path], size: int, cache: DecodeCache | None) -> t
                 skipped.append({"path": str(path), "reason": "file not found"})
             except errors as exc:
                 skipped.append({"path": str(path), "reason": f"unreadable image: {type(exc).__name__}: {exc}"})
+            if time.monotonic() - shown >= PROGRESS_SECONDS and i + 1 < len(paths):
+                shown = time.monotonic()
+                LOG.info(decode_line(name, i + 1, len(paths), shown - started))
+    if shown > started:  # progress was shown: say it finished
+        LOG.info(decode_line(name, len(paths), len(paths), time.monotonic() - started))
     return images, kept, skipped
+
+
+def decode_line(name: str, done: int, total: int, seconds: float) -> str:
+    """One progress line of a decode: files done of all, the rate so far, and the time left at that rate."""
+    rate = done / seconds if seconds > 0 else float("inf")
+    if done >= total:
+        return f"data: {name}: decoded {total} files in {seconds:.0f}s ({rate:.0f} files/s)"
+    return (f"data: {name}: decoded {done}/{total} files, {rate:.0f} files/s, about {(total - done) / rate:.0f}s "
+            "left")
 
 
 def _listing(skipped: Sequence[dict]) -> str:

@@ -34,14 +34,18 @@ def step_seconds(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, d
     return min(times[1:])
 
 
-def first_estimate(job, variants: Sequence[Variant], parallel: int) -> float | None:
+def first_estimate(job, variants: Sequence[Variant], parallel: int, progress=None) -> float | None:
     """Seconds to train `variants` with the default recipe on `parallel` workers; None for a user's trainer,
-    whose steps are unknown."""
+    whose steps are unknown. `progress` hears before the timing starts: on a large model a step takes long."""
     here = torch.device(job.device).type == "cpu" or torch.cuda.is_available()
     if job.trainer is None and variants and here:  # (a Ray audit may train on GPUs this machine lacks)
         config, data = job.train_config, job.data
         batch = min(config.batch_size, len(data))
         steps = config.epochs * steps_per_epoch(len(data), config)
+        if progress is not None:
+            levels = len({v.level for v in variants})
+            progress(f"setup: timing 4 training steps of batch {batch} for each of {levels} level(s), for a first "
+                     "time estimate")
         per_level = {}
         for v in variants:
             if v.level not in per_level:
