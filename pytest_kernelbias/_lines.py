@@ -42,7 +42,11 @@ def lines(config: pytest.Config) -> Callable[[str], None]:
         if reporter is None:
             return
         if capman is None or threading.current_thread() is not threading.main_thread():
-            reporter.write_line(line)  # the relay's thread: the controller captures nothing while workers run
+            # The relay's thread: the controller captures nothing while workers run. xdist's outcome letters
+            # leave the line open without telling write_line, which would append to it.
+            if getattr(getattr(reporter, "_tw", None), "width_of_current_line", 0):
+                reporter.write("\n")
+            reporter.write_line(line)
             return
         with capman.global_and_fixture_disabled():  # otherwise captured and shown only on failure
             reporter.write_line(line)

@@ -23,15 +23,24 @@ def _git_commit() -> str | None:
     return (out.stdout.strip() or None) if out.returncode == 0 else None
 
 
+def _installed(name: str) -> str | None:
+    # The installed distribution's version: importing timm only to read it costs seconds (it loads torch._dynamo).
+    from importlib import metadata
+
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
 def environment() -> dict:
-    import timm
     import torch
 
     from .. import __version__
 
     return {
         "package": __version__, "python": platform.python_version(), "torch": torch.__version__,
-        "timm": timm.__version__, "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "timm": _installed("timm"), "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "platform": platform.platform(), "git_commit": _git_commit(),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
