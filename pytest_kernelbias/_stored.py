@@ -27,8 +27,9 @@ class NotRegularFile(ValueError):
     """A path that should hold a file the package wrote holds something else (a link, a FIFO, a device)."""
 
 
-def read_regular(path: str | os.PathLike, follow_links: bool = False) -> bytes:
-    """The bytes of `path`, which must be a regular file; `NotRegularFile` for anything else.
+def read_regular(path: str | os.PathLike, follow_links: bool = False, max_bytes: int | None = None) -> bytes:
+    """The bytes of `path`, which must be a regular file; `NotRegularFile` for anything else, and ValueError
+    for one larger than `max_bytes` (judged on the open file, and never read past it).
 
     O_NOFOLLOW refuses a symbolic link (unless `follow_links`, for a user's data files, which a link may
     rightly name), and O_NONBLOCK makes opening a FIFO return at once (with no writer it would wait
@@ -45,13 +46,18 @@ def read_regular(path: str | os.PathLike, follow_links: bool = False) -> bytes:
             raise _not_regular(path, os.lstat(path).st_mode) from None
         raise
     try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise _not_regular(path, mode)
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise _not_regular(path, info.st_mode)
+        if max_bytes is not None and info.st_size > max_bytes:
+            raise ValueError(f"it is {info.st_size} bytes, more than the {max_bytes} allowed")
         os.set_blocking(fd, True)
         with os.fdopen(fd, "rb") as fh:
             fd = -1  # the file object owns it now
-            return fh.read()
+            data = fh.read() if max_bytes is None else fh.read(max_bytes + 1)
+        if max_bytes is not None and len(data) > max_bytes:  # it grew after the check
+            raise ValueError(f"it grew past the {max_bytes} bytes allowed while it was read")
+        return data
     finally:
         if fd >= 0:
             os.close(fd)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import inspect
+import io
 import json
 import os
 import shutil
@@ -233,12 +234,19 @@ def _write_png(image: torch.Tensor, path: Path) -> None:
 
 
 def _write_label_file(path: Path, header: list[str], rows: list[dict[str, str]]) -> None:
-    # Written beside and renamed last, so a reader never finds a label file naming images not yet written.
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=header)
+    writer.writeheader()
+    writer.writerows(rows)
+    _write_whole(path, text.getvalue())
+
+
+def _write_whole(path: Path, text: str) -> None:
+    # Written beside and renamed last, so a reader never finds half a file: a label file naming images not yet
+    # written, or a manifest cut short.
     partial = path.with_name(f".{path.name}.partial")
     with open(partial, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=header)
-        writer.writeheader()
-        writer.writerows(rows)
+        f.write(text)
     os.replace(partial, path)
 
 
@@ -356,9 +364,7 @@ def _swap(folder: Path, plan: _Plan, earlier: list[str], staging: Path) -> None:
 
 
 def _write_manifest(path: Path, entries: list[str]) -> None:
-    partial = path.with_name(f"{path.name}.partial")
-    partial.write_text(json.dumps(entries))
-    os.replace(partial, path)
+    _write_whole(path, json.dumps(entries))
 
 
 __all__ = ["LAYOUTS", "save_dataset"]
