@@ -10,104 +10,32 @@ import time
 from dataclasses import replace
 from typing import Any, Mapping, Sequence
 
-import torch
-from torch import nn
-
 from .analysis._analyze import Analysis, analyze
 from .analysis._decision import SequentialPath
 from .analysis._futility import chance_text
 from .analysis._sequential import SequentialDesign
-from .data._subgroups import SubgroupDataset
-from .data._synthfaces import synthfaces
 from .errors import AuditConfigError
 from .evaluation._evaluate import EvaluationJob, evaluate_plan, example_images
 from .evaluation._loaders import SubgroupLoaders
-from .execution._base import choose_executor, pending
+from .execution._base import pending
 from .execution._budget import fit_max_seeds, minutes, parse_budget, read_estimate, write_estimate
 from .execution._environments import check_environments
-from .execution._estimate import first_estimate
 from .execution._job import TrainingJob
-from .execution._recipe import choose_config, probe_lr
-from .execution._store import MemoryStore, VariantCache, variant_key
+from .execution._store import VariantCache, variant_key
 from .execution._threads import AUDIT_THREADS, audit_threads
-from .intervention._intervene import KernelIntervention
 from .intervention._levels import level_label
 from .intervention._select import Each
 from .plan import Plan, make_plan
+from .prepare import PreparedAudit, default_data, prepare
 from .result import AuditResult, RunRecord
 from .spec import AuditSpec
-from .validate import check_data, check_device, check_factory, check_model, check_perturbations, class_count
 
+__all__ = ["default_data", "execute", "execute_sequential", "prepare", "prepare_plan", "run_audit"]
 
-def default_data(config: object, n_train: int = 4000, n_test: int = 2000, seed: int = 0):
-    """SynthFaces train/test splits for the named configuration ("planted" or "null")."""
-    return synthfaces(n_train, seed, config, "train"), synthfaces(n_test, seed, config, "test")
-
-
-def _datasets(spec: AuditSpec) -> tuple[SubgroupDataset, SubgroupDataset]:
-    if isinstance(spec.data.data, SubgroupDataset):
-        return spec.data.data, spec.data.test_data  # type: ignore[return-value]
-    return default_data(spec.data.data)
-
-
-def _store(cache: object):
-    if cache is None:
-        return MemoryStore()
-    return cache if isinstance(cache, VariantCache) else VariantCache(cache)  # type: ignore[arg-type]
-
-
-def prepare(spec: AuditSpec) -> tuple[Plan, TrainingJob, SubgroupLoaders]:
-    """Everything checked that can be before training: data, layers, levels, subgroups; then the plan."""
-    return prepare_spec(spec)[1:]
-
-
-def prepare_spec(spec: AuditSpec, stopped: Mapping[str, int] | None = None
-                 ) -> tuple[AuditSpec, Plan, TrainingJob, SubgroupLoaders]:
-    """`prepare`, and the spec the audit runs (a layer map's with its arms as levels); `stopped`: the
-    settled arms of a seeds="auto" layer map and their seeds (see `make_plan`)."""
-    spec, intervention, train_data, test_data = resolve(spec)
-    recipe = spec.recipe
-    # On Ray the models train on the nodes' devices; this machine checks them on what it has.
-    here = "cpu" if spec.execution.executor == "ray" else recipe.device
-    check_model(intervention, train_data, test_data, here, recipe.train_config.batch_size)
-    check_factory(intervention, recipe.paired, copies_module=isinstance(spec.target.model, nn.Module))
-    check_perturbations(spec.data.perturbations, test_data)
-    # check_data has already made sure every training subgroup is in the test set.
-    loaders = SubgroupLoaders(test_data, list(spec.data.attributes), spec.data.perturbations, device=recipe.device)
-    spec.estimand.check_groups(list(loaders.groups))
-    plan = make_plan(spec, intervention, train_data, test_data, stopped)
-    job = TrainingJob(spec.target.model, tuple(intervention.layers), tuple(intervention.levels),
-                      intervention.reference, intervention.num_classes, spec.target.init, recipe.paired, train_data,
-                      recipe.train_config, recipe.trainer, recipe.device).with_intervention(intervention)
-    return spec, plan, job, loaders
-
-
-def resolve(spec: AuditSpec) -> tuple[AuditSpec, KernelIntervention, SubgroupDataset, SubgroupDataset]:
-    """The device and data checked, the model probed and its layers resolved; a layer map's spec gets its arms."""
-    target, recipe = spec.target, spec.recipe
-    if spec.execution.executor != "ray":  # a Ray task checks its own node's device; the driver needs no GPU
-        check_device(recipe.device)
-    train_data, test_data = check_data(spec, *_datasets(spec))
-    num_classes = class_count(train_data, test_data)
-    intervention = KernelIntervention(target.model, target.layer, list(target.levels), target.reference,
-                                      num_classes=num_classes, init=target.init,
-                                      input_size=(1, *test_data.images.shape[1:]))
-    if isinstance(target.layer, Each):
-        spec = spec.with_arms(intervention.levels, intervention.reference)
-    return _with_recipe(spec, intervention, train_data), intervention, train_data, test_data
-
-
-def _with_recipe(spec: AuditSpec, intervention: KernelIntervention, train_data: SubgroupDataset) -> AuditSpec:
-    """The spec with the recipe it trains with: the preset for "auto", then the lr probe's pick when asked."""
-    recipe = spec.recipe
-    if recipe.chosen is not None:
-        return spec  # settled at an earlier step of this audit
-    with torch.random.fork_rng(devices=[]):  # building the reference draws weights: the caller's stream stays
-        config, source = choose_config(recipe.train_config, intervention.build(intervention.reference, 0))
-    probe = None
-    if recipe.lr_probe:
-        config, probe = probe_lr(config, intervention, train_data, recipe.device, _store(spec.execution.cache))
-    return replace(spec, recipe=replace(recipe, train_config=config, chosen={"source": source, "lr_probe": probe}))
+def prepare_plan(spec: AuditSpec) -> tuple[Plan, TrainingJob, SubgroupLoaders]:
+    """A fixed audit's plan, job and loaders, every check run: what it would train, without training."""
+    prepared = prepare(spec)
+    return make_plan(prepared), prepared.job, prepared.loaders
 
 
 def execute(spec: AuditSpec) -> AuditResult:
@@ -119,7 +47,7 @@ def execute(spec: AuditSpec) -> AuditResult:
     """
     if spec.recipe.design is not None:
         return execute_sequential(spec)
-    return _execute_fixed(spec)
+    return _execute_look(prepare(spec), spec.recipe.seeds)
 
 
 def execute_sequential(spec: AuditSpec) -> AuditResult:
@@ -131,17 +59,15 @@ def execute_sequential(spec: AuditSpec) -> AuditResult:
     look's, with the path in `result.sequential`.
     """
     execution = spec.execution
-    if isinstance(spec.target.layer, Each):
-        resolve(spec)  # the design is checked against the map's real family (its arms) before any look trains
     store = execution.cache if execution.cache is not None else VariantCache.temporary_cache()
-    spec, per_seed = _within_budget(spec, store)
-    design = spec.recipe.design
+    prepared = prepare(spec, store)
+    prepared, per_seed = _within_budget(prepared)
+    spec, design = prepared.spec, prepared.spec.recipe.design
     trained: list[int] = []
     stopped: dict[str, int] = {}  # a layer map's settled arms: layer -> the seeds per level it stopped at
     for k, n in enumerate(design.looks, 1):
-        look = replace(spec, recipe=replace(spec.recipe, seeds=n, look=True), execution=replace(execution, cache=store))
         try:
-            result = _execute_fixed(look, design, stopped)
+            result = _execute_look(prepared, n, design, stopped)
         except BaseException as exc:
             raise note_counts(exc, {"models": 0, "trained": 0, "from_cache": 0, "cache": None}, sum(trained))
         trained.append(result.run.trained)
@@ -155,29 +81,24 @@ def execute_sequential(spec: AuditSpec) -> AuditResult:
     record = _sequential_record(spec, result.path, trained)
     if per_seed is not None:
         record["budget"] = _budget_record(spec, result.path, per_seed, execution.progress)
-    # The spec as asked (seeds="auto"), with what the looks settled: a map's arms and the recipe in force.
-    ran = replace(spec, target=result.spec.target, recipe=replace(result.spec.recipe, seeds="auto", look=False))
-    return replace(result, settings={**result.settings, **run.as_dict()}, run=run, spec=ran, sequential=record)
+    return replace(result, settings={**result.settings, **run.as_dict()}, run=run, sequential=record)
 
 
-def _within_budget(spec: AuditSpec, store) -> tuple[AuditSpec, float | None]:
+def _within_budget(prepared: PreparedAudit) -> tuple[PreparedAudit, float | None]:
     """seeds="auto" with a budget: max_seeds cut to what the first estimate says trains in it, and the estimated
     seconds per seed of every level. Decided before any model trains, from timing alone, and kept in the
     cache folder: a rerun with the same cache runs the same design, so it gives the same verdict."""
+    spec = prepared.spec
     budget, recipe = parse_budget(spec.recipe.budget), spec.recipe
     if budget is None:
-        return spec, None
-    whole = replace(spec, recipe=replace(recipe, seeds=recipe.max_seeds, look=True),
-                    execution=replace(spec.execution, cache=store))
-    _, plan, job, _ = prepare_spec(whole)
-    executor, _ = choose_executor(whole.execution, whole.recipe)
-    first = [v for v in plan.variants if v.seed == spec.recipe.seed_offset]
-    what = variant_key({"keys": [v.key for v in first], "parallel": executor.parallel})
-    memo = _store(store).memo_path(f"budget-{what}.json")
+        return prepared, None
+    first = [v for v in make_plan(prepared, recipe.max_seeds).variants if v.seed == recipe.seed_offset]
+    what = variant_key({"keys": [v.key for v in first], "parallel": prepared.executor.parallel})
+    memo = prepared.store.memo_path(f"budget-{what}.json")
     per_seed = read_estimate(memo)
     if per_seed is None:
         with audit_threads():  # the audit's one thread: torch's default threads crawl on a busy machine
-            per_seed = first_estimate(job, first, executor.parallel, spec.execution.progress)
+            per_seed = prepared.step_times.estimate(first, prepared.executor.parallel, spec.execution.progress)
         if per_seed is None:
             raise AuditConfigError("budget= needs the default trainer, whose steps the audit can time before "
                                    "training; with your own trainer, set max_seeds instead")
@@ -186,7 +107,7 @@ def _within_budget(spec: AuditSpec, store) -> tuple[AuditSpec, float | None]:
     if spec.execution.progress is not None:
         spec.execution.progress(f"setup: budget {minutes(budget)}: first estimate {minutes(per_seed)} per seed of "
                                 f"every level: max_seeds={fit} (asked {recipe.max_seeds})")
-    return replace(spec, recipe=replace(recipe, max_seeds=fit)), per_seed
+    return replace(prepared, spec=replace(spec, recipe=replace(recipe, max_seeds=fit))), per_seed
 
 
 def _budget_record(spec: AuditSpec, path: SequentialPath, per_seed: float, progress) -> dict:
@@ -233,30 +154,21 @@ def _sequential_record(spec: AuditSpec, path: SequentialPath, trained: list[int]
             "reason": path.reason, "arms": [a for a in path.arm_outcomes() if a["arm"] is not None]}
 
 
-def _execute_fixed(spec: AuditSpec, design: SequentialDesign | None = None,
-                   stopped: Mapping[str, int] | None = None) -> AuditResult:
+def _execute_look(prepared: PreparedAudit, seeds: int, design: SequentialDesign | None = None,
+                  stopped: Mapping[str, int] | None = None) -> AuditResult:
+    """One look: plan `seeds` per level, train what the store lacks, evaluate, analyze."""
     started = time.time()
+    spec, executor, store = prepared.spec, prepared.executor, prepared.store
+    execution = spec.execution
     with audit_threads():
-        spec, plan, job, loaders = prepare_spec(spec, stopped)
-        execution = spec.execution
-        executor, why = choose_executor(execution, spec.recipe)
-        store = executor.store_for(_store(execution.cache))
+        plan = make_plan(prepared, seeds, stopped)
         if execution.progress is not None:
-            execution.progress(_setup_line(plan, job, store, execution.retrain, executor.parallel, why,
-                                           execution.progress))
+            execution.progress(_setup_line(prepared, plan))
         keys = [v.key for v in plan.variants]
         before = {k for k in keys if store.holds(k)}
         try:
-            evaluation = EvaluationJob(loaders, tuple(job.layers), spec.mechanism, isinstance(spec.target.layer, Each))
-            ahead = executor.train_ahead(plan.variants, job, store, execution.retrain, execution.progress,
-                                         evaluation=evaluation)
-            evaluations = evaluate_plan(plan, job, store, evaluation, ahead.trained, execution.retrain,
-                                        execution.progress, ahead.evaluated)
-            environments = None
-            if executor.name == "ray":  # which node trained which seed was Ray's choice: do they compare?
-                environments = check_environments(plan.variants, store,
-                                                  execution.ray_options.allow_mixed_environments)
-            analysis = analyze(spec, evaluations, design)
+            evaluations, environments = _train_and_evaluate(prepared, plan)
+            analysis = analyze(spec, evaluations, design, seeds)
         except BaseException as exc:  # the report tells what this audit trained before it stopped
             new = {k for k in keys if store.holds(k)} - before
             raise note_counts(exc, {"models": len(keys), "trained": len(new), "from_cache": len(before),
@@ -266,19 +178,36 @@ def _execute_fixed(spec: AuditSpec, design: SequentialDesign | None = None,
                     evaluated=sum(ev.measured for ev in evaluations.items), cache=_cache_path(store),
                     executor=execution.executor, executor_used=executor.name, workers=executor.parallel,
                     threads=AUDIT_THREADS, seconds=round(time.time() - started, 1), environments=environments)
-    return _result(spec, job, loaders, analysis, evaluations, run)
+    return _result(prepared, analysis, evaluations, run)
 
 
-def _setup_line(plan: Plan, job: TrainingJob, store, retrain: bool, parallel: int, why: str, progress) -> str:
-    """The first line, before any model trains: what will train, on what, and a first time estimate."""
-    todo = pending(plan.variants, store, retrain)
+def _train_and_evaluate(prepared: PreparedAudit, plan: Plan):
+    """The plan's evaluations (training what the store lacks), and on Ray which environments trained them."""
+    spec, executor, store, job = prepared.spec, prepared.executor, prepared.store, prepared.job
+    execution = spec.execution
+    evaluation = EvaluationJob(prepared.loaders, tuple(job.layers), spec.mechanism,
+                               isinstance(spec.target.layer, Each))
+    ahead = executor.train_ahead(plan.variants, job, store, execution.retrain, execution.progress,
+                                 evaluation=evaluation)
+    evaluations = evaluate_plan(plan, job, store, evaluation, ahead.trained, execution.retrain,
+                                execution.progress, ahead.evaluated)
+    environments = None
+    if executor.name == "ray":  # which node trained which seed was Ray's choice: do they compare?
+        environments = check_environments(plan.variants, store, execution.ray_options.allow_mixed_environments)
+    return evaluations, environments
+
+
+def _setup_line(prepared: PreparedAudit, plan: Plan) -> str:
+    """The first line of a look, before any model trains: what will train, on what, and a first time estimate."""
+    execution, parallel = prepared.spec.execution, prepared.executor.parallel
+    todo = pending(plan.variants, prepared.store, execution.retrain)
     levels = len({v.level for v in plan.variants})
-    guess = first_estimate(job, todo, parallel, progress)
+    guess = prepared.step_times.estimate(todo, parallel, execution.progress)
     estimate = "" if guess is None else (f"; first estimate {guess:.0f}s of training from one timed step per "
                                          "level")
     return (f"setup: {len(plan.variants)} models ({levels} levels x {len(plan.variants) // levels} runs), "
-            f"{len(todo)} to train and {len(plan.variants) - len(todo)} in the cache, on {job.device}; {why}"
-            f"{estimate}")
+            f"{len(todo)} to train and {len(plan.variants) - len(todo)} in the cache, on {prepared.job.device}; "
+            f"{prepared.why}{estimate}")
 
 
 COUNTS_ATTR = "kernel_audit_counts"  # on an exception an audit raised: what it trained before it stopped
@@ -298,15 +227,14 @@ def _cache_path(store) -> str | None:
     return str(store.root) if store.root is not None and not store.temporary else None
 
 
-def _result(spec: AuditSpec, job: TrainingJob, loaders: SubgroupLoaders, analysis: Analysis,
-            evaluations, run: RunRecord) -> AuditResult:
+def _result(prepared: PreparedAudit, analysis: Analysis, evaluations, run: RunRecord) -> AuditResult:
     """The frozen result: the spec and run record as they are, and `settings`, their JSON view for reports."""
-    intervention, data_name = job.intervention(), job.data.name
-    recipe, inference = spec.recipe, spec.inference
-    settings = {"seeds": recipe.seeds, "levels": [level_label(v) for v in intervention.levels],
+    spec, intervention, loaders = prepared.spec, prepared.intervention, prepared.loaders
+    recipe, inference, data_name = spec.recipe, spec.inference, prepared.train_data.name
+    settings = {"seeds": analysis.path.seeds, "levels": [level_label(v) for v in intervention.levels],
                 "intervention_table": list(intervention.table), "layers": intervention.layers,
                 "attributes": list(spec.data.attributes), "train": recipe.train_config.as_dict(),
-                "recipe_source": (recipe.chosen or {}).get("source"), "lr_probe": (recipe.chosen or {}).get("lr_probe"),
+                "recipe_source": prepared.recipe_source, "lr_probe": prepared.lr_probe,
                 "device": recipe.device, "paired": recipe.paired, "metric": inference.metric,
                 "interval": inference.interval, "confidence": inference.confidence,
                 "effect_confidence": analysis.path.looks[-1].confidence, "family": analysis.path.family,

@@ -12,7 +12,8 @@ entry records and must match before a stored number is used.
 
 from __future__ import annotations
 
-from typing import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Mapping
 
 import torch
 
@@ -28,7 +29,10 @@ from .intervention._levels import Level, layer_seed, level_label
 from .intervention._select import Each
 from .spec import AuditSpec
 
-__all__ = ["Plan", "Role", "Variant", "make_plan", "order_seed"]
+if TYPE_CHECKING:  # read, never built, here: prepare.py imports this module for the key bases
+    from .prepare import PreparedAudit
+
+__all__ = ["KeyBases", "Plan", "Role", "Variant", "key_bases", "make_plan", "order_seed"]
 
 def order_seed(seed: int, level: Level, paired: bool) -> int:
     """The data-order seed of a run: shared by the levels when paired, decorrelated per level when not."""
@@ -43,14 +47,18 @@ def _numeric(spec: AuditSpec) -> dict:
     return {"threads": AUDIT_THREADS, **determinism(), "measured": "by each Ray task on its node, in the entry"}
 
 
-def make_plan(spec: AuditSpec, intervention: KernelIntervention, train_data: SubgroupDataset,
-              test_data: SubgroupDataset, stopped: Mapping[str, int] | None = None) -> Plan:
-    """Every variant the audit needs, with its keys, from a validated spec and its resolved intervention.
+@dataclass(frozen=True)
+class KeyBases:
+    """The parts of every variant's keys that no level or seed changes: computed once per audit (prepare.py),
+    since they fingerprint what the model computes, the data, the trainer and each perturbation."""
 
-    `stopped` maps the layers of a layer map's settled arms (seeds="auto") to the seeds per level each
-    stopped at: their levels get no more seeds, while the reference and the other arms go on.
-    """
-    recipe, seeds = spec.recipe, spec.recipe.seeds
+    weights: Mapping
+    evaluation: Mapping
+
+
+def key_bases(spec: AuditSpec, intervention: KernelIntervention, train_data: SubgroupDataset,
+              test_data: SubgroupDataset) -> KeyBases:
+    recipe = spec.recipe
     weights = {"model": intervention.fingerprint(train_data.images), "layers": intervention.layers,
                # Since a level equal to a layer's own hyperparameters leaves it as built (not re-initialized),
                # entries stored under the earlier rule must not be read for it.
@@ -68,6 +76,17 @@ def make_plan(spec: AuditSpec, intervention: KernelIntervention, train_data: Sub
                                  for name, p in spec.data.perturbations.items()],
                   "spectral_images": SPECTRAL_IMAGES,
                   "eval_batch": eval_batch(recipe.device)}
+    return KeyBases(weights, evaluation)
+
+
+def make_plan(prepared: PreparedAudit, seeds: int | None = None, stopped: Mapping[str, int] | None = None) -> Plan:
+    """Every variant of `seeds` per level (default: the spec's most), with its keys, from a prepared audit.
+
+    `stopped` maps the layers of a layer map's settled arms (seeds="auto") to the seeds per level each
+    stopped at: their levels get no more seeds, while the reference and the other arms go on.
+    """
+    spec, intervention, bases = prepared.spec, prepared.intervention, prepared.bases
+    recipe, seeds = spec.recipe, seeds or spec.recipe.most_seeds
     caps = {level: min(seeds, (stopped or {}).get(getattr(level, "layer", None), seeds))
             for level in intervention.levels}
     first = recipe.seed_offset  # a follow-up audit starts where an earlier one's seeds ended
@@ -78,10 +97,10 @@ def make_plan(spec: AuditSpec, intervention: KernelIntervention, train_data: Sub
     layer_map = isinstance(spec.target.layer, Each)
     variants = []
     for seed, level, role in runs:
-        key = variant_key({**weights, "level": level_label(level), "seed": seed})
+        key = variant_key({**bases.weights, "level": level_label(level), "seed": seed})
         spectra = role == "audit" and spec.mechanism.spectral_cutoff is not None
         heat = role == "audit" and seed == first and spec.mechanism.heat_map is not None
-        eval_spec = {"variant": key, **evaluation,
+        eval_spec = {"variant": key, **bases.evaluation,
                      "spectral_cutoff": spec.mechanism.spectral_cutoff if spectra else None,
                      "spectral_layers": spectral_layers(level, intervention.layers, layer_map) if spectra else None,
                      "heat_map": spec.mechanism.heat_map if heat else None}
@@ -90,5 +109,5 @@ def make_plan(spec: AuditSpec, intervention: KernelIntervention, train_data: Sub
                   f"seed {seed + 1} ({seed + 1 - first}/{seeds} from {first + 1})")
         label = f"{spec.name} {level_label(level)} {number}" + (" (A/A placebo)" if role == "aa" else "")
         variants.append(Variant(level, seed, role, key, eval_key, order_seed(seed, level, recipe.paired), label,
-                                spectra, heat, weights_spec=weights, eval_spec=eval_spec))
+                                spectra, heat, weights_spec=dict(bases.weights), eval_spec=eval_spec))
     return Plan(tuple(variants))

@@ -172,15 +172,13 @@ class RecipeSpec:
     futility: float = DEFAULT_FUTILITY  # stop undecided early when max_seeds would settle it with less chance
     budget: str | float | None = None  # seeds="auto": max_seeds cut to what trains in this time ("10m")
     lr_probe: bool = False  # a short lr range test on the reference model picks the peak lr (cached)
-    chosen: Any = None  # set by the audit: where the recipe came from (preset, given, lr probe) for the report
-    look: bool = False  # set by the audit on each look of seeds="auto": the design was checked as a whole
 
     def __post_init__(self) -> None:
         if self.seeds == "auto":
             _ = self.design  # building the SequentialDesign checks each setting, naming the fix
         else:
             check_seeds(self.seeds)
-        if parse_budget(self.budget) is not None and self.seeds != "auto" and not self.look:
+        if parse_budget(self.budget) is not None and self.seeds != "auto":
             raise AuditConfigError(f"budget={self.budget!r} sets how many seeds seeds='auto' may train; with a fixed "
                                    f"seeds={self.seeds} drop budget, or use seeds='auto'")
         if not isinstance(self.train_config, TrainConfig) and self.train_config != "auto":
@@ -321,7 +319,7 @@ _KEYWORDS: dict[str, tuple[str, str]] = {
     **{f.name: ("target", f.name) for f in fields(TargetSpec) if f.name not in ("model", "layer", "levels")},
     **{f.name: ("data", f.name) for f in fields(DataSpec) if f.name != "perturbations"},
     "perturbation": ("data", "perturbations"),
-    **{f.name: ("recipe", f.name) for f in fields(RecipeSpec) if f.name not in ("look", "chosen")},
+    **{f.name: ("recipe", f.name) for f in fields(RecipeSpec)},
     "bias": ("estimand", "form"), "contrast": ("estimand", "contrast"), "outcome": ("estimand", "outcome"),
     **{f.name: ("inference", f.name) for f in fields(InferenceSpec)},
     **{f.name: ("mechanism", f.name) for f in fields(MechanismSpec)},
@@ -368,10 +366,9 @@ class AuditSpec:
 
     def __post_init__(self) -> None:
         inference = self.inference
-        # seeds="auto" is checked at its last look, at that look's level; each look it runs is then exempt.
-        if not self.recipe.look:
-            level = look_confidences(self.recipe.decision_design, inference.confidence, self.family)[-1]
-            check_can_decide(inference.rule, inference.interval, self.recipe.most_seeds, self.family, level)
+        # seeds="auto" is checked at its last look, at that look's level.
+        level = look_confidences(self.recipe.decision_design, inference.confidence, self.family)[-1]
+        check_can_decide(inference.rule, inference.interval, self.recipe.most_seeds, self.family, level)
         if self.execution.executor == "seed-batched" and self.recipe.trainer is not None:
             raise AuditConfigError("executor 'seed-batched' trains with the default trainer only; drop trainer= "
                                    "or use executor='local'")

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from pytest_kernelbias import AuditSpec, Perturbation, TrainConfig, synthfaces
-from pytest_kernelbias.audit import prepare
+from pytest_kernelbias.audit import prepare_plan as prepare
 from pytest_kernelbias.errors import TrainerKeyWarning
 from pytest_kernelbias.fingerprints import model_fingerprint, perturbation_fingerprint, perturbation_probe
 

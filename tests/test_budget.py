@@ -48,7 +48,7 @@ def test_the_budget_cuts_max_seeds_before_training_and_an_undecided_verdict_says
     sets = dict(data=synthfaces(300, 0, "planted"), test_data=synthfaces(200, 0, "planted", split="test"),
                 train_config=TrainConfig(epochs=1, batch_size=32), require_learning=False, spectral_cutoff=None,
                 placebos=(), min_group_size=5, workers=1)
-    from pytest_kernelbias.audit import prepare
+    from pytest_kernelbias.audit import prepare_plan as prepare
     from pytest_kernelbias.execution._estimate import first_estimate
 
     plan, job, _ = prepare(AuditSpec.from_kwargs(tiny_cnn, "0", [3, 5], seeds=2, **sets))

@@ -90,7 +90,7 @@ def crashing_trainer(model, data, seed):
 
 def _ray_job():
     from pytest_kernelbias import AuditSpec
-    from pytest_kernelbias.audit import prepare
+    from pytest_kernelbias.audit import prepare_plan as prepare
 
     plan, job, _ = prepare(AuditSpec.from_kwargs(tiny_cnn, "0", [3, 5], workers=1, **TRAIN))
     return plan, job

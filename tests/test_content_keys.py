@@ -26,7 +26,7 @@ from pytest_kernelbias import (
     TrainConfig,
     synthfaces,
 )
-from pytest_kernelbias.audit import prepare
+from pytest_kernelbias.audit import prepare_plan as prepare
 from pytest_kernelbias.fingerprints import perturbation_fingerprint as fingerprint_on
 from pytest_kernelbias.fingerprints import perturbation_probe
 from pytest_kernelbias.perturbations import GaussianLowPass

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from pytest_kernelbias import AuditConfigError, AuditSpec, TrainConfig, run_audit, synthfaces
-from pytest_kernelbias.audit import prepare
+from pytest_kernelbias.audit import prepare_plan as prepare
 
 from .conftest import tiny_cnn
 

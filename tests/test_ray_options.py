@@ -75,7 +75,7 @@ def test_the_command_line_and_the_ini_take_the_options_and_refuse_bad_ones_at_st
 
 
 def test_a_ray_audits_key_holds_the_determinism_switches_not_this_machines_cpu():
-    from pytest_kernelbias.audit import prepare
+    from pytest_kernelbias.audit import prepare_plan as prepare
 
     local, _, _ = prepare(AuditSpec.from_kwargs(tiny_cnn, "0", [3, 5], seeds=2, workers=1))
     on_ray, _, _ = prepare(AuditSpec.from_kwargs(tiny_cnn, "0", [3, 5], seeds=2, executor="ray"))

@@ -148,7 +148,7 @@ def test_the_first_estimate_is_the_timed_step_times_the_recipe_s_steps_over_the_
     from dataclasses import replace
 
     from pytest_kernelbias import AuditSpec
-    from pytest_kernelbias.audit import prepare
+    from pytest_kernelbias.audit import prepare_plan as prepare
     from pytest_kernelbias.execution import _estimate
 
     from .conftest import tiny_cnn

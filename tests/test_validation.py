@@ -23,7 +23,7 @@ from pytest_kernelbias import (
     run_audit,
     synthfaces,
 )
-from pytest_kernelbias.audit import prepare
+from pytest_kernelbias.audit import prepare_plan as prepare
 from pytest_kernelbias.errors import (
     InputDataError,
     InputDataWarning,

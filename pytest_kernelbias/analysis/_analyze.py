@@ -99,8 +99,8 @@ def _effects(spec: AuditSpec, outcomes: Outcomes) -> tuple[dict, dict, dict, dic
     return bias, by_group, pairs, doses
 
 
-def _placebos(spec: AuditSpec, evaluations: Evaluations, outcomes: Outcomes, predictions: dict) -> dict:
-    ref, seeds, est = spec.target.reference_level, spec.recipe.seeds, spec.estimand
+def _placebos(spec: AuditSpec, evaluations: Evaluations, outcomes: Outcomes, predictions: dict, seeds: int) -> dict:
+    ref, est = spec.target.reference_level, spec.estimand
     first_pert, first_level = next(iter(spec.data.perturbations)), spec.target.treatments[0]
     kw = dict(confidence=spec.inference.confidence, method=spec.inference.interval)
     found = {}
@@ -242,8 +242,10 @@ def decide_family(spec: AuditSpec, bias: dict, design: SequentialDesign, shared:
     return _adjusted(dict(zip(keys, path.effects)), inference.correction), path
 
 
-def analyze(spec: AuditSpec, evaluations: Evaluations, design: SequentialDesign | None = None) -> Analysis:
-    """Every effect, placebo and mechanism summary of the audit from its evaluations.
+def analyze(spec: AuditSpec, evaluations: Evaluations, design: SequentialDesign | None = None,
+            seeds: int | None = None) -> Analysis:
+    """Every effect, placebo and mechanism summary of the audit from its evaluations, at `seeds` per level
+    (default: the spec's fixed count; a look of seeds="auto" gives its own).
 
     The bias effects (one per level x perturbation) are one family, decided by `run_sequential` under
     `design` (default: one look at the spec's seed count), so their intervals are family- and
@@ -278,7 +280,8 @@ def analyze(spec: AuditSpec, evaluations: Evaluations, design: SequentialDesign 
     return Analysis(
         outcomes=outcomes, all_effects=decided,
         subgroup_effects=_adjust_subgroups(by_group, spec.inference.correction), pairwise=pairs,
-        dose_response=doses, placebos=_placebos(spec, evaluations, outcomes, predictions), spectral=spectral,
+        dose_response=doses, placebos=_placebos(spec, evaluations, outcomes, predictions, seeds or spec.recipe.seeds),
+        spectral=spectral,
         spectral_effects=spectral_effects(spec, spectral),
         kernel_spectra={k: torch.stack(v).mean(0).tolist() for k, v in kernels.items()},
         heat_maps={level_label(ev.variant.level): ev.heat_map for ev in audit_items if ev.heat_map is not None},

@@ -34,26 +34,38 @@ def step_seconds(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, d
     return min(times[1:])
 
 
-def first_estimate(job, variants: Sequence[Variant], parallel: int, progress=None) -> float | None:
-    """Seconds to train `variants` with the default recipe on `parallel` workers; None for a user's trainer,
-    whose steps are unknown. `progress` hears before the timing starts: on a large model a step takes long."""
-    here = torch.device(job.device).type == "cpu" or torch.cuda.is_available()
-    if job.trainer is None and variants and here:  # (a Ray audit may train on GPUs this machine lacks)
+class StepTimes:
+    """Seconds of one training step per level, each level timed once per audit, on the first look that has one
+    of its models to train: later looks of seeds="auto" reuse the times (prepare.py holds one per audit)."""
+
+    def __init__(self, job):
+        self.job = job
+        self.per_level: dict = {}
+
+    def estimate(self, variants: Sequence[Variant], parallel: int, progress=None) -> float | None:
+        """Seconds to train `variants` with the default recipe on `parallel` workers; None for a user's trainer,
+        whose steps are unknown. `progress` hears before a timing starts: on a large model a step takes long."""
+        job = self.job
+        here = torch.device(job.device).type == "cpu" or torch.cuda.is_available()
+        if job.trainer is not None or not variants or not here:  # (a Ray audit may train on GPUs this one lacks)
+            return None
         config, data = job.train_config, job.data
         batch = min(config.batch_size, len(data))
+        untimed = list(dict.fromkeys(v.level for v in variants if v.level not in self.per_level))
+        if untimed and progress is not None:
+            progress(f"setup: timing 4 training steps of batch {batch} for each of {len(untimed)} level(s), for a "
+                     "first time estimate")
+        for level in untimed:
+            model = job.intervention().build(level, 0, paired=job.paired)
+            self.per_level[level] = step_seconds(model, data.images[:batch].clone(), data.labels[:batch].clone(),
+                                                 job.device)  # copies: the model may write into its input
         steps = config.epochs * steps_per_epoch(len(data), config)
-        if progress is not None:
-            levels = len({v.level for v in variants})
-            progress(f"setup: timing 4 training steps of batch {batch} for each of {levels} level(s), for a first "
-                     "time estimate")
-        per_level = {}
-        for v in variants:
-            if v.level not in per_level:
-                model = job.intervention().build(v.level, 0, paired=job.paired)
-                per_level[v.level] = step_seconds(model, data.images[:batch].clone(), data.labels[:batch].clone(),
-                                               job.device)  # copies: the model may write into its input
-        return sum(per_level[v.level] for v in variants) * steps / max(1, min(parallel, len(variants)))
-    return None
+        return sum(self.per_level[v.level] for v in variants) * steps / max(1, min(parallel, len(variants)))
+
+
+def first_estimate(job, variants: Sequence[Variant], parallel: int, progress=None) -> float | None:
+    """`StepTimes.estimate` on a fresh timing of each level."""
+    return StepTimes(job).estimate(variants, parallel, progress)
 
 
 def eta_text(seconds: float, remaining: int) -> str:
