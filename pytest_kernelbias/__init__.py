@@ -6,11 +6,11 @@ warning), `.spec` (the sub-specs), `.data`, `.intervention`, `.perturbations`, `
 `.execution` and `.evaluation`.
 """
 
-__version__ = "0.1.0"  # first: the cache key reads it while the package is still importing
-
 import importlib as _importlib
 import warnings as _warnings
 from typing import TYPE_CHECKING
+
+from ._version import __version__ as __version__
 
 if TYPE_CHECKING:  # the names below are imported on first use (see __getattr__); these lines are for type checkers
     from .audit import run_audit

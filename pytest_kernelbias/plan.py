@@ -19,7 +19,7 @@ import torch
 
 from ._variant import Plan, Role, Variant
 from .data._subgroups import SubgroupDataset
-from .evaluation._mechanism import SPECTRAL_IMAGES, spectral_layers
+from .evaluation._mechanism import SPECTRAL_IMAGES, SPECTRAL_METHOD, spectral_layers
 from .evaluation._predict import eval_batch
 from .execution._store import variant_key
 from .execution._threads import AUDIT_THREADS, determinism, numeric_environment
@@ -74,7 +74,7 @@ def key_bases(spec: AuditSpec, intervention: KernelIntervention, train_data: Sub
                   # Names label the conditions in the stored predictions; the fingerprints say what they are.
                   "conditions": [[name, perturbation_fingerprint(p, probe)]
                                  for name, p in spec.data.perturbations.items()],
-                  "spectral_images": SPECTRAL_IMAGES,
+                  "spectral_images": SPECTRAL_IMAGES, "spectral_method": SPECTRAL_METHOD,
                   "eval_batch": eval_batch(recipe.device)}
     return KeyBases(weights, evaluation)
 

@@ -141,3 +141,25 @@ def test_white_noise_share_at_half_nyquist_is_the_share_of_coefficients():
     # Each coefficient's power is exponential; about 4000 x 512 independent ones give the share a standard error
     # near sqrt(0.17 / 2e6) = 3e-4, so 0.005 is over 15 standard errors.
     assert share == pytest.approx(expected, abs=0.005) and expected > 0.8
+
+
+class _MustNotRun(nn.Module):
+    def forward(self, x):
+        raise AssertionError("the spectra ran the network past the measured layer")
+
+
+def test_activation_spectra_stop_at_the_layer_and_match_float64_within_float32_rounding():
+    torch.manual_seed(0)
+    conv = nn.Conv2d(3, 6, 5, padding=2)
+    model = nn.Sequential(conv, _MustNotRun())
+    images = torch.rand(40, 3, 24, 24)
+    groups = {"a": torch.arange(20), "b": torch.arange(20, 40)}
+    spectra = activation_spectra(model, "0", images, groups, batch_size=16)
+    with torch.no_grad():
+        maps = conv(images).double().numpy()
+    for g, idx in groups.items():
+        for cutoff in (0.25, 0.5):
+            # float32 transforms of 24x24 maps: each coefficient's power is off by a few float32 epsilons
+            # (~1e-7 relative), and the share, a ratio of sums of such powers, by no more than that order.
+            assert float(high_frequency_ratio(spectra[g], cutoff, (24, 24))) == pytest.approx(
+                _numpy_share(maps[idx.numpy()], cutoff), abs=1e-5)

@@ -29,6 +29,8 @@ def _subset(groups: dict, per_group: int) -> tuple[torch.Tensor, dict]:
 
 
 SPECTRAL_IMAGES = 256  # images per subgroup whose activation spectra are measured (part of evaluation keys)
+# How the spectra are computed, in the evaluation keys: an evaluation stored under another method is measured again.
+SPECTRAL_METHOD = "forward to the layer, rfft2 at the maps' precision, float64 bin sums"
 
 
 def spectral_layers(level, layers: Sequence[str], layer_map: bool) -> list[str]:

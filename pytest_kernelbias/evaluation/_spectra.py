@@ -57,15 +57,17 @@ def radial_power_spectrum(x: torch.Tensor, remove_mean: bool = True) -> torch.Te
     the ratio; a kernel's DC (its response to a constant) is kept. Computed on the
     real FFT's half spectrum with each coefficient counted as often as it occurs in
     the full one: the full-spectrum sums, faster on a CPU (docs/performance.md).
+    The transform runs at the maps' own precision (float32 for activations, at least), and the power
+    is summed per bin in float64: high-frequency shares move by under 1e-5 (benchmarks/spectra_cost.py).
     """
     h, w = x.shape[-2:]
-    x = x.double()
+    x = x if x.dtype == torch.float64 else x.float()
     if remove_mean:
         x = x - x.mean(dim=(-2, -1), keepdim=True)
     half = torch.fft.rfft2(x)
     power = half.real ** 2 + half.imag ** 2
     bins, weight, n_bins = _half_plane_bins(h, w, x.device)
-    flat = power.reshape(-1, bins.numel()) * weight
+    flat = power.reshape(-1, bins.numel()).double() * weight
     sums = torch.zeros(flat.shape[0], n_bins, dtype=flat.dtype, device=x.device).index_add_(1, bins, flat)
     return (sums / radial_bin_counts(h, w).to(x.device, flat.dtype)).reshape(*x.shape[:-2], n_bins)
 
@@ -104,6 +106,10 @@ def kernel_spectrum(conv: nn.Module, size: int = 32) -> torch.Tensor:
     return radial_power_spectrum(padded, remove_mean=False).mean(0)
 
 
+class _Reached(Exception):
+    """Raised by the spectra hook once the measured layer has run, to end the forward pass there."""
+
+
 @torch.no_grad()
 def activation_spectra(
     model: nn.Module, layer: str, images: torch.Tensor, groups: Mapping[str, torch.Tensor],
@@ -117,12 +123,20 @@ def activation_spectra(
     module = model.get_submodule(layer)
     model.to(device).eval()
     captured: list[torch.Tensor] = []
-    handle = module.register_forward_hook(lambda _m, _a, out: captured.append(radial_power_spectrum(out).mean(1)))
+
+    def capture(_m, _a, out):
+        captured.append(radial_power_spectrum(out).mean(1))
+        raise _Reached  # the rest of the network cannot change this layer's maps: it need not run
+
+    handle = module.register_forward_hook(capture)
     try:
         per_image = []
         for start in range(0, len(images), batch_size):
             captured.clear()
-            model(images[start:start + batch_size].to(device, copy=True))  # never the caller's images
+            try:
+                model(images[start:start + batch_size].to(device, copy=True))  # never the caller's images
+            except _Reached:
+                pass
             per_image.append(captured[0].cpu())
     finally:
         handle.remove()

@@ -15,7 +15,7 @@ import dataclasses
 import math
 from typing import Any
 
-from .. import __version__
+from .._version import __version__
 from ..intervention._levels import level_label
 from ..training._lr_probe import GRID, lr_probe_levels
 from ..training._presets import preset_for

@@ -31,7 +31,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load, save_file
 from torch import nn
 
-from .. import __version__
+from .._version import __version__
 from ..errors import CacheWarning, CacheWriteError
 from ._records import (
     ensure_folder,

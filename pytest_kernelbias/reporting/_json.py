@@ -36,7 +36,7 @@ def _installed(name: str) -> str | None:
 def environment() -> dict:
     import torch
 
-    from .. import __version__
+    from .._version import __version__
 
     return {
         "package": __version__, "python": platform.python_version(), "torch": torch.__version__,
