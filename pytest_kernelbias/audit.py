@@ -19,8 +19,8 @@ from .evaluation._evaluate import EvaluationJob, evaluate_plan, example_images
 from .evaluation._loaders import SubgroupLoaders
 from .execution._base import pending
 from .execution._budget import fit_max_seeds, minutes, parse_budget, read_estimate, write_estimate
-from .execution._environments import check_environments
 from .execution._job import TrainingJob
+from .execution._ray_options import report_options
 from .execution._store import VariantCache, variant_key
 from .execution._threads import AUDIT_THREADS, audit_threads
 from .intervention._levels import level_label
@@ -68,8 +68,10 @@ def execute_sequential(spec: AuditSpec) -> AuditResult:
     for k, n in enumerate(design.looks, 1):
         try:
             result = _execute_look(prepared, n, design, stopped)
-        except BaseException as exc:
-            raise note_counts(exc, {"models": 0, "trained": 0, "from_cache": 0, "cache": None}, sum(trained))
+        except BaseException:
+            if execution.ledger is not None:
+                execution.ledger.add_earlier(sum(trained))
+            raise
         trained.append(result.run.trained)
         stopped = {arm: at for arm, at in result.path.arm_stops if arm is not None and at is not None}
         if execution.progress is not None:
@@ -169,10 +171,11 @@ def _execute_look(prepared: PreparedAudit, seeds: int, design: SequentialDesign 
         try:
             evaluations, environments = _train_and_evaluate(prepared, plan)
             analysis = analyze(spec, evaluations, design, seeds)
-        except BaseException as exc:  # the report tells what this audit trained before it stopped
-            new = {k for k in keys if store.holds(k)} - before
-            raise note_counts(exc, {"models": len(keys), "trained": len(new), "from_cache": len(before),
-                                    "cache": _cache_path(store)})
+        except BaseException:  # the report tells what this audit trained before it stopped
+            if execution.ledger is not None:
+                new = {k for k in keys if store.holds(k)} - before
+                execution.ledger.stopped_at(len(keys), len(new), len(before), _cache_path(store))
+            raise
     from_cache = sum(ev.from_cache for ev in evaluations.items)
     run = RunRecord(models=len(plan.variants), trained=len(plan.variants) - from_cache, from_cache=from_cache,
                     evaluated=sum(ev.measured for ev in evaluations.items), cache=_cache_path(store),
@@ -191,10 +194,7 @@ def _train_and_evaluate(prepared: PreparedAudit, plan: Plan):
                                  evaluation=evaluation)
     evaluations = evaluate_plan(plan, job, store, evaluation, ahead.trained, execution.retrain,
                                 execution.progress, ahead.evaluated)
-    environments = None
-    if executor.name == "ray":  # which node trained which seed was Ray's choice: do they compare?
-        environments = check_environments(plan.variants, store, execution.ray_options.allow_mixed_environments)
-    return evaluations, environments
+    return evaluations, executor.after_run(plan.variants, store, execution)
 
 
 def _setup_line(prepared: PreparedAudit, plan: Plan) -> str:
@@ -208,19 +208,6 @@ def _setup_line(prepared: PreparedAudit, plan: Plan) -> str:
     return (f"setup: {len(plan.variants)} models ({levels} levels x {len(plan.variants) // levels} runs), "
             f"{len(todo)} to train and {len(plan.variants) - len(todo)} in the cache, on {prepared.job.device}; "
             f"{prepared.why}{estimate}")
-
-
-COUNTS_ATTR = "kernel_audit_counts"  # on an exception an audit raised: what it trained before it stopped
-
-
-def note_counts(exc: BaseException, counts: dict, earlier: int = 0) -> BaseException:
-    """`exc`, carrying the audit's counts (models, trained, from_cache, cache) for the reports; `earlier`
-    adds models trained at earlier seeds=auto looks."""
-    known = getattr(exc, COUNTS_ATTR, None) or counts
-    # Seeds an earlier look trained are in the store when the failing look starts: trained, not cache hits.
-    setattr(exc, COUNTS_ATTR, {**known, "trained": known["trained"] + earlier,
-                               "from_cache": max(0, known["from_cache"] - earlier)})
-    return exc
 
 
 def _cache_path(store) -> str | None:
@@ -243,7 +230,7 @@ def _result(prepared: PreparedAudit, analysis: Analysis, evaluations, run: RunRe
                 "placebos": list(inference.placebos), "spectral_cutoff": spec.mechanism.spectral_cutoff,
                 "layer_kernels": intervention.own_kernels(),
                 "layer_inputs": {n: list(hw) for n, hw in intervention.input_sizes.items()},
-                "ray_options": spec.execution.ray_options.as_dict() if spec.execution.executor == "ray" else None,
+                "ray_options": report_options(spec.execution),
                 "fingerprints": _fingerprints(evaluations), **run.as_dict()}
     return AuditResult(
         name=spec.name, intervention=intervention.describe(), perturbation=next(iter(spec.data.perturbations)),
@@ -297,7 +284,7 @@ def run_audit(model: object, layer: object = None, levels: Sequence | None = Non
       `heat_map` (e.g. dict(eps=4.0, step=4, images=256)).
     - execution: `cache` (a folder or `VariantCache`), `retrain` (False),
       `executor` ("local", "serial", "seed-batched", "pool", "ray"),
-      `workers` (1; > 1 makes "local" a process pool), `ray_address`,
+      `workers` (one per usable core; > 1 makes "local" a process pool), `ray_address`,
       `progress` (a function of one message; None is silent), `name`.
     """
     if isinstance(model, AuditSpec):

@@ -22,7 +22,7 @@ from .data._subgroups import SubgroupDataset
 from .evaluation._mechanism import SPECTRAL_IMAGES, SPECTRAL_METHOD, spectral_layers
 from .evaluation._predict import eval_batch
 from .execution._store import variant_key
-from .execution._threads import AUDIT_THREADS, determinism, numeric_environment
+from .execution._threads import key_environment
 from .fingerprints import perturbation_fingerprint, perturbation_probe, trainer_fingerprint
 from .intervention._intervene import KernelIntervention
 from .intervention._levels import Level, layer_seed, level_label
@@ -37,14 +37,6 @@ __all__ = ["KeyBases", "Plan", "Role", "Variant", "key_bases", "make_plan", "ord
 def order_seed(seed: int, level: Level, paired: bool) -> int:
     """The data-order seed of a run: shared by the levels when paired, decorrelated per level when not."""
     return seed if paired else layer_seed(seed, f"order-{level_label(level)}") % (2**31)
-
-
-def _numeric(spec: AuditSpec) -> dict:
-    """The numeric environment in the weights key: this machine's, or on Ray the switches every task sets,
-    since which node trains a seed is Ray's choice; each task measures its node and the entry records it."""
-    if spec.execution.executor != "ray":
-        return numeric_environment(spec.recipe.device)
-    return {"threads": AUDIT_THREADS, **determinism(), "measured": "by each Ray task on its node, in the entry"}
 
 
 @dataclass(frozen=True)
@@ -68,7 +60,8 @@ def key_bases(spec: AuditSpec, intervention: KernelIntervention, train_data: Sub
                "trainer": "default" if recipe.trainer is None else trainer_fingerprint(recipe.trainer,
                                                                                         recipe.cache_key),
                "cache_key": recipe.cache_key,
-               "device": torch.device(recipe.device).type, "numeric": _numeric(spec)}
+               "device": torch.device(recipe.device).type,
+               "numeric": key_environment(spec.execution.executor, recipe.device)}
     probe = perturbation_probe(test_data.images)
     evaluation = {"test": test_data.fingerprint(), "attributes": list(spec.data.attributes),
                   # Names label the conditions in the stored predictions; the fingerprints say what they are.

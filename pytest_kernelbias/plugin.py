@@ -15,13 +15,20 @@ import pytest
 
 from ._frames import hide_package_frames
 from ._lines import RELAY_KEY, lines, progress_for, session_line
-from ._options import FLAGS, OPTIONS, AuditSettings, check_baseline_names, flag, from_sources, ini_type
+from ._options import (
+    FLAGS,
+    OPTIONS,
+    SESSION_OPTIONS,
+    AuditSettings,
+    check_baseline_names,
+    from_sources,
+    ini_type,
+)
 from .errors import AuditConfigError
-from .reporting._baseline import baseline_tests, compare, in_baseline, load_baseline, regression_message, unmatched
-from .reporting._records import error_record, not_run_record, ran, report_reason, xml_safe
+from .reporting._audit_session import AuditSession
+from .reporting._junit import junit_properties
+from .reporting._records import error_record, report_reason
 from .reporting._relay import ProgressRelay, attach
-from .reporting._session import Notes, SessionProgress, write_outputs
-from .reporting._text import session_tail, summary_lines, wrap_id
 
 MARKER = "kernel_audit"
 RECORDS_ATTR = "kernel_audit_records"  # on the teardown report; xdist carries report attributes to the controller
@@ -30,26 +37,14 @@ SKIP_REASON = "kernel audit not requested: run pytest with --kernel-audit to tra
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("kernel-audit", "causal kernel-size bias audits")
-    group.addoption("--kernel-audit", action="store_true", default=False,
-                    help=f"run tests marked @pytest.mark.{MARKER} (default: skipped)")
-    group.addoption("--kernel-audit-save", metavar="NAME", default=None,
-                    help="save this run's effects as baseline NAME in .kernel-audit/baselines/ (default: off)")
-    group.addoption("--kernel-audit-save-merge", action="store_true", default=False,
-                    help="when saving a baseline: keep its audits of tests this run did not run (default: off)")
-    group.addoption("--kernel-audit-compare", metavar="NAME", nargs="?", const="", default=None,
-                    help="compare effects with baseline NAME, or the newest one (default: off)")
-    group.addoption("--kernel-audit-compare-fail", metavar="DELTA", type=float, default=None,
-                    help="fail an audit whose |effect| grew by more than DELTA beyond both runs' intervals "
-                         "(default: off; per test: @pytest.mark.kernel_audit(compare_fail=DELTA))")
-    for name, (default, _parse, text) in OPTIONS.items():
-        if name in FLAGS:
-            kind = {"action": "store_true", "default": False}
-        else:
-            kind = {"default": None, "metavar": name.upper()}
-        group.addoption(f"--kernel-audit-{flag(name)}", **kind,
-                        help=f"{text} (default: {default}; ini: kernel_audit_{name})")
+    for session in SESSION_OPTIONS:
+        group.addoption(session.flag, **session.kwargs, help=f"{session.help} (default: {session.shown})")
+    for name, option in OPTIONS.items():
+        kind = ({"action": "store_true", "default": False} if name in FLAGS else
+                {"default": None, "metavar": option.metavar})
+        group.addoption(option.flag, **kind, help=f"{option.help} (default: {option.shown}; ini: kernel_audit_{name})")
         # default=None: an ini setting left out defers to the command line's and AuditSettings' defaults.
-        parser.addini(f"kernel_audit_{name}", f"{text} (default: {default})",
+        parser.addini(f"kernel_audit_{name}", f"{option.help} (default: {option.shown})",
                       type=ini_type(name, pytest.version_tuple), default=None)
 
 
@@ -59,11 +54,11 @@ def pytest_configure(config: pytest.Config) -> None:
         "Keyword arguments (seeds, threshold, rule, device, or any run_audit argument) override the options.")
     cli = {name: config.getoption(f"kernel_audit_{name}") for name in OPTIONS}
     ini = {}
-    for name, (_default, _parse, text) in OPTIONS.items():
+    for name, option in OPTIONS.items():
         try:
             ini[name] = config.getini(f"kernel_audit_{name}")
         except pytest.UsageError as exc:  # pytest's own type check names neither the setting's meaning nor its fix
-            raise pytest.UsageError(f"ini kernel_audit_{name}: {exc} (kernel_audit_{name}: {text})") from None
+            raise pytest.UsageError(f"ini kernel_audit_{name}: {exc} (kernel_audit_{name}: {option.help})") from None
     try:
         config.stash[_SETTINGS] = from_sources(cli, ini, checked=config.getoption("kernel_audit"))
         check_baseline_names(config.getoption("kernel_audit_save"), config.getoption("kernel_audit_compare"))
@@ -153,9 +148,11 @@ def causal_effect():
 @pytest.fixture
 def kernel_audit(request: pytest.FixtureRequest, kernel_audit_settings: AuditSettings):
     """`kernel_audit(model, layer, levels, **run_audit_options)` -> AuditResult, recorded for the summary."""
-    from .audit import COUNTS_ATTR, run_audit
+    from .audit import run_audit
+    from .execution import RunLedger
 
     settings, extra = _settings_for(request)
+    session: AuditSession = request.config.stash[_SESSION]
     runs: list[dict] = []
     tests = request.config.stash.get(_AUDIT_TESTS, [])
     index = tests.index(request.node.nodeid) + 1 if request.node.nodeid in tests else len(tests)
@@ -169,7 +166,8 @@ def kernel_audit(request: pytest.FixtureRequest, kernel_audit_settings: AuditSet
                    "device": settings.device, "name": request.node.name, "progress": progress,
                    "cache": _variant_cache(request.config, settings), "retrain": settings.retrain,
                    "workers": settings.workers, "executor": settings.executor, "ray_address": settings.ray_address,
-                   "ray_options": settings.ray_options, "budget": settings.budget, **extra, **kwargs}
+                   "ray_options": settings.ray_options, "budget": settings.budget, "ledger": RunLedger(), **extra,
+                   **kwargs}
         if options["seeds"] != "auto" and "budget" not in kwargs:
             options["budget"] = None  # a session-wide budget is for seeds="auto" audits; this one has fixed seeds
         compare_fail = options.pop("compare_fail", request.config.getoption("kernel_audit_compare_fail"))
@@ -181,50 +179,25 @@ def kernel_audit(request: pytest.FixtureRequest, kernel_audit_settings: AuditSet
             audited = run_audit(model, layer, levels, **options)
             session_line(request.config, len(tests) - index, position, time.time() - started, progress)
         except Exception as exc:  # reported as it ran (class, message, what trained), then raised as is
+            ledger = options["ledger"]
             run["error"] = error_record(request.node.nodeid, options["name"], options, exc,
-                                        getattr(exc, COUNTS_ATTR, None))
+                                        ledger.as_dict() if isinstance(ledger, RunLedger) else None)
             raise
         run["result"] = result = replace(audited, on_verdict=lambda v: run.update(verdict=v))
-        _gate(request, result, compare_fail, run)
+        run["baseline"], failure = session.gate({**result.to_dict(), "test": request.node.nodeid}, compare_fail)
+        if failure:
+            pytest.fail(failure, pytrace=False)
         return result
 
     yield audit
     for run in runs:
         if run["error"] is None and run["result"] is None:
             continue  # stopped while it ran (Ctrl-C, pytest.exit): the session summary marks it interrupted
-        # Recorded at teardown with the verdict assert_below reached; "kernel_audit_verdict" tells a JUnit reader
-        # an audit that raised ("error: ...") from one that found bias ("fail").
+        # Recorded at teardown, with the verdict assert_below reached.
         record = run["error"] or {**run["result"].to_dict(run["verdict"]), "test": request.node.nodeid,
                                   "baseline": run["baseline"]}
         request.node.stash.setdefault(_RECORDS, []).append(json.dumps(record))
-        error = record.get("error") or {}
-        request.node.user_properties.append(("kernel_audit_verdict", xml_safe(
-            f"error: {error.get('class')}: {error.get('message')}" if run["error"] else record["verdict"])))
-        for row in [] if run["error"] else record["effects"]:
-            # Flat properties, so JUnit XML readers see the numbers without parsing JSON.
-            key = xml_safe(f"kernel_audit[{row['contrast']} | {row['perturbation']}]")
-            request.node.user_properties.append(
-                (key, f"effect={row['effect']:+.4f} ci=[{row['ci_low']:+.4f}, {row['ci_high']:+.4f}] "
-                      f"p={row['p_value']:.4g} p_adj={row['p_adjusted']:.4g} verdict={row['verdict']}"))
-
-
-def _gate(request: pytest.FixtureRequest, result, compare_fail: float | None, run: dict) -> None:
-    """Compare one audit with the baseline: record the rows, fail a regression. A test the baseline has not
-    seen is new (reported, not failed); a known one whose effects all changed fails (docs/ci.md)."""
-    baseline = _baseline(request.config)
-    if baseline is None:
-        return
-    record = {**result.to_dict(), "test": request.node.nodeid}
-    rows, missing, new = compare(record, baseline), unmatched(record, baseline), not in_baseline(record, baseline)
-    run["baseline"] = {"path": baseline["path"], "rows": rows, "compare_fail": compare_fail, "unmatched": missing,
-                       "new": new}
-    if compare_fail is not None and not rows and not new:
-        pytest.fail(f"--kernel-audit-compare-fail {compare_fail:g}: nothing of this audit matches baseline "
-                    f"{baseline['path']}, so nothing was compared: {' '.join(missing)}; after review, "
-                    "--kernel-audit-save NAME --kernel-audit-save-merge records it", pytrace=False)
-    message = regression_message(rows, compare_fail, baseline["path"])
-    if message:
-        pytest.fail(message, pytrace=False)
+        request.node.user_properties.extend(junit_properties(record))
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -241,17 +214,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 _RECORDS = pytest.StashKey[list]()
 _AUDIT_TESTS = pytest.StashKey[list]()
 _CACHE = pytest.StashKey[object]()  # the session's VariantCache
-_BASELINE = pytest.StashKey[object]()
-
-
-def _baseline(config: pytest.Config):
-    """The baseline to compare with (loaded once), or None when not comparing or unusable."""
-    name = config.getoption("kernel_audit_compare")
-    if name is None:
-        return None
-    if _BASELINE not in config.stash:
-        config.stash[_BASELINE] = load_baseline(config.rootpath, name or None)
-    return config.stash[_BASELINE]
+_SESSION = pytest.StashKey[AuditSession]()
 
 
 def _variant_cache(config: pytest.Config, settings: AuditSettings):
@@ -266,15 +229,13 @@ def _variant_cache(config: pytest.Config, settings: AuditSettings):
 
 
 class AuditRecorder:
-    """Collects audit records from test reports (which also cross pytest-xdist) for the summary."""
+    """pytest's hooks, handed to the session's AuditSession (reporting/_audit_session.py)."""
 
     def __init__(self, config: pytest.Config):
         self.config = config
-        self.audits: dict[tuple[str, str], dict] = {}
-        self.outcomes: dict[str, str] = {}  # marked test id -> pytest outcome
-        self.reasons: dict[str, str] = {}  # marked test id -> why it skipped or failed, in one line
-        self.progress = SessionProgress()
-        self.notes = Notes()  # what happened to the reports and the baseline, for the terminal
+        self.session = config.stash[_SESSION] = AuditSession(
+            config.rootpath, config.getoption("kernel_audit_compare"), config.getoption("kernel_audit_save"),
+            config.getoption("kernel_audit_save_merge"))
         self.relay: ProgressRelay | None = None  # made when xdist starts its first worker
         self.detach = attach(progress_for(config, ""))  # the data loaders' decoding progress
 
@@ -290,75 +251,52 @@ class AuditRecorder:
             self.relay.close()
 
     def pytest_runtest_logstart(self, nodeid: str) -> None:
-        self.progress.start(nodeid)
+        self.session.progress.start(nodeid)
 
     def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo) -> None:
         # Ctrl-C, pytest.exit, or collection errors (pytest stops with its Interrupted exception).
-        self.progress.interrupt(str(excinfo.value) or excinfo.typename)
+        self.session.progress.interrupt(str(excinfo.value) or excinfo.typename)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "teardown":
-            self.progress.finish(report.nodeid)
+            self.session.progress.finish(report.nodeid)
         if MARKER in report.keywords and (report.when == "call" or not report.passed):
-            self._outcome(report)
+            self.session.outcome(report.nodeid, _outcome(report), report_reason(report), report.when == "call")
         for value in getattr(report, RECORDS_ATTR, ()):
-            record = json.loads(value)
-            self.audits[(record["test"], record["name"])] = record
-
-    def _outcome(self, report: pytest.TestReport) -> None:
-        """The test's pytest outcome: the call's, or a setup that failed or skipped (then there is no call)."""
-        if hasattr(report, "wasxfail"):
-            outcome = "xfailed" if report.skipped else "xpassed"
-        elif report.when == "call":
-            outcome = report.outcome
-        else:
-            outcome = "skipped" if report.skipped else "error"
-        if report.nodeid not in self.outcomes or report.when == "call":
-            self.outcomes[report.nodeid] = outcome
-            self.reasons[report.nodeid] = report_reason(report)
-
-    def records(self) -> list[dict]:
-        """Every audit test's records, by test id: audits as they ran, and marked tests whose audit did not."""
-        found = [{**r, "test_outcome": self.outcomes.get(r["test"], "unknown")} for r in self.audits.values()]
-        tested = {r["test"] for r in found}
-        found += [not_run_record(test, outcome, self.reasons.get(test, ""))
-                  for test, outcome in self.outcomes.items() if test not in tested]
-        if not any(ran(r) for r in found):
-            return []  # no audit ran (e.g. --kernel-audit off): nothing to report
-        return sorted(found, key=lambda r: (r["test"], r["name"]))  # one order, serial or under xdist
+            self.session.add(value)
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
-        records = self.records()
-        lines = summary_lines(records)
+        lines = self.session.summary()
         if lines:
             terminalreporter.write_sep("=", "kernel audit summary")
             for line in lines:
                 terminalreporter.write_line(line)
-            baseline = _baseline(self.config) if self.config.getoption("kernel_audit_compare") is not None else None
-            tail = session_tail(records, baseline_tests(baseline) if baseline else None)
-            for line in tail:  # long paths and test ids wrap at their separators, as in the table above
-                for part in wrap_id(line):
-                    terminalreporter.write_line(part)
-        if self.notes and not lines:
+        notes = self.session.notes
+        if notes and not lines:
             terminalreporter.write_sep("=", "kernel audit")
-        for note in self.notes:
+        for note in notes:
             terminalreporter.write_line(f"kernel-audit: {note}", yellow=True, bold=True)
-        for line in self.notes.done:
+        for line in notes.done:
             terminalreporter.write_line(f"kernel-audit: {line}")
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        # Runs before pytest's terminal summary, which then shows self.notes.
+        # Runs before pytest's terminal summary, which then shows the session's notes.
         if hasattr(self.config, "workerinput"):
             return  # xdist workers report to the controller, which writes one merged report
         if self.relay is not None:
             self.relay.close()  # the workers are done: their last lines go before the summary
             self.relay = None
         stopped = session.shouldfail or session.shouldstop
-        reason = self.progress.incomplete_reason(exitstatus == pytest.ExitCode.INTERRUPTED,
-                                                 stopped if isinstance(stopped, str) else "",
-                                                 getattr(session, "testscollected", 0))
-        self.notes = write_outputs(self.records(), self.config.stash[_SETTINGS].as_dict(), reason,
-                                   self.config.getoption("kernel_audit_save"), self.config.rootpath,
-                                   merge=self.config.getoption("kernel_audit_save_merge"))
-        if self.notes.as_errors and session.exitstatus == pytest.ExitCode.OK:
+        notes = self.session.finish(self.config.stash[_SETTINGS].as_dict(), exitstatus == pytest.ExitCode.INTERRUPTED,
+                                    stopped if isinstance(stopped, str) else "", getattr(session, "testscollected", 0))
+        if notes.as_errors and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED  # -W error::ReportWarning: fail, without a traceback
+
+
+def _outcome(report: pytest.TestReport) -> str:
+    """A marked test's pytest outcome: the call's, or a setup that failed or skipped (then there is no call)."""
+    if hasattr(report, "wasxfail"):
+        return "xfailed" if report.skipped else "xpassed"
+    if report.when == "call":
+        return report.outcome
+    return "skipped" if report.skipped else "error"

@@ -17,7 +17,7 @@ from torch import nn
 from .data._subgroups import SubgroupDataset
 from .data._synthfaces import synthfaces
 from .evaluation._loaders import SubgroupLoaders
-from .execution._base import Executor, choose_executor
+from .execution._base import Executor, choose_executor, trains_remotely
 from .execution._estimate import StepTimes
 from .execution._job import TrainingJob
 from .execution._recipe import choose_config, probe_lr
@@ -73,8 +73,8 @@ def prepare(spec: AuditSpec, store: object = None) -> PreparedAudit:
     spec, intervention, train_data, test_data = resolve(spec)
     spec, source, probe = _with_recipe(spec, intervention, train_data, store)
     recipe = spec.recipe
-    # On Ray the models train on the nodes' devices; this machine checks them on what it has.
-    here = "cpu" if spec.execution.executor == "ray" else recipe.device
+    # Where the models train on other machines (Ray), on their devices, this machine checks them on its CPU.
+    here = "cpu" if trains_remotely(spec.execution.executor) else recipe.device
     check_model(intervention, train_data, test_data, here, recipe.train_config.batch_size)
     check_factory(intervention, recipe.paired, copies_module=isinstance(spec.target.model, nn.Module))
     check_perturbations(spec.data.perturbations, test_data)
@@ -93,7 +93,7 @@ def prepare(spec: AuditSpec, store: object = None) -> PreparedAudit:
 def resolve(spec: AuditSpec) -> tuple[AuditSpec, KernelIntervention, SubgroupDataset, SubgroupDataset]:
     """The device and data checked, the model probed and its layers resolved; a layer map's spec gets its arms."""
     target, recipe = spec.target, spec.recipe
-    if spec.execution.executor != "ray":  # a Ray task checks its own node's device; the driver needs no GPU
+    if not trains_remotely(spec.execution.executor):  # a remote task checks its own node's device
         check_device(recipe.device)
     train_data, test_data = check_data(spec, *_datasets(spec))
     num_classes = class_count(train_data, test_data)

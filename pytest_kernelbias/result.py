@@ -173,7 +173,11 @@ class AuditResult:
         t = self.threshold if threshold is None else check_threshold(threshold)
         r = check_rule(rule or self.rule)
         s = self.strict if strict is None else bool(strict)
-        return Verdict(t, r, {k: e.verdict(t, r, self.warn_tier) for k, e in self.all_effects.items()}, s)
+        # Judged once per (threshold, rule): the summary, the reports and assert_below all ask again.
+        judged = self.__dict__.setdefault("_judged", {})
+        if (t, r) not in judged:
+            judged[(t, r)] = {k: e.verdict(t, r, self.warn_tier) for k, e in self.all_effects.items()}
+        return Verdict(t, r, dict(judged[(t, r)]), s)
 
     @property
     def verdict(self) -> str:

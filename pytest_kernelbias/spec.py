@@ -30,9 +30,10 @@ from .data._synthfaces import CONFIGS, SynthFacesConfig
 from .errors import AuditConfigError
 from .evaluation._loaders import as_perturbations
 from .evaluation._metrics import METRICS
-from .execution._base import executor_names
+from .execution._base import check_recipe, executor_names
 from .execution._budget import parse_budget
-from .execution._ray_options import RayOptions, ray_options, task_device
+from .execution._ledger import RunLedger
+from .execution._ray_options import RayOptions, audit_device, ray_options
 from .execution._threads import default_workers
 from .intervention._levels import as_intervention
 from .intervention._select import Each, Select
@@ -294,6 +295,7 @@ class ExecutionSpec:
     cache: str | os.PathLike | object | None = None
     retrain: bool = _defaults.RETRAIN
     progress: Progress | None = _stderr
+    ledger: RunLedger | None = None  # filled with what the audit trained, for the report of one that raises
 
     def __post_init__(self) -> None:
         if self.executor not in executor_names():
@@ -309,6 +311,8 @@ class ExecutionSpec:
                                    f"{self.ray_address!r}")
         if not isinstance(self.retrain, bool):
             raise AuditConfigError(f"retrain must be True or False, got {self.retrain!r}")
+        if self.ledger is not None and not isinstance(self.ledger, RunLedger):
+            raise AuditConfigError(f"ledger must be an execution.RunLedger or None; got {self.ledger!r}")
         if self.progress is not None and not callable(self.progress):
             raise AuditConfigError(f"progress must be a function of one message string, or None; got "
                                    f"{self.progress!r}")
@@ -369,9 +373,7 @@ class AuditSpec:
         # seeds="auto" is checked at its last look, at that look's level.
         level = look_confidences(self.recipe.decision_design, inference.confidence, self.family)[-1]
         check_can_decide(inference.rule, inference.interval, self.recipe.most_seeds, self.family, level)
-        if self.execution.executor == "seed-batched" and self.recipe.trainer is not None:
-            raise AuditConfigError("executor 'seed-batched' trains with the default trainer only; drop trainer= "
-                                   "or use executor='local'")
+        check_recipe(self.execution.executor, self.recipe.trainer)
 
     @classmethod
     def from_kwargs(cls, model: object, layer: object, levels: Sequence, **kwargs: Any) -> "AuditSpec":
@@ -382,9 +384,10 @@ class AuditSpec:
             part, name = _KEYWORDS[key]
             parts.setdefault(part, {})[name] = value
         execution = parts.get("execution", {})
-        if execution.get("executor") == "ray":  # the tasks' GPUs, not this machine's, decide device="auto"
+        if "executor" in execution:  # remote tasks' GPUs, not this machine's, decide device="auto" there
             recipe = parts.setdefault("recipe", {})
-            recipe["device"] = task_device(execution.get("ray_options"), recipe.get("device", "auto"))
+            recipe["device"] = audit_device(execution["executor"], execution.get("ray_options"),
+                                            recipe.get("device", "auto"))
         if parts.get("data", {}).get("perturbations", 0) is None:
             del parts["data"]["perturbations"]  # perturbation=None means the default LowPass(0.4)
         built = {"target": TargetSpec(model, layer, levels, **parts.get("target", {}))}

@@ -94,3 +94,16 @@ def test_no_part_of_the_package_imports_a_part_that_imports_it_back():
     graph = import_graph()
     assert {"spec", "plan", "execution", "evaluation", "analysis", "data"} <= set(graph)  # the walk saw the parts
     assert find_cycle(graph) == []
+
+
+def test_only_the_execution_part_tells_one_executor_from_another():
+    # The executors own their differences (where checks run, what keys hold, what is checked after a run):
+    # no module outside execution/ names one, so adding an executor changes execution/ alone.
+    named = []
+    for path in ROOT.rglob("*.py"):
+        if path.parent.name == "execution":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and node.value in ("ray", "pool", "serial", "seed-batched"):
+                named.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.value!r}")
+    assert named == []

@@ -105,7 +105,7 @@ def test_report_header_shows_active_settings(pytester):
 def test_header_names_the_ray_cluster_when_audits_train_there(pytester):
     pytester.makepyfile(SETTINGS_TEST)
     result = pytester.runpytest("--kernel-audit-executor", "ray", "--kernel-audit-ray-address", "10.0.0.5:6379")
-    result.stdout.fnmatch_lines(["kernel-audit defaults *executor=ray (10.0.0.5:6379)*"])
+    result.stdout.fnmatch_lines(["kernel-audit defaults *executor=ray, ray_address=10.0.0.5:6379*"])
 
 
 @pytest.mark.slow

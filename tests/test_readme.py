@@ -2,9 +2,11 @@
 
 import re
 import subprocess
+from dataclasses import fields
 from pathlib import Path
 
-from pytest_kernelbias._options import OPTIONS, flag
+from pytest_kernelbias._options import OPTIONS, AuditSettings, flag, reference_table
+from pytest_kernelbias.spec import ExecutionSpec, InferenceSpec, RecipeSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
@@ -35,6 +37,17 @@ def test_ci_constraints_pin_the_local_torch_build():
     assert "torch==2.14.1" in pins and "torchvision==0.29.1" in pins
 
 
-def test_options_table_lists_every_option_and_its_ini_name():
+def test_the_options_table_is_the_one_the_declarations_make():
+    block = REFERENCE.split("<!-- options:begin (generated: python -m pytest_kernelbias._options) -->\n")[1]
+    assert block.split("<!-- options:end -->")[0] == reference_table(), (
+        "docs/reference.md's options table is stale: replace it with `python -m pytest_kernelbias._options`")
     for name in OPTIONS:
         assert f"`--kernel-audit-{flag(name)}" in REFERENCE and f"`kernel_audit_{name}`" in REFERENCE
+
+
+def test_the_settings_are_the_declared_options_with_their_defaults():
+    assert [f.name for f in fields(AuditSettings)] == list(OPTIONS)
+    assert AuditSettings() == AuditSettings(**{name: o.default for name, o in OPTIONS.items()})
+    # The spec dataclasses, which run_audit uses, start from the same defaults.
+    assert (RecipeSpec().seeds, InferenceSpec().threshold, InferenceSpec().rule, ExecutionSpec().executor) == \
+        tuple(OPTIONS[n].default for n in ("seeds", "threshold", "rule", "executor"))

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..errors import AuditConfigError
 from . import _threads
 
 if TYPE_CHECKING:
@@ -33,6 +34,14 @@ EXECUTORS: dict[str, str] = {
     "ray": "._ray:RayExecutor",
 }
 LOCAL = "local"  # serial, seed-batched or pool, chosen from the recipe and worker count
+REMOTE = frozenset({"ray"})  # executors whose models train on other machines, with their own devices
+
+
+def trains_remotely(executor: str) -> bool:
+    """Whether the executor named `executor` trains on other machines (Ray): then this process checks the
+    models on its CPU and needs no GPU, the weights keys hold the numeric switches every task sets (each task
+    records its own machine), and `after_run` checks that the machines agreed."""
+    return executor in REMOTE
 
 
 class VariantStore(Protocol):
@@ -91,6 +100,18 @@ class Executor(Protocol):
         """Train the variants that `store` lacks (all of them when `retrain`), and measure them with `evaluation`
         where the executor can; say which."""
         ...
+
+    def after_run(self, variants: Sequence["Variant"], store: VariantStore, execution: "ExecutionSpec"
+                  ) -> dict | None:
+        """What the report must know of where the variants trained, checked (None when they trained here)."""
+        ...
+
+
+def check_recipe(executor: str, trainer: object) -> None:
+    """Refuse, before anything trains, a recipe the executor named `executor` cannot train."""
+    if executor == "seed-batched" and trainer is not None:
+        raise AuditConfigError("executor 'seed-batched' trains with the default trainer only; drop trainer= "
+                               "or use executor='local'")
 
 
 def executor_names() -> tuple[str, ...]:

@@ -205,6 +205,9 @@ class PoolExecutor:
     def from_spec(cls, execution, recipe) -> "PoolExecutor":
         return cls(execution.workers, fallback=execution.executor == "local")
 
+    def after_run(self, variants, store, execution) -> None:
+        return None  # trained in this process or its workers, on this machine
+
     def store_for(self, store):
         """Workers meet in a folder: an audit without a cache gets a temporary one, removed when it ends."""
         from ._store import VariantCache

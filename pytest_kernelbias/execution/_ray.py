@@ -269,6 +269,12 @@ class RayExecutor:
     def from_spec(cls, execution, recipe) -> "RayExecutor":
         return cls(execution.ray_address, execution.ray_options)
 
+    def after_run(self, variants, store, execution) -> dict:
+        """Which node trained which seed was Ray's choice: the numeric environments they recorded must compare."""
+        from ._environments import check_environments
+
+        return check_environments(variants, store, execution.ray_options.allow_mixed_environments)
+
     def store_for(self, store):
         """Evaluations come back with the weights: an audit without a cache keeps them in a temporary folder."""
         from ._store import VariantCache

@@ -154,6 +154,21 @@ class RayOptions:
         return out
 
 
+def report_options(execution) -> dict | None:
+    """The per-task settings a report states: a Ray audit's, none for an executor on this machine."""
+    from ._base import trains_remotely
+
+    return execution.ray_options.as_dict() if trains_remotely(execution.executor) else None
+
+
+def audit_device(executor: object, options: object, device: str) -> str:
+    """The device `device="auto"` means for an audit on `executor`: the tasks' (task_device) where they train
+    remotely, else this machine's."""
+    from ._base import trains_remotely
+
+    return task_device(options, device) if isinstance(executor, str) and trains_remotely(executor) else device
+
+
 def task_device(options: object, device: str) -> str:
     """The device of a Ray audit: "auto" is cuda when the tasks ask for GPUs (decided where the models train,
     so the driver needs none), else what "auto" means here."""

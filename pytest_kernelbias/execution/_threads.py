@@ -62,6 +62,17 @@ def apply_determinism(flags: dict[str, bool]) -> None:
     torch.backends.cudnn.benchmark = flags["cudnn_benchmark"]
 
 
+def key_environment(executor: str, device: str) -> dict[str, object]:
+    """The numeric environment in the weights key: this machine's, or, where the models train on other
+    machines (Ray), the switches every task sets, since which node trains a seed is Ray's choice; each task
+    measures its node and the entry records it."""
+    from ._base import trains_remotely
+
+    if not trains_remotely(executor):
+        return numeric_environment(device)
+    return {"threads": AUDIT_THREADS, **determinism(), "measured": "by each Ray task on its node, in the entry"}
+
+
 def numeric_environment(device: str) -> dict[str, object]:
     """What changes trained weights beyond the recipe and cannot be chosen per audit: in every weights key
     of a local run, and measured by each Ray task on its own node (the entry records it)."""
