@@ -12,7 +12,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
@@ -259,10 +259,14 @@ def test_changed_perturbations_change_only_evaluation_keys():
     assert weights == BASE[0] and not set(evals) & set(BASE[1])
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=30, deadline=None, derandomize=True)
 @given(a=st.floats(0.1, 1.0), b=st.floats(0.1, 1.0))
+@example(a=0.1, b=0.10000000000000002)
+@example(a=0.1, b=float(np.nextafter(np.float32(0.1), np.float32(1))))  # the next float32 up
 def test_perturbations_share_a_key_exactly_when_they_compute_alike(a, b):
-    assert (fp(Private(a)) == fp(Private(b))) == (a == b)
+    # The images are float32, so the factor acts as its float32 value: 0.1 and 0.10000000000000002 compute alike
+    # (hypothesis found that pair) and rightly share a key; factors that differ in float32 never do.
+    assert (fp(Private(a)) == fp(Private(b))) == (np.float32(a) == np.float32(b))
 
 
 # ---------------------------------------------------------------- trainers
