@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from .test_interrupt import answer_ctrl_c
 from .test_reports_safety import CHEAP_AUDIT
 
 LONG_AUDIT = CHEAP_AUDIT.replace("epochs=1", "epochs=400").replace("def test_", "def test_long_")
@@ -25,7 +26,7 @@ def _interrupt(pytester, args: list[str], out) -> tuple[int, float]:
     """Start pytest, send it SIGINT (Ctrl-C) once a worker's audit has begun training; its exit code and seconds
     from the signal to its exit."""
     proc = subprocess.Popen([sys.executable, "-m", "pytest", "-n", "2", "-p", "no:randomly", *args],
-                            cwd=pytester.path, stdout=out, stderr=subprocess.STDOUT)
+                            cwd=pytester.path, stdout=out, stderr=subprocess.STDOUT, preexec_fn=answer_ctrl_c)
     deadline = time.monotonic() + 300
     while "setup: 4 models" not in (pytester.path / "ctrl-c.txt").read_text() and time.monotonic() < deadline:
         time.sleep(0.5)

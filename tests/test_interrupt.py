@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -44,6 +45,13 @@ SCRIPT = textwrap.dedent('''
 ''')
 
 
+def answer_ctrl_c() -> None:
+    """In a child before it runs: take SIGINT as a terminal does. A job started in the background by a shell
+    without job control (a CI step, `cmd &` in a script) inherits SIGINT ignored, and Python then keeps ignoring it,
+    so the Ctrl-C these tests send would never arrive."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -64,7 +72,7 @@ def test_ctrl_c_ends_the_pool_workers_and_the_cache_keeps_whole_entries(tmp_path
     cache = tmp_path / "cache"
     # 6 models of 6 epochs each: after the first one finishes, the rest would train on for many seconds.
     run = subprocess.run([sys.executable, str(script), str(cache), "3", "6"], capture_output=True, text=True,
-                         timeout=600, cwd=tmp_path)
+                         timeout=600, cwd=tmp_path, preexec_fn=answer_ctrl_c)
     assert run.returncode == 130 and "INTERRUPTED" in run.stdout, run.stdout + run.stderr
     pids = json.loads(next(line for line in run.stdout.splitlines() if line.startswith("PIDS "))[5:])
     assert len(pids) == 2
