@@ -89,8 +89,9 @@ def test_load():
 '''
 
 
-@pytest.mark.parametrize("args, prefix", [((), "[[]kernel-audit[]]"), (("-n", "2", "--kernel-audit"),
-                                                                          "[[]kernel-audit gw?[]]")])
+@pytest.mark.parametrize("args, prefix", [((), "[[]kernel-audit[]]"),
+                                          pytest.param(("-n", "2", "--kernel-audit"), "[[]kernel-audit gw?[]]",
+                                                       marks=pytest.mark.slow)])  # xdist's workers import torch
 def test_the_plugin_shows_decoding_progress_past_capture_and_from_xdist_workers(pytester, args, prefix):
     if args:
         pytest.importorskip("xdist")
