@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import replace
 
 import pytest
 
@@ -171,7 +170,7 @@ def kernel_audit(request: pytest.FixtureRequest, kernel_audit_settings: AuditSet
         if options["seeds"] != "auto" and "budget" not in kwargs:
             options["budget"] = None  # a session-wide budget is for seeds="auto" audits; this one has fixed seeds
         compare_fail = options.pop("compare_fail", request.config.getoption("kernel_audit_compare_fail"))
-        run = {"result": None, "verdict": None, "baseline": None, "error": None}
+        run = {"result": None, "baseline": None, "error": None}
         runs.append(run)
         started = time.time()
         progress(f"session: audit{position} started: {request.node.nodeid}")
@@ -183,7 +182,7 @@ def kernel_audit(request: pytest.FixtureRequest, kernel_audit_settings: AuditSet
             run["error"] = error_record(request.node.nodeid, options["name"], options, exc,
                                         ledger.as_dict() if isinstance(ledger, RunLedger) else None)
             raise
-        run["result"] = result = replace(audited, on_verdict=lambda v: run.update(verdict=v))
+        run["result"] = result = audited
         run["baseline"], failure = session.gate({**result.to_dict(), "test": request.node.nodeid}, compare_fail)
         if failure:
             pytest.fail(failure, pytrace=False)
@@ -194,7 +193,7 @@ def kernel_audit(request: pytest.FixtureRequest, kernel_audit_settings: AuditSet
         if run["error"] is None and run["result"] is None:
             continue  # stopped while it ran (Ctrl-C, pytest.exit): the session summary marks it interrupted
         # Recorded at teardown, with the verdict assert_below reached.
-        record = run["error"] or {**run["result"].to_dict(run["verdict"]), "test": request.node.nodeid,
+        record = run["error"] or {**run["result"].to_dict(run["result"].asserted), "test": request.node.nodeid,
                                   "baseline": run["baseline"]}
         request.node.stash.setdefault(_RECORDS, []).append(json.dumps(record))
         request.node.user_properties.extend(junit_properties(record))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 
@@ -127,8 +127,6 @@ class AuditResult:
     strict: bool = False  # a warn or undecided verdict fails assert_below too
     spec: Optional["AuditSpec"] = field(default=None, repr=False)  # what was asked: every setting, checked
     run: Optional[RunRecord] = None  # how it ran: counts, executor, time
-    # Told every verdict `assert_below` reaches (the pytest fixture records it for the reports).
-    on_verdict: Optional[Callable[[Verdict], None]] = field(default=None, repr=False, compare=False)
 
     @property
     def bias(self) -> str:
@@ -183,6 +181,10 @@ class AuditResult:
     def verdict(self) -> str:
         return self.judge().overall
 
+    @property
+    def asserted(self) -> Verdict | None:  # what the last assert_below reached (threshold, rule, strict), or None
+        return self.__dict__.get("_asserted")
+
     def assert_below(self, threshold: float | None = None, rule: str | None = None,
                      strict: bool | None = None) -> Verdict:
         """Return the `Verdict`, or raise `AuditFailure` (an AssertionError with the outcome table) when any
@@ -192,8 +194,7 @@ class AuditResult:
         verdict = self.judge(threshold, rule, strict)
         if verdict.rule in ("upper", "evidence"):
             self._warn_if_cannot_pass(verdict.threshold, verdict.rule)
-        if self.on_verdict is not None:
-            self.on_verdict(verdict)
+        self.__dict__["_asserted"] = verdict  # what the test asked, for its report (the plugin reads `asserted`)
         if self.sequential is not None and self.sequential["decision"] == "undecided" and not verdict.strict:
             warnings.warn(KernelAuditWarning(f"{self.name}: seeds=auto: {self.sequential['reason']}"), stacklevel=2)
         bad = {k: self.all_effects[k] for k, v in verdict.by_effect.items() if v == "fail"}
