@@ -22,6 +22,7 @@ from .execution._estimate import StepTimes
 from .execution._job import TrainingJob
 from .execution._recipe import choose_config, probe_lr
 from .execution._store import MemoryStore, VariantCache
+from .execution._threads import audit_threads
 from .intervention._intervene import KernelIntervention
 from .intervention._select import Each
 from .plan import KeyBases, key_bases
@@ -68,7 +69,15 @@ def as_store(cache: object):
 
 def prepare(spec: AuditSpec, store: object = None) -> PreparedAudit:
     """Every check that can run before training, then what every look shares; `store` defaults to the spec's
-    cache (a seeds="auto" audit without one passes the temporary cache its looks share)."""
+    cache (a seeds="auto" audit without one passes the temporary cache its looks share).
+
+    On the audit's one thread, as training is: the fingerprints in the keys and the lr probe's losses are sums
+    a thread count would round otherwise, so the keys and the recipe would depend on the caller's threads."""
+    with audit_threads():
+        return _prepare(spec, store)
+
+
+def _prepare(spec: AuditSpec, store: object) -> PreparedAudit:
     store = as_store(spec.execution.cache if store is None else store)
     spec, intervention, train_data, test_data = resolve(spec)
     spec, source, probe = _with_recipe(spec, intervention, train_data, store)

@@ -51,3 +51,27 @@ def test_a_prepared_audit_plans_any_seed_count_with_the_keys_a_fresh_preparation
         assert [v.key for v in plan.variants] == [v.key for v in make_plan(prepare(spec), n).variants]
     # A later look extends an earlier one: the first seeds keep their keys, so the store serves them.
     assert {v.key for v in plans[3].variants} < {v.key for v in plans[5].variants}
+
+
+def test_preparing_runs_on_the_audits_one_thread_and_restores_the_callers(monkeypatch):
+    import torch
+
+    from pytest_kernelbias import prepare as prepare_module
+    from pytest_kernelbias.execution._threads import AUDIT_THREADS
+
+    seen: list[int] = []
+    real = prepare_module.key_bases
+
+    def spy(*args, **kwargs):
+        seen.append(torch.get_num_threads())  # the fingerprints' forward passes round by the thread count
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(prepare_module, "key_bases", spy)
+    spec = AuditSpec.from_kwargs(counted_cnn, "0", [3, 5], seeds=2, **SETS)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        prepare(spec)
+        assert seen == [AUDIT_THREADS] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
