@@ -61,6 +61,7 @@ def test_the_lr_probe_pools_every_level_so_the_reference_does_not_choose_the_rec
     import numpy as np
 
     from pytest_kernelbias import KernelIntervention
+    from pytest_kernelbias.execution._threads import audit_threads
     from pytest_kernelbias.training._lr_probe import lr_probe
 
     config = TrainConfig(epochs=1, batch_size=32)
@@ -70,8 +71,10 @@ def test_the_lr_probe_pools_every_level_so_the_reference_does_not_choose_the_rec
     assert probe["pooled_over"] == ["kernel_size=3", "kernel_size=5"]
     assert swapped.lr_probe["lr"] == probe["lr"]
     assert {v.key for v in plan_swapped.variants} == {v.key for v in plan.variants}  # the same models
-    # Computed another way: each level's own probe, the losses averaged.
+    # Computed another way: each level's own probe, the losses averaged, on the audit's one thread as the audit
+    # probes (a thread count changes how the losses' sums round).
     intervention = KernelIntervention(batch_norm_cnn, "0", [3, 5])
-    own = [lr_probe(lambda k=k: intervention.build(k, 0), SETS["data"], config, seed=0).losses for k in (3, 5)]
+    with audit_threads():
+        own = [lr_probe(lambda k=k: intervention.build(k, 0), SETS["data"], config, seed=0).losses for k in (3, 5)]
     assert probe["losses"] == list(np.mean(own, axis=0))
     assert probe["losses_by_level"] == {"kernel_size=3": list(own[0]), "kernel_size=5": list(own[1])}
