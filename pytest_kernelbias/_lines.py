@@ -8,7 +8,7 @@ from typing import Callable
 
 import pytest
 
-from .reporting._relay import worker_writer
+from .reporting import worker_writer
 
 RELAY_KEY = "kernel_audit_relay"  # in an xdist worker's workerinput: the folder its progress lines go to
 _AUDIT_TIMES = pytest.StashKey[list]()

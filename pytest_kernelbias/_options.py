@@ -11,10 +11,9 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any, Callable, Literal, Mapping
 
 from . import _defaults
-from .analysis._checks import check_rule, check_seeds, check_threshold
+from .analysis import check_rule, check_seeds, check_threshold
 from .errors import AuditConfigError
-from .reporting._baseline import check_name
-from .reporting._markdown import GITHUB_SUMMARY
+from .reporting import GITHUB_SUMMARY, check_name
 
 
 def _parse_seeds(raw: object) -> int | str:
@@ -191,7 +190,7 @@ class AuditSettings:
     def checked(self) -> "AuditSettings":
         """These settings, once the checks that need the audit's own modules (torch) pass: the plugin calls it
         when audits are on and before an audit fixture is used."""
-        from .execution._budget import parse_budget
+        from .execution import parse_budget
         from .spec import ExecutionSpec, resolve_device
 
         parse_budget(self.budget)

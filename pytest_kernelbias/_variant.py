@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from .intervention._levels import Level, level_label
+from .intervention import Level, level_label
 
 Role = Literal["audit", "aa"]
 

@@ -10,21 +10,24 @@ import time
 from dataclasses import replace
 from typing import Any, Mapping, Sequence
 
-from .analysis._analyze import Analysis, analyze
-from .analysis._decision import SequentialPath
-from .analysis._futility import chance_text
-from .analysis._sequential import SequentialDesign
+from .analysis import Analysis, SequentialDesign, SequentialPath, analyze, chance_text
 from .errors import AuditConfigError
-from .evaluation._evaluate import EvaluationJob, evaluate_plan, example_images
-from .evaluation._loaders import SubgroupLoaders
-from .execution._base import pending
-from .execution._budget import fit_max_seeds, minutes, parse_budget, read_estimate, write_estimate
-from .execution._job import TrainingJob
-from .execution._ray_options import report_options
-from .execution._store import VariantCache, variant_key
-from .execution._threads import AUDIT_THREADS, audit_threads
-from .intervention._levels import level_label
-from .intervention._select import Each
+from .evaluation import EvaluationJob, SubgroupLoaders, evaluate_plan, example_images
+from .execution import (
+    AUDIT_THREADS,
+    TrainingJob,
+    VariantCache,
+    audit_threads,
+    fit_max_seeds,
+    minutes,
+    parse_budget,
+    pending,
+    read_estimate,
+    report_options,
+    variant_key,
+    write_estimate,
+)
+from .intervention import Each, level_label
 from .plan import Plan, make_plan
 from .prepare import PreparedAudit, default_data, prepare
 from .result import AuditResult, RunRecord

@@ -18,15 +18,11 @@ from typing import TYPE_CHECKING, Mapping
 import torch
 
 from ._variant import Plan, Role, Variant
-from .data._subgroups import SubgroupDataset
-from .evaluation._mechanism import SPECTRAL_IMAGES, SPECTRAL_METHOD, spectral_layers
-from .evaluation._predict import eval_batch
-from .execution._store import variant_key
-from .execution._threads import key_environment
+from .data import SubgroupDataset
+from .evaluation import SPECTRAL_IMAGES, SPECTRAL_METHOD, eval_batch, spectral_layers
+from .execution import key_environment, variant_key
 from .fingerprints import perturbation_fingerprint, perturbation_probe, trainer_fingerprint
-from .intervention._intervene import KernelIntervention
-from .intervention._levels import Level, layer_seed, level_label
-from .intervention._select import Each
+from .intervention import Each, KernelIntervention, Level, layer_seed, level_label
 from .spec import AuditSpec
 
 if TYPE_CHECKING:  # read, never built, here: prepare.py imports this module for the key bases

@@ -24,10 +24,7 @@ from ._options import (
     ini_type,
 )
 from .errors import AuditConfigError
-from .reporting._audit_session import AuditSession
-from .reporting._junit import junit_properties
-from .reporting._records import error_record, report_reason
-from .reporting._relay import ProgressRelay, attach
+from .reporting import AuditSession, ProgressRelay, attach, error_record, junit_properties, report_reason
 
 MARKER = "kernel_audit"
 RECORDS_ATTR = "kernel_audit_records"  # on the teardown report; xdist carries report attributes to the controller

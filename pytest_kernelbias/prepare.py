@@ -14,17 +14,21 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
-from .data._subgroups import SubgroupDataset
-from .data._synthfaces import synthfaces
-from .evaluation._loaders import SubgroupLoaders
-from .execution._base import Executor, choose_executor, trains_remotely
-from .execution._estimate import StepTimes
-from .execution._job import TrainingJob
-from .execution._recipe import choose_config, probe_lr
-from .execution._store import MemoryStore, VariantCache
-from .execution._threads import audit_threads
-from .intervention._intervene import KernelIntervention
-from .intervention._select import Each
+from .data import SubgroupDataset, synthfaces
+from .evaluation import SubgroupLoaders
+from .execution import (
+    Executor,
+    MemoryStore,
+    StepTimes,
+    TrainingJob,
+    VariantCache,
+    audit_threads,
+    choose_config,
+    choose_executor,
+    probe_lr,
+    trains_remotely,
+)
+from .intervention import Each, KernelIntervention
 from .plan import KeyBases, key_bases
 from .spec import AuditSpec
 from .validate import check_data, check_device, check_factory, check_model, check_perturbations, class_count

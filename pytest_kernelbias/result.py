@@ -8,25 +8,28 @@ from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 
-from .analysis._advice import FollowUp, open_note
-from .analysis._checks import VERDICT_RANK
-from .analysis._decision import SequentialPath
-from .analysis._design import narrowest_half_width, seeds_to_pass_upper
-from .analysis._effects import (
+from .analysis import (
     RULE_MEANING,
+    VERDICT_RANK,
     Effect,
-    KernelAuditWarning,
+    Estimand,
+    FollowUp,
+    Outcomes,
+    SequentialPath,
+    broken,
     check_rule,
     check_threshold,
+    hierarchical_bootstrap,
+    is_layer_map,
+    layer_map_rows,
     level_text,
+    narrowest_half_width,
+    open_note,
+    partial_learning,
+    seeds_to_pass_upper,
 )
-from .analysis._estimand import Estimand
-from .analysis._estimators import hierarchical_bootstrap
-from .analysis._layer_map import broken, is_layer_map, layer_map_rows
-from .analysis._learning import partial_learning
-from .analysis._outcomes import Outcomes
-from .errors import AuditConfigError, AuditFailure
-from .intervention._levels import level_label
+from .errors import AuditConfigError, AuditFailure, KernelAuditWarning
+from .intervention import level_label
 
 if TYPE_CHECKING:
     from .spec import AuditSpec

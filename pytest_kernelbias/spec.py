@@ -19,27 +19,35 @@ import torch
 from torch import nn
 
 from . import _defaults
-from .analysis._design import check_can_decide
-from .analysis._effects import METHODS, check_confidence, check_rule, check_seeds, check_threshold
-from .analysis._estimand import Estimand
-from .analysis._futility import DEFAULT_FUTILITY
-from .analysis._multiplicity import CORRECTIONS
-from .analysis._sequential import SequentialDesign, look_confidences
-from .data._subgroups import SubgroupDataset
-from .data._synthfaces import CONFIGS, SynthFacesConfig
+from .analysis import (
+    CORRECTIONS,
+    DEFAULT_FUTILITY,
+    METHODS,
+    Estimand,
+    SequentialDesign,
+    check_can_decide,
+    check_confidence,
+    check_rule,
+    check_seeds,
+    check_threshold,
+    look_confidences,
+)
+from .data import CONFIGS, SubgroupDataset, SynthFacesConfig
 from .errors import AuditConfigError
-from .evaluation._loaders import as_perturbations
-from .evaluation._metrics import METRICS
-from .execution._base import check_recipe, executor_names
-from .execution._budget import parse_budget
-from .execution._ledger import RunLedger
-from .execution._ray_options import RayOptions, audit_device, ray_options
-from .execution._threads import default_workers
-from .intervention._levels import as_intervention
-from .intervention._select import Each, Select
-from .intervention._surgery import check_init
+from .evaluation import METRICS, as_perturbations
+from .execution import (
+    RayOptions,
+    RunLedger,
+    audit_device,
+    check_recipe,
+    default_workers,
+    executor_names,
+    parse_budget,
+    ray_options,
+)
+from .intervention import Each, Select, as_intervention, check_init
 from .perturbations import LowPass, Perturbation
-from .training._trainer import Progress, TrainConfig
+from .training import Progress, TrainConfig
 
 Trainer = Callable[[nn.Module, SubgroupDataset, int], nn.Module]
 Placebo = Literal["shuffle", "aa"]

@@ -107,3 +107,52 @@ def test_only_the_execution_part_tells_one_executor_from_another():
             if isinstance(node, ast.Constant) and node.value in ("ray", "pool", "serial", "seed-batched"):
                 named.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.value!r}")
     assert named == []
+
+
+def private_reaches(root: Path = ROOT) -> list[str]:
+    """Every import of another part's private module (`from ..analysis._effects import ...` outside analysis/)."""
+    found = []
+    for path in root.rglob("*.py"):
+        parts = list(path.relative_to(root.parent).with_suffix("").parts)
+        if parts == ["pytest_kernelbias", "__init__"]:
+            continue
+        for node in _runtime_imports(ast.parse(path.read_text())) + _annotation_imports(path):
+            target = parts[:len(parts) - node.level] + (node.module or "").split(".")
+            if len(target) > 2 and target[1] != parts[1] and target[2].startswith("_"):
+                found.append(f"{path.relative_to(root).as_posix()}:{node.lineno} {'.'.join(target[1:])}")
+    return found
+
+
+def _annotation_imports(path: Path) -> list[ast.ImportFrom]:
+    # A part's API serves type checkers too: imports under TYPE_CHECKING count.
+    return [node for top in ast.walk(ast.parse(path.read_text()))
+            if isinstance(top, ast.If) and "TYPE_CHECKING" in ast.unparse(top.test)
+            for node in ast.walk(top) if isinstance(node, ast.ImportFrom) and node.level]
+
+
+def test_no_part_imports_another_parts_private_module():
+    # Each part's __init__ is its API (loaded on first use, _lazy.py): what another part needs is named there.
+    assert private_reaches() == []
+
+
+def test_the_private_import_check_sees_one(tmp_path):
+    package = tmp_path / "pytest_kernelbias"
+    for folder in ("analysis", "training"):
+        (package / folder).mkdir(parents=True)
+    (package / "training" / "_trainer.py").write_text(
+        "from ..analysis import paired_effect\nfrom ..analysis._effects import paired_effect\n"
+        "from ._seed_batched import train_seeds\n")
+    (package / "training" / "_seed_batched.py").write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from ..analysis._effects import Effect\n")
+    assert sorted(private_reaches(package)) == ["training/_seed_batched.py:3 analysis._effects",
+                                                "training/_trainer.py:2 analysis._effects"]
+
+
+def test_every_name_a_part_offers_loads_from_its_home():
+    import importlib
+
+    for part in ("analysis", "data", "evaluation", "execution", "fingerprints", "intervention", "reporting",
+                 "training", "validate"):
+        module = importlib.import_module(f"pytest_kernelbias.{part}")
+        for name in module.__all__:
+            assert getattr(module, name) is not None, f"{part}.{name}"

@@ -11,9 +11,8 @@ import numpy as np
 import torch
 
 from ..errors import InterventionWarning
-from ..evaluation._evaluate import Evaluation, Evaluations
-from ..evaluation._metrics import check_defined, group_metric
-from ..intervention._levels import HYPERPARAMETERS, as_intervention, level_label
+from ..evaluation import Evaluation, Evaluations, check_defined, group_metric
+from ..intervention import HYPERPARAMETERS, as_intervention, level_label
 from ._decision import SequentialPath, run_sequential
 from ._effects import Effect, paired_effect
 from ._estimators import dose_response

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Mapping, Sequence
 
-from ..intervention._levels import AsBuilt, as_intervention
+from ..intervention import AsBuilt, as_intervention
 
 
 def is_layer_map(reference: object) -> bool:

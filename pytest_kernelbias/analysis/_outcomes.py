@@ -13,7 +13,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ..errors import AuditConfigError
-from ..intervention._levels import level_label
+from ..intervention import level_label
 from ._effects import paired_effect
 from ._estimand import Estimand
 

@@ -13,7 +13,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from ..evaluation._metrics import group_metric
+from ..evaluation import group_metric
 from ._effects import Effect, paired_effect
 from ._estimand import Estimand
 from ._outcomes import Outcome, Outcomes, estimate_effects

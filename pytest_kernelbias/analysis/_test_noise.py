@@ -23,7 +23,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from ..evaluation._metrics import group_metric
+from ..evaluation import group_metric
 from ._estimand import Estimand
 
 IMAGE_REPLICATES = 400  # relative Monte Carlo SE of a variance from B replicates: sqrt(2 / B), 7% here

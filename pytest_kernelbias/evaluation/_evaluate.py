@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .._variant import Plan, Variant
-from ..execution._estimate import eta_text
+from ..execution import eta_text
 from ._loaders import SubgroupLoaders
 from ._mechanism import heat_maps, measure_spectra, spectral_layers
 from ._metrics import index_codes

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data._subgroups import SubgroupDataset
+from ..data import SubgroupDataset
 from ..errors import AuditConfigError
 from ..perturbations import Perturbation
 from ._metrics import check_defined, group_metric, index_codes

@@ -6,7 +6,7 @@ from typing import Sequence
 
 import torch
 
-from ..intervention._levels import level_label
+from ..intervention import level_label
 from ._spectra import (
     activation_spectra,
     fourier_heat_map,

@@ -12,7 +12,7 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from ..intervention._kinds import is_cond_conv
+from ..intervention import is_cond_conv
 from ..perturbations import radial_distance
 
 

@@ -22,7 +22,7 @@ from . import _threads
 
 if TYPE_CHECKING:
     from .._variant import Variant
-    from ..evaluation._evaluate import EvaluationJob
+    from ..evaluation import EvaluationJob
     from ..spec import ExecutionSpec, RecipeSpec
     from ._job import TrainingJob
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from ..intervention._levels import level_label
-from ..training._seed_batched import choose_strategy, train_seeds
+from ..intervention import level_label
+from ..training import choose_strategy, train_seeds
 from ._base import TrainReport, pending
 
 

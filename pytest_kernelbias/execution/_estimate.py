@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from .._variant import Variant
-from ..training._trainer import steps_per_epoch
+from ..training import steps_per_epoch
 
 
 def step_seconds(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, device: str) -> float:

@@ -13,10 +13,10 @@ from typing import Callable, Optional
 from torch import nn
 
 from .._variant import Variant
-from ..data._subgroups import SubgroupDataset
+from ..data import SubgroupDataset
 from ..errors import ModelOutputError
-from ..intervention._intervene import KernelIntervention
-from ..training._trainer import Progress, TrainConfig, train
+from ..intervention import KernelIntervention
+from ..training import Progress, TrainConfig, train
 
 
 @dataclass(frozen=True)

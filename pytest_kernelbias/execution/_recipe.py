@@ -16,10 +16,8 @@ import math
 from typing import Any
 
 from .._version import __version__
-from ..intervention._levels import level_label
-from ..training._lr_probe import GRID, lr_probe_levels
-from ..training._presets import preset_for
-from ..training._trainer import TrainConfig
+from ..intervention import level_label
+from ..training import GRID, TrainConfig, lr_probe_levels, preset_for
 from ._records import read_memo, write_memo
 from ._store import variant_key
 from ._threads import numeric_environment

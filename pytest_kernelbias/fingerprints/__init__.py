@@ -5,12 +5,18 @@ builds and computes on a probe batch, a perturbation by its parameters and its o
 a custom trainer (which cannot be run to be probed) by everything the program can reach from it.
 """
 
-from ._digest import PROBE_SEED, array_digest
-from ._model import PROBE_NOISE, PROBE_REAL, model_fingerprint, module_tree, probe_batch, state_digest
-from ._perturbation import declared_parameters, perturbation_fingerprint, perturbation_probe
-from ._reach import Reach
-from ._trainer import trainer_fingerprint
+from __future__ import annotations
 
-__all__ = ["PROBE_NOISE", "PROBE_REAL", "PROBE_SEED", "Reach", "array_digest", "declared_parameters",
-           "model_fingerprint", "module_tree", "perturbation_fingerprint", "perturbation_probe", "probe_batch",
-           "state_digest", "trainer_fingerprint"]
+from .._lazy import lazy_api
+
+# Each name this part offers and the module that defines it; loaded on first use (_lazy.py).
+_HOMES = {
+    **dict.fromkeys(["array_digest", "PROBE_SEED"], "._digest"),
+    **dict.fromkeys(["model_fingerprint", "module_tree", "probe_batch", "PROBE_NOISE", "PROBE_REAL",
+                     "state_digest"], "._model"),
+    **dict.fromkeys(["declared_parameters", "perturbation_fingerprint", "perturbation_probe"], "._perturbation"),
+    **dict.fromkeys(["Reach"], "._reach"),
+    **dict.fromkeys(["trainer_fingerprint"], "._trainer"),
+}
+__getattr__, __dir__ = lazy_api(__name__, _HOMES)
+__all__ = sorted(_HOMES)

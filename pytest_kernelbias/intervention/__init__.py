@@ -1,22 +1,18 @@
 """do(kernel_size = k) and other conv-hyperparameter interventions: layer selection, surgery, paired factories."""
 
-from ._intervene import KernelIntervention, describe_intervention, intervene
-from ._levels import Dilation, Intervention, KernelSize, Stride
-from ._select import Each, Select, conv_layers, each, find_stem
-from ._surgery import check_init
+from __future__ import annotations
 
-__all__ = [
-    "Dilation",
-    "Each",
-    "Intervention",
-    "KernelIntervention",
-    "KernelSize",
-    "Select",
-    "Stride",
-    "check_init",
-    "conv_layers",
-    "describe_intervention",
-    "each",
-    "find_stem",
-    "intervene",
-]
+from .._lazy import lazy_api
+
+# Each name this part offers and the module that defines it; loaded on first use (_lazy.py).
+_HOMES = {
+    **dict.fromkeys(["aliases", "describe_intervention", "intervene", "KernelIntervention",
+                     "model_source"], "._intervene"),
+    **dict.fromkeys(["is_cond_conv"], "._kinds"),
+    **dict.fromkeys(["as_intervention", "AsBuilt", "Dilation", "HYPERPARAMETERS", "Intervention", "KernelSize",
+                     "layer_seed", "Level", "level_label", "Stride"], "._levels"),
+    **dict.fromkeys(["conv_layers", "Each", "each", "find_stem", "Select"], "._select"),
+    **dict.fromkeys(["check_init"], "._surgery"),
+}
+__getattr__, __dir__ = lazy_api(__name__, _HOMES)
+__all__ = sorted(_HOMES)

@@ -10,8 +10,21 @@ from __future__ import annotations
 
 from typing import Callable, Mapping
 
+from .._lazy import lazy_api
 from ._json import environment, write_json
 from ._markdown import write_markdown
+
+# Each name this part offers and the module that defines it; loaded on first use (_lazy.py).
+_HOMES = {
+    **dict.fromkeys(["AuditSession"], "._audit_session"),
+    **dict.fromkeys(["check_name"], "._baseline"),
+    **dict.fromkeys(["junit_properties"], "._junit"),
+    **dict.fromkeys(["GITHUB_SUMMARY"], "._markdown"),
+    **dict.fromkeys(["error_record", "report_reason"], "._records"),
+    **dict.fromkeys(["attach", "ProgressRelay", "worker_writer"], "._relay"),
+}
+__getattr__, __dir__ = lazy_api(__name__, _HOMES)
+__all__ = sorted(_HOMES) + ["WRITERS", "Writer", "environment", "write_json", "write_markdown"]
 
 Writer = Callable[[str, list, Mapping, Mapping], object]  # (path, audit records, settings, status) -> the file
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Mapping
 
-from ..analysis._effects import RULE_MEANING
+from ..analysis import RULE_MEANING
 from . import _html_plots as plots
 from ._html_parts import esc, num, outcome_badge, swatch, table, verdict_badge
 from ._html_results import (

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Mapping
 
-from ..analysis._checks import VERDICT_RANK as DECIDED_RANK
-from ..analysis._effects import RULE_MEANING
+from ..analysis import RULE_MEANING
+from ..analysis import VERDICT_RANK as DECIDED_RANK
 from ._html_parts import (
     VERDICT_MEANING,
     badge,

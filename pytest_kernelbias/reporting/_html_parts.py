@@ -10,7 +10,7 @@ import html
 import math
 from typing import Iterable, Mapping, Sequence
 
-from ..analysis._effects import level_text
+from ..analysis import level_text
 
 # One colour per level and one line style and marker per subgroup, by their order in the audit: the
 # tables' swatches and every plot use these. The reference level is near-black; no level is green, orange

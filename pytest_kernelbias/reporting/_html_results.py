@@ -8,7 +8,7 @@ from typing import Mapping
 
 import numpy as np
 
-from ..analysis._futility import chance_text
+from ..analysis import chance_text
 from ._html_parts import ci_label, esc, forest_scale, forest_svg, interval, num, pval, swatch, table
 
 

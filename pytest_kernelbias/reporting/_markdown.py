@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Mapping
 
-from ..analysis._checks import level_text
+from ..analysis import level_text
 from ._files import write_atomic
 from ._json import COMPLETE
 from ._records import session_counts, worst_first

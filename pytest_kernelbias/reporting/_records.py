@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Mapping
 
-from ..analysis._checks import VERDICT_RANK, level_text
+from ..analysis import VERDICT_RANK, level_text
 
 # What an error record keeps of the settings in force: the ones a reader needs to judge the audit.
 SHOWN_SETTINGS = ("seeds", "max_seeds", "threshold", "rule", "strict", "device", "executor", "workers", "confidence",

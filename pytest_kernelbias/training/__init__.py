@@ -1,8 +1,16 @@
 """Training a variant: the default recipe (`TrainConfig`, `train`), presets by normalization (`preset_for`) and
 seed-batched training (`train_seeds`)."""
 
-from ._presets import preset_for
-from ._seed_batched import choose_strategy, train_seeds
-from ._trainer import Progress, Stepper, TrainConfig, train
+from __future__ import annotations
 
-__all__ = ["Progress", "Stepper", "TrainConfig", "choose_strategy", "preset_for", "train", "train_seeds"]
+from .._lazy import lazy_api
+
+# Each name this part offers and the module that defines it; loaded on first use (_lazy.py).
+_HOMES = {
+    **dict.fromkeys(["GRID", "lr_probe_levels"], "._lr_probe"),
+    **dict.fromkeys(["preset_for"], "._presets"),
+    **dict.fromkeys(["choose_strategy", "train_seeds"], "._seed_batched"),
+    **dict.fromkeys(["Progress", "Stepper", "steps_per_epoch", "train", "TrainConfig"], "._trainer"),
+}
+__getattr__, __dir__ = lazy_api(__name__, _HOMES)
+__all__ = sorted(_HOMES)

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data._subgroups import SubgroupDataset
+from ..data import SubgroupDataset
 from ..errors import AuditConfigError
 from ._trainer import Batches, Stepper, TrainConfig, loss_function, steps_per_epoch
 

@@ -67,7 +67,7 @@ def preset_for(model: nn.Module) -> tuple[str, TrainConfig]:
 def config_for(model: object, **changes: object) -> TrainConfig:
     """`preset_for` of `model` (an nn.Module, a zero-argument factory or a timm name), with `changes` applied."""
     if not isinstance(model, nn.Module):
-        from ..intervention._intervene import model_source
+        from ..intervention import model_source
 
         with torch.random.fork_rng(devices=[]):  # building draws weights: the caller's generator must not move
             built = model_source(model)()

@@ -30,7 +30,7 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 from .._stored import read_memo, write_memo
-from ..data._subgroups import SubgroupDataset
+from ..data import SubgroupDataset
 from ..errors import AuditConfigError
 from . import _trainer as training
 from ._trainer import Progress, Stepper, TrainConfig, loss_function, non_finite_loss, steps_per_epoch

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from .._devices import gather, staged
-from ..data._subgroups import SubgroupDataset
+from ..data import SubgroupDataset
 from ..errors import AuditConfigError, NonFiniteLossError
 
 Progress = Callable[[str], None]

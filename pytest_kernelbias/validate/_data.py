@@ -17,7 +17,7 @@ from typing import Sequence
 
 import torch
 
-from ..data._subgroups import SubgroupDataset, check_group_sizes
+from ..data import SubgroupDataset, check_group_sizes
 from ..errors import (
     AuditConfigError,
     EmptySubgroupError,

@@ -17,10 +17,9 @@ import torch
 from torch import nn
 from torch.nn.parameter import is_lazy
 
-from ..data._subgroups import SubgroupDataset
+from ..data import SubgroupDataset
 from ..errors import InputDataWarning, ModelOutputError, PerturbationError
-from ..intervention._intervene import KernelIntervention, aliases
-from ..intervention._levels import level_label
+from ..intervention import KernelIntervention, aliases, level_label
 from ..perturbations import Perturbation
 from ._data import class_count
 
