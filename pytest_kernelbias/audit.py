@@ -23,14 +23,13 @@ from .execution import (
     parse_budget,
     pending,
     read_estimate,
-    report_options,
     variant_key,
     write_estimate,
 )
 from .intervention import Each, level_label
 from .plan import Plan, make_plan
 from .prepare import PreparedAudit, default_data, prepare
-from .result import AuditResult, RunRecord
+from .result import AuditResult, AuditSetup, Looks, RunRecord
 from .spec import AuditSpec
 
 __all__ = ["default_data", "execute", "execute_sequential", "prepare", "prepare_plan", "run_audit"]
@@ -83,10 +82,8 @@ def execute_sequential(spec: AuditSpec) -> AuditResult:
             break
     # Counted over every look: a seed trained at an earlier look of this audit is not a cache hit of it.
     run = replace(result.run, trained=sum(trained), from_cache=result.run.models - sum(trained))
-    record = _sequential_record(spec, result.path, trained)
-    if per_seed is not None:
-        record["budget"] = _budget_record(spec, result.path, per_seed, execution.progress)
-    return replace(result, settings={**result.settings, **run.as_dict()}, run=run, sequential=record)
+    budget = None if per_seed is None else _budget_record(spec, result.path, per_seed, execution.progress)
+    return replace(result, run=run, looks=Looks(tuple(trained), budget))
 
 
 def _within_budget(prepared: PreparedAudit) -> tuple[PreparedAudit, float | None]:
@@ -139,24 +136,6 @@ def _look_line(path: SequentialPath, k: int, n: int, family: int) -> str:
         f"{a['arm']} {a['verdict']} at {a['seeds']}" for a in arms if a["seeds"] is not None) or "none")
     return (f"setup: seeds=auto look {k}/{len(path.design.looks)}: {n} seeds per level, "
             f"{last.confidence:.2%} intervals{each}: {path.verdict}{odds}{settled}")
-
-
-def _sequential_record(spec: AuditSpec, path: SequentialPath, trained: list[int]) -> dict:
-    """The JSON-ready record of a seeds="auto" audit: every look and why it stopped."""
-    design = spec.recipe.design
-    looks = [{"seeds": look.seeds, "confidence": look.confidence, "decision": look.decision, "trained": count,
-              "settle_chance": look.settle_chance, "intervals": {e.label: [e.ci[0], e.ci[1]] for e in look.effects},
-              "stopped": [e.label for e, done in zip(look.effects, look.stopped) if done and e.n < look.seeds]}
-             for look, count in zip(path.looks, trained)]
-    if path.verdict == "undecided":
-        looks[-1]["decision"] = "undecided"
-    stopped = None
-    if path.verdict == "undecided":
-        stopped = "max_seeds" if path.seeds == design.max_seeds else "futility"
-    return {"min_seeds": design.min_seeds, "max_seeds": design.max_seeds, "round": design.round_size,
-            "boundary": design.boundary, "futility": design.futility, "family": path.family, "looks": looks,
-            "decision": path.verdict, "fixed_seeds": path.fixed_seeds, "stopped_for": stopped,
-            "reason": path.reason, "arms": [a for a in path.arm_outcomes() if a["arm"] is not None]}
 
 
 def _execute_look(prepared: PreparedAudit, seeds: int, design: SequentialDesign | None = None,
@@ -218,35 +197,17 @@ def _cache_path(store) -> str | None:
 
 
 def _result(prepared: PreparedAudit, analysis: Analysis, evaluations, run: RunRecord) -> AuditResult:
-    """The frozen result: the spec and run record as they are, and `settings`, their JSON view for reports."""
-    spec, intervention, loaders = prepared.spec, prepared.intervention, prepared.loaders
-    recipe, inference, data_name = spec.recipe, spec.inference, prepared.train_data.name
-    settings = {"seeds": analysis.path.seeds, "levels": [level_label(v) for v in intervention.levels],
-                "intervention_table": list(intervention.table), "layers": intervention.layers,
-                "attributes": list(spec.data.attributes), "train": recipe.train_config.as_dict(),
-                "recipe_source": prepared.recipe_source, "lr_probe": prepared.lr_probe,
-                "device": recipe.device, "paired": recipe.paired, "metric": inference.metric,
-                "interval": inference.interval, "confidence": inference.confidence,
-                "effect_confidence": analysis.path.looks[-1].confidence, "family": analysis.path.family,
-                "test_noise": inference.test_noise and inference.interval == "t", "strict": inference.strict,
-                "contrast": list(spec.estimand.contrast) or None, "outcome": spec.estimand.outcome,
-                "placebos": list(inference.placebos), "spectral_cutoff": spec.mechanism.spectral_cutoff,
-                "layer_kernels": intervention.own_kernels(),
-                "layer_inputs": {n: list(hw) for n, hw in intervention.input_sizes.items()},
-                "ray_options": report_options(spec.execution),
-                "fingerprints": _fingerprints(evaluations), **run.as_dict()}
-    return AuditResult(
-        name=spec.name, intervention=intervention.describe(), perturbation=next(iter(spec.data.perturbations)),
-        data=data_name, group_counts=loaders.counts(), outcomes=analysis.outcomes,
-        all_effects=analysis.all_effects, reference=intervention.reference, estimand=spec.estimand,
-        threshold=inference.threshold, rule=inference.rule, settings=settings,
-        subgroup_effects=analysis.subgroup_effects, pairwise=analysis.pairwise,
-        dose_response=analysis.dose_response, placebos=analysis.placebos, spectral=analysis.spectral,
-        spectral_effects=analysis.spectral_effects, kernel_spectra=analysis.kernel_spectra,
-        heat_maps=analysis.heat_maps, examples=example_images(loaders), correction=inference.correction,
-        warn_tier=inference.warn_tier, predictions=analysis.predictions, test_labels=evaluations.labels,
-        test_codes=evaluations.codes, test_names=evaluations.names, learning=analysis.learning,
-        gaps=analysis.gaps, path=analysis.path, strict=inference.strict, spec=spec, run=run)
+    """The frozen result: the spec, what preparing settled, the numbers and how it ran."""
+    intervention, loaders = prepared.intervention, prepared.loaders
+    setup = AuditSetup(
+        intervention=intervention.describe(), reference=intervention.reference,
+        levels=tuple(level_label(v) for v in intervention.levels), intervention_table=tuple(intervention.table),
+        layers=intervention.layers, layer_kernels=intervention.own_kernels(),
+        layer_inputs={n: list(hw) for n, hw in intervention.input_sizes.items()},
+        data=prepared.train_data.name, group_counts=loaders.counts(), recipe_source=prepared.recipe_source,
+        lr_probe=prepared.lr_probe, fingerprints=_fingerprints(evaluations), examples=example_images(loaders),
+        test_labels=evaluations.labels, test_codes=evaluations.codes, test_names=evaluations.names)
+    return AuditResult(spec=prepared.spec, setup=setup, analysis=analysis, run=run)
 
 
 def _fingerprints(evaluations) -> dict:

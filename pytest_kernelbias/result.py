@@ -8,14 +8,14 @@ from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 
+from ._result_json import audit_record, result_text, sequential_record, settings_record, summary_rows
 from .analysis import (
-    RULE_MEANING,
     VERDICT_RANK,
+    Analysis,
+    Decision,
     Effect,
     Estimand,
     FollowUp,
-    Outcomes,
-    SequentialPath,
     broken,
     check_rule,
     check_threshold,
@@ -36,13 +36,6 @@ if TYPE_CHECKING:
 
 VERDICT_ORDER = VERDICT_RANK
 
-PLACEBO_MEANING = (
-    "A placebo effect should be near 0. One whose CI excludes 0 is not proof of a bug (that happens in 5% of "
-    "placebo runs by chance), but if it recurs the audit's own noise produces 'effects' of that size: treat real "
-    "effects no larger than it as unproven. A/A compares the reference level with itself on fresh seeds (seed "
-    "noise); subgroup-shuffle permutes subgroup labels on the test set (a gap not tied to group membership)."
-)
-
 
 @dataclass(frozen=True)
 class Verdict:
@@ -50,12 +43,13 @@ class Verdict:
 
     threshold: float
     rule: str
-    by_effect: dict  # (perturbation, level) -> "pass" | "warn" | "undecided" | "fail"
+    by_effect: dict  # EffectKey -> Decision
     strict: bool = False  # "warn" and "undecided" fail the test too
 
     @property
-    def overall(self) -> str:
-        return max(self.by_effect.values(), key=VERDICT_ORDER.__getitem__)
+    def overall(self) -> Decision:
+        """The most severe of the effects' decisions."""
+        return Decision(max(self.by_effect.values(), key=VERDICT_ORDER.__getitem__))
 
     @property
     def passed(self) -> bool:
@@ -85,51 +79,116 @@ class RunRecord:
 
 
 @dataclass(frozen=True)
-class AuditResult:
-    """One audit: outcomes per (level, seed, subgroup), effects per (perturbation, level), and verdicts.
+class AuditSetup:
+    """What preparing the audit settled, as reports show it: the resolved intervention, the data and the test
+    set its predictions index, the recipe's pick, and the behaviour the cache keyed the models by."""
 
-    `all_effects[(perturbation, level)]` are the bias effects the verdict rests
-    on; `subgroup_effects[(perturbation, level)][g]` are the effects on each
-    subgroup's drop and `pairwise[(perturbation, level)][(g1, g2)]` their
-    differences-in-differences. Each effect carries its p adjusted within its
-    family (Holm by default). The result never changes after it is built:
-    `assert_below` returns (or raises with) a `Verdict`.
-    """
-
-    name: str
-    intervention: str
-    perturbation: str
-    data: str
-    group_counts: dict[str, int]
-    outcomes: Outcomes
-    all_effects: dict
-    reference: object
-    estimand: Estimand
-    threshold: float
-    rule: str
-    settings: dict = field(default_factory=dict)
-    subgroup_effects: dict = field(default_factory=dict)
-    pairwise: dict = field(default_factory=dict)
-    dose_response: dict = field(default_factory=dict)  # perturbation -> slope Effect
-    placebos: dict = field(default_factory=dict)  # name -> Effect
-    spectral: list = field(default_factory=list)  # rows: level, seed, subgroup, layer, hf_ratio
-    spectral_effects: dict = field(default_factory=dict)  # level -> subgroup -> Effect
-    kernel_spectra: dict = field(default_factory=dict)  # level label -> mean radial spectrum (list)
-    heat_maps: dict = field(default_factory=dict)  # level label -> subgroup -> 2-D list of error rates
-    examples: dict = field(default_factory=dict)  # condition -> a few test images as uint8 (C, H, W) lists
-    correction: str = "holm"
-    warn_tier: bool = True
-    predictions: dict = field(default_factory=dict, repr=False)  # (level, seed) -> condition -> np.ndarray
+    intervention: str  # in words
+    reference: object  # the reference level (a layer map's shared reference)
+    levels: tuple  # every level's label, the reference first
+    intervention_table: tuple  # per layer and level: the conv hyperparameters it trained with
+    layers: list  # the intervened layers
+    layer_kernels: dict  # layer -> its own kernel size as built
+    layer_inputs: dict  # layer -> [H, W] of its input
+    data: str  # the training data's name
+    group_counts: dict  # subgroup -> test images
+    recipe_source: str  # where the training recipe came from (preset, user, lr probe)
+    lr_probe: Optional[dict]
+    fingerprints: dict  # what the cache keyed this audit by: model, trainer, cache key, conditions
+    examples: dict = field(default_factory=dict, repr=False)  # condition -> a few test images as uint8 lists
     test_labels: Optional[np.ndarray] = field(default=None, repr=False)
     test_codes: Optional[np.ndarray] = field(default=None, repr=False)  # subgroup index per test image
     test_names: tuple = field(default=(), repr=False)  # the subgroups `test_codes` index
-    learning: tuple = field(default=(), repr=False)  # per audited model: clean accuracy vs the majority rate
-    gaps: dict = field(default_factory=dict)  # perturbation -> the bias at the reference level itself (Effect)
-    sequential: Optional[dict] = None  # seeds="auto": the looks (seeds, level, intervals, decision) and why it stopped
-    path: Optional[SequentialPath] = field(default=None, repr=False)  # the decision procedure's record, every audit
-    strict: bool = False  # a warn or undecided verdict fails assert_below too
-    spec: Optional["AuditSpec"] = field(default=None, repr=False)  # what was asked: every setting, checked
-    run: Optional[RunRecord] = None  # how it ran: counts, executor, time
+
+
+@dataclass(frozen=True)
+class Looks:
+    """How a seeds="auto" audit ran look by look: the models each look trained, and the budget's record."""
+
+    trained: tuple  # models trained at each look
+    budget: Optional[dict] = None  # with budget=: the estimate per seed and what settling would take
+
+
+def _from(part: str, name: str) -> property:
+    """A field of the result's `spec.inference`, `setup` or `analysis`, read as the result's own (the reports
+    and the docs read `result.all_effects`, `result.threshold`, ...; the typed home is the part)."""
+
+    def read(self: "AuditResult") -> object:
+        owner = self.spec.inference if part == "inference" else getattr(self, part)
+        return getattr(owner, name)
+
+    return property(read, doc=f"`{part}.{name}`")
+
+
+@dataclass(frozen=True)
+class AuditResult:
+    """One audit: what was asked (`spec`), what preparing it settled (`setup`), the numbers (`analysis`:
+    outcomes per (level, seed, subgroup), effects per `EffectKey`, placebos, spectra, the decision's path) and
+    how it ran (`run`, and `looks` for seeds="auto").
+
+    `all_effects[(perturbation, level)]` are the bias effects the verdict rests on, each with its interval
+    adjusted for its family and the looks; `subgroup_effects` and `pairwise` are the descriptive detail.
+    Verdicts are judged from those intervals (`judge`, `assert_below`), once per threshold and rule.
+    `settings` and `sequential` are the JSON views the reports print. The result never changes after it is
+    built: `assert_below` returns (or raises with) a `Verdict`.
+    """
+
+    spec: "AuditSpec"
+    setup: AuditSetup
+    analysis: Analysis
+    run: RunRecord
+    looks: Optional[Looks] = None
+
+    threshold = _from("inference", "threshold")
+    rule = _from("inference", "rule")
+    strict = _from("inference", "strict")
+    correction = _from("inference", "correction")
+    warn_tier = _from("inference", "warn_tier")
+    intervention = _from("setup", "intervention")
+    reference = _from("setup", "reference")
+    data = _from("setup", "data")
+    group_counts = _from("setup", "group_counts")
+    examples = _from("setup", "examples")
+    test_labels = _from("setup", "test_labels")
+    test_codes = _from("setup", "test_codes")
+    test_names = _from("setup", "test_names")
+    outcomes = _from("analysis", "outcomes")
+    all_effects = _from("analysis", "all_effects")
+    subgroup_effects = _from("analysis", "subgroup_effects")
+    pairwise = _from("analysis", "pairwise")
+    dose_response = _from("analysis", "dose_response")
+    placebos = _from("analysis", "placebos")
+    spectral = _from("analysis", "spectral")
+    spectral_effects = _from("analysis", "spectral_effects")
+    kernel_spectra = _from("analysis", "kernel_spectra")
+    heat_maps = _from("analysis", "heat_maps")
+    predictions = _from("analysis", "predictions")
+    learning = _from("analysis", "learning")
+    gaps = _from("analysis", "gaps")
+    path = _from("analysis", "path")
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def estimand(self) -> Estimand:
+        return self.spec.estimand
+
+    @property
+    def perturbation(self) -> str:
+        """The first perturbation's name (the only one unless a sweep was given)."""
+        return next(iter(self.spec.data.perturbations))
+
+    @property
+    def settings(self) -> dict:
+        """The JSON view of the settings in force (spec, setup and run), as every report prints them."""
+        return self.__dict__.setdefault("_settings", settings_record(self))
+
+    @property
+    def sequential(self) -> Optional[dict]:
+        """seeds="auto": the JSON view of the looks (seeds, intervals, decision) and why it stopped; else None."""
+        return None if self.looks is None else sequential_record(self.spec.recipe.design, self.path, self.looks)
 
     @property
     def bias(self) -> str:
@@ -224,11 +283,11 @@ class AuditResult:
 
     def open_note(self, key: tuple, verdict: str, threshold: float) -> str:
         """Why an effect is "warn" or "undecided", and the next step that keeps the error rates (`_advice`)."""
-        settings, spec = self.settings, self.spec
-        offset = spec.recipe.seed_offset if spec else 0
-        aa = spec is not None and "aa" in spec.inference.placebos
-        used = settings.get("seeds") if isinstance(settings.get("seeds"), int) else self.all_effects[key].n
-        follow = FollowUp(spec.inference.confidence if spec else 0.95, settings.get("family") or len(self.family),
+        spec, path = self.spec, self.path
+        offset = spec.recipe.seed_offset
+        aa = "aa" in spec.inference.placebos
+        used = path.seeds if isinstance(path.seeds, int) else self.all_effects[key].n
+        follow = FollowUp(spec.inference.confidence, path.family,
                           offset + used * (2 if aa else 1), offset > 0)
         return open_note(self.all_effects[key], verdict, threshold, follow)
 
@@ -284,7 +343,7 @@ class AuditResult:
     @property
     def learning_note(self) -> str | None:
         """Why a verdict here rests on models that learned the task only partly, or None (every report shows it)."""
-        return partial_learning(list(self.learning), self.spec.inference.learning_gain) if self.spec else None
+        return partial_learning(list(self.learning), self.spec.inference.learning_gain)
 
     def clean_accuracy(self) -> dict:
         """level label -> mean clean accuracy over seeds (the task the models learned), and "majority"."""
@@ -309,37 +368,7 @@ class AuditResult:
 
         `verdict` is one `assert_below` reached (its threshold and rule); by default, the audit's own.
         """
-        rows = []
-        verdict = verdict or self.judge()
-        verdicts = verdict.by_effect
-        for i, (key, e) in enumerate(self.all_effects.items()):
-            pert, level = key
-            rows.append({
-                "audit": self.name, "contrast": f"{level_label(level)} vs {level_label(self.reference)}",
-                "level": level_label(level), "reference_level": level_label(self.reference),
-                "perturbation": pert, "bias": self.bias,
-                "effect": e.estimate, "ci_low": e.ci[0], "ci_high": e.ci[1], "p_value": e.p_value,
-                "p_adjusted": e.p_adjusted, "p_method": e.p_name, "n": e.n, "threshold": verdict.threshold,
-                "rule": verdict.rule,
-                "verdict": verdicts[key], "mde": e.minimum_detectable_effect(),
-                "note": "; ".join(part for part in (
-                    self.open_note(key, verdicts[key], verdict.threshold)
-                    if verdicts[key] in ("warn", "undecided") else "", e.shape_note(), e.p_note(),
-                    self.path.fold_note(i) if self.path else "") if part),
-                "p_floor": e.p_floor, "learned_partly": self.learning_note is not None, "allowance": list(e.allowance),
-                "fold_allowance": list(self.path.folds[i]) if self.path and self.path.folds else [0.0, 0.0],
-                "confidence": e.confidence, "shared_variance": e.shared_variance,
-                **self._context_cells(pert, level),
-            })
-        return rows
-
-    def _context_cells(self, pert: str, level: object) -> dict:
-        """The gap at the reference and the clean accuracies beside each effect, for every report."""
-        gap, clean = self.gaps.get(pert), self.clean_accuracy()
-        return {"gap": gap.estimate if gap else None, "gap_ci_low": gap.ci[0] if gap else None,
-                "gap_ci_high": gap.ci[1] if gap else None,
-                "clean_reference": clean.get(level_label(self.reference)), "clean_level": clean.get(level_label(level)),
-                "majority": clean.get("majority")}
+        return summary_rows(self, verdict or self.judge())
 
     def layer_map(self, verdict: Verdict | None = None) -> list[dict]:
         """A layer map's table (`layer=each(...)`), in network order: per arm the layer, its own kernel, the
@@ -348,55 +377,12 @@ class AuditResult:
         if not is_layer_map(self.reference):
             return []
         verdict = verdict or self.judge()
-        return layer_map_rows(self.all_effects, verdict.by_effect, self.settings["layer_kernels"],
-                              self.settings["layer_inputs"], self.spectral_effects)
+        return layer_map_rows(self.all_effects, verdict.by_effect, self.setup.layer_kernels,
+                              self.setup.layer_inputs, self.spectral_effects)
 
     def to_dict(self, verdict: Verdict | None = None) -> dict:
         """The JSON record of the audit; `verdict` (from `assert_below`) sets the threshold, rule and verdicts."""
-        verdict = verdict or self.judge()
-
-        def effect_row(e: Effect, **extra) -> dict:
-            return {**extra, "effect": e.estimate, "ci_low": e.ci[0], "ci_high": e.ci[1], "p_value": e.p_value,
-                    "p_adjusted": e.p_adjusted, "p_method": e.p_name, "n": e.n, "method": e.method}
-
-        return {
-            "name": self.name, "intervention": self.intervention, "perturbation": self.perturbation,
-            "perturbations": self.outcomes.perturbations,
-            "data": self.data, "group_counts": self.group_counts, "reference": level_label(self.reference),
-            "bias": self.bias, "threshold": verdict.threshold, "rule": verdict.rule, "verdict": verdict.overall,
-            "correction": self.correction, "settings": self.settings, "effects": self.summary_rows(verdict),
-            "subgroup_effects": [effect_row(e, perturbation=p, level=level_label(k), subgroup=g)
-                                 for (p, k), by_g in self.subgroup_effects.items() for g, e in by_g.items()],
-            "pairwise": [effect_row(e, perturbation=p, level=level_label(k), subgroups=list(pair))
-                         for (p, k), by_pair in self.pairwise.items() for pair, e in by_pair.items()],
-            "dose_response": [effect_row(e, perturbation=p) for p, e in self.dose_response.items()],
-            "placebos": [effect_row(e, placebo=name) for name, e in self.placebos.items()],
-            "placebo_meaning": PLACEBO_MEANING if self.placebos else "",
-            "outcomes": self.outcomes.as_records(),
-            "spectral": self.spectral,
-            "spectral_effects": [effect_row(e, level=level_label(k), subgroup=g)
-                                 for k, by_g in self.spectral_effects.items() for g, e in by_g.items()],
-            "kernel_spectra": self.kernel_spectra, "heat_maps": self.heat_maps, "examples": self.examples,
-            "clean_accuracy": self.clean_accuracy(), "learning_note": self.learning_note,
-            "learning": [{"model": m.label, "accuracy": m.accuracy, "ci_low": m.ci[0], "ci_high": m.ci[1],
-                          "majority": m.majority} for m in self.learning],
-            "sequential": self.sequential, "layer_map": self.layer_map(verdict),
-        }
+        return audit_record(self, verdict or self.judge())
 
     def __repr__(self) -> str:
-        lines = [f"AuditResult {self.name}", f"  intervention: {self.intervention}",
-                 f"  data: {self.data} {self.group_counts}"]
-        lines += [self.outcomes.table(p) for p in self.outcomes.perturbations]
-        lines.append(f"  bias: {self.bias}")
-        lines.append(self.gap_line(self.perturbation))
-        lines += ["  " + e.summary() for e in self.all_effects.values()]
-        lines += ["  " + e.summary() for e in self.dose_response.values()]
-        for by_group in self.spectral_effects.values():
-            lines += ["  " + e.summary() for e in by_group.values()]
-        lines += ["  " + e.summary() for e in self.placebos.values()]
-        if self.sequential is not None:
-            looks = ", ".join(f"{look['seeds']}: {look['decision']}" for look in self.sequential["looks"])
-            lines.append(f"  seeds=auto looks ({looks}): {self.sequential['reason']}")
-        lines.append(f"  verdict: {self.verdict} (threshold {self.threshold:g}, rule {self.rule!r}: "
-                     f"{RULE_MEANING[self.rule]}; p adjusted by {self.correction})")
-        return "\n".join(lines)
+        return result_text(self)

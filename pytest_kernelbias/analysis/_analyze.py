@@ -13,6 +13,7 @@ import torch
 from ..errors import InterventionWarning
 from ..evaluation import Evaluation, Evaluations, check_defined, group_metric
 from ..intervention import HYPERPARAMETERS, as_intervention, level_label
+from ._checks import EffectKey
 from ._decision import SequentialPath, run_sequential
 from ._effects import Effect, paired_effect
 from ._estimators import dose_response
@@ -84,11 +85,11 @@ def _effects(spec: AuditSpec, outcomes: Outcomes) -> tuple[dict, dict, dict, dic
     bias, by_group, pairs, doses = {}, {}, {}, {}
     for pert in spec.data.perturbations:
         for level, e in estimate_effects(outcomes, ref, pert, estimand=est, **kw).items():
-            bias[(pert, level)] = e
+            bias[EffectKey(pert, level)] = e
         for level, effects in subgroup_effects(outcomes, ref, pert, est.outcome, **kw).items():
-            by_group[(pert, level)] = effects
+            by_group[EffectKey(pert, level)] = effects
         for level, effects in pairwise_effects(outcomes, ref, pert, est.outcome, **kw).items():
-            pairs[(pert, level)] = effects
+            pairs[EffectKey(pert, level)] = effects
         dose_values = [_dose(level) for level in levels]
         if len(levels) >= 3 and None not in dose_values:
             b = np.array([[outcomes.bias(level, s, pert, est) for s in outcomes.seeds] for level in levels])

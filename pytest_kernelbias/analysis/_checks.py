@@ -4,11 +4,41 @@ dependency but the package's errors: no numerics are needed to check a setting."
 from __future__ import annotations
 
 import math
+from enum import Enum
+from typing import NamedTuple
 
 from ..errors import AuditConfigError
 
 RULES = ("evidence", "estimate", "upper", "lower")
+
+
+class Decision(str, Enum):
+    """What one effect's verdict reached. Each member equals its word ("pass" == Decision.PASS), so JSON
+    reports, baselines and older code read it as text."""
+
+    PASS = "pass"
+    WARN = "warn"
+    UNDECIDED = "undecided"
+    FAIL = "fail"
+
+    __str__ = str.__str__  # the word, in f-strings and messages, not "Decision.PASS"
+    __format__ = str.__format__
+
+    @property
+    def rank(self) -> int:
+        """Least to most severe: an audit's overall verdict is its effects' most severe one."""
+        return VERDICT_RANK[self.value]
+
+
 VERDICT_RANK = {"pass": 0, "warn": 1, "undecided": 2, "fail": 3}  # a decided verdict, least to most severe
+
+
+class EffectKey(NamedTuple):
+    """Which effect of an audit: the perturbation it is measured under and the treated level (an arm of a
+    layer map is its own level). A tuple, so ``all_effects[(perturbation, level)]`` finds it too."""
+
+    perturbation: str
+    level: object
 RULE_MEANING = {
     "evidence": ("fails when the CI's smallest |value| > threshold, passes when its largest |value| <= threshold, "
                  "else undecided (a verdict either way needs evidence)"),

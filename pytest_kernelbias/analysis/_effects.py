@@ -22,6 +22,7 @@ from ._checks import (  # noqa: F401 - their home, re-exported here where the an
     MAX_SEEDS,
     RULE_MEANING,
     RULES,
+    Decision,
     check_confidence,
     check_rule,
     check_seeds,
@@ -171,7 +172,7 @@ class Effect:
         """Seeds needed to detect `effect` with `target_power`, given the seed-to-seed spread seen here."""
         return seeds_needed(effect, self.sd, self.alpha, target_power)
 
-    def verdict(self, threshold: float, rule: str = "evidence", warn: bool = True) -> str:
+    def verdict(self, threshold: float, rule: str = "evidence", warn: bool = True) -> Decision:
         """"fail" or "pass" by the rule; "undecided" under "evidence" when the interval straddles the threshold;
         "warn" when another rule passes but the interval reaches past the threshold.
 
@@ -182,12 +183,13 @@ class Effect:
         smallest, largest = self.magnitude_bounds()
         if rule == "evidence":
             check_rule(rule)
-            return "fail" if smallest > threshold else ("pass" if largest <= threshold else "undecided")
+            return (Decision.FAIL if smallest > threshold else
+                    Decision.PASS if largest <= threshold else Decision.UNDECIDED)
         if not self.passes(threshold, rule):
-            return "fail"
+            return Decision.FAIL
         if warn and rule != "upper" and largest > threshold:
-            return "warn"
-        return "pass"
+            return Decision.WARN
+        return Decision.PASS
 
     def shape_note(self) -> str:
         """A warning when the differences look skewed enough to move the t interval's error rates, else "".
