@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from .errors import AuditConfigError
+
 RESIDENT_SHARE = 0.25  # at most this share of free GPU memory holds a whole training set
 
 
@@ -34,3 +36,14 @@ def host_to(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
     if device.type != "cuda" or batch.is_cuda:
         return batch.to(device, copy=True)
     return batch.pin_memory().to(device, non_blocking=True)
+
+
+def resolve_device(device: str) -> str:
+    """A torch device name; "auto" is cuda when available, else cpu (the one default, notebook and pytest)."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        return str(torch.device(device))
+    except (RuntimeError, TypeError) as exc:
+        raise AuditConfigError(f"device {device!r} is not a torch device ({exc}); use cpu, cuda, cuda:1 or "
+                               "auto") from None

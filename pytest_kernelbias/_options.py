@@ -190,8 +190,9 @@ class AuditSettings:
     def checked(self) -> "AuditSettings":
         """These settings, once the checks that need the audit's own modules (torch) pass: the plugin calls it
         when audits are on and before an audit fixture is used."""
+        from ._devices import resolve_device
         from .execution import parse_budget
-        from .spec import ExecutionSpec, resolve_device
+        from .spec import ExecutionSpec
 
         parse_budget(self.budget)
         resolve_device(self.device)

@@ -125,8 +125,8 @@ def kernel_intervention():
 @pytest.fixture
 def subgroup_loaders(kernel_audit_settings: AuditSettings):
     """`subgroup_loaders(dataset, attributes, perturbation)` -> per-subgroup clean/perturbed loaders."""
+    from ._devices import resolve_device
     from .evaluation import SubgroupLoaders
-    from .spec import resolve_device
 
     device = resolve_device(kernel_audit_settings.device)
     return lambda data, attributes, perturbation, **kw: SubgroupLoaders(data, attributes, perturbation,

@@ -15,10 +15,10 @@ import sys
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Literal, Mapping, Sequence, get_args
 
-import torch
 from torch import nn
 
 from . import _defaults
+from ._devices import resolve_device
 from .analysis import (
     CORRECTIONS,
     DEFAULT_FUTILITY,
@@ -45,7 +45,7 @@ from .execution import (
     parse_budget,
     ray_options,
 )
-from .intervention import Each, Select, as_intervention, check_init
+from .intervention import Each, Select, check_init, check_levels
 from .perturbations import LowPass, Perturbation
 from .training import Progress, TrainConfig
 
@@ -103,30 +103,6 @@ class TargetSpec:
     @property
     def treatments(self) -> list:
         return [level for level in self.levels if level != self.reference_level]
-
-
-def resolve_device(device: str) -> str:
-    """A torch device name; "auto" is cuda when available, else cpu (the one default, notebook and pytest)."""
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        return str(torch.device(device))
-    except (RuntimeError, TypeError) as exc:
-        raise AuditConfigError(f"device {device!r} is not a torch device ({exc}); use cpu, cuda, cuda:1 or "
-                               "auto") from None
-
-
-def check_levels(levels: tuple, reference: object) -> None:
-    """At least two distinct levels (kernel sizes or interventions), and a reference among them."""
-    changes = [as_intervention(level) for level in levels]  # each level's own check, naming the fix
-    if len(changes) < 2:
-        raise AuditConfigError(f"levels={list(levels)}: an audit compares a reference with at least one other "
-                               "level; give two or more, e.g. levels=[3, 7]")
-    if len(set(changes)) != len(changes):
-        raise AuditConfigError(f"levels={list(levels)} repeats a level; give each level once, e.g. [3, 7]")
-    if reference is not None and as_intervention(reference) not in changes:
-        raise AuditConfigError(f"reference={reference!r} is not one of levels={list(levels)}; add it to the levels "
-                               "or leave reference out (the first level is the reference)")
 
 
 @dataclass(frozen=True)

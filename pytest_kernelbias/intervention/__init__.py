@@ -9,8 +9,8 @@ _HOMES = {
     **dict.fromkeys(["aliases", "describe_intervention", "intervene", "KernelIntervention",
                      "model_source"], "._intervene"),
     **dict.fromkeys(["is_cond_conv"], "._kinds"),
-    **dict.fromkeys(["as_intervention", "AsBuilt", "Dilation", "HYPERPARAMETERS", "Intervention", "KernelSize",
-                     "layer_seed", "Level", "level_label", "Stride"], "._levels"),
+    **dict.fromkeys(["as_intervention", "check_levels", "AsBuilt", "Dilation", "HYPERPARAMETERS", "Intervention",
+                     "KernelSize", "layer_seed", "Level", "level_label", "Stride"], "._levels"),
     **dict.fromkeys(["conv_layers", "Each", "each", "find_stem", "Select"], "._select"),
     **dict.fromkeys(["check_init"], "._surgery"),
 }

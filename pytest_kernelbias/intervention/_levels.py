@@ -7,7 +7,7 @@ import hashlib
 from dataclasses import dataclass, fields
 from typing import Sequence, Union
 
-from ..errors import InterventionError
+from ..errors import AuditConfigError, InterventionError
 from ._surgery import check_positive_int
 
 
@@ -104,3 +104,16 @@ def layer_seed(seed: int, layer: str) -> int:
     """A 63-bit seed for one layer's fresh weights, shared by all levels of an audit seed."""
     digest = hashlib.sha256(f"{seed}:{layer}".encode()).digest()
     return int.from_bytes(digest[:8], "little") >> 1
+
+
+def check_levels(levels: tuple, reference: object) -> None:
+    """At least two distinct levels (kernel sizes or interventions), and a reference among them."""
+    changes = [as_intervention(level) for level in levels]  # each level's own check, naming the fix
+    if len(changes) < 2:
+        raise AuditConfigError(f"levels={list(levels)}: an audit compares a reference with at least one other "
+                               "level; give two or more, e.g. levels=[3, 7]")
+    if len(set(changes)) != len(changes):
+        raise AuditConfigError(f"levels={list(levels)} repeats a level; give each level once, e.g. [3, 7]")
+    if reference is not None and as_intervention(reference) not in changes:
+        raise AuditConfigError(f"reference={reference!r} is not one of levels={list(levels)}; add it to the levels "
+                               "or leave reference out (the first level is the reference)")
