@@ -98,6 +98,7 @@ def _prepare(spec: AuditSpec, store: object) -> PreparedAudit:
                       intervention.reference, intervention.num_classes, spec.target.init, recipe.paired, train_data,
                       recipe.train_config, recipe.trainer, recipe.device).with_intervention(intervention)
     executor, why = choose_executor(spec.execution, recipe)
+    executor.start(job)  # a pool's workers start while the key bases are computed
     return PreparedAudit(spec, intervention, train_data, test_data, job, loaders,
                          key_bases(spec, intervention, train_data, test_data), executor, why,
                          executor.store_for(store), source, probe, StepTimes(job))

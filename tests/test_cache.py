@@ -1,4 +1,5 @@
 import json
+import os
 import threading
 import warnings
 
@@ -112,6 +113,24 @@ def test_process_pool_gives_the_same_numbers_as_a_serial_run(tmp_path):
     pooled = run_audit(tiny_cnn, "0", [3, 5], cache=tmp_path, workers=2, **TRAIN)
     assert pooled.settings["trained"] == 4 and pooled.settings["from_cache"] == 0
     assert [r.as_dict() for r in pooled.outcomes.rows] == [r.as_dict() for r in serial.outcomes.rows]
+
+
+@pytest.mark.slow
+def test_a_pool_audit_starts_its_workers_while_it_prepares(tmp_path):
+    # Before: the workers spawned when the first model was handed out, so every worker's import of torch and
+    # first training step came after the audit's checks instead of beside them.
+    from pytest_kernelbias.execution._pool import _SHARED, close_pool
+    from pytest_kernelbias.prepare import prepare
+    from pytest_kernelbias.spec import AuditSpec
+
+    close_pool()
+    prepared = prepare(AuditSpec.from_kwargs(tiny_cnn, "0", [3, 5], cache=tmp_path, workers=2,
+                                             executor="pool", **TRAIN))
+    assert prepared.executor.name == "pool"
+    pool, started = _SHARED["pool"], _SHARED["started"]
+    assert len(pool._processes) == 2  # both spawned before any model was planned
+    pids = {f.result(timeout=120) for f in [pool.submit(os.getpid) for _ in range(8)]}
+    assert started.value == 2 and pids <= set(pool._processes)  # each ran _init once, and serves tasks
 
 
 def warning_trainer(model, data, seed):

@@ -55,3 +55,20 @@ def test_null_subgroups_come_from_one_distribution():
     assert abs(means[0] - means[1]) < 0.02
     hf = [_high_frequency_energy(d.images[idx]) for idx in groups.values()]
     assert abs(hf[0] - hf[1]) < 0.2 * max(hf)
+
+
+def test_a_set_is_drawn_once_per_configuration_and_each_caller_owns_its_tensors():
+    from pytest_kernelbias.data import _synthfaces
+
+    config = PLANTED.with_(name="drawn-once", pixel_noise=0.03)  # a configuration no other test asks for
+    first = synthfaces(64, 5, config, "test")
+    before = _synthfaces._drawn.cache_info().hits
+    second = synthfaces(64, 5, config, "test")
+    assert _synthfaces._drawn.cache_info().hits == before + 1  # served from the memo, not drawn again
+    assert torch.equal(first.images, second.images) and torch.equal(first.labels, second.labels)
+    assert first.fingerprint() == second.fingerprint() == _synthfaces._draw(64, 5, config, "test").fingerprint()
+    second.images.mul_(0)
+    second.labels.fill_(0)
+    second.attributes["skin_tone"][0] = "written"
+    third = synthfaces(64, 5, config, "test")
+    assert third.fingerprint() == first.fingerprint()  # the write stayed in its caller's copy

@@ -17,6 +17,7 @@ so every subgroup comes from one distribution and any measured gap is noise.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass, replace
 
@@ -124,6 +125,23 @@ def synthfaces(
     cfg = CONFIGS[config] if isinstance(config, str) else config
     if n < 1:
         raise ValueError(f"synthfaces needs n >= 1, got {n}")
+    try:
+        made = _drawn(int(n), int(seed), cfg, split)
+    except TypeError:  # a config built with a list (unhashable) is drawn each time
+        return _draw(int(n), int(seed), cfg, split)
+    # Drawn once per (size, seed, configuration, split) in a process: every audit, look and test that asks for the
+    # default data gets it without the second of drawing. Each caller gets its own tensors and lists, so a write
+    # into one set never reaches the next caller.
+    return replace(made, images=made.images.clone(), labels=made.labels.clone(),
+                   attributes={k: list(v) for k, v in made.attributes.items()}, meta=dict(made.meta))
+
+
+@functools.lru_cache(maxsize=4)
+def _drawn(n: int, seed: int, cfg: SynthFacesConfig, split: str) -> SubgroupDataset:
+    return _draw(n, seed, cfg, split)
+
+
+def _draw(n: int, seed: int, cfg: SynthFacesConfig, split: str) -> SubgroupDataset:
     # Train and test splits of one seed must not share images.
     salt = {"train": 0, "test": 1, "val": 2}.get(split, sum(map(ord, split)))
     g = torch.Generator().manual_seed(int(seed) * 1009 + salt)

@@ -91,6 +91,11 @@ class Executor(Protocol):
     @classmethod
     def from_spec(cls, execution: "ExecutionSpec", recipe: "RecipeSpec") -> "Executor": ...
 
+    def start(self, job: "TrainingJob") -> None:
+        """Get ready to train `job`'s variants while the audit prepares the rest (a pool starts its workers);
+        nothing for executors that train in this process."""
+        ...
+
     def store_for(self, store: VariantStore) -> VariantStore:
         """The store this executor trains into: `store`, or one it can use in its way (workers meet on disk)."""
         ...

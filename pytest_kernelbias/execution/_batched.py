@@ -25,6 +25,9 @@ class SeedBatchedExecutor:
     def from_spec(cls, execution, recipe) -> "SeedBatchedExecutor":
         return cls()
 
+    def start(self, job) -> None:
+        return None  # trains in this process
+
     def after_run(self, variants, store, execution) -> None:
         return None  # trained in this process or its workers, on this machine
 

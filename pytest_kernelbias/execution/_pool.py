@@ -48,6 +48,24 @@ def _init(threads: int, started) -> None:
         started.value += 1
     torch.set_num_threads(threads)
     keep_freed_memory()
+    _warm()
+
+
+def _warm() -> None:
+    """What every task's first step pays once per process: the modules a task imports, and autograd's and the
+    optimizer's first step. The pool starts its workers while the audit prepares (`PoolExecutor.start`), so
+    this overlaps with the audit's own checks instead of delaying the first model."""
+    from ..training import train  # noqa: F401 - imported for its cost, not its name
+    from ._store import VariantCache  # noqa: F401
+
+    layer = torch.nn.Conv2d(3, 4, 3)
+    optimizer = torch.optim.SGD(layer.parameters(), lr=0.0)
+    layer(torch.zeros(1, 3, 8, 8)).sum().backward()
+    optimizer.step()
+
+
+def _ready() -> int:
+    return os.getpid()
 
 
 def _main_script() -> str:
@@ -204,6 +222,14 @@ class PoolExecutor:
     @classmethod
     def from_spec(cls, execution, recipe) -> "PoolExecutor":
         return cls(execution.workers, fallback=execution.executor == "local")
+
+    def start(self, job) -> None:
+        """Start the workers now, while the audit checks the models and times its first estimate: each spends
+        seconds importing torch and warming its first training step (`_init`), which then overlaps."""
+        if unsendable(model=job.model, trainer=job.trainer) is None:
+            pool, _ = shared_pool(self.parallel)
+            for _ in range(self.parallel):  # one task each: the pool spawns a worker per waiting task
+                pool.submit(_ready)
 
     def after_run(self, variants, store, execution) -> None:
         return None  # trained in this process or its workers, on this machine

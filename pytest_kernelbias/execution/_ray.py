@@ -269,6 +269,9 @@ class RayExecutor:
     def from_spec(cls, execution, recipe) -> "RayExecutor":
         return cls(execution.ray_address, execution.ray_options)
 
+    def start(self, job) -> None:
+        return None  # Ray starts its workers when the tasks are submitted
+
     def after_run(self, variants, store, execution) -> dict:
         """Which node trained which seed was Ray's choice: the numeric environments they recorded must compare."""
         from ._environments import check_environments

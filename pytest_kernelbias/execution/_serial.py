@@ -19,6 +19,9 @@ class SerialExecutor:
     def from_spec(cls, execution, recipe) -> "SerialExecutor":
         return cls()
 
+    def start(self, job) -> None:
+        return None  # trains in this process
+
     def after_run(self, variants, store, execution) -> None:
         return None  # trained in this process or its workers, on this machine
 
