@@ -216,7 +216,7 @@ def warn_inert_levels(spec: AuditSpec, predictions: dict) -> None:
             warnings.warn(InterventionWarning(
                 f"{level_label(level)}: its models predict as the reference's on {min(shares):.2%} or more of the "
                 f"test images in every seed and condition: the intervened layer barely reaches the output, so an "
-                f"effect near 0 here means the layer does little, not that its kernel size is harmless. Check "
+                f"effect near 0 here means the layer does little, not that the change is harmless. Check "
                 f"what the layer feeds (e.g. a residual branch scaled near 0 at init) or audit another layer"),
                 stacklevel=3)
 

@@ -52,7 +52,8 @@ def measure_spectra(model, layer: str, level, seed, loaders, cutoff,
     A mean spectrum settles with a few hundred images, so a fixed sample per
     subgroup (the same for every model, keeping the levels paired) bounds the cost.
     """
-    kernel = kernel_spectrum(model.get_submodule(layer)).tolist()
+    spectrum = kernel_spectrum(model.get_submodule(layer))
+    kernel = None if spectrum is None else spectrum.tolist()
     index, groups = _subset(loaders.groups, per_group)
     by_group = activation_spectra(model, layer, loaders.data.images[index], groups, device=loaders.device)
     shape = layer_map_shape(model, layer, loaders.data.images[0], device=loaders.device)

@@ -95,8 +95,11 @@ def high_frequency_ratio(spectrum: torch.Tensor, cutoff: float = 0.5,
     return torch.where(total > 0, high / total.clamp_min(1e-300), torch.zeros_like(total))
 
 
-def kernel_spectrum(conv: nn.Module, size: int = 32) -> torch.Tensor:
-    """Mean radial power spectrum of a conv's kernels, zero-padded to `size` x `size` so levels compare."""
+def kernel_spectrum(conv: nn.Module, size: int = 32) -> torch.Tensor | None:
+    """Mean radial power spectrum of a conv's kernels, zero-padded to `size` x `size` so levels compare; None
+    for a layer without learned kernels (a pool)."""
+    if not isinstance(getattr(conv, "weight", None), torch.Tensor):
+        return None
     # CondConv2d keeps its experts' kernels flattened, (experts, out * in * kh * kw).
     w = conv.weight.detach().reshape(-1, *conv.kernel_size) if is_cond_conv(conv) \
         else conv.weight.detach().reshape(-1, *conv.weight.shape[-2:])

@@ -1,4 +1,5 @@
-"""do(kernel_size = k) and other conv-hyperparameter interventions: layer selection, surgery, paired factories."""
+"""do(kernel_size = k), the other conv hyperparameters and how a layer downsamples (anti-aliasing, the pooling
+kind): layer selection, surgery, paired factories."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ _HOMES = {
     **dict.fromkeys(["aliases", "describe_intervention", "intervene", "KernelIntervention",
                      "model_source"], "._intervene"),
     **dict.fromkeys(["is_cond_conv"], "._kinds"),
-    **dict.fromkeys(["as_intervention", "check_levels", "AsBuilt", "Dilation", "HYPERPARAMETERS", "Intervention",
-                     "KernelSize", "layer_seed", "Level", "level_label", "Stride"], "._levels"),
+    **dict.fromkeys(["AntiAliased", "BlurPool", "binomial_filter", "is_pool", "POOLING_KINDS"], "._downsample"),
+    **dict.fromkeys(["AntiAlias", "AsBuilt", "as_intervention", "check_levels", "Dilation", "HYPERPARAMETERS",
+                     "Intervention", "KernelSize", "layer_seed", "Level", "level_label", "Pooling", "SETTINGS",
+                     "Stride"], "._levels"),
     **dict.fromkeys(["conv_layers", "Each", "each", "find_stem", "Select"], "._select"),
     **dict.fromkeys(["check_init"], "._surgery"),
 }

@@ -15,9 +15,9 @@ from torch import nn
 
 from ..errors import InterventionError, InterventionWarning, ModelOutputError
 from ..fingerprints import model_fingerprint
+from ._downsample import AntiAliased, BlurPool, conv_unchanged, is_pool, pool_kind, rebuild_layer
 from ._kinds import has_dynamic_same_pad
 from ._levels import (
-    HYPERPARAMETERS,
     AsBuilt,
     Intervention,
     Level,
@@ -27,8 +27,8 @@ from ._levels import (
     targets,
 )
 from ._reach import check_kernel_reach, layer_input_sizes
-from ._select import Each, LayerSpec, conv_layers, kernel_of, resolve_layers
-from ._surgery import Rebuilt, asymmetric_pads, check_init, rebuild_conv
+from ._select import Each, LayerSpec, kernel_of, resolve_layers
+from ._surgery import Rebuilt, asymmetric_pads, check_init
 
 
 def _set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
@@ -45,8 +45,7 @@ def _apply(model: nn.Module, names: Sequence[str], change: Intervention, init: s
         old = new_model.get_submodule(name)
         if _unchanged(old, change):
             continue  # do(k = the layer's own k) is no intervention: the layer stays as built, weights and all
-        rebuilt[name] = rebuild_conv(old, name, change.kernel_size, change.dilation, change.stride, init,
-                                     None if seed is None else layer_seed(seed, name))
+        rebuilt[name] = rebuild_layer(old, name, change, init, None if seed is None else layer_seed(seed, name))
         # A tied conv (one module registered under several names) is replaced at every name by one new
         # module, so the tie survives the intervention and every place it is used gets the new kernel.
         for alias in aliases(new_model, old) or [name]:
@@ -68,10 +67,11 @@ def map_levels(probe: nn.Module, layers: Sequence[str], levels: Sequence[Level],
     return [AsBuilt(), *arms]
 
 
-def _unchanged(conv: nn.Module, change: Intervention) -> bool:
-    """Whether `change` sets every hyperparameter of `conv` to the value it already has."""
-    own = {"kernel_size": tuple(conv.kernel_size), "dilation": tuple(conv.dilation), "stride": tuple(conv.stride)}
-    return all(own[n] == (v, v) for n in HYPERPARAMETERS if (v := getattr(change, n)) is not None)
+def _unchanged(layer: nn.Module, change: Intervention) -> bool:
+    """Whether `change` sets everything of `layer` to what it already has (anti-aliasing always changes it)."""
+    if change.anti_alias is not None or (change.pooling is not None and change.pooling != pool_kind(layer)):
+        return False
+    return conv_unchanged(layer, change)
 
 
 def aliases(model: nn.Module, module: nn.Module) -> list[str]:
@@ -172,13 +172,12 @@ def describe_intervention(model: nn.Module, layer: LayerSpec, levels: Sequence[L
                           input_size: Sequence[int] | None = None) -> "InterventionTable":
     """A table of the layers touched: old and new hyperparameters, parameter-count change, notes."""
     names = resolve_layers(model, layer, input_size)
-    convs = conv_layers(model)
     rows = []
     for level in levels:
         change = as_intervention(level)
         for name in targets(change, names):
-            old = convs[name]
-            r = rebuild_conv(old, name, change.kernel_size, change.dilation, change.stride, "fresh", 0)
+            old = model.get_submodule(name)
+            r = rebuild_layer(old, name, change, "fresh", 0)
             old_p = sum(p.numel() for p in old.parameters())
             new_p = sum(p.numel() for p in r.conv.parameters())
             rows.append({
@@ -190,12 +189,23 @@ def describe_intervention(model: nn.Module, layer: LayerSpec, levels: Sequence[L
 
 
 def _conv_shape(conv: nn.Module) -> tuple[tuple[int, int], int, int]:
-    """Kernel, stride and (input channels per group x output channels) of a conv, for `cost`."""
+    """Kernel, stride and (input channels per group x output channels) of a conv, for `cost`; a pool has no
+    channel product (it costs next to nothing)."""
+    if is_pool(conv):
+        return kernel_of(conv), int(kernel_of(conv.stride or conv.kernel_size)[0]), 0
     # Every kind `is_conv` admits (nn.Conv2d and its subclasses, timm's CondConv2d) keeps 2-tuples here.
     return kernel_of(conv), int(conv.stride[0]), conv.in_channels // conv.groups * conv.out_channels
 
 
 def _hyper(conv: nn.Module) -> str:
+    if isinstance(conv, AntiAliased):
+        f = conv.blur.filter_size
+        return f"{_hyper(conv.inner)}, then blur {f}x{f} s={conv.blur.stride[0]}"
+    if isinstance(conv, BlurPool):
+        return f"blur pool k={conv.filter_size} s={conv.stride[0]} pad={conv.padding}"
+    if is_pool(conv):
+        stride = kernel_of(conv.stride or conv.kernel_size)[0]
+        return f"{pool_kind(conv)} pool k={kernel_of(conv)[0]} s={stride} pad={conv.padding}"
     k = kernel_of(conv)
     pad = "dynamic SAME" if has_dynamic_same_pad(conv) else conv.padding
     asym = list(asymmetric_pads(conv).values())
@@ -287,8 +297,7 @@ class KernelIntervention:
                 changed, _ = _apply(probe, self.layers, change, "fresh", 0)
                 check_output_shapes(probe, changed, self.layers, example, allow_change=change.stride is not None)
         self.model_name = model if isinstance(model, str) else getattr(model, "__name__", type(probe).__name__)
-        convs = conv_layers(probe)
-        self._shapes = {name: _conv_shape(convs[name]) for name in self.layers}
+        self._shapes = {name: _conv_shape(probe.get_submodule(name)) for name in self.layers}
 
     def fingerprint(self, train_images: torch.Tensor) -> dict[str, str]:
         """The model's behavioural fingerprint (`fingerprints.model_fingerprint` of what the factory builds at

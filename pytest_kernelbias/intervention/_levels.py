@@ -8,6 +8,7 @@ from dataclasses import dataclass, fields
 from typing import Sequence, Union
 
 from ..errors import AuditConfigError, InterventionError
+from ._downsample import check_filter_size, check_pooling
 from ._surgery import check_positive_int
 
 
@@ -23,14 +24,20 @@ class Intervention:
     dilation: int | None = None
     stride: int | None = None
     layer: str | None = None  # one layer of the selection only (an arm of a layer map); None: every one
+    anti_alias: int | None = None  # blur size before the subsampling (AntiAlias); None: as built
+    pooling: str | None = None  # a pooling layer's kind (Pooling); None: as built
 
     def __post_init__(self) -> None:
         for name in HYPERPARAMETERS:
             value = getattr(self, name)
             if value is not None:
                 check_positive_int(name, value)
-        if all(getattr(self, name) is None for name in HYPERPARAMETERS):
-            raise InterventionError("an intervention must set kernel_size, dilation or stride")
+        if self.anti_alias is not None:
+            check_filter_size(self.anti_alias)
+        if self.pooling is not None:
+            check_pooling(self.pooling)
+        if all(getattr(self, name) is None for name in SETTINGS):
+            raise InterventionError("an intervention must set kernel_size, dilation, stride, anti_alias or pooling")
 
     def __and__(self, other: "Intervention") -> "Intervention":
         merged = {}
@@ -42,11 +49,12 @@ class Intervention:
         return Intervention(**merged)
 
     def __str__(self) -> str:
-        text = ", ".join(f"{n}={getattr(self, n)}" for n in HYPERPARAMETERS if getattr(self, n) is not None)
+        text = ", ".join(f"{n}={getattr(self, n)}" for n in SETTINGS if getattr(self, n) is not None)
         return f"{self.layer}: {text}" if self.layer else text
 
 
-HYPERPARAMETERS = ("kernel_size", "dilation", "stride")
+HYPERPARAMETERS = ("kernel_size", "dilation", "stride")  # a conv's; numeric, so levels can form a dose-response
+SETTINGS = (*HYPERPARAMETERS, "anti_alias", "pooling")  # everything a level can set
 
 
 @dataclass(frozen=True)
@@ -57,6 +65,8 @@ class AsBuilt:
     dilation: None = None
     stride: None = None
     layer: None = None
+    anti_alias: None = None
+    pooling: None = None
 
     def __str__(self) -> str:
         return "as built"
@@ -82,6 +92,18 @@ def Dilation(d: int) -> Intervention:  # noqa: N802
 def Stride(s: int) -> Intervention:  # noqa: N802
     """do(stride = s). Changes the layer's output size by about old/new; later layers must cope."""
     return Intervention(stride=s)
+
+
+def AntiAlias(filter_size: int = 3) -> Intervention:  # noqa: N802
+    """Anti-aliased downsampling (Zhang 2019): a strided conv or pool runs at stride 1, then a fixed
+    `filter_size` x `filter_size` binomial blur subsamples by its stride. Output shape and weights kept."""
+    return Intervention(anti_alias=filter_size)
+
+
+def Pooling(kind: str) -> Intervention:  # noqa: N802
+    """A pooling layer's kind: "max", "avg" (padding not counted) or "blur" (a binomial filter over the same
+    window), with its kernel, stride and padding; output shape kept."""
+    return Intervention(pooling=kind)
 
 
 Level = Union[int, Intervention, AsBuilt]

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from ..errors import InterventionError
+from ._downsample import is_pool
 from ._kinds import has_dynamic_same_pad
 from ._levels import targets
 from ._select import kernel_of
@@ -47,8 +48,8 @@ def check_kernel_reach(probe: nn.Module, layers: Sequence[str], changes: Sequenc
     for change in changes:
         for name in targets(change, layers):
             conv, size = probe.get_submodule(name), sizes.get(name)
-            if size is None:
-                continue  # the layer is not on the forward path of this input; resolve_layers says so
+            if size is None or (change.kernel_size is None and change.dilation is None) or is_pool(conv):
+                continue  # off the forward path (resolve_layers says so), its reach kept, or a pool (refused later)
             k = change.kernel_size or kernel_of(conv)[0]
             d = change.dilation or int(conv.dilation[0])
             extent, pads = d * (k - 1) + 1, _original_pads(conv)

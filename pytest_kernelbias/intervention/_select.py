@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from ..errors import InterventionError, UnknownLayerError
+from ._downsample import is_pool
 from ._kinds import is_conv
 
 
@@ -30,8 +31,10 @@ def conv_layers(model: nn.Module) -> dict[str, nn.Module]:
     return {name: m for name, m in model.named_modules() if name and is_conv(m)}
 
 
-def kernel_of(conv: nn.Module) -> tuple[int, int]:
-    return tuple(int(k) for k in conv.kernel_size)  # type: ignore[return-value]
+def kernel_of(layer: object) -> tuple[int, int]:
+    """A layer's kernel as (h, w) (a pool's may be one int), or a size given as one int or a pair."""
+    size = getattr(layer, "kernel_size", layer)
+    return (int(size), int(size)) if isinstance(size, int) else tuple(int(k) for k in size)  # type: ignore
 
 
 @dataclass(frozen=True)
@@ -154,6 +157,8 @@ def _resolve_one(model: nn.Module, spec: str, convs: dict[str, nn.Module], input
     if spec in convs:
         return [spec]
     modules = dict(model.named_modules())
+    if spec in modules and is_pool(modules[spec]):
+        return [spec]  # by its exact name: a Pooling or AntiAlias level changes it
     if spec in modules:
         inner = _expand_wrapper(model, spec, convs)
         if inner:
@@ -194,9 +199,9 @@ def resolve_layers(model: nn.Module, layer: LayerSpec, input_size: Sequence[int]
                 raise UnknownLayerError(f"a layer selector must be a string, got {spec!r}")
             names += [n for n in _resolve_one(model, spec, convs, input_size) if n not in names]
     if kernel is not None:
-        kept = [n for n in names if kernel_of(convs[n]) == (kernel, kernel)]
+        kept = [n for n in names if kernel_of(model.get_submodule(n)) == (kernel, kernel)]
         if not kept:
-            sizes = sorted({kernel_of(convs[n]) for n in names})
+            sizes = sorted({kernel_of(model.get_submodule(n)) for n in names})
             raise UnknownLayerError(
                 f"no selected conv has a {kernel}x{kernel} kernel; the selection has kernels {sizes}")
         names = kept
