@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Optional
 
-from .analysis import RULE_MEANING, Effect, SequentialDesign, SequentialPath
+from .analysis import RULE_MEANING, Effect, EffectKey, SequentialDesign, SequentialPath, level_text
 from .execution import report_options
-from .intervention import level_label
+from .intervention import Contrast, design_of, level_label
 
 if TYPE_CHECKING:
     from .result import AuditResult, Looks, Verdict
@@ -64,11 +64,13 @@ def summary_rows(result: AuditResult, verdict: Verdict) -> list[dict]:
     rows = []
     for i, (key, e) in enumerate(result.all_effects.items()):
         pert, level = key
+        contrast = str(level) if isinstance(level, Contrast) else (
+            f"{level_label(level)} vs {level_label(result.reference)}")
         note = "; ".join(part for part in (
             result.open_note(key, verdicts[key], verdict.threshold) if verdicts[key] in ("warn", "undecided")
             else "", e.shape_note(), e.p_note(), path.fold_note(i)) if part)
         rows.append({
-            "audit": result.name, "contrast": f"{level_label(level)} vs {level_label(result.reference)}",
+            "audit": result.name, "contrast": contrast,
             "level": level_label(level), "reference_level": level_label(result.reference),
             "perturbation": pert, "bias": result.bias,
             "effect": e.estimate, "ci_low": e.ci[0], "ci_high": e.ci[1], "p_value": e.p_value,
@@ -120,7 +122,40 @@ def audit_record(result: AuditResult, verdict: Verdict) -> dict:
         "learning": [{"model": m.label, "accuracy": m.accuracy, "ci_low": m.ci[0], "ci_high": m.ci[1],
                       "majority": m.majority} for m in result.learning],
         "sequential": result.sequential, "layer_map": result.layer_map(verdict),
+        "factorial": factorial_rows(result),
     }
+
+
+def _interval(e: Effect) -> str:
+    return f"{e.estimate:+.3f} [{e.ci[0]:+.3f}, {e.ci[1]:+.3f}]"
+
+
+def factorial_rows(result: AuditResult) -> list[dict]:
+    """A factorial audit's answer, per perturbation and (cause level, fix level): the cause's effect without
+    and with the fix, the interaction (how much the fix changes it) and, where the effect without the fix is
+    told from 0, the share of it the fix removes, in one sentence. Empty for other audits."""
+    design = design_of(result.spec.target.levels)
+    rows: list[dict] = []
+    if design is None:
+        return rows
+    b0 = design.fix.levels[0]
+    for (pert, c), e in result.all_effects.items():
+        if not (isinstance(c, Contrast) and c.kind == "interaction"):
+            continue
+        without = result.all_effects[EffectKey(pert, Contrast("cause", c.cause, b0, design))]
+        with_fix = result.all_effects[EffectKey(pert, Contrast("cause", c.cause, c.fix, design))]
+        told = without.ci[0] > 0 or without.ci[1] < 0
+        share = -e.estimate / without.estimate if told else None
+        cause, fix = f"{design.cause.layer} {level_label(c.cause)}", f"{design.fix.layer} {level_label(c.fix)}"
+        what = f"the effect of {cause} on the {result.bias} under {pert}"
+        lead = (f"{fix} removes {share:.0%} of {what}" if share is not None else
+                f"{fix} and {what} (no share removed is given: without the fix the effect is not told from 0)")
+        sentence = (f"{lead}: {_interval(without)} without it, {_interval(with_fix)} with it; the change "
+                    f"{_interval(e)} ({level_text(e.confidence)} intervals, one family)")
+        rows.append({"perturbation": pert, "cause": cause, "fix": fix, "removed_share": share,
+                     "without": [without.estimate, *without.ci], "with": [with_fix.estimate, *with_fix.ci],
+                     "interaction": [e.estimate, *e.ci], "confidence": e.confidence, "sentence": sentence})
+    return rows
 
 
 def result_text(result: AuditResult) -> str:
@@ -138,6 +173,7 @@ def result_text(result: AuditResult) -> str:
     if sequential is not None:
         looks = ", ".join(f"{look['seeds']}: {look['decision']}" for look in sequential["looks"])
         lines.append(f"  seeds=auto looks ({looks}): {sequential['reason']}")
+    lines += ["  " + row["sentence"] for row in factorial_rows(result)]
     lines.append(f"  verdict: {result.verdict} (threshold {result.threshold:g}, rule {result.rule!r}: "
                  f"{RULE_MEANING[result.rule]}; p adjusted by {result.correction})")
     return "\n".join(lines)

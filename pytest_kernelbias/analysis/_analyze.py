@@ -17,15 +17,16 @@ from ._checks import EffectKey
 from ._decision import SequentialPath, run_sequential
 from ._effects import Effect, paired_effect
 from ._estimators import dose_response
-from ._fold import effect_fold_allowances
+from ._family import Member, family_members
+from ._fold import contrast_fold_allowances
 from ._learning import check_learning, learning_of
 from ._multiplicity import adjust
 from ._outcomes import Outcome, Outcomes, estimate_effects, pairwise_effects, subgroup_effects
 from ._placebo import aa_placebo, shuffle_placebo
 from ._sequential import SequentialDesign
 from ._test_noise import (
+    contrast_allowances,
     difference_replicates,
-    effect_allowances,
     image_weights,
     model_allowances,
     shared_variances,
@@ -74,6 +75,8 @@ def outcomes_of(items: list[Evaluation], evaluations: Evaluations, metric: str) 
 def _dose(level) -> float | None:
     """The numeric value of a level for a dose-response slope (None when it sets several things)."""
     change = as_intervention(level)
+    if getattr(change, "compound", False):
+        return None  # a factorial cell sets two factors
     values = [v for v in (change.kernel_size, change.dilation, change.stride) if v is not None]
     return float(values[0]) if len(values) == 1 else None
 
@@ -169,10 +172,11 @@ def _adjust_subgroups(by_group: dict, correction: str) -> dict:
     return {key: {g: done[(key, g)] for g in effects} for key, effects in by_group.items()}
 
 
-def _test_noise(spec: AuditSpec, bias: dict, evaluations: Evaluations, predictions: dict,
+def _test_noise(spec: AuditSpec, members: list[Member], bias: dict, evaluations: Evaluations, predictions: dict,
                 outcomes: Outcomes) -> tuple[list[np.ndarray] | None, list[np.ndarray] | None]:
-    """Per bias effect, the common test-set variance of its mean over its first j seeds (j = 1..its seeds), and
-    its small-subgroup bias allowance (below, above) for the same means."""
+    """Per family member, the common test-set variance of its mean over its first j seeds (j = 1..its seeds),
+    and its small-subgroup bias allowance (below, above) for the same means: its levels' image replicates and
+    model allowances, combined as the member combines their effects."""
     if not (spec.inference.test_noise and spec.inference.interval == "t"):
         return None, None
     names = list(evaluations.names)
@@ -188,12 +192,18 @@ def _test_noise(spec: AuditSpec, bias: dict, evaluations: Evaluations, predictio
                                           est, metric, weights)
         return known[key]
 
-    for (pert, level), e in bias.items():
-        seeds = outcomes.paired_seeds(level, ref)
-        reps = difference_replicates(predictions, level, ref, pert, seeds, evaluations.labels, evaluations.codes,
-                                     names, est, metric, weights)
-        shared.append(shared_variances(reps, np.asarray(e.differences)))
-        room.append(effect_allowances(allowances(level, pert, seeds), allowances(ref, pert, seeds), est))
+    def replicates(key):
+        seeds = outcomes.paired_seeds(key.level, ref)
+        return difference_replicates(predictions, key.level, ref, key.perturbation, seeds, evaluations.labels,
+                                     evaluations.codes, names, est, metric, weights)
+
+    for member in members:
+        pert, first = member.key.perturbation, next(iter(member.weights)).level
+        seeds = outcomes.paired_seeds(first, ref)
+        reps = member.combine({k: replicates(k) for k in member.weights})
+        shared.append(shared_variances(reps, member.combine({k: bias[k].differences for k in member.weights})))
+        levels = member.level_weights(ref)
+        room.append(contrast_allowances({lv: allowances(lv, pert, seeds) for lv in levels}, levels, est))
     return shared, room
 
 
@@ -226,19 +236,19 @@ def arm_of(level: object) -> object:
     return getattr(level, "layer", None)
 
 
-def decide_family(spec: AuditSpec, bias: dict, design: SequentialDesign, shared: list | None,
-                  room: list | None = None, folds: list | None = None) -> tuple:
-    """The bias family through the one decision procedure: its adjusted effects and the path.
+def decide_family(spec: AuditSpec, members: list[Member], bias: dict, design: SequentialDesign,
+                  shared: list | None, room: list | None = None, folds: list | None = None) -> tuple:
+    """The family through the one decision procedure: its adjusted effects and the path.
 
     A layer map's arms are decided apart within the family, so a settled arm stops taking seeds.
     """
-    keys = list(bias)
+    keys = [m.key for m in members]
     inference = spec.inference
-    path = run_sequential([np.asarray(bias[k].differences) for k in keys], design, inference.threshold,
-                          inference.rule, inference.confidence, method=inference.interval, shared_variance=shared,
-                          allowance=room,
-                          labels=[bias[k].label for k in keys], contexts=[bias[k].context for k in keys],
-                          arms=[arm_of(level) for _, level in keys], fold_allowance=folds)
+    path = run_sequential([m.combine({k: bias[k].differences for k in m.weights}) for m in members], design,
+                          inference.threshold, inference.rule, inference.confidence, method=inference.interval,
+                          shared_variance=shared, allowance=room, labels=[m.label for m in members],
+                          contexts=[m.context for m in members], arms=[arm_of(key.level) for key in keys],
+                          fold_allowance=folds)
     return _adjusted(dict(zip(keys, path.effects)), inference.correction), path
 
 
@@ -265,9 +275,12 @@ def analyze(spec: AuditSpec, evaluations: Evaluations, design: SequentialDesign 
     warn_inert_levels(spec, predictions)
     bias, by_group, pairs, doses = _effects(spec, outcomes)
     design = design or spec.recipe.decision_design
-    shared, room = _test_noise(spec, bias, evaluations, predictions, outcomes)
-    folds = effect_fold_allowances(outcomes, list(bias), spec.target.reference_level, spec.estimand)
-    decided, path = decide_family(spec, bias, design, shared, room, folds)
+    members = family_members(spec, bias, outcomes)
+    shared, room = _test_noise(spec, members, bias, evaluations, predictions, outcomes)
+    ref = spec.target.reference_level
+    folds = contrast_fold_allowances(outcomes, [(m.key.perturbation, m.level_weights(ref)) for m in members], ref,
+                                     spec.estimand)
+    decided, path = decide_family(spec, members, bias, design, shared, room, folds)
     spectral = [row for ev in audit_items for row in ev.spectral]
     kernels: dict[str, list] = {}
     for ev in audit_items:

@@ -70,12 +70,20 @@ def fold_allowances(y: np.ndarray, names: Sequence[str], estimand: Estimand) -> 
 
 def effect_fold_allowances(outcomes: Outcomes, keys: Sequence[tuple], reference: object,
                            estimand: Estimand) -> list[np.ndarray]:
-    """Per bias effect (perturbation, level): (seeds, 2), how far below and above its interval over the first
-    j paired seeds must reach for the folds those seeds may not have shown.
+    """Per bias effect (perturbation, level) against `reference`: `contrast_fold_allowances` with weights
+    +1 on the level and -1 on the reference."""
+    return contrast_fold_allowances(outcomes, [(pert, {level: 1.0, reference: -1.0}) for pert, level in keys],
+                                    reference, estimand)
 
-    An unseen fold of the reference's B means its true mean is higher, so tau lower: the reference's part goes
-    below, the level's above (for the spread; a signed form's goes on both sides). A layer map's arms share
-    the reference's, computed once per (perturbation, seeds).
+
+def contrast_fold_allowances(outcomes: Outcomes, contrasts: Sequence[tuple], reference: object,
+                             estimand: Estimand) -> list[np.ndarray]:
+    """Per contrast (perturbation, weights over levels summing to 0): (seeds, 2), how far below and above its
+    interval over the first j paired seeds must reach for the folds those seeds may not have shown.
+
+    An unseen fold of a level's B means its true mean is higher: a negative-weight level's part goes below, a
+    positive-weight level's above (for the spread; a signed form's goes on both sides). Each level's is computed
+    once per (perturbation, seeds), so a layer map's arms share the reference's.
     """
     names, known, out = outcomes.subgroups, {}, []
 
@@ -86,11 +94,14 @@ def effect_fold_allowances(outcomes: Outcomes, keys: Sequence[tuple], reference:
             known[key] = fold_allowances(y, names, estimand)
         return known[key]
 
-    for pert, level in keys:
-        seeds = outcomes.paired_seeds(level, reference)
-        ref, own = allowances(reference, pert, seeds), allowances(level, pert, seeds)
+    for pert, weights in contrasts:
+        treated = next(level for level in weights if level != reference)
+        seeds = outcomes.paired_seeds(treated, reference)
+        n = len(seeds)
+        high = sum((w * allowances(lv, pert, seeds) for lv, w in weights.items() if w > 0), np.zeros(n))
+        low = sum((-w * allowances(lv, pert, seeds) for lv, w in weights.items() if w < 0), np.zeros(n))
         if estimand.form in ("spread", "between_groups"):
-            out.append(np.stack([ref, own], axis=1))
+            out.append(np.stack([low, high], axis=1))
         else:
-            out.append(np.stack([ref + own, ref + own], axis=1))
+            out.append(np.stack([low + high, low + high], axis=1))
     return out

@@ -128,14 +128,26 @@ def model_allowances(predictions: Mapping[tuple, Mapping[str, np.ndarray]], leve
 
 
 def effect_allowances(level_allowance: np.ndarray, reference_allowance: np.ndarray, estimand: Estimand) -> np.ndarray:
-    """(seeds, 2): how far below and above the interval of the mean over the first j seeds must reach.
+    """(seeds, 2): how far below and above the interval of the mean over the first j seeds must reach, for the
+    effect of a level against the reference (`contrast_allowances` with weights +1 and -1)."""
+    return contrast_allowances({"level": level_allowance, "reference": reference_allowance},
+                               {"level": 1.0, "reference": -1.0}, estimand)
 
-    For the spread each model's bias is >= 0, so tau's estimate is at most the treated level's allowance
-    too high and at most the reference's too low; other forms' bias has either sign, so both sides get both.
+
+def contrast_allowances(per_level: Mapping[object, np.ndarray], weights: Mapping[object, float],
+                        estimand: Estimand) -> np.ndarray:
+    """(seeds, 2): how far below and above the interval of a contrast sum_c w_c B(c) over the first j seeds
+    must reach, from each level's per-seed model allowances.
+
+    For the spread each model's bias is >= 0 and at most its allowance too high, so the estimate is at most the
+    positive-weight levels' allowances too high (reach below) and the negative-weight ones' too low (reach
+    above); other forms' bias has either sign, so both sides get every level's.
     """
-    j = np.arange(1, len(level_allowance) + 1)
-    below, above = np.cumsum(level_allowance) / j, np.cumsum(reference_allowance) / j
+    n = len(next(iter(per_level.values())))
+    j = np.arange(1, n + 1)
+    means = {level: np.cumsum(np.asarray(per_level[level], float)) / j for level in weights}
+    high = sum((w * means[level] for level, w in weights.items() if w > 0), np.zeros(n))
+    low = sum((-w * means[level] for level, w in weights.items() if w < 0), np.zeros(n))
     if estimand.form in ("spread", "between_groups"):
-        return np.stack([below, above], axis=1)
-    both = below + above
-    return np.stack([both, both], axis=1)
+        return np.stack([high, low], axis=1)
+    return np.stack([high + low, high + low], axis=1)

@@ -9,6 +9,8 @@ from .._lazy import lazy_api
 _HOMES = {
     **dict.fromkeys(["aliases", "describe_intervention", "intervene", "KernelIntervention",
                      "model_source"], "._intervene"),
+    **dict.fromkeys(["Cell", "Contrast", "design_of", "Factor", "Factorial", "FactorialDesign", "factorial"],
+                    "._factorial"),
     **dict.fromkeys(["is_cond_conv"], "._kinds"),
     **dict.fromkeys(["AntiAliased", "BlurPool", "binomial_filter", "is_pool", "POOLING_KINDS"], "._downsample"),
     **dict.fromkeys(["AntiAlias", "AsBuilt", "as_intervention", "check_levels", "Dilation", "HYPERPARAMETERS",

@@ -16,6 +16,7 @@ from torch import nn
 from ..errors import InterventionError, InterventionWarning, ModelOutputError
 from ..fingerprints import model_fingerprint
 from ._downsample import AntiAliased, BlurPool, conv_unchanged, is_pool, pool_kind, rebuild_layer
+from ._factorial import design_of
 from ._kinds import has_dynamic_same_pad
 from ._levels import (
     AsBuilt,
@@ -24,7 +25,7 @@ from ._levels import (
     as_intervention,
     layer_seed,
     level_label,
-    targets,
+    scoped,
 )
 from ._reach import check_kernel_reach, layer_input_sizes
 from ._select import Each, LayerSpec, kernel_of, resolve_layers
@@ -41,11 +42,11 @@ def _apply(model: nn.Module, names: Sequence[str], change: Intervention, init: s
            seed: int | None) -> tuple[nn.Module, dict[str, Rebuilt]]:
     new_model = copy.deepcopy(model)
     rebuilt = {}
-    for name in targets(change, names):
+    for name, part in scoped(change, names):
         old = new_model.get_submodule(name)
-        if _unchanged(old, change):
+        if _unchanged(old, part):
             continue  # do(k = the layer's own k) is no intervention: the layer stays as built, weights and all
-        rebuilt[name] = rebuild_layer(old, name, change, init, None if seed is None else layer_seed(seed, name))
+        rebuilt[name] = rebuild_layer(old, name, part, init, None if seed is None else layer_seed(seed, name))
         # A tied conv (one module registered under several names) is replaced at every name by one new
         # module, so the tie survives the intervention and every place it is used gets the new kernel.
         for alias in aliases(new_model, old) or [name]:
@@ -72,6 +73,35 @@ def _unchanged(layer: nn.Module, change: Intervention) -> bool:
     if change.anti_alias is not None or (change.pooling is not None and change.pooling != pool_kind(layer)):
         return False
     return conv_unchanged(layer, change)
+
+
+def changes_stride(change, names: Sequence[str]) -> bool:
+    """Whether a level sets a stride on any layer (later feature maps then change size by design)."""
+    return any(part.stride is not None for _, part in scoped(change, names))
+
+
+def check_factorial(layer: LayerSpec, levels: Sequence, reference: Level) -> None:
+    """A factorial audit's levels are its cells, its reference the cell of both factors' first levels, and its
+    layers its factors' own (no layer map)."""
+    design = design_of(levels)
+    if design is None:
+        return
+    if isinstance(layer, Each):
+        raise InterventionError("layer=each(...) with factorial levels: a factorial audit changes its factors' "
+                                "layers; pass layer=[cause layer, fix layer]")
+    if reference != design.cells[0]:
+        raise InterventionError(f"reference={reference}: a factorial audit's reference is the cell of both "
+                                f"factors' first levels ({design.cells[0]}); drop reference=, or reorder a "
+                                "factor's levels")
+
+
+def check_factorial_layers(changes: Sequence, layers: Sequence[str]) -> None:
+    """A factorial cell changes its factors' layers: the audit's selection must hold them."""
+    wanted = list(dict.fromkeys(name for change in changes for name, _ in scoped(change, layers)))
+    missing = [name for name in wanted if name not in layers]
+    if missing:
+        raise InterventionError(f"the factors change {wanted}, and layer= selects {list(layers)}; pass "
+                                f"layer={wanted}")
 
 
 def aliases(model: nn.Module, module: nn.Module) -> list[str]:
@@ -164,7 +194,7 @@ def intervene(model: nn.Module, layer: LayerSpec, kernel_size: int | Interventio
             if "never seen" in note:
                 warnings.warn(InterventionWarning(f"{name}: {note}"), stacklevel=2)
     if example_input is not None:
-        check_output_shapes(model, new_model, names, example_input, allow_change=change.stride is not None)
+        check_output_shapes(model, new_model, names, example_input, allow_change=changes_stride(change, names))
     return new_model
 
 
@@ -175,9 +205,9 @@ def describe_intervention(model: nn.Module, layer: LayerSpec, levels: Sequence[L
     rows = []
     for level in levels:
         change = as_intervention(level)
-        for name in targets(change, names):
+        for name, part in scoped(change, names):
             old = model.get_submodule(name)
-            r = rebuild_layer(old, name, change, "fresh", 0)
+            r = rebuild_layer(old, name, part, "fresh", 0)
             old_p = sum(p.numel() for p in old.parameters())
             new_p = sum(p.numel() for p in r.conv.parameters())
             rows.append({
@@ -273,6 +303,7 @@ class KernelIntervention:
         self.reference = self.levels[0] if reference is None else reference
         if self.reference not in self.levels:
             raise InterventionError(f"reference level {self.reference} is not one of the levels {self.levels}")
+        check_factorial(layer, self.levels, self.reference)
         self.init = check_init(init)
         self.num_classes = num_classes
         self.source = model_source(model, num_classes)
@@ -283,6 +314,7 @@ class KernelIntervention:
                                    f"{type(probe).__name__}, not an nn.Module; make it return the built model")
         check_float32(probe)
         self.layers = resolve_layers(probe, layer, input_size)  # fail now, not after training
+        check_factorial_layers(self.changes, self.layers)
         if isinstance(layer, Each):  # a layer map: the arms and their shared reference replace the levels
             self.levels = map_levels(probe, self.layers, self.levels, self.reference)
             self.changes, self.reference = list(self.levels), self.levels[0]
@@ -295,7 +327,8 @@ class KernelIntervention:
             example = torch.zeros(tuple(input_size))
             for change in self.changes:
                 changed, _ = _apply(probe, self.layers, change, "fresh", 0)
-                check_output_shapes(probe, changed, self.layers, example, allow_change=change.stride is not None)
+                check_output_shapes(probe, changed, self.layers, example,
+                                    allow_change=changes_stride(change, self.layers))
         self.model_name = model if isinstance(model, str) else getattr(model, "__name__", type(probe).__name__)
         self._shapes = {name: _conv_shape(probe.get_submodule(name)) for name in self.layers}
 
@@ -323,12 +356,12 @@ class KernelIntervention:
         they train (larger kernels and finer strides cost more); pools start the
         longest first so that no long model is left running alone at the end.
         """
-        change = as_intervention(level)
-        touched = set(targets(change, self.layers))
+        touched = dict(scoped(as_intervention(level), self.layers))
         total = 0.0
         for name, ((kh, kw), stride, channel_products) in self._shapes.items():
-            k = (change.kernel_size, change.kernel_size) if change.kernel_size and name in touched else (kh, kw)
-            s = change.stride if change.stride and name in touched else stride
+            part = touched.get(name)
+            k = (part.kernel_size, part.kernel_size) if part is not None and part.kernel_size else (kh, kw)
+            s = part.stride if part is not None and part.stride else stride
             total += k[0] * k[1] * channel_products / (s * s)
         return total
 

@@ -73,10 +73,18 @@ class AsBuilt:
 
 
 def targets(change, layers: Sequence[str]) -> list[str]:
-    """The layers a level changes: none as built, its own layer for a layer-map arm, else every one selected."""
+    """The layers a level changes: none as built, its own layer for a layer-map arm, a factorial cell's factor
+    layers, else every one selected."""
+    return [name for name, _ in scoped(change, layers)]
+
+
+def scoped(change, layers: Sequence[str]) -> list[tuple[str, "Intervention"]]:
+    """(layer, what it gets) for each layer a level changes."""
     if isinstance(change, AsBuilt):
         return []
-    return [change.layer] if change.layer is not None else list(layers)
+    if getattr(change, "compound", False):
+        return change.parts()  # a factorial cell: each factor's level on its own layer
+    return [(name, change) for name in ([change.layer] if change.layer is not None else list(layers))]
 
 
 def KernelSize(k: int) -> Intervention:  # noqa: N802 - reads as a value, like the other levels
@@ -110,8 +118,8 @@ Level = Union[int, Intervention, AsBuilt]
 
 
 def as_intervention(level: Level) -> Intervention:
-    """An int level means a kernel size."""
-    if isinstance(level, (Intervention, AsBuilt)):
+    """An int level means a kernel size; an `Intervention`, `AsBuilt` or factorial cell is itself."""
+    if isinstance(level, (Intervention, AsBuilt)) or getattr(level, "compound", False):
         return level
     if isinstance(level, bool) or not isinstance(level, int):
         raise InterventionError(f"a level is a kernel size (int) or an Intervention, got {level!r}")

@@ -10,7 +10,7 @@ from torch import nn
 from ..errors import InterventionError
 from ._downsample import is_pool
 from ._kinds import has_dynamic_same_pad
-from ._levels import targets
+from ._levels import scoped
 from ._select import kernel_of
 
 
@@ -45,8 +45,8 @@ def check_kernel_reach(probe: nn.Module, layers: Sequence[str], changes: Sequenc
     learn, and it costs time (one k=201 step on 32 x 32 took 75 s).
     """
     sizes = layer_input_sizes(probe, layers, torch.zeros(1, *image_shape))
-    for change in changes:
-        for name in targets(change, layers):
+    for level in changes:
+        for name, change in scoped(level, layers):
             conv, size = probe.get_submodule(name), sizes.get(name)
             if size is None or (change.kernel_size is None and change.dilation is None) or is_pool(conv):
                 continue  # off the forward path (resolve_layers says so), its reach kept, or a pool (refused later)

@@ -102,6 +102,8 @@ def audit_card(a: Mapping, anchor: str) -> str:
         f"<p class='why'>{_why(a)}</p>",
         f"<p class='warnline'><b>Models learned partly.</b> {esc(a['learning_note'])}: the verdict may read "
         "guessing, not the kernel size.</p>" if a.get("learning_note") else "",
+        "".join(f"<p class='fix'><span class='k'>Fix</span> {esc(row['sentence'])}</p>"
+                for row in a.get("factorial") or ()),
         f"<div class='tw'><table class='mini'><thead><tr><th>level k vs {esc(a.get('reference', 'k0'))}</th>"
         f"<th>effect vs ±{a['effects'][0]['threshold']:g}</th><th>effect [{ci_label(a)}]</th><th>verdict</th>"
         "</tr></thead>"

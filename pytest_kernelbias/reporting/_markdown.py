@@ -95,6 +95,8 @@ def render_markdown(audits: list[Mapping], status: Mapping = COMPLETE) -> str:
               "| test | verdict | pytest | worst effect [CI] | CI level | gap at k0 | seeds | threshold / rule | "
               "what to do |", "|---|---|---|---|---|---|---|---|---|"]
     lines += [_row(a) for a in audits]
+    fixes = [f"- {_code(a['test'])}: {_plain(row['sentence'])}" for a in audits for row in a.get("factorial") or ()]
+    lines += ["", "**Fixes** (factorial audits):", "", *fixes] if fixes else []
     lines += ["", "Effect: the change the kernel size causes in the subgroup gap; the CI level is adjusted for "
               "the family of effects and the sequential looks. Gap at k0: the gap at the reference itself.", ""]
     return "\n".join(lines)

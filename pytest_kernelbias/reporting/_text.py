@@ -136,6 +136,9 @@ def summary_lines(audits: Iterable[Mapping], width: int = WIDTH) -> list[str]:
             if e.get("note"):  # under its row, where the test and contrast are already named
                 lines += textwrap.wrap(f"{e['verdict']}: {e['note']}", width, initial_indent=INDENT * 2,
                                        subsequent_indent=INDENT * 3, break_on_hyphens=False)
+        for row in audit.get("factorial") or ():  # a factorial audit's answer, in words, after its rows
+            lines += textwrap.wrap(f"fix: {row['sentence']}", width, initial_indent=INDENT,
+                                   subsequent_indent=INDENT * 2, break_on_hyphens=False)
     marked = any(cell.endswith(("*", "°")) for row in rows for cell in (row[4], row[6]))
     return lines + [LEGEND] + ([MARKS] if marked else [])
 
