@@ -80,21 +80,23 @@ def test_pooling_kinds_are_the_pools_built_by_hand():
     assert torch.equal(back(x), nn.MaxPool2d(2)(x))
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(size=st.integers(5, 23), kernel=st.integers(1, 5), stride=st.integers(2, 4), padding=st.integers(0, 2),
-       filter_size=st.sampled_from([3, 5]))
-def test_every_geometry_keeps_its_output_shape(size, kernel, stride, padding, filter_size):
+       filter_size=st.sampled_from([3, 5]), ceil=st.booleans(), dilation=st.integers(1, 2))
+def test_every_geometry_keeps_its_output_shape(size, kernel, stride, padding, filter_size, ceil, dilation):
     padding = min(padding, kernel // 2)  # torch refuses pool padding over half the kernel
     x = torch.rand(1, 6, size, size)
-    conv = nn.Conv2d(6, 4, kernel, stride=stride, padding=padding)
-    for layer in (conv, nn.MaxPool2d(kernel, stride, padding), nn.AvgPool2d(kernel, stride, padding)):
-        if size + 2 * padding < kernel:
+    layers = [nn.Conv2d(6, 4, kernel, stride=stride, padding=padding, dilation=dilation),
+              nn.MaxPool2d(kernel, stride, padding, dilation=dilation, ceil_mode=ceil)]
+    layers += [nn.AvgPool2d(kernel, stride, padding, ceil_mode=ceil)] if dilation == 1 else []
+    for layer in layers:
+        if size + 2 * padding < dilation * (kernel - 1) + 1:
             continue
         holder = nn.Sequential(layer)
         changed = intervene(holder, "0", AntiAlias(filter_size), seed=0)
         assert changed(x).shape == holder(x).shape
         if not isinstance(layer, nn.Conv2d):
-            for kind in ("max", "avg", "blur"):
+            for kind in ("max", "avg", "blur") if dilation == 1 else ("max",):
                 assert intervene(holder, "0", Pooling(kind), seed=0)(x).shape == holder(x).shape
 
 
@@ -140,9 +142,17 @@ def test_a_setting_no_blur_or_pool_can_take_is_refused(make, says):
         make()
 
 
-def test_a_ceil_mode_pool_is_refused_before_training():
-    with pytest.raises(InterventionError, match="ceil_mode"):
-        intervene(Net(pool=nn.MaxPool2d(2, ceil_mode=True)), "pool", AntiAlias(3), seed=0)
+def test_a_ceil_mode_pool_keeps_its_extra_row_and_column_and_the_rest_is_the_max_blur_pool():
+    pool, x = nn.MaxPool2d(3, 2, ceil_mode=True), torch.rand(2, 6, 16, 16)  # 8 x 8 out; floor mode gives 7 x 7
+    changed = intervene(Net(pool=pool), "pool", AntiAlias(3), seed=0).pool
+    assert changed(x).shape == pool(x).shape == (2, 6, 8, 8)
+    expected = BlurPool2d(6, filt_size=3, stride=2)(nn.MaxPool2d(3, 1)(x))  # 7 x 7: every full window
+    assert torch.allclose(changed(x)[..., :7, :7], expected, atol=1e-6, rtol=0)
+
+
+def test_a_dilated_max_pool_cannot_become_an_average_of_the_same_shape():
+    with pytest.raises(InterventionError, match="dilated"):
+        intervene(Net(pool=nn.MaxPool2d(2, dilation=2)), "pool", Pooling("avg"), seed=0)
 
 
 def test_resnet18s_strided_convs_and_max_pool_take_anti_aliasing_with_shapes_kept():

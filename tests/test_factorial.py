@@ -128,3 +128,35 @@ def test_a_factorial_the_audit_cannot_run_is_refused_with_the_fix(layer, levels,
 def test_a_design_that_is_not_two_factors_is_refused(make, says):
     with pytest.raises(InterventionError, match=says):
         make()
+
+
+@pytest.mark.slow
+def test_a_factorial_audit_trains_paired_cells_and_every_report_says_what_the_fix_removes(tmp_path):
+    import json
+
+    import torch
+
+    from pytest_kernelbias import TrainConfig, run_audit, synthfaces
+    from pytest_kernelbias.reporting._html import render_html
+    from pytest_kernelbias.reporting._markdown import render_markdown
+    from pytest_kernelbias.reporting._text import summary_lines
+
+    result = run_audit(tiny_cnn, ["0", "2"], LEVELS, data=synthfaces(300, 0, "planted"),
+                       test_data=synthfaces(200, 0, "planted", split="test"), seeds=2, progress=None,
+                       train_config=TrainConfig(epochs=1, batch_size=32), spectral_cutoff=None,
+                       require_learning=False, cache=tmp_path)
+    assert result.run.trained == 8 and len(result.all_effects) == 4
+    record = {**json.loads(json.dumps(result.to_dict())), "test": "t::factorial", "test_outcome": "passed"}
+    (row,) = record["factorial"]
+    assert row["cause"] == "0 kernel_size=9" and row["fix"] == "2 anti_alias=3"
+    assert row["interaction"][0] == pytest.approx(row["with"][0] - row["without"][0], abs=1e-12)
+    assert row["sentence"] in "\n".join(summary_lines([record], width=10_000)).replace("fix: ", "")
+    assert "**Fixes**" in render_markdown([record]) and "class='fix'" in render_html([record], {}, {}, {
+        "complete": True, "incomplete_reason": None})
+    # Paired cells: the two cells with k=9 start from the same 9x9 draw, those with k=3 from the conv as built.
+    from pytest_kernelbias.prepare import prepare
+
+    intervention = prepare(result.spec).intervention
+    built = {(cell.cause, cell.fix): intervention.build(cell, 0) for cell in LEVELS}
+    assert torch.equal(built[(9, None)][0].weight, built[(9, AntiAlias(3))][0].weight)
+    assert torch.equal(built[(3, None)][0].weight, built[(3, AntiAlias(3))][0].weight)

@@ -315,3 +315,22 @@ def test_futility_only_turns_more_seeds_into_undecided():
     assert f"undecided at {last.seeds} of max_seeds=10 seeds (futility: max_seeds would settle it" in futile.reason
     assert "a follow-up audit on fresh seeds (confidence 0.975) would need" in futile.reason \
         or "no new audit" in futile.reason
+
+
+def test_futility_counts_a_family_that_one_failing_effect_will_settle():
+    # One effect at 3x the threshold, one at 0 whose few-seed sd came out large: every effect settling by
+    # max_seeds was unlikely (the old rule's chance, 3%, under futility 0.1, stopped the audit undecided at 3
+    # seeds), but the family settles as soon as the first effect fails, which it very probably will.
+    rng = np.random.default_rng(3)
+    for _ in range(8):
+        rows = np.stack([0.15 + 0.02 * rng.standard_normal(16), 0.06 * rng.standard_normal(16)])
+    design = SequentialDesign(3, 16)
+    path = run_sequential(rows, design, 0.05, "evidence", 0.95, p_method="t")
+    first = path.looks[0]
+    final = look_confidences(design, 0.95, 2)[-1]
+    pooled = float(np.sqrt(np.mean([e.sd ** 2 for e in first.effects])))
+    every = min(settle_chance(e.estimate, pooled, 3, 16, final, 0.05) for e in first.effects)
+    one_fails = max(settle_chance(e.estimate, pooled, 3, 16, final, 0.05, beyond_only=True) for e in first.effects)
+    assert every < design.futility < one_fails
+    assert first.settle_chance == pytest.approx(one_fails, abs=1e-12)
+    assert path.verdict == "fail" and path.seeds == 5

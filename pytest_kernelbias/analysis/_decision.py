@@ -257,16 +257,21 @@ def _check_design(rows: list[np.ndarray], design: SequentialDesign, family: int 
 
 def _arm_chance(effects: Sequence[Effect], decisions: Sequence[str], rows: Sequence[int], n: int,
                 design: SequentialDesign, final_level: float, threshold: float, v: Sequence[np.ndarray]) -> float:
-    """The chance max_seeds settles an unsettled arm: the least settleable of its unsettled effects.
+    """The chance max_seeds settles an unsettled arm: that every unsettled effect settles (the least settleable
+    one's chance), or that one of them fails, which settles the arm alone, whichever is larger.
 
     An arm's effects come from the same models, so their spreads are alike: futility predicts with the pooled
     sd, not with each effect's own few-seed sd, which would stop an arm whenever one of its sds came out large
     by chance. Futility never changes a verdict, only stops training (analysis/_futility.py).
     """
     pooled = float(np.sqrt(np.mean([effects[j].sd ** 2 for j in rows])))
-    return min(settle_chance(effects[j].estimate, pooled, n, design.max_seeds, final_level, threshold,
-                             float(v[j][n - 1]))
-               for j in rows if decisions[j] == "continue")
+    open_ = [j for j in rows if decisions[j] == "continue"]
+
+    def chance(j: int, beyond_only: bool) -> float:
+        return settle_chance(effects[j].estimate, pooled, n, design.max_seeds, final_level, threshold,
+                             float(v[j][n - 1]), beyond_only=beyond_only)
+
+    return max(min(chance(j, False) for j in open_), max(chance(j, True) for j in open_))
 
 
 def _stop_arms(active: list, members: dict, effects: list, decisions: list, n: int, design: SequentialDesign,

@@ -52,12 +52,13 @@ def stop_point(seeds: int, max_seeds: int, chance: float | None, futility: float
 
 
 def settle_chance(estimate: float, sd: float, n: int, max_seeds: int, final_confidence: float,
-                  threshold: float, shared_variance: float = 0.0) -> float:
+                  threshold: float, shared_variance: float = 0.0, beyond_only: bool = False) -> float:
     """Predictive probability that the t interval of max_seeds differences settles against `threshold`.
 
     `estimate` and `sd` are the mean and sample sd of the first `n` differences. Settled means the
     interval at `final_confidence` lies inside [-threshold, threshold] or entirely beyond it.
     `shared_variance` is the test-set variance the final interval adds (it does not shrink with seeds).
+    `beyond_only`: the chance it settles beyond the threshold (a fail, which settles a whole family).
     """
     if n >= max_seeds:
         return 0.0
@@ -71,4 +72,4 @@ def settle_chance(estimate: float, sd: float, n: int, max_seeds: int, final_conf
     if threshold > half:  # |m_N| <= threshold - half
         inside = float(norm((threshold - half - a) / spread) - norm((half - threshold - a) / spread))
     beyond = float(norm((a - threshold - half) / spread) + norm((-threshold - half - a) / spread))
-    return min(1.0, inside + beyond)
+    return min(1.0, beyond if beyond_only else inside + beyond)

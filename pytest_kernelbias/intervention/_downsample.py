@@ -48,39 +48,70 @@ def binomial_filter(size: int) -> torch.Tensor:
     return (row[:, None] * row[None, :]).float()
 
 
+def pooled_size(n: int, kernel: int, stride: int, padding: int, dilation: int = 1, ceil_mode: bool = False) -> int:
+    """torch's pooling output size along one axis (with ceil_mode, a last window must start inside the input or
+    its left padding)."""
+    span = n + 2 * padding - dilation * (kernel - 1) - 1
+    out = (-(-span // stride) if ceil_mode else span // stride) + 1
+    if ceil_mode and (out - 1) * stride >= n + padding:
+        out -= 1
+    return out
+
+
 class BlurPool(nn.Module):
     """A fixed binomial low-pass of `filter_size`, applied per channel with `stride` and `padding` (reflected
-    where it fits the input, else zeros); no parameters, so the state dict is the architecture's own."""
+    where it fits the input, else zeros); no parameters, so the state dict is the architecture's own. With
+    `ceil_mode` (a blur pool in place of a ceil-mode pool) its output has that pool's size: the last, partial
+    windows see the edge repeated."""
 
-    def __init__(self, filter_size: int, stride: int = 2, padding: tuple[int, int] | int | None = None):
+    def __init__(self, filter_size: int, stride: int = 2, padding: tuple[int, int] | int | None = None,
+                 ceil_mode: bool = False):
         super().__init__()
-        self.filter_size, self.stride = int(filter_size), _pair(stride)
+        self.filter_size, self.stride, self.ceil_mode = int(filter_size), _pair(stride), bool(ceil_mode)
         self.padding = _pair((self.filter_size - 1) // 2 if padding is None else padding)
         self.register_buffer("filt", binomial_filter(self.filter_size)[None, None], persistent=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        ph, pw = self.padding
+    def forward(self, x: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
+        """Blur and subsample `x`; `size` (or, in ceil mode, the ceil-mode pool's) is the output size to give."""
+        (ph, pw), f = self.padding, self.filter_size
+        if size is None and self.ceil_mode:
+            size = tuple(pooled_size(n, f, s, p, ceil_mode=True)
+                         for n, s, p in zip(x.shape[-2:], self.stride, self.padding))  # type: ignore[assignment]
         if ph or pw:
             fits = ph < x.shape[-2] and pw < x.shape[-1]
             x = F.pad(x, (pw, pw, ph, ph), mode="reflect" if fits else "constant")
+        if size is not None:  # extend right and bottom until the last window fits, then keep `size`
+            extra = [max(0, (n - 1) * s + f - m) for n, s, m in zip(size, self.stride, x.shape[-2:])]
+            if any(extra):
+                x = F.pad(x, (0, extra[1], 0, extra[0]), mode="replicate")
         channels = x.shape[1]
-        weight = self.filt.to(x.dtype).expand(channels, 1, self.filter_size, self.filter_size)
-        return F.conv2d(x, weight, stride=self.stride, groups=channels)
+        weight = self.filt.to(x.dtype).expand(channels, 1, f, f)
+        out = F.conv2d(x, weight, stride=self.stride, groups=channels)
+        return out if size is None else out[..., :size[0], :size[1]]
 
     def extra_repr(self) -> str:
-        return f"filter_size={self.filter_size}, stride={self.stride}, padding={self.padding}"
+        return (f"filter_size={self.filter_size}, stride={self.stride}, padding={self.padding}"
+                + (", ceil_mode=True" if self.ceil_mode else ""))
 
 
 class AntiAliased(nn.Module):
     """`inner` (the layer at stride 1), then a `BlurPool` that subsamples by the layer's stride. The conv's
     weights stay `inner`'s, so `weight` and `kernel_size` read through to it."""
 
-    def __init__(self, inner: nn.Module, blur: BlurPool):
+    def __init__(self, inner: nn.Module, blur: BlurPool, ceil_geometry: tuple | None = None):
         super().__init__()
         self.inner, self.blur = inner, blur
+        # A ceil-mode pool's (kernel, stride, padding, dilation) per axis: its output size, which the blur gives.
+        self.ceil_geometry = ceil_geometry
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.blur(self.inner(x))
+        size = None
+        if self.ceil_geometry is not None:
+            size = tuple(pooled_size(n, *axis, ceil_mode=True) for n, axis in zip(x.shape[-2:], self.ceil_geometry))
+        return self.blur(self.inner(x), size)
+
+    def extra_repr(self) -> str:
+        return "ceil_mode=True" if self.ceil_geometry is not None else ""
 
     def __getattr__(self, name: str):
         if name in ("weight", "kernel_size", "dilation", "groups", "in_channels", "out_channels"):
@@ -108,11 +139,14 @@ def anti_alias(layer: nn.Module, name: str, filter_size: int) -> AntiAliased:
         raise InterventionError(f"{name}: AntiAlias blurs before a subsampling, and this {type(layer).__name__} has "
                                 "stride 1: nothing is subsampled. Select a strided conv or a pooling layer (e.g. "
                                 "resnet's conv1 or maxpool)")
-    if getattr(layer, "ceil_mode", False):
-        raise InterventionError(f"{name}: AntiAlias keeps the output shape of pools with ceil_mode=False only")
     inner = copy.deepcopy(layer)
     inner.stride = 1 if is_pool(inner) else (1, 1)
-    return AntiAliased(inner, BlurPool(filter_size, stride))
+    geometry = None
+    if getattr(layer, "ceil_mode", False):  # at stride 1 ceil and floor agree; the blur gives the pool's size
+        inner.ceil_mode = False
+        geometry = tuple(zip(_pair(layer.kernel_size), stride, _pair(layer.padding),
+                             _pair(getattr(layer, "dilation", 1))))
+    return AntiAliased(inner, BlurPool(filter_size, stride), geometry)
 
 
 def repool(pool: nn.Module, name: str, kind: str) -> nn.Module:
@@ -120,16 +154,18 @@ def repool(pool: nn.Module, name: str, kind: str) -> nn.Module:
     if not is_pool(pool):
         raise InterventionError(f"{name}: Pooling changes a MaxPool2d or AvgPool2d, and this is a "
                                 f"{type(pool).__name__}; select a pooling layer (e.g. resnet's maxpool)")
-    if getattr(pool, "ceil_mode", False) or _pair(getattr(pool, "dilation", 1)) != (1, 1):
-        raise InterventionError(f"{name}: Pooling keeps the shape of pools without ceil_mode or dilation only")
     k, s, p = _pair(pool.kernel_size), _pair(pool.stride or pool.kernel_size), _pair(pool.padding)
+    ceil, dilation = bool(pool.ceil_mode), _pair(getattr(pool, "dilation", 1))
     if kind == "max":
-        return nn.MaxPool2d(k, s, p)
+        return nn.MaxPool2d(k, s, p, dilation=dilation, ceil_mode=ceil)
+    if dilation != (1, 1):
+        raise InterventionError(f"{name}: this max pool is dilated {dilation}; an {kind} pool of the same window "
+                                "cannot be, so its output shape would change. Use AntiAlias here instead")
     if kind == "avg":  # padding is not counted: a border window averages the pixels it covers, as max sees them
-        return nn.AvgPool2d(k, s, p, count_include_pad=False)
+        return nn.AvgPool2d(k, s, p, ceil_mode=ceil, count_include_pad=False)
     if k[0] != k[1]:
         raise InterventionError(f"{name}: a blur pool needs a square window, and this pool's is {k}")
-    return BlurPool(k[0], s, p)
+    return BlurPool(k[0], s, p, ceil_mode=ceil)
 
 
 CONV_SETTINGS = ("kernel_size", "dilation", "stride")
