@@ -88,7 +88,7 @@ class TargetSpec:
             raise AuditConfigError(f"levels must be a list of kernel sizes or interventions, e.g. [3, 7]; "
                                    f"got {self.levels!r}")
         object.__setattr__(self, "levels", tuple(self.levels))
-        check_levels(self.levels, self.reference)
+        check_levels(self.levels, self.reference, layer_map=isinstance(self.layer, Each))
         if not _is_layer_spec(self.layer):
             raise AuditConfigError(f"layer must name the conv(s) to intervene on: a name or glob ('conv1', "
                                    f"'layer1.*.conv2'), a list of those, 'stem', 'all', a Select or a predicate "
@@ -102,6 +102,8 @@ class TargetSpec:
 
     @property
     def treatments(self) -> list:
+        if isinstance(self.layer, Each) and len(self.levels) == 1:
+            return list(self.levels)  # a map's one level, against the architecture as built (arms come later)
         return [level for level in self.levels if level != self.reference_level]
 
 

@@ -171,3 +171,19 @@ def test_labels_and_the_intervention_table_say_what_changed():
     assert [str(level) for level in intervention.levels] == ["pooling=max", "anti_alias=3", "pooling=blur"]
     text = str(intervention.table)
     assert "max pool k=2 s=1 pad=0, then blur 3x3 s=2" in text and "blur pool k=2 s=2" in text
+
+
+def test_a_layer_map_of_anti_aliasing_has_one_arm_per_downsampling_against_the_architecture_as_built():
+    from pytest_kernelbias.intervention import each
+    from pytest_kernelbias.spec import AuditSpec
+
+    spec = AuditSpec.from_kwargs("resnet18", each(["conv1", "maxpool", "layer2.0.conv1"]), [AntiAlias(3)])
+    assert spec.target.levels == (AntiAlias(3),)  # one level: the map's reference is the architecture as built
+    intervention = KernelIntervention("resnet18", spec.target.layer, list(spec.target.levels),
+                                      input_size=(1, 3, 32, 32))
+    assert [str(level) for level in intervention.levels] == [
+        "as built", "conv1: anti_alias=3", "maxpool: anti_alias=3", "layer2.0.conv1: anti_alias=3"]
+    with pytest.raises(InterventionError, match=r"the strided ones of this selection are \['conv1', 'layer2.0.conv1'"):
+        KernelIntervention("resnet18", each("all"), [AntiAlias(3)], input_size=(1, 3, 32, 32))
+    with pytest.raises(Exception, match="give two or more"):
+        AuditSpec.from_kwargs("resnet18", "conv1", [AntiAlias(3)])  # outside a map, one level compares nothing

@@ -160,3 +160,19 @@ def test_a_factorial_audit_trains_paired_cells_and_every_report_says_what_the_fi
     built = {(cell.cause, cell.fix): intervention.build(cell, 0) for cell in LEVELS}
     assert torch.equal(built[(9, None)][0].weight, built[(9, AntiAlias(3))][0].weight)
     assert torch.equal(built[(3, None)][0].weight, built[(3, AntiAlias(3))][0].weight)
+
+
+def test_a_look_of_seeds_auto_decides_the_factorial_family_at_the_looks_level():
+    from pytest_kernelbias.analysis._sequential import SequentialDesign, look_confidences
+
+    evaluations, _ = _made_up()
+    design = SequentialDesign(3, SEEDS, futility=0.0)  # looks at 3, 4, 5, 6 seeds, none given up early
+    spec = _spec(test_noise=False)
+    levels = look_confidences(design, 0.95, 4)
+    for look, seeds in enumerate((3, 4)):
+        items = tuple(ev for ev in evaluations.items if ev.variant.seed < seeds)
+        partial = Evaluations(evaluations.labels, evaluations.codes, evaluations.names, items)
+        analysis = analyze(spec, partial, design, seeds)
+        assert analysis.path.family == 4 and len(analysis.path.looks) == look + 1
+        for e in analysis.all_effects.values():
+            assert e.n == seeds and e.confidence == pytest.approx(levels[look], abs=1e-12)

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from ..errors import InterventionError
-from ._levels import Intervention, as_intervention
+from ._levels import Intervention, as_intervention, scoped
+from ._select import Each
 
 
 def _level_text(level: object) -> str:
@@ -149,3 +150,26 @@ def design_of(levels: Sequence) -> FactorialDesign | None:
                                 "pass levels=factorial(...) as it is")
     return design
 
+
+def check_factorial(layer: object, levels: Sequence, reference: object) -> None:
+    """A factorial audit's levels are its cells, its reference the cell of both factors' first levels, and its
+    layers its factors' own (no layer map)."""
+    design = design_of(levels)
+    if design is None:
+        return
+    if isinstance(layer, Each):
+        raise InterventionError("layer=each(...) with factorial levels: a factorial audit changes its factors' "
+                                "layers; pass layer=[cause layer, fix layer]")
+    if reference != design.cells[0]:
+        raise InterventionError(f"reference={reference}: a factorial audit's reference is the cell of both "
+                                f"factors' first levels ({design.cells[0]}); drop reference=, or reorder a "
+                                "factor's levels")
+
+
+def check_factorial_layers(changes: Sequence, layers: Sequence[str]) -> None:
+    """A factorial cell changes its factors' layers: the audit's selection must hold them."""
+    wanted = list(dict.fromkeys(name for change in changes for name, _ in scoped(change, layers)))
+    missing = [name for name in wanted if name not in layers]
+    if missing:
+        raise InterventionError(f"the factors change {wanted}, and layer= selects {list(layers)}; pass "
+                                f"layer={wanted}")

@@ -16,7 +16,7 @@ from torch import nn
 from ..errors import InterventionError, InterventionWarning, ModelOutputError
 from ..fingerprints import model_fingerprint
 from ._downsample import AntiAliased, BlurPool, conv_unchanged, is_pool, pool_kind, rebuild_layer
-from ._factorial import design_of
+from ._factorial import check_factorial, check_factorial_layers
 from ._kinds import has_dynamic_same_pad
 from ._levels import (
     AsBuilt,
@@ -58,6 +58,8 @@ def map_levels(probe: nn.Module, layers: Sequence[str], levels: Sequence[Level],
     """A layer map's levels: the architecture as built (the shared reference), then per layer in network order
     one arm per level that changes it (a level equal to the layer's own hyperparameters is its reference)."""
     arms = []
+    if any(as_intervention(level).anti_alias for level in levels):
+        _check_strided(probe, layers)
     for name in layers:
         conv = probe.get_submodule(name)
         arms += [replace(as_intervention(level), layer=name) for level in levels
@@ -66,6 +68,20 @@ def map_levels(probe: nn.Module, layers: Sequence[str], levels: Sequence[Level],
         raise InterventionError(f"no level changes any of the selected layers {list(layers)}: each already has "
                                 f"the hyperparameters of {[level_label(v) for v in levels]}; add a level that differs")
     return [AsBuilt(), *arms]
+
+
+def _check_strided(probe: nn.Module, layers: Sequence[str]) -> None:
+    """A layer map of AntiAlias levels needs layers that subsample: name the strided ones of the selection."""
+    def strided(name: str) -> bool:
+        module = probe.get_submodule(name)
+        return kernel_of(getattr(module, "stride", None) or module.kernel_size) != (1, 1)
+
+    flat = [name for name in layers if not strided(name)]
+    if flat:
+        keep = [name for name in layers if strided(name)]
+        raise InterventionError(f"AntiAlias blurs before a subsampling, and {len(flat)} selected layer(s) have "
+                                f"stride 1 ({', '.join(flat[:5])}{', ...' if len(flat) > 5 else ''}); the strided "
+                                f"ones of this selection are {keep}: pass each({keep})")
 
 
 def _unchanged(layer: nn.Module, change: Intervention) -> bool:
@@ -78,30 +94,6 @@ def _unchanged(layer: nn.Module, change: Intervention) -> bool:
 def changes_stride(change, names: Sequence[str]) -> bool:
     """Whether a level sets a stride on any layer (later feature maps then change size by design)."""
     return any(part.stride is not None for _, part in scoped(change, names))
-
-
-def check_factorial(layer: LayerSpec, levels: Sequence, reference: Level) -> None:
-    """A factorial audit's levels are its cells, its reference the cell of both factors' first levels, and its
-    layers its factors' own (no layer map)."""
-    design = design_of(levels)
-    if design is None:
-        return
-    if isinstance(layer, Each):
-        raise InterventionError("layer=each(...) with factorial levels: a factorial audit changes its factors' "
-                                "layers; pass layer=[cause layer, fix layer]")
-    if reference != design.cells[0]:
-        raise InterventionError(f"reference={reference}: a factorial audit's reference is the cell of both "
-                                f"factors' first levels ({design.cells[0]}); drop reference=, or reorder a "
-                                "factor's levels")
-
-
-def check_factorial_layers(changes: Sequence, layers: Sequence[str]) -> None:
-    """A factorial cell changes its factors' layers: the audit's selection must hold them."""
-    wanted = list(dict.fromkeys(name for change in changes for name, _ in scoped(change, layers)))
-    missing = [name for name in wanted if name not in layers]
-    if missing:
-        raise InterventionError(f"the factors change {wanted}, and layer= selects {list(layers)}; pass "
-                                f"layer={wanted}")
 
 
 def aliases(model: nn.Module, module: nn.Module) -> list[str]:
@@ -289,7 +281,7 @@ class KernelIntervention:
 
     def __init__(self, model: object, layer: LayerSpec, levels: Sequence[Level], reference: Level | None = None,
                  num_classes: int = 2, init: str = "fresh", input_size: Sequence[int] | None = None):
-        if len(levels) < 2:
+        if len(levels) < (1 if isinstance(layer, Each) else 2):
             raise InterventionError(f"an intervention needs at least two levels (a reference and a treatment), "
                                     f"got {list(levels)}")
         self.levels = list(levels)

@@ -136,12 +136,16 @@ def layer_seed(seed: int, layer: str) -> int:
     return int.from_bytes(digest[:8], "little") >> 1
 
 
-def check_levels(levels: tuple, reference: object) -> None:
-    """At least two distinct levels (kernel sizes or interventions), and a reference among them."""
+def check_levels(levels: tuple, reference: object, layer_map: bool = False) -> None:
+    """At least two distinct levels (kernel sizes or interventions), and a reference among them; a layer map
+    compares with the architecture as built, so one level is enough there (`each(...)`, [AntiAlias(3)])."""
     changes = [as_intervention(level) for level in levels]  # each level's own check, naming the fix
+    if layer_map and len(changes) == 1:
+        return
     if len(changes) < 2:
-        raise AuditConfigError(f"levels={list(levels)}: an audit compares a reference with at least one other "
-                               "level; give two or more, e.g. levels=[3, 7]")
+        raise AuditConfigError(f"levels={[str(c) for c in changes]}: an audit compares a reference with at least "
+                               "one other level; give two or more, e.g. levels=[3, 7] (a layer map, each(...), "
+                               "compares with the architecture as built and takes one)")
     if len(set(changes)) != len(changes):
         raise AuditConfigError(f"levels={list(levels)} repeats a level; give each level once, e.g. [3, 7]")
     if reference is not None and as_intervention(reference) not in changes:
