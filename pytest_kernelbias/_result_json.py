@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Optional
 
-from .analysis import RULE_MEANING, Effect, EffectKey, SequentialDesign, SequentialPath, level_text
+from .analysis import OPEN, RULE_MEANING, Effect, EffectKey, SequentialDesign, SequentialPath, level_text
 from .execution import report_options
 from .intervention import Contrast, design_of, level_label
 
@@ -67,7 +67,7 @@ def summary_rows(result: AuditResult, verdict: Verdict) -> list[dict]:
         contrast = str(level) if isinstance(level, Contrast) else (
             f"{level_label(level)} vs {level_label(result.reference)}")
         note = "; ".join(part for part in (
-            result.open_note(key, verdicts[key], verdict.threshold) if verdicts[key] in ("warn", "undecided")
+            result.open_note(key, verdicts[key], verdict.threshold) if verdicts[key] in OPEN
             else "", e.shape_note(), e.p_note(), path.fold_note(i)) if part)
         rows.append({
             "audit": result.name, "contrast": contrast,

@@ -10,6 +10,7 @@ import numpy as np
 
 from ._result_json import audit_record, result_text, sequential_record, settings_record, summary_rows
 from .analysis import (
+    OPEN,
     VERDICT_RANK,
     Analysis,
     Decision,
@@ -54,7 +55,7 @@ class Verdict:
     @property
     def passed(self) -> bool:
         """The test passes: nothing failed (and, when strict, nothing was left at warn or undecided)."""
-        return self.overall == "pass" or (self.overall in ("warn", "undecided") and not self.strict)
+        return self.overall is Decision.PASS or (self.overall in OPEN and not self.strict)
 
 
 @dataclass(frozen=True)
@@ -221,7 +222,7 @@ class AuditResult:
         return max(self.all_effects.values(), key=lambda e: abs(e.estimate))
 
     def verdicts(self, threshold: float | None = None, rule: str | None = None) -> dict:
-        """(perturbation, level) -> "pass" | "warn" | "fail" at `threshold` and `rule` (default: the audit's)."""
+        """EffectKey -> Decision at `threshold` and `rule` (default: the audit's)."""
         return self.judge(threshold, rule).by_effect
 
     def judge(self, threshold: float | None = None, rule: str | None = None, strict: bool | None = None) -> Verdict:
@@ -259,7 +260,7 @@ class AuditResult:
         self.__dict__["_asserted"] = verdict  # what the test asked, for its report (the plugin reads `asserted`)
         if self.sequential is not None and self.sequential["decision"] == "undecided" and not verdict.strict:
             warnings.warn(KernelAuditWarning(f"{self.name}: seeds=auto: {self.sequential['reason']}"), stacklevel=2)
-        bad = {k: self.all_effects[k] for k, v in verdict.by_effect.items() if v == "fail"}
+        bad = {k: self.all_effects[k] for k, v in verdict.by_effect.items() if v == Decision.FAIL}
         if bad:
             worst_key = max(bad, key=lambda k: bad[k].statistic(verdict.rule))
             worst = bad[worst_key]
@@ -270,7 +271,7 @@ class AuditResult:
             layers = broken(self.layer_map(verdict))
             head = f"layer map: the kernel size of {', '.join(layers)} breaks the threshold\n" if layers else ""
             raise AuditFailure(f"{self.name}: {head}{msg}", verdict)
-        open_ = {k: v for k, v in verdict.by_effect.items() if v in ("warn", "undecided")}
+        open_ = {k: v for k, v in verdict.by_effect.items() if v in OPEN}
         notes = [f"{self.all_effects[k].label}: {'undecided: ' if v == 'undecided' else ''}"
                  f"{self.open_note(k, v, verdict.threshold)}" for k, v in open_.items()]
         if open_ and verdict.strict:

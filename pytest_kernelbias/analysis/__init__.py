@@ -8,7 +8,7 @@ from .._lazy import lazy_api
 _HOMES = {
     **dict.fromkeys(["FollowUp", "open_note"], "._advice"),
     **dict.fromkeys(["Analysis", "analyze"], "._analyze"),
-    **dict.fromkeys(["Decision", "EffectKey"], "._checks"),
+    **dict.fromkeys(["Decision", "EffectKey", "OPEN"], "._checks"),
     **dict.fromkeys(["check_confidence", "check_rule", "check_seeds", "check_threshold", "level_text", "RULE_MEANING",
                      "VERDICT_RANK"], "._checks"),
     **dict.fromkeys(["run_sequential", "SequentialPath"], "._decision"),

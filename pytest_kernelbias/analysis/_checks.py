@@ -31,6 +31,7 @@ class Decision(str, Enum):
 
 
 VERDICT_RANK = {"pass": 0, "warn": 1, "undecided": 2, "fail": 3}  # a decided verdict, least to most severe
+OPEN = (Decision.WARN, Decision.UNDECIDED)  # passed with a reach past the threshold, or not settled: advice given
 
 
 class EffectKey(NamedTuple):

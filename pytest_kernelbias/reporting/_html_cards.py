@@ -29,6 +29,12 @@ VERDICT_RANK = {**DECIDED_RANK, "error": 4, "not run": 5}
 CARD_EFFECTS = 6  # effects a card lists; the summary table below has them all
 
 
+def _effect_head(a: Mapping) -> str:
+    """The mini table's first column: a level against the reference, or a factorial's contrasts (each names its
+    own comparison)."""
+    return "effect (factorial)" if a.get("factorial") else f"level k vs {esc(a.get('reference', 'k0'))}"
+
+
 def _mixed(environments: Mapping) -> str:
     """A warning line when the user let an audit compare variants from unlike numeric environments."""
     if not environments.get("mixed"):
@@ -104,7 +110,7 @@ def audit_card(a: Mapping, anchor: str) -> str:
         "guessing, not the kernel size.</p>" if a.get("learning_note") else "",
         "".join(f"<p class='fix'><span class='k'>Fix</span> {esc(row['sentence'])}</p>"
                 for row in a.get("factorial") or ()),
-        f"<div class='tw'><table class='mini'><thead><tr><th>level k vs {esc(a.get('reference', 'k0'))}</th>"
+        f"<div class='tw'><table class='mini'><thead><tr><th>{_effect_head(a)}</th>"
         f"<th>effect vs ±{a['effects'][0]['threshold']:g}</th><th>effect [{ci_label(a)}]</th><th>verdict</th>"
         "</tr></thead>"
         f"<tbody>{rows}</tbody></table></div>",
