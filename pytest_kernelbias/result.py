@@ -323,15 +323,18 @@ class AuditResult:
         """The effect with an interval that also resamples test images (seeds and images, nested).
 
         It uses this audit's own estimand (bias form, contrast and outcome), so
-        its point estimate is the audit's effect.
+        its point estimate is the audit's effect. A factorial audit's cells are levels here; its contrasts,
+        which combine four cells, are not.
         """
         if not self.predictions:
             raise AuditConfigError("this result carries no per-image predictions (loaded from a report?)")
         pert = perturbation or self.perturbation
-        level = level if level is not None else next(k for (p, k) in self.all_effects if p == pert)
-        if (pert, level) not in self.all_effects:
-            raise AuditConfigError(f"no effect for level {level_label(level)} under {pert}; the audit has "
-                                   f"{[(p, level_label(k)) for p, k in self.all_effects]}")
+        treated = list(self.spec.target.treatments)
+        level = level if level is not None else treated[0]
+        if level not in treated or pert not in self.outcomes.perturbations:
+            raise AuditConfigError(f"no effect for level {level_label(level)} under {pert}: the levels are "
+                                   f"{[level_label(k) for k in treated]} (a factorial's cells, not its contrasts) "
+                                   f"and the perturbations {self.outcomes.perturbations}")
         clean = {k: v["clean"] for k, v in self.predictions.items()}
         perturbed = {k: v[pert] for k, v in self.predictions.items()}
         return hierarchical_bootstrap(

@@ -153,6 +153,10 @@ def test_a_factorial_audit_trains_paired_cells_and_every_report_says_what_the_fi
     assert row["sentence"] in "\n".join(summary_lines([record], width=10_000)).replace("fix: ", "")
     assert "**Fixes**" in render_markdown([record]) and "class='fix'" in render_html([record], {}, {}, {
         "complete": True, "incomplete_reason": None})
+    # The image-and-seed bootstrap answers per cell against the reference; a contrast is refused by name.
+    assert result.hierarchical_interval(LEVELS[3], n_boot=50).n == 2
+    with pytest.raises(AuditConfigError, match="a factorial's cells, not its contrasts"):
+        result.hierarchical_interval(next(iter(result.all_effects)).level, n_boot=50)
     # Paired cells: the two cells with k=9 start from the same 9x9 draw, those with k=3 from the conv as built.
     from pytest_kernelbias.prepare import prepare
 
