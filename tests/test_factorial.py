@@ -123,6 +123,7 @@ def test_a_factorial_the_audit_cannot_run_is_refused_with_the_fix(layer, levels,
 @pytest.mark.parametrize("make, says", [
     (lambda: factorial(Factor("0", [3, 9]), Factor("0", [None, AntiAlias(3)])), "both factors change '0'"),
     (lambda: Factor("0", [3]), "two or more distinct levels"),
+    (lambda: Factor("0", [3, [9]]), "a level is a kernel size"),
     (lambda: factorial(Factor("0", [3, 9]), [None, AntiAlias(3)]), "two Factor"),
 ])
 def test_a_design_that_is_not_two_factors_is_refused(make, says):

@@ -3,7 +3,7 @@
 The first factor is the cause (e.g. conv1's kernel size), the second the fix (e.g. anti-aliasing the pool
 after it); each factor's first level is its reference, and the cell of both references is the audit's
 reference. A cell is a level like any other: a paired model per seed, the factor layers changed together.
-`Contrast` names the effects a factorial audit decides (analysis/_factorial.py): the cause's effect at each
+`Contrast` names the effects a factorial audit decides (analysis/_family.py): the cause's effect at each
 fix level, the fix's at the reference cause, and their interaction.
 """
 
@@ -33,12 +33,12 @@ class Factor:
         if not isinstance(layer, str):
             raise InterventionError(f"Factor(layer={layer!r}): a factor changes one layer, named exactly")
         levels = tuple(levels)
+        for level in levels:
+            if level is not None:
+                as_intervention(level)  # its own check, naming the fix (before hashing: a list is no level)
         if len(levels) < 2 or len(set(levels)) != len(levels):
             raise InterventionError(f"Factor({layer!r}, {list(levels)}): give two or more distinct levels, the first "
                                     "the reference, e.g. Factor('pool', [None, AntiAlias(3)])")
-        for level in levels:
-            if level is not None:
-                as_intervention(level)  # its own check, naming the fix
         object.__setattr__(self, "layer", layer)
         object.__setattr__(self, "levels", levels)
 
