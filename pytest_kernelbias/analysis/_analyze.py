@@ -172,7 +172,7 @@ def _adjust_subgroups(by_group: dict, correction: str) -> dict:
     return {key: {g: done[(key, g)] for g in effects} for key, effects in by_group.items()}
 
 
-def _test_noise(spec: AuditSpec, members: list[Member], bias: dict, evaluations: Evaluations, predictions: dict,
+def _test_noise(spec: AuditSpec, members: list[Member], evaluations: Evaluations, predictions: dict,
                 outcomes: Outcomes) -> tuple[list[np.ndarray] | None, list[np.ndarray] | None]:
     """Per family member, the common test-set variance of its mean over its first j seeds (j = 1..its seeds),
     and its small-subgroup bias allowance (below, above) for the same means: its levels' image replicates and
@@ -192,16 +192,20 @@ def _test_noise(spec: AuditSpec, members: list[Member], bias: dict, evaluations:
                                           est, metric, weights)
         return known[key]
 
+    reps: dict = {}  # bias key -> its replicates: a factorial's cell serves up to three members
+
     def replicates(key):
-        seeds = outcomes.paired_seeds(key.level, ref)
-        return difference_replicates(predictions, key.level, ref, key.perturbation, seeds, evaluations.labels,
-                                     evaluations.codes, names, est, metric, weights)
+        if key not in reps:
+            reps[key] = difference_replicates(predictions, key.level, ref, key.perturbation,
+                                              outcomes.paired_seeds(key.level, ref), evaluations.labels,
+                                              evaluations.codes, names, est, metric, weights)
+        return reps[key]
 
     for member in members:
         pert, first = member.key.perturbation, next(iter(member.weights)).level
         seeds = outcomes.paired_seeds(first, ref)
-        reps = member.combine({k: replicates(k) for k in member.weights})
-        shared.append(shared_variances(reps, member.combine({k: bias[k].differences for k in member.weights})))
+        shared.append(shared_variances(member.combine({k: replicates(k) for k in member.weights}),
+                                       member.differences))
         levels = member.level_weights(ref)
         room.append(contrast_allowances({lv: allowances(lv, pert, seeds) for lv in levels}, levels, est))
     return shared, room
@@ -236,7 +240,7 @@ def arm_of(level: object) -> object:
     return getattr(level, "layer", None)
 
 
-def decide_family(spec: AuditSpec, members: list[Member], bias: dict, design: SequentialDesign,
+def decide_family(spec: AuditSpec, members: list[Member], design: SequentialDesign,
                   shared: list | None, room: list | None = None, folds: list | None = None) -> tuple:
     """The family through the one decision procedure: its adjusted effects and the path.
 
@@ -244,7 +248,7 @@ def decide_family(spec: AuditSpec, members: list[Member], bias: dict, design: Se
     """
     keys = [m.key for m in members]
     inference = spec.inference
-    path = run_sequential([m.combine({k: bias[k].differences for k in m.weights}) for m in members], design,
+    path = run_sequential([m.differences for m in members], design,
                           inference.threshold, inference.rule, inference.confidence, method=inference.interval,
                           shared_variance=shared, allowance=room, labels=[m.label for m in members],
                           contexts=[m.context for m in members], arms=[arm_of(key.level) for key in keys],
@@ -276,11 +280,11 @@ def analyze(spec: AuditSpec, evaluations: Evaluations, design: SequentialDesign 
     bias, by_group, pairs, doses = _effects(spec, outcomes)
     design = design or spec.recipe.decision_design
     members = family_members(spec, bias, outcomes)
-    shared, room = _test_noise(spec, members, bias, evaluations, predictions, outcomes)
+    shared, room = _test_noise(spec, members, evaluations, predictions, outcomes)
     ref = spec.target.reference_level
     folds = contrast_fold_allowances(outcomes, [(m.key.perturbation, m.level_weights(ref)) for m in members], ref,
                                      spec.estimand)
-    decided, path = decide_family(spec, members, bias, design, shared, room, folds)
+    decided, path = decide_family(spec, members, design, shared, room, folds)
     spectral = [row for ev in audit_items for row in ev.spectral]
     kernels: dict[str, list] = {}
     for ev in audit_items:

@@ -27,16 +27,18 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class Member:
     """One effect of the family: its key, its weights over the levels' effects against the reference (bias
-    keys), and the label and context a failure message prints."""
+    keys), its per-seed differences (those effects' differences so combined), and the label and context a
+    failure message prints."""
 
     key: EffectKey
     weights: dict  # EffectKey(perturbation, level) of a level against the reference -> coefficient
+    differences: np.ndarray
     label: str
     context: str
 
     def combine(self, values: Mapping) -> np.ndarray:
-        """sum_k w_k values[k]: per-seed differences, or (replicates, seeds) arrays, of the member."""
-        return sum(w * np.asarray(values[k], float) for k, w in self.weights.items())
+        """sum_k w_k values[k]: the member's (replicates, seeds) arrays from its levels' own."""
+        return combine(self.weights, values)
 
     def level_weights(self, reference: object) -> dict:
         """The weights over levels, the reference's included (they sum to 0)."""
@@ -49,15 +51,21 @@ def family_members(spec: AuditSpec, bias: Mapping[EffectKey, Effect], outcomes: 
     """The members in a stable order: per perturbation, each level (ordinary) or each contrast (factorial)."""
     design = design_of(spec.target.levels)
     if design is None:
-        return [Member(k, {k: 1.0}, e.label, e.context) for k, e in bias.items()]
+        return [Member(k, {k: 1.0}, np.asarray(e.differences, float), e.label, e.context) for k, e in bias.items()]
     reference, estimand = spec.target.reference_level, spec.estimand
     members = []
     for pert in spec.data.perturbations:
         for contrast, cells in design.contrasts():
             weights = {EffectKey(pert, cell): w for cell, w in cells.items() if cell != reference}
-            member = Member(EffectKey(pert, contrast), weights, f"{contrast}: {estimand.label} under {pert}", "")
-            per_seed = member.combine({k: bias[k].differences for k in weights})
+            per_seed = combine(weights, {k: bias[k].differences for k in weights})
             context = (f"{outcomes.table(pert)}\n  {contrast}: per-seed contrasts of the bias: "
                        + " ".join(f"{d:+.4f}" for d in per_seed))
-            members.append(Member(member.key, weights, member.label, context))
+            members.append(Member(EffectKey(pert, contrast), weights, per_seed,
+                                  f"{contrast}: {estimand.label} under {pert}", context))
     return members
+
+
+def combine(weights: Mapping, values: Mapping) -> np.ndarray:
+    """sum_k w_k values[k]."""
+    return sum(w * np.asarray(values[k], float) for k, w in weights.items())
+

@@ -22,6 +22,7 @@ import numpy as np
 
 from ._estimand import Estimand
 from ._outcomes import Outcomes
+from ._test_noise import signed_sums
 
 FOLD_COMPRESSION = 3.0  # standard errors of each subgroup's seed mean it may move toward the others
 FOLD_DRAWS = 4000
@@ -97,9 +98,7 @@ def contrast_fold_allowances(outcomes: Outcomes, contrasts: Sequence[tuple], ref
     for pert, weights in contrasts:
         treated = next(level for level in weights if level != reference)
         seeds = outcomes.paired_seeds(treated, reference)
-        n = len(seeds)
-        high = sum((w * allowances(lv, pert, seeds) for lv, w in weights.items() if w > 0), np.zeros(n))
-        low = sum((-w * allowances(lv, pert, seeds) for lv, w in weights.items() if w < 0), np.zeros(n))
+        high, low = signed_sums({lv: allowances(lv, pert, seeds) for lv in weights}, weights)
         if estimand.form in ("spread", "between_groups"):
             out.append(np.stack([low, high], axis=1))
         else:

@@ -134,6 +134,15 @@ def effect_allowances(level_allowance: np.ndarray, reference_allowance: np.ndarr
                                {"level": 1.0, "reference": -1.0}, estimand)
 
 
+def signed_sums(per_level: Mapping[object, np.ndarray], weights: Mapping[object, float]) -> tuple:
+    """(sum of w x value over the positive weights, sum of |w| x value over the negative ones): how far a
+    contrast's levels can push its estimate up and down when each level's value bounds its own bias."""
+    n = len(next(iter(per_level.values())))
+    high = sum((w * np.asarray(per_level[lv], float) for lv, w in weights.items() if w > 0), np.zeros(n))
+    low = sum((-w * np.asarray(per_level[lv], float) for lv, w in weights.items() if w < 0), np.zeros(n))
+    return high, low
+
+
 def contrast_allowances(per_level: Mapping[object, np.ndarray], weights: Mapping[object, float],
                         estimand: Estimand) -> np.ndarray:
     """(seeds, 2): how far below and above the interval of a contrast sum_c w_c B(c) over the first j seeds
@@ -143,11 +152,8 @@ def contrast_allowances(per_level: Mapping[object, np.ndarray], weights: Mapping
     positive-weight levels' allowances too high (reach below) and the negative-weight ones' too low (reach
     above); other forms' bias has either sign, so both sides get every level's.
     """
-    n = len(next(iter(per_level.values())))
-    j = np.arange(1, n + 1)
-    means = {level: np.cumsum(np.asarray(per_level[level], float)) / j for level in weights}
-    high = sum((w * means[level] for level, w in weights.items() if w > 0), np.zeros(n))
-    low = sum((-w * means[level] for level, w in weights.items() if w < 0), np.zeros(n))
+    j = np.arange(1, len(next(iter(per_level.values()))) + 1)
+    high, low = signed_sums({level: np.cumsum(np.asarray(per_level[level], float)) / j for level in weights}, weights)
     if estimand.form in ("spread", "between_groups"):
         return np.stack([high, low], axis=1)
     return np.stack([high + low, high + low], axis=1)
