@@ -28,16 +28,16 @@ class Variant:
     label: str  # e.g. "test_x kernel_size=7 seed 2/6"
     spectra: bool  # measure the intervened layer's activation spectra
     heat_map: bool  # draw Fourier heat maps
-    weights_spec: dict = field(default_factory=dict, compare=False, repr=False)  # the plan's, shared
+    weights_spec: dict = field(default_factory=dict, compare=False, repr=False)  # what its weights key hashes
     eval_spec: dict = field(default_factory=dict, compare=False, repr=False)  # what its evaluation key hashes
 
     def meta(self) -> dict:
         """What a stored entry records about where it came from (JSON), whichever executor trained it.
 
         `seed` is the value the trainer receives (zero-based); `seed_number`
-        counts from one, as the progress label "seed 2/6" does. `spec` holds the
-        architecture, layers, training recipe, data fingerprint and numeric
-        environment every key of the plan shares.
+        counts from one, as the progress label "seed 2/6" does. `spec` holds what
+        the weights key hashes: the model's fingerprint, the untrained variant's
+        digests, the order seed, recipe, data, trainer and numeric environment.
         """
         return {"level": level_label(self.level), "seed": self.seed, "seed_number": self.seed + 1,
                 "role": self.role, "label": self.label, "spec": self.weights_spec}

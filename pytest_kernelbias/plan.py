@@ -1,27 +1,37 @@
 """The plan: one `Variant` per model to train and evaluate; the only place cache keys and roles are made.
 
 A variant's weights key hashes what decides its weights: the model's behavioural fingerprint (what its
-factory builds and computes, never its code or name), layers, init, pairing, recipe, training data, the
-trainer's fingerprint, device kind, numeric environment, level and seed, so the same (level, seed) has
-one key whatever role it plays. Its evaluation key adds what decides its evaluation: the test set,
-attributes, each condition's fingerprint (parameters and output on a probe batch), and what is measured
-for its role (A/A placebo models measure no spectra, only seed 0 draws heat maps). An evaluation stored
-for one role is therefore never read back for another. Each variant carries both specs, which its stored
-entry records and must match before a stored number is used.
+factory builds and computes, never its code or name), the variant's own untrained model (its module tree
+and exact initial state, which is what the level, layers, init and pairing make of it), the data-order
+seed, recipe, training data, the trainer's fingerprint, device kind and numeric environment. Names never
+enter it, so one model has one key whatever role, level label or audit asks for it: the planted audit's
+3x3 model of seed 1 is the layer map's "as built" model of seed 1, trained once. Its evaluation key adds
+what decides its evaluation: the test set, attributes, each condition's fingerprint (parameters and output
+on a probe batch), and what is measured for its role (A/A placebo models measure no spectra, only seed 0
+draws heat maps). An evaluation stored for one role is therefore never read back for another. Each variant
+carries both specs, which its stored entry records and must match before a stored number is used.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Mapping
 
 import torch
+from torch.nn.parameter import is_lazy
 
 from ._variant import Plan, Role, Variant
 from .data import SubgroupDataset
 from .evaluation import SPECTRAL_IMAGES, SPECTRAL_METHOD, eval_batch, spectral_layers
 from .execution import key_environment, variant_key
-from .fingerprints import perturbation_fingerprint, perturbation_probe, trainer_fingerprint
+from .fingerprints import (
+    module_tree,
+    perturbation_fingerprint,
+    perturbation_probe,
+    probe_conditions,
+    state_digest,
+    trainer_fingerprint,
+)
 from .intervention import Each, KernelIntervention, Level, layer_seed, level_label
 from .spec import AuditSpec
 
@@ -42,16 +52,29 @@ class KeyBases:
 
     weights: Mapping
     evaluation: Mapping
+    initial: dict = field(default_factory=dict, compare=False)  # (level label, seed) -> the untrained model's digests
+
+
+def initial_model(intervention: KernelIntervention, level: Level, seed: int, paired: bool,
+                  memo: dict) -> dict[str, str]:
+    """What `level` and `seed` make of the model before training: the digests of its module tree and of its
+    exact initial state, built as a worker builds it. Two variants with equal digests, order seed, data and
+    recipe train to the same weights, whichever layers, level labels or audits they came from."""
+    mark = (level_label(level), seed, paired)
+    if mark not in memo:
+        with probe_conditions():
+            model = intervention.build(level, seed, paired=paired)
+            lazy = any(is_lazy(t) for t in (*model.parameters(), *model.buffers()))
+            # A lazy layer takes its shape and values at the first training step, from the order seed's stream.
+            memo[mark] = {"tree": module_tree(model), "init": "lazy" if lazy else state_digest(model)}
+    return memo[mark]
 
 
 def key_bases(spec: AuditSpec, intervention: KernelIntervention, train_data: SubgroupDataset,
               test_data: SubgroupDataset) -> KeyBases:
     recipe = spec.recipe
-    weights = {"model": intervention.fingerprint(train_data.images), "layers": intervention.layers,
-               # Since a level equal to a layer's own hyperparameters leaves it as built (not re-initialized),
-               # entries stored under the earlier rule must not be read for it.
-               "unchanged_layers": "as built",
-               "init": spec.target.init, "paired": recipe.paired, "train": recipe.train_config.recipe(),
+    # Layers, init and pairing are not here: each variant's `initial_model` holds what they make of it.
+    weights = {"model": intervention.fingerprint(train_data.images), "train": recipe.train_config.recipe(),
                "data": train_data.fingerprint(),
                "trainer": "default" if recipe.trainer is None else trainer_fingerprint(recipe.trainer,
                                                                                         recipe.cache_key),
@@ -86,7 +109,10 @@ def make_plan(prepared: PreparedAudit, seeds: int | None = None, stopped: Mappin
     layer_map = isinstance(spec.target.layer, Each)
     variants = []
     for seed, level, role in runs:
-        key = variant_key({**bases.weights, "level": level_label(level), "seed": seed})
+        order = order_seed(seed, level, recipe.paired)
+        weights = {**bases.weights, "initial": initial_model(intervention, level, seed, recipe.paired, bases.initial),
+                   "order_seed": order}
+        key = variant_key(weights)
         spectra = role == "audit" and spec.mechanism.spectral_cutoff is not None
         heat = role == "audit" and seed == first and spec.mechanism.heat_map is not None
         eval_spec = {"variant": key, **bases.evaluation,
@@ -97,6 +123,6 @@ def make_plan(prepared: PreparedAudit, seeds: int | None = None, stopped: Mappin
         number = (f"seed {seed + 1}/{seeds}" if not first else
                   f"seed {seed + 1} ({seed + 1 - first}/{seeds} from {first + 1})")
         label = f"{spec.name} {level_label(level)} {number}" + (" (A/A placebo)" if role == "aa" else "")
-        variants.append(Variant(level, seed, role, key, eval_key, order_seed(seed, level, recipe.paired), label,
-                                spectra, heat, weights_spec=dict(bases.weights), eval_spec=eval_spec))
+        variants.append(Variant(level, seed, role, key, eval_key, order, label, spectra, heat,
+                                weights_spec=weights, eval_spec=eval_spec))
     return Plan(tuple(variants))

@@ -145,12 +145,17 @@ def test_a_perturbation_parameter_changes_the_evaluation_key_under_the_same_name
     assert set(first) != set(renamed)  # the name labels the stored conditions, so it is in the key too
 
 
-def test_a_kernel_level_and_the_intervened_layer_are_in_the_weights_key():
+def test_a_kernel_level_and_the_intervened_layer_are_in_the_weights_key_and_one_model_has_one_key():
     weights, _ = plan_keys()
     assert len(set(weights)) == len(weights)  # every (level, seed) its own key
     other_layer = AuditSpec.from_kwargs(tiny_cnn, "3", [3, 5], data=TRAIN, test_data=TEST, seeds=2, progress=None,
                                         workers=1, min_group_size=1, train_config=TrainConfig(epochs=1, batch_size=16))
-    assert not {v.key for v in prepare(other_layer)[0].variants} & set(weights)
+    other = prepare(other_layer)[0].variants  # in the same order: each seed's levels 3, 5
+    # kernel_size=5 on layer 3 is another model than on layer 0: other keys
+    assert [v.key != key for v, key in zip(other, weights) if v.level == 5] == [True, True]
+    # kernel_size=3 is both layers as built: the same untrained model, data, order and recipe, so one key,
+    # and an audit of either layer finds the other's trained weights instead of training them again
+    assert [v.key == key for v, key in zip(other, weights) if v.level == 3] == [True, True]
 
 
 def test_keys_do_not_depend_on_the_torch_thread_count():
@@ -160,3 +165,22 @@ def test_keys_do_not_depend_on_the_torch_thread_count():
         assert plan_keys() == BASE
     finally:
         torch.set_num_threads(before)
+
+
+def test_an_audit_trains_only_the_models_another_audit_has_not_and_reports_what_a_fresh_cache_reports(tmp_path):
+    from pytest_kernelbias import each, run_audit
+
+    # Spectra on: a stored evaluation carries the level label of the audit that measured it, and must be read
+    # under this audit's own labels.
+    kw = dict(data=synthfaces(256, 0, "planted"), test_data=synthfaces(128, 0, "planted", split="test"), seeds=2,
+              workers=1, train_config=TrainConfig(epochs=1, batch_size=32), require_learning=False, progress=None,
+              min_group_size=1)
+    single = run_audit(tiny_cnn, "0", [3, 5], cache=tmp_path / "shared", **kw)
+    shared = run_audit(tiny_cnn, each("all"), [3, 5], cache=tmp_path / "shared", **kw)
+    fresh = run_audit(tiny_cnn, each("all"), [3, 5], cache=tmp_path / "fresh", **kw)
+    # Layer 0 at 3 is the map's "as built", layer 0 at 5 its first arm: 2 models a seed already trained.
+    assert single.run.trained == 4 and (shared.run.trained, shared.run.from_cache) == (2, 4)
+    assert fresh.run.trained == 6
+    assert shared.layer_map() == fresh.layer_map()
+    assert [r.as_dict() for r in shared.outcomes.rows] == [r.as_dict() for r in fresh.outcomes.rows]
+    assert shared.spectral_effects.keys() == fresh.spectral_effects.keys()

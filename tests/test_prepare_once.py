@@ -1,7 +1,7 @@
 """An audit is prepared once: a seeds="auto" audit's later looks plan, train, evaluate and analyze, and nothing
 else runs again (the checks' throwaway builds, the recipe's reference build, the fingerprints, the first
 estimate). Counted by the model factory's calls: three looks make exactly the calls of one fixed audit on the
-same seeds (before, 52 against 24 here)."""
+same seeds (before, 52 against 24 here; each variant's key now adds one build of it, in both)."""
 
 from __future__ import annotations
 
@@ -45,7 +45,11 @@ def test_a_prepared_audit_plans_any_seed_count_with_the_keys_a_fresh_preparation
     prepared = prepare(spec)
     CALLS.clear()
     plans = {n: make_plan(prepared, n) for n in (3, 4, 5)}
-    assert CALLS == []  # planning a look builds nothing: the keys' fingerprints were made once
+    # A variant's key holds its untrained model's digests: each (level, seed) is built once for it, however many
+    # looks plan it, and everything else the keys hold was fingerprinted once, when the audit was prepared.
+    assert len(CALLS) == 2 * 5
+    make_plan(prepared, 5)
+    assert len(CALLS) == 2 * 5
     for n, plan in plans.items():
         assert {v.seed for v in plan.variants} == set(range(n)) and len(plan.variants) == 2 * n
         assert [v.key for v in plan.variants] == [v.key for v in make_plan(prepare(spec), n).variants]

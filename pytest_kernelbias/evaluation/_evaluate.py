@@ -17,6 +17,7 @@ import torch
 
 from .._variant import Plan, Variant
 from ..execution import eta_text
+from ..intervention import level_label
 from ._loaders import SubgroupLoaders
 from ._mechanism import heat_maps, measure_spectra, spectral_layers
 from ._metrics import index_codes
@@ -83,12 +84,17 @@ class EvaluationJob:
                                                                                variant.expect())
         if cached is not None:
             # Same weights, same test set, same conditions and measurements: the stored evaluation is this model's.
-            return Evaluation(variant, cached["preds"], tuple(cached["spectral"]), cached["kernel"],
+            # Another audit may have stored it under its own label for the same model (keys hold no names).
+            rows = tuple({**row, "level": level_label(variant.level), "seed": variant.seed}
+                         for row in cached["spectral"])
+            return Evaluation(variant, cached["preds"], rows, cached["kernel"],
                               cached["heat_map"], from_cache=not fresh, measured=fresh)
         model, loaded = store.get_or_train(variant.key, lambda: job.build(variant),
                                            lambda m: job.fit(m, variant, progress),
                                            variant.meta(),
                                            retrain=retrain and not fresh)
+        if loaded:
+            model = job.as_trained(model)
         ev = self.measure(model, variant, from_cache=loaded and not fresh)
         store.store_evaluation(variant.key, variant.eval_key, ev.preds,
                                {"spectral": list(ev.spectral), "kernel": ev.kernel, "heat_map": ev.heat_map},

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Optional
 
+import torch
 from torch import nn
 
 from .._variant import Variant
@@ -59,6 +60,13 @@ class TrainingJob:
     def build(self, variant: Variant) -> nn.Module:
         """The untrained paired model of `variant`."""
         return self.intervention().build(variant.level, variant.seed, paired=self.paired)
+
+    def as_trained(self, model: nn.Module) -> nn.Module:
+        """A model loaded from the store, in the memory format the default trainer leaves: measured so, its
+        activations (and spectra) are the bits a freshly trained model gives, not a near copy."""
+        if self.trainer is None and self.train_config.channels_last:
+            model.to(memory_format=torch.channels_last)
+        return model
 
     def fit(self, model: nn.Module, variant: Variant, progress: Progress | None = None) -> nn.Module:
         """Train `model` with the audit's trainer (the default one unless the audit was given its own)."""

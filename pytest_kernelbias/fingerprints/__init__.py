@@ -11,7 +11,7 @@ from .._lazy import lazy_api
 
 # Each name this part offers and the module that defines it; loaded on first use (_lazy.py).
 _HOMES = {
-    **dict.fromkeys(["array_digest", "PROBE_SEED"], "._digest"),
+    **dict.fromkeys(["array_digest", "PROBE_SEED", "probe_conditions"], "._digest"),
     **dict.fromkeys(["model_fingerprint", "module_tree", "probe_batch", "PROBE_NOISE", "PROBE_REAL",
                      "state_digest"], "._model"),
     **dict.fromkeys(["declared_parameters", "perturbation_fingerprint", "perturbation_probe"], "._perturbation"),
