@@ -237,3 +237,43 @@ def test_local_skips_the_seed_batching_probe_on_cpu_and_says_so():
     run_audit(tiny_cnn, "0", [3, 5], workers=1, **{**TRAIN, "progress": lines.append})
     assert not any("seeds train" in line for line in lines)
     assert sum("seed batching skipped on CPU" in line for line in lines) == 1
+
+
+@pytest.mark.slow
+def test_a_pool_measures_stored_models_another_audit_trained_in_its_workers(tmp_path):
+    from pytest_kernelbias import each
+    from pytest_kernelbias.audit import _train_and_evaluate
+    from pytest_kernelbias.execution._pool import unmeasured
+    from pytest_kernelbias.plan import make_plan
+    from pytest_kernelbias.prepare import prepare
+    from pytest_kernelbias.spec import AuditSpec
+
+    torch.set_num_threads(1)  # workers run one thread each: the serial map below gives the same bits
+    # With spectra, a map measures other layers than the single-layer audit: its evaluations are its own.
+    kw = {**TRAIN, "spectral_cutoff": 0.5}
+    run_audit(tiny_cnn, "0", [3, 5], cache=tmp_path, workers=2, **kw)
+    prepared = prepare(AuditSpec.from_kwargs(tiny_cnn, each("all"), [3, 5], cache=tmp_path, workers=2,
+                                             executor="pool", **kw))
+    plan = make_plan(prepared)
+    # Layer 0 at 3 is the map's "as built", layer 0 at 5 its first arm: both stored. The arm measures layer 0's
+    # spectra as the single audit did (its evaluation is stored too); "as built" measures every arm's layer.
+    assert [v.label for v in unmeasured(plan.variants, prepared.store, frozenset())] == [
+        "audit as built seed 1/2", "audit as built seed 2/2"]
+    ahead = prepared.executor.train_ahead(plan.variants, prepared.job, prepared.store, False, None,
+                                          evaluation=_evaluation_job(prepared))
+    assert len(ahead.trained) == 2 and unmeasured(plan.variants, prepared.store, frozenset()) == []
+    evaluations, _ = _train_and_evaluate(prepared, plan)  # reads what the workers stored
+    assert sum(ev.from_cache for ev in evaluations.items) == 4 + 2  # the 2 just trained are stored too by now
+    assert not any(ev.measured for ev in evaluations.items)  # nothing measured in this process
+    mapped = run_audit(tiny_cnn, each("all"), [3, 5], cache=tmp_path, workers=2, **kw)
+    serial = run_audit(tiny_cnn, each("all"), [3, 5], workers=1, **kw)
+    assert mapped.layer_map() == serial.layer_map()
+
+
+def _evaluation_job(prepared):
+    from pytest_kernelbias.evaluation import EvaluationJob
+    from pytest_kernelbias.intervention import Each
+
+    spec = prepared.spec
+    return EvaluationJob(prepared.loaders, tuple(prepared.job.layers), spec.mechanism,
+                         isinstance(spec.target.layer, Each))

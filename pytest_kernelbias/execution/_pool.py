@@ -179,20 +179,32 @@ def abort_pool(futures) -> None:
         worker.join(timeout=5)
 
 
+def unmeasured(variants: Sequence[Variant], store, training: frozenset[str]) -> list[Variant]:
+    """The variants whose weights are stored but whose evaluation on this test set is not, each key once."""
+    seen, out = set(training), []
+    for v in variants:
+        if v.key not in seen and store.has(v.key) and not store.has_evaluation(v.key, v.eval_key):
+            seen.add(v.key)
+            out.append(v)
+    return out
+
+
 def train_in_pool(job: TrainingJob, variants: Sequence[Variant], root: str, workers: int, retrain: bool,
-                  progress: Callable[[str], None] | None = None, evaluation=None) -> None:
-    """Train (and, given `evaluation`, measure) `variants` into the cache at `root` on `workers` processes."""
+                  progress: Callable[[str], None] | None = None, evaluation=None,
+                  quiet: frozenset[str] = frozenset()) -> None:
+    """Train (and, given `evaluation`, measure) `variants` into the cache at `root` on `workers` processes.
+    Variants in `quiet` are stored ones measured only: the audit's own line reports them once it reads them."""
     pool, started = shared_pool(workers)
     eta = PoolEta(workers, len(variants), time.time())
     futures = {pool.submit(_variant_task, job, v, root, retrain, evaluation): v for v in variants}
     try:
-        _collect(futures, started, eta, evaluation, progress)
+        _collect(futures, started, eta, evaluation, progress, quiet)
     except (KeyboardInterrupt, SystemExit):
         abort_pool(futures)
         raise
 
 
-def _collect(futures: dict, started, eta: PoolEta, evaluation, progress) -> None:
+def _collect(futures: dict, started, eta: PoolEta, evaluation, progress, quiet: frozenset[str]) -> None:
     """Each finished model, as it finishes: its warnings re-issued, a progress line, a worker's error raised."""
     variants = list(futures.values())
     for done, future in enumerate(as_completed(futures), start=1):
@@ -203,9 +215,9 @@ def _collect(futures: dict, started, eta: PoolEta, evaluation, progress) -> None
             raise WorkerDiedError(_died_message(started.value, len(variants) - done + 1,
                                                 futures[future].label)) from None
         reissue(caught)
-        if progress is not None:
+        left = eta.finished(worker, seconds, time.time())
+        if progress is not None and futures[future].key not in quiet:
             what = "trained+evaluated" if evaluation is not None else "trained"
-            left = eta.finished(worker, seconds, time.time())
             progress(f"{label} {what} in worker in {seconds:.1f}s ({done}/{len(variants)} models, "
                      f"{eta_text(left, len(variants) - done)})")
 
@@ -252,7 +264,11 @@ class PoolExecutor:
         if unsendable(evaluation=evaluation) is not None:
             evaluation = None  # e.g. a perturbation defined in a closure: measured in this process instead
         todo = longest_first(pending(variants, store, retrain), job)
-        if todo:
-            train_in_pool(job, todo, str(store.root), self.parallel, retrain, progress, evaluation)
+        # Stored models another audit trained but never measured on this test set: measured in the workers too,
+        # after the trainings, instead of one by one in this process once the workers are done.
         keys = frozenset(v.key for v in todo)
+        measure = [] if evaluation is None else unmeasured(variants, store, keys)
+        if todo or measure:
+            train_in_pool(job, [*todo, *measure], str(store.root), self.parallel, retrain, progress, evaluation,
+                          quiet=frozenset(v.key for v in measure))
         return TrainReport(keys, keys if evaluation is not None else frozenset())

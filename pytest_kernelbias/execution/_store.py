@@ -258,6 +258,10 @@ class VariantCache:
         except (OSError, ValueError, TypeError):
             return False
 
+    def has_evaluation(self, key: str, eval_key: str) -> bool:
+        """Whether an evaluation of `key` under `eval_key` is stored (it is checked when read)."""
+        return (self._entry(key) / f"eval-{eval_key}.json").exists()
+
     def load_evaluation(self, key: str, eval_key: str, expect: Mapping[str, Mapping] | None = None) -> dict | None:
         """A variant's stored test-set evaluation (predictions per condition plus JSON extras), or None.
 
