@@ -175,7 +175,7 @@ def _train_and_evaluate(prepared: PreparedAudit, plan: Plan):
     ahead = executor.train_ahead(plan.variants, job, store, execution.retrain, execution.progress,
                                  evaluation=evaluation)
     evaluations = evaluate_plan(plan, job, store, evaluation, ahead.trained, execution.retrain,
-                                execution.progress, ahead.evaluated)
+                                execution.progress, ahead.evaluated, ahead.measured)
     return evaluations, executor.after_run(plan.variants, store, execution)
 
 

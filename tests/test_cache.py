@@ -262,10 +262,15 @@ def test_a_pool_measures_stored_models_another_audit_trained_in_its_workers(tmp_
     ahead = prepared.executor.train_ahead(plan.variants, prepared.job, prepared.store, False, None,
                                           evaluation=_evaluation_job(prepared))
     assert len(ahead.trained) == 2 and unmeasured(plan.variants, prepared.store, frozenset()) == []
+    assert ahead.measured == {v.key for v in plan.variants if v.label.startswith("audit as built")}
     evaluations, _ = _train_and_evaluate(prepared, plan)  # reads what the workers stored
     assert sum(ev.from_cache for ev in evaluations.items) == 4 + 2  # the 2 just trained are stored too by now
     assert not any(ev.measured for ev in evaluations.items)  # nothing measured in this process
-    mapped = run_audit(tiny_cnn, each("all"), [3, 5], cache=tmp_path, workers=2, **kw)
+    # On another cache, the counts as the report gives them: the models measured in the workers are evaluated
+    # by this audit though loaded; the arm's stored evaluation is read.
+    run_audit(tiny_cnn, "0", [3, 5], cache=tmp_path / "b", workers=2, **kw)
+    mapped = run_audit(tiny_cnn, each("all"), [3, 5], cache=tmp_path / "b", workers=2, **kw)
+    assert (mapped.run.trained, mapped.run.from_cache, mapped.run.evaluated) == (2, 4, 2 + 2)
     serial = run_audit(tiny_cnn, each("all"), [3, 5], workers=1, **kw)
     assert mapped.layer_map() == serial.layer_map()
 

@@ -179,60 +179,35 @@ def test_xdist_workers_merge_into_one_summary_and_one_json_report(pytester):
 
 
 @pytest.mark.slow
-def test_baseline_save_compare_and_regression_failure(pytester):
+def test_baseline_save_with_junit_properties_compare_and_regression_failure(pytester):
     pytester.makepyfile(AUDIT_TEST.replace("result.assert_below()", "pass"))
     common = ("--kernel-audit", "--kernel-audit-cache", "variants")
-    saved = pytester.runpytest_subprocess(*common, "--kernel-audit-save", "main")
+    saved = pytester.runpytest_subprocess(*common, "--kernel-audit-save", "main", "--junitxml", "junit.xml")
     saved.assert_outcomes(passed=1)
     assert (pytester.path / ".kernel-audit" / "baselines" / "main.json").exists()
-    same = pytester.runpytest_subprocess(*common, "--kernel-audit-compare")
-    same.assert_outcomes(passed=1)
-    unwrapped = re.sub(r"\n {4}", "", same.stdout.str())  # a long line continues on indented lines
-    assert re.search(r"^baseline: \S*test_tiny_audit \| kernel_size=7 vs kernel_size=3 \| LowPass\(0\.4\): effect .*"
-                     r"\(\|effect\| change \+0\.0000\)$", unwrapped, re.M)
-    # A negative tolerance turns "no change" into a regression: proves the failing path end to end.
-    strict = pytester.runpytest_subprocess(*common, "--kernel-audit-compare", "main",
-                                           "--kernel-audit-compare-fail", "-5")
-    strict.assert_outcomes(failed=1)
-    strict.stdout.fnmatch_lines(["*kernel audit regression against baseline*main.json*", "*beyond both intervals*"])
-    # The levels changed since the baseline: nothing matches, the summary says why, and a gate that compared
-    # nothing fails instead of passing.
-    pytester.makepyfile(AUDIT_TEST.replace("result.assert_below()", "pass").replace("[3, 7]", "[3, 5]"))
-    moved = pytester.runpytest_subprocess(*common, "--kernel-audit-compare", "main")
-    moved.assert_outcomes(passed=1)
-    unwrapped = re.sub(r"\n {4}", "", moved.stdout.str())
-    assert re.search(r"^baseline: no match: \S*test_tiny_audit: 1 of 1 effects have no match in baseline main.json "
-                     r"\(the levels or perturbations changed\): now \['kernel_size=5 vs kernel_size=3 \| "
-                     r"LowPass\(0.4\)'\], the baseline has \['kernel_size=7", unwrapped, re.M), unwrapped
-    gated = pytester.runpytest_subprocess(*common, "--kernel-audit-compare", "main", "--kernel-audit-compare-fail", "0")
-    gated.assert_outcomes(failed=1)
-    gated.stdout.fnmatch_lines(["*--kernel-audit-compare-fail 0: nothing of this audit matches baseline*"])
-
-
-def test_corrupt_baseline_warns_and_the_run_still_reports(pytester):
-    pytester.makepyfile(SETTINGS_TEST)
-    folder = pytester.path / ".kernel-audit" / "baselines"
-    folder.mkdir(parents=True)
-    (folder / "broken.json").write_text("{not json")
-    from pytest_kernelbias.reporting._baseline import BaselineWarning, load_baseline
-
-    with pytest.warns(BaselineWarning, match="not valid JSON.*still reported"):
-        assert load_baseline(pytester.path, "broken") is None
-    (folder / "old.json").write_text('{"schema_version": 0}')
-    with pytest.warns(BaselineWarning, match="schema version 0"):
-        assert load_baseline(pytester.path, "old") is None
-
-
-@pytest.mark.slow
-def test_junit_xml_carries_effect_ci_p_and_verdict_properties(pytester):
-    pytester.makepyfile(AUDIT_TEST.replace("result.assert_below()", "pass"))
-    result = pytester.runpytest_subprocess("--kernel-audit", "--junitxml", "junit.xml")
-    result.assert_outcomes(passed=1)
     xml = (pytester.path / "junit.xml").read_text()
     assert 'name="kernel_audit[kernel_size=7 vs kernel_size=3 | LowPass(0.4)]"' in xml
     assert '"examples"' not in xml and len(xml) < 20_000  # the whole record (images too) stays out of the XML
     assert re.search(r'value="effect=[+-]\d\.\d{4} ci=\[[+-]\d\.\d{4}, [+-]\d\.\d{4}\] p=[\d.e-]+ p_adj=[\d.e-]+ '
                      r'verdict=(pass|warn|fail)"', xml)
+    # The newest baseline (no name given) with a negative tolerance, which turns "no change" into a regression:
+    # the comparison line and the failing path end to end, in one run.
+    strict = pytester.runpytest_subprocess(*common, "--kernel-audit-compare", "--kernel-audit-compare-fail", "-5")
+    strict.assert_outcomes(failed=1)
+    unwrapped = re.sub(r"\n {4}", "", strict.stdout.str())  # a long line continues on indented lines
+    assert re.search(r"^baseline: \S*test_tiny_audit \| kernel_size=7 vs kernel_size=3 \| LowPass\(0\.4\): effect .*"
+                     r"\(\|effect\| change \+0\.0000\)$", unwrapped, re.M), unwrapped
+    strict.stdout.fnmatch_lines(["*kernel audit regression against baseline*main.json*", "*beyond both intervals*"])
+    # The levels changed since the baseline: nothing matches, the summary says why, and a gate that compared
+    # nothing fails instead of passing.
+    pytester.makepyfile(AUDIT_TEST.replace("result.assert_below()", "pass").replace("[3, 7]", "[3, 5]"))
+    gated = pytester.runpytest_subprocess(*common, "--kernel-audit-compare", "main", "--kernel-audit-compare-fail", "0")
+    gated.assert_outcomes(failed=1)
+    unwrapped = re.sub(r"\n {4}", "", gated.stdout.str())
+    assert re.search(r"^baseline: no match: \S*test_tiny_audit: 1 of 1 effects have no match in baseline main.json "
+                     r"\(the levels or perturbations changed\): now \['kernel_size=5 vs kernel_size=3 \| "
+                     r"LowPass\(0.4\)'\], the baseline has \['kernel_size=7", unwrapped, re.M), unwrapped
+    gated.stdout.fnmatch_lines(["*--kernel-audit-compare-fail 0: nothing of this audit matches baseline*"])
 
 
 def test_a_misspelt_marker_keyword_is_a_usage_error_listing_the_valid_names(pytester):

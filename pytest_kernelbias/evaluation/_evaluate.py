@@ -9,7 +9,7 @@ measured, and the evaluation is stored for the next audit.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
 import numpy as np
@@ -103,11 +103,13 @@ class EvaluationJob:
 
 
 def evaluate_plan(plan: Plan, job, store, evaluation: EvaluationJob, trained_ahead: frozenset[str], retrain: bool,
-                  progress: Callable[[str], None] | None, reported: frozenset[str] = frozenset()) -> Evaluations:
+                  progress: Callable[[str], None] | None, reported: frozenset[str] = frozenset(),
+                  measured_ahead: frozenset[str] = frozenset()) -> Evaluations:
     """Each variant's evaluation, in plan order; `trained_ahead` are keys the executor has just written.
 
     Variants in `reported` were trained and evaluated by the executor, which
-    already printed their progress lines.
+    already printed their progress lines; those in `measured_ahead` are stored
+    models the executor measured for this audit (loaded, but evaluated now).
     """
     items: list[Evaluation] = []
     variants: Sequence[Variant] = plan.variants
@@ -117,6 +119,8 @@ def evaluate_plan(plan: Plan, job, store, evaluation: EvaluationJob, trained_ahe
     for done, v in enumerate(variants, start=1):
         t0 = time.time()
         ev = evaluation.evaluate(v, job, store, retrain, fresh=v.key in trained_ahead, progress=progress)
+        if v.key in measured_ahead:
+            ev = replace(ev, measured=True)
         items.append(ev)
         times[v.key in to_train].append(time.time() - t0)
         if progress is not None and v.key not in reported:

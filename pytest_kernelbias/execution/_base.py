@@ -72,11 +72,12 @@ class VariantStore(Protocol):
 
 @dataclass(frozen=True)
 class TrainReport:
-    """What an executor did ahead of evaluation: the keys it trained, and those it also measured (their
-    evaluations are in the store and their progress lines printed)."""
+    """What an executor did ahead of evaluation: the keys it trained, those it also measured (their
+    evaluations are in the store and their progress lines printed), and stored ones it measured only."""
 
     trained: frozenset[str] = frozenset()
     evaluated: frozenset[str] = frozenset()
+    measured: frozenset[str] = frozenset()
 
 
 class Executor(Protocol):

@@ -268,7 +268,8 @@ class PoolExecutor:
         # after the trainings, instead of one by one in this process once the workers are done.
         keys = frozenset(v.key for v in todo)
         measure = [] if evaluation is None else unmeasured(variants, store, keys)
+        measured = frozenset(v.key for v in measure)
         if todo or measure:
             train_in_pool(job, [*todo, *measure], str(store.root), self.parallel, retrain, progress, evaluation,
-                          quiet=frozenset(v.key for v in measure))
-        return TrainReport(keys, keys if evaluation is not None else frozenset())
+                          quiet=measured)
+        return TrainReport(keys, keys if evaluation is not None else frozenset(), measured)
