@@ -28,6 +28,7 @@ from .fingerprints import (
     module_tree,
     perturbation_fingerprint,
     perturbation_probe,
+    probe_batch,
     probe_conditions,
     state_digest,
     trainer_fingerprint,
@@ -55,8 +56,8 @@ class KeyBases:
     initial: dict = field(default_factory=dict, compare=False)  # (level label, seed) -> the untrained model's digests
 
 
-def initial_model(intervention: KernelIntervention, level: Level, seed: int, paired: bool,
-                  memo: dict) -> dict[str, str]:
+def initial_model(intervention: KernelIntervention, level: Level, seed: int, paired: bool, memo: dict,
+                  train_images: torch.Tensor) -> dict[str, str]:
     """What `level` and `seed` make of the model before training: the digests of its module tree and of its
     exact initial state, built as a worker builds it. Two variants with equal digests, order seed, data and
     recipe train to the same weights, whichever layers, level labels or audits they came from."""
@@ -64,9 +65,13 @@ def initial_model(intervention: KernelIntervention, level: Level, seed: int, pai
     if mark not in memo:
         with probe_conditions():
             model = intervention.build(level, seed, paired=paired)
-            lazy = any(is_lazy(t) for t in (*model.parameters(), *model.buffers()))
-            # A lazy layer takes its shape and values at the first training step, from the order seed's stream.
-            memo[mark] = {"tree": module_tree(model), "init": "lazy" if lazy else state_digest(model)}
+            if any(is_lazy(t) for t in (*model.parameters(), *model.buffers())):
+                # A lazy layer takes its shape at a first forward: made here on the fixed probe, as the model's
+                # fingerprint does, so that the rest of the state (an intervened conv's init) is digested too.
+                # In training its values come from the order seed's stream, which the key also holds.
+                with torch.no_grad():
+                    model.eval()(probe_batch(train_images))
+            memo[mark] = {"tree": module_tree(model), "init": state_digest(model)}
     return memo[mark]
 
 
@@ -110,8 +115,8 @@ def make_plan(prepared: PreparedAudit, seeds: int | None = None, stopped: Mappin
     variants = []
     for seed, level, role in runs:
         order = order_seed(seed, level, recipe.paired)
-        weights = {**bases.weights, "initial": initial_model(intervention, level, seed, recipe.paired, bases.initial),
-                   "order_seed": order}
+        initial = initial_model(intervention, level, seed, recipe.paired, bases.initial, prepared.train_data.images)
+        weights = {**bases.weights, "initial": initial, "order_seed": order}
         key = variant_key(weights)
         spectra = role == "audit" and spec.mechanism.spectral_cutoff is not None
         heat = role == "audit" and seed == first and spec.mechanism.heat_map is not None

@@ -269,8 +269,13 @@ def test_a_pool_measures_stored_models_another_audit_trained_in_its_workers(tmp_
     # On another cache, the counts as the report gives them: the models measured in the workers are evaluated
     # by this audit though loaded; the arm's stored evaluation is read.
     run_audit(tiny_cnn, "0", [3, 5], cache=tmp_path / "b", workers=2, **kw)
-    mapped = run_audit(tiny_cnn, each("all"), [3, 5], cache=tmp_path / "b", workers=2, **kw)
+    lines: list[str] = []
+    mapped = run_audit(tiny_cnn, each("all"), [3, 5], cache=tmp_path / "b", workers=2,
+                       **{**kw, "progress": lines.append})
     assert (mapped.run.trained, mapped.run.from_cache, mapped.run.evaluated) == (2, 4, 2 + 2)
+    # The workers' lines count the 2 trainings only; the 6 models' own lines follow, as the audit reads them.
+    counts = [line.split("(")[-1].split(" models")[0] for line in lines if "in worker in" in line]
+    assert counts == ["1/2", "2/2"], lines
     serial = run_audit(tiny_cnn, each("all"), [3, 5], workers=1, **kw)
     assert mapped.layer_map() == serial.layer_map()
 

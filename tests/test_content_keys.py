@@ -184,3 +184,21 @@ def test_an_audit_trains_only_the_models_another_audit_has_not_and_reports_what_
     assert shared.layer_map() == fresh.layer_map()
     assert [r.as_dict() for r in shared.outcomes.rows] == [r.as_dict() for r in fresh.outcomes.rows]
     assert shared.spectral_effects.keys() == fresh.spectral_effects.keys()
+
+
+def lazy_cnn() -> torch.nn.Module:
+    return torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
+                               torch.nn.Flatten(), torch.nn.LazyLinear(2))
+
+
+def test_a_model_with_a_lazy_layer_is_keyed_by_its_intervened_layers_init_too():
+    # The untrained variant's state is digested after a probe forward gives the lazy layer its shape: without it
+    # the plan could not read the state, and audits differing only in how the new kernel starts would share keys.
+    keys = {}
+    for init in ("fresh", "transfer"):
+        spec = AuditSpec.from_kwargs(lazy_cnn, "0", [3, 5], data=TRAIN, test_data=TEST, seeds=2, progress=None,
+                                     workers=1, min_group_size=1, init=init,
+                                     train_config=TrainConfig(epochs=1, batch_size=16))
+        keys[init] = [v.key for v in prepare(spec)[0].variants]  # (seed 0: 3, 5), (seed 1: 3, 5)
+    assert keys["fresh"][0::2] == keys["transfer"][0::2]  # kernel_size=3 is the layer as built: one model
+    assert not set(keys["fresh"][1::2]) & set(keys["transfer"][1::2])  # the 5x5 kernel starts otherwise

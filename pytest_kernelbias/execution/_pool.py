@@ -180,10 +180,12 @@ def abort_pool(futures) -> None:
 
 
 def unmeasured(variants: Sequence[Variant], store, training: frozenset[str]) -> list[Variant]:
-    """The variants whose weights are stored but whose evaluation on this test set is not, each key once."""
+    """The variants whose weights are stored, whole and recorded for this audit, but whose evaluation on this
+    test set is not, each key once (an entry that fails its checks is retrained, and counted, by the audit)."""
     seen, out = set(training), []
     for v in variants:
-        if v.key not in seen and store.has(v.key) and not store.has_evaluation(v.key, v.eval_key):
+        if (v.key not in seen and not store.has_evaluation(v.key, v.eval_key)
+                and store.weights_intact(v.key, v.weights_spec)):
             seen.add(v.key)
             out.append(v)
     return out
@@ -195,7 +197,7 @@ def train_in_pool(job: TrainingJob, variants: Sequence[Variant], root: str, work
     """Train (and, given `evaluation`, measure) `variants` into the cache at `root` on `workers` processes.
     Variants in `quiet` are stored ones measured only: the audit's own line reports them once it reads them."""
     pool, started = shared_pool(workers)
-    eta = PoolEta(workers, len(variants), time.time())
+    eta = PoolEta(workers, len(variants) - len(quiet), time.time())
     futures = {pool.submit(_variant_task, job, v, root, retrain, evaluation): v for v in variants}
     try:
         _collect(futures, started, eta, evaluation, progress, quiet)
@@ -206,20 +208,23 @@ def train_in_pool(job: TrainingJob, variants: Sequence[Variant], root: str, work
 
 def _collect(futures: dict, started, eta: PoolEta, evaluation, progress, quiet: frozenset[str]) -> None:
     """Each finished model, as it finishes: its warnings re-issued, a progress line, a worker's error raised."""
-    variants = list(futures.values())
-    for done, future in enumerate(as_completed(futures), start=1):
+    total, done = len(futures) - len(quiet), 0  # the lines count trainings; measuring a stored model is seconds
+    for finished, future in enumerate(as_completed(futures), start=1):
         try:
             label, seconds, caught, worker = future.result()  # re-raises a worker's error (e.g. non-finite loss)
         except BrokenProcessPool:
             close_pool()  # a broken pool takes no more work: the next audit starts a fresh one
-            raise WorkerDiedError(_died_message(started.value, len(variants) - done + 1,
+            raise WorkerDiedError(_died_message(started.value, len(futures) - finished + 1,
                                                 futures[future].label)) from None
         reissue(caught)
+        if futures[future].key in quiet:
+            continue
+        done += 1
         left = eta.finished(worker, seconds, time.time())
-        if progress is not None and futures[future].key not in quiet:
+        if progress is not None:
             what = "trained+evaluated" if evaluation is not None else "trained"
-            progress(f"{label} {what} in worker in {seconds:.1f}s ({done}/{len(variants)} models, "
-                     f"{eta_text(left, len(variants) - done)})")
+            progress(f"{label} {what} in worker in {seconds:.1f}s ({done}/{total} models, "
+                     f"{eta_text(left, total - done)})")
 
 
 class PoolExecutor:

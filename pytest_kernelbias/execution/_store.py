@@ -237,7 +237,7 @@ class VariantCache:
         trained the same variant at once goes on to evaluate the same weights.
         """
         with self._lock(key):
-            if not replace and self._weights_intact(key, meta.get("spec")):  # type: ignore[arg-type]
+            if not replace and self.weights_intact(key, meta.get("spec")):  # type: ignore[arg-type]
                 return False
             self.store_state(key, state, meta)
         self.trained += 1
@@ -250,7 +250,7 @@ class VariantCache:
         except (OSError, ValueError):
             return None
 
-    def _weights_intact(self, key: str, expect: Mapping[str, object] | None = None) -> bool:
+    def weights_intact(self, key: str, expect: Mapping[str, object] | None = None) -> bool:
         try:
             meta, _ = self._meta(key, self._entry(key))
             self._check_recorded(meta, expect)
@@ -272,7 +272,7 @@ class VariantCache:
         expect = expect or {}
         entry = self._entry(key)
         meta_path, arrays_path = entry / f"eval-{eval_key}.json", entry / f"eval-{eval_key}.safetensors"
-        if not (meta_path.exists() or meta_path.is_symlink()) or not self._weights_intact(key, expect.get("weights")):
+        if not (meta_path.exists() or meta_path.is_symlink()) or not self.weights_intact(key, expect.get("weights")):
             return None  # damaged or foreign weights are reported and retrained by get_or_train
         try:
             record = unseal(meta_path)
