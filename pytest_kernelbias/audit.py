@@ -166,12 +166,17 @@ def _execute_look(prepared: PreparedAudit, seeds: int, design: SequentialDesign 
     return _result(prepared, analysis, evaluations, run)
 
 
+def evaluation_job(prepared: PreparedAudit) -> EvaluationJob:
+    """What measuring each of the audit's variants needs: its test set, intervened layers and mechanism."""
+    spec = prepared.spec
+    return EvaluationJob(prepared.loaders, tuple(prepared.job.layers), spec.mechanism,
+                         isinstance(spec.target.layer, Each))
+
+
 def _train_and_evaluate(prepared: PreparedAudit, plan: Plan):
     """The plan's evaluations (training what the store lacks), and on Ray which environments trained them."""
     spec, executor, store, job = prepared.spec, prepared.executor, prepared.store, prepared.job
-    execution = spec.execution
-    evaluation = EvaluationJob(prepared.loaders, tuple(job.layers), spec.mechanism,
-                               isinstance(spec.target.layer, Each))
+    execution, evaluation = spec.execution, evaluation_job(prepared)
     ahead = executor.train_ahead(plan.variants, job, store, execution.retrain, execution.progress,
                                  evaluation=evaluation)
     evaluations = evaluate_plan(plan, job, store, evaluation, ahead.trained, execution.retrain,

@@ -242,7 +242,7 @@ def test_local_skips_the_seed_batching_probe_on_cpu_and_says_so():
 @pytest.mark.slow
 def test_a_pool_measures_stored_models_another_audit_trained_in_its_workers(tmp_path):
     from pytest_kernelbias import each
-    from pytest_kernelbias.audit import _train_and_evaluate
+    from pytest_kernelbias.audit import _train_and_evaluate, evaluation_job
     from pytest_kernelbias.execution._pool import unmeasured
     from pytest_kernelbias.plan import make_plan
     from pytest_kernelbias.prepare import prepare
@@ -260,7 +260,7 @@ def test_a_pool_measures_stored_models_another_audit_trained_in_its_workers(tmp_
     assert [v.label for v in unmeasured(plan.variants, prepared.store, frozenset())] == [
         "audit as built seed 1/2", "audit as built seed 2/2"]
     ahead = prepared.executor.train_ahead(plan.variants, prepared.job, prepared.store, False, None,
-                                          evaluation=_evaluation_job(prepared))
+                                          evaluation=evaluation_job(prepared))
     assert len(ahead.trained) == 2 and unmeasured(plan.variants, prepared.store, frozenset()) == []
     assert ahead.measured == {v.key for v in plan.variants if v.label.startswith("audit as built")}
     evaluations, _ = _train_and_evaluate(prepared, plan)  # reads what the workers stored
@@ -279,11 +279,3 @@ def test_a_pool_measures_stored_models_another_audit_trained_in_its_workers(tmp_
     serial = run_audit(tiny_cnn, each("all"), [3, 5], workers=1, **kw)
     assert mapped.layer_map() == serial.layer_map()
 
-
-def _evaluation_job(prepared):
-    from pytest_kernelbias.evaluation import EvaluationJob
-    from pytest_kernelbias.intervention import Each
-
-    spec = prepared.spec
-    return EvaluationJob(prepared.loaders, tuple(prepared.job.layers), spec.mechanism,
-                         isinstance(spec.target.layer, Each))

@@ -68,4 +68,3 @@ def family_members(spec: AuditSpec, bias: Mapping[EffectKey, Effect], outcomes: 
 def combine(weights: Mapping, values: Mapping) -> np.ndarray:
     """sum_k w_k values[k]."""
     return sum(w * np.asarray(values[k], float) for k, w in weights.items())
-

@@ -158,10 +158,15 @@ def _local(execution: "ExecutionSpec", recipe: "RecipeSpec") -> tuple[str, str]:
 
 def pending(variants: Sequence["Variant"], store: VariantStore, retrain: bool) -> list["Variant"]:
     """The variants to train now: those the store lacks, or all with `retrain`; each key once."""
-    seen: set[str] = set()
-    out = []
+    return each_key_once(variants, lambda v: retrain or not store.has(v.key))
+
+
+def each_key_once(variants: Sequence["Variant"], keep: Callable[["Variant"], bool],
+                  skip: frozenset[str] = frozenset()) -> list["Variant"]:
+    """The variants `keep` accepts, in order, the first of each key only and none whose key is in `skip`."""
+    seen, out = set(skip), []
     for v in variants:
-        if v.key not in seen and (retrain or not store.has(v.key)):
+        if v.key not in seen and keep(v):
             seen.add(v.key)
             out.append(v)
     return out

@@ -30,7 +30,7 @@ import torch
 
 from .._variant import Variant
 from ..errors import AuditConfigError, WorkerDiedError
-from ._base import TrainReport, longest_first, pending
+from ._base import TrainReport, each_key_once, longest_first, pending
 from ._estimate import eta_text
 from ._eta import PoolEta
 from ._job import TrainingJob
@@ -182,13 +182,8 @@ def abort_pool(futures) -> None:
 def unmeasured(variants: Sequence[Variant], store, training: frozenset[str]) -> list[Variant]:
     """The variants whose weights are stored, whole and recorded for this audit, but whose evaluation on this
     test set is not, each key once (an entry that fails its checks is retrained, and counted, by the audit)."""
-    seen, out = set(training), []
-    for v in variants:
-        if (v.key not in seen and not store.has_evaluation(v.key, v.eval_key)
-                and store.weights_intact(v.key, v.weights_spec)):
-            seen.add(v.key)
-            out.append(v)
-    return out
+    return each_key_once(variants, lambda v: not store.has_evaluation(v.key, v.eval_key)
+                         and store.weights_intact(v.key, v.weights_spec), skip=training)
 
 
 def train_in_pool(job: TrainingJob, variants: Sequence[Variant], root: str, workers: int, retrain: bool,
